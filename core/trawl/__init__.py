@@ -1,0 +1,50 @@
+"""trawl: a plugin-based retrieval framework for RAG.
+
+``import trawl`` is cheap: it imports no backend (onnxruntime, qdrant-client, rank-bm25)
+and no textual. Backends load when a pipeline that names them is built.
+"""
+
+from __future__ import annotations
+
+from .api import AddResult, Context, Trawl
+from .components import (
+    ComponentConfig,
+    ComponentContext,
+    Encoder,
+    Index,
+    IndexQuery,
+    MultiVectorTransform,
+    Reranker,
+    make_hit,
+)
+from .config import PipelineConfig, TrawlSettings, load_pipeline
+from .errors import (
+    ConfigError,
+    DimensionMismatchError,
+    FilterError,
+    IndexCorruptError,
+    IndexLockedError,
+    InputError,
+    MissingDependencyError,
+    ModelSourceError,
+    PluginConflictError,
+    PluginLoadError,
+    TrawlError,
+    UnknownComponentError,
+)
+from .filters import parse_filter
+from .hookspecs import hookimpl
+from .models import Chunk, Document, Hit, Query, SourceScore
+from .plugins import PluginHost, default_host
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddResult", "Chunk", "ComponentConfig", "ComponentContext", "ConfigError", "Context",
+    "DimensionMismatchError", "Document", "Encoder", "FilterError", "Hit", "Index",
+    "IndexCorruptError", "IndexLockedError", "IndexQuery", "InputError",
+    "MissingDependencyError", "ModelSourceError", "MultiVectorTransform", "PipelineConfig",
+    "PluginConflictError", "PluginHost", "PluginLoadError", "Query", "Reranker", "SourceScore",
+    "Trawl", "TrawlError", "TrawlSettings", "UnknownComponentError", "default_host", "hookimpl",
+    "load_pipeline", "make_hit", "parse_filter",
+]

@@ -1,0 +1,483 @@
+"""``Trawl``: the library API that the CLI, the TUI and LLM applications all use.
+
+Thread safety: any number of threads may call ``search``/``context`` while one thread
+calls ``add``/``delete``. Query encoding runs without locks; index reads take a shared
+lock and index writes an exclusive one, so a search never sees half of a write, and no
+hit points to a document after ``delete`` has returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .chunking import chunk_document
+from .config import FusionConfig, PipelineConfig, TrawlSettings, load_pipeline
+from .errors import ConfigError, IndexLockedError, InputError
+from .filters import Filter, parse_filter
+from .models import Chunk, Document, Hit, text_hash
+from .pipeline import Pipeline, SearchTrace
+from .plugins import PluginHost
+from .storage import FORMAT_VERSION, Manifest, atomic_write_json, read_json
+
+PIPELINE_FILE = "pipeline.json"
+MANIFEST_FILE = "manifest.sqlite"
+
+
+class _RWLock:
+    """Many readers or one writer; writers wait for readers to drain and block new ones."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+@dataclass
+class AddResult:
+    """What ``Trawl.add`` did; ``trawl index --json`` prints it."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+    committed_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+                "chunks": self.chunks}
+
+
+@dataclass
+class Context:
+    """A prompt-ready context block with numbered citations, within a token budget."""
+
+    text: str
+    hits: list[Hit]
+    tokens: int
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _as_document(item: Document | str | dict[str, Any]) -> Document:
+    if isinstance(item, Document):
+        return item
+    if isinstance(item, str):
+        return Document(text=item)
+    if isinstance(item, dict):
+        data = dict(item)
+        if "_id" in data and "id" not in data:
+            data["id"] = data.pop("_id")
+        meta = dict(data.pop("metadata", {}) or {})
+        known = {"id", "text"}
+        for key in list(data):
+            if key not in known:
+                meta[key] = data.pop(key)
+        return Document(id=str(data.get("id") or ""), text=str(data.get("text", "")),
+                        metadata=meta)
+    raise InputError(f"cannot make a Document from {type(item).__name__}")
+
+
+class Trawl:
+    """An index folder (or an in-memory index) plus the pipeline that searches it."""
+
+    def __init__(self, path: Path | None, pipeline: PipelineConfig, *,
+                 host: PluginHost | None = None, settings: TrawlSettings | None = None,
+                 show_progress: bool | None = None) -> None:
+        self.settings = settings or TrawlSettings()
+        self.host = host or PluginHost()
+        self.path = path
+        self.show_progress = self.settings.progress if show_progress is None else show_progress
+        self._lock = _RWLock()
+        self._write_mutex = threading.RLock()
+        self._lock_fh: TextIO | None = None
+        self.last_trace = SearchTrace()
+        state: dict[str, Any] = {}
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            self._acquire_folder_lock(path)
+            saved_file = path / PIPELINE_FILE
+            if saved_file.exists():
+                saved = read_json(saved_file, "pipeline file")
+                state = saved.get("state", {})
+        try:
+            self.pipeline = Pipeline(pipeline, self.host.registry, path, state)
+            self.manifest = Manifest(path / MANIFEST_FILE if path else Path(":memory:"))
+            if path is not None:
+                atomic_write_json(path / PIPELINE_FILE, {
+                    "format": FORMAT_VERSION, "pipeline": pipeline.model_dump(),
+                    "state": self.pipeline.state})
+                self.repair()
+        except BaseException:
+            self._release()
+            raise
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path_or_config: str | Path | None = None, *,
+             pipeline: str | Path | dict[str, Any] | PipelineConfig | None = None,
+             host: PluginHost | None = None, settings: TrawlSettings | None = None,
+             show_progress: bool | None = None) -> Trawl:
+        """Open (or create) an index folder.
+
+        ``path_or_config`` is an index folder, a bare index name (under
+        ``$TRAWL_HOME/indexes``), or a TOML file with ``path = ...`` and a ``[pipeline]``
+        table. An existing index keeps the pipeline it was built with; passing a
+        different one is an error rather than a silent rebuild.
+        """
+        settings = settings or TrawlSettings()
+        if path_or_config is not None and str(path_or_config).endswith(".toml"):
+            import tomllib
+
+            cfg_path = Path(path_or_config)
+            try:
+                data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read config file {cfg_path}: {exc}") from exc
+            index_path = cfg_path.parent / str(data.get("path", cfg_path.stem))
+            if pipeline is None and "pipeline" in data:
+                pipeline = load_pipeline(cfg_path)
+            path = index_path
+        else:
+            path = settings.index_path(path_or_config)
+        saved_file = path / PIPELINE_FILE
+        if saved_file.exists():
+            saved = load_pipeline(read_json(saved_file, "pipeline file")["pipeline"])
+            if pipeline is not None:
+                wanted = load_pipeline(pipeline)
+                if wanted.model_dump(exclude={"name", "reranker", "fusion"}) != saved.model_dump(
+                        exclude={"name", "reranker", "fusion"}):
+                    raise ConfigError(
+                        f"index {path} was built with pipeline {saved.name!r}; it cannot be "
+                        f"opened with a different one ({wanted.name!r}). Use another folder.")
+                # fusion and reranker are query-time choices: they may change freely
+                saved = saved.model_copy(update={"fusion": wanted.fusion,
+                                                 "reranker": wanted.reranker,
+                                                 "name": wanted.name})
+            config = saved
+        else:
+            config = load_pipeline(pipeline or settings.default_pipeline)
+        return cls(path, config, host=host, settings=settings, show_progress=show_progress)
+
+    @classmethod
+    def memory(cls, pipeline: str | dict[str, Any] | PipelineConfig = "bm25", *,
+               host: PluginHost | None = None) -> Trawl:
+        """An index that lives only in this process (tests, notebooks)."""
+        return cls(None, load_pipeline(pipeline), host=host, show_progress=False)
+
+    def _acquire_folder_lock(self, path: Path) -> None:
+        fh = open(path / ".lock", "a+", encoding="utf-8")  # noqa: SIM115 (held until close)
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.close()
+            raise IndexLockedError(
+                f"index {path} is open in another process (lock file {path / '.lock'}); "
+                "close it there first") from exc
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._lock_fh = fh
+
+    def _release(self) -> None:
+        if self._lock_fh is not None:
+            try:
+                fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            finally:
+                self._lock_fh.close()
+                self._lock_fh = None
+
+    # -- consistency -----------------------------------------------------------------------
+    def repair(self) -> dict[str, int]:
+        """Bring every index in step with the manifest after a crash.
+
+        Pending documents (a write that never finished) are removed everywhere; documents
+        an index holds but the manifest does not are removed from that index; committed
+        documents an index lacks are dropped from the manifest so the next ingest re-adds
+        them. Returns counts of each repair.
+        """
+        with self._write_mutex, self._lock.write():
+            pending = self.manifest.pending()
+            if pending:
+                self._delete_everywhere(pending)
+                self.manifest.remove(pending)
+            committed = self.manifest.doc_ids()
+            stray = 0
+            missing: set[str] = set()
+            for r in self.pipeline.retrievers.values():
+                held = r.index.doc_ids()
+                extra = sorted(held - committed)
+                if extra:
+                    r.index.delete(extra)
+                    stray += len(extra)
+                missing |= committed - held
+                if r.tokens is not None:
+                    tok_extra = sorted(r.tokens.doc_ids() - committed)
+                    if tok_extra:
+                        r.tokens.delete_docs(tok_extra)
+            if missing:
+                self._delete_everywhere(sorted(missing))
+                self.manifest.remove(sorted(missing))
+        return {"pending": len(pending), "stray": stray, "missing": len(missing)}
+
+    def _delete_everywhere(self, doc_ids: Sequence[str]) -> int:
+        removed = 0
+        for r in self.pipeline.retrievers.values():
+            removed = max(removed, r.index.delete(doc_ids))
+            if r.tokens is not None:
+                r.tokens.delete_docs(doc_ids)
+        return removed
+
+    # -- writing ---------------------------------------------------------------------------
+    def chunk(self, doc: Document) -> list[Chunk]:
+        cfg = self.pipeline.config.chunking
+        encoder = self.pipeline.primary_encoder()
+        if not cfg.enabled:
+            return [Chunk.whole(doc)]
+        if encoder is not None:
+            max_tokens = cfg.max_tokens or max(8, encoder.max_length - 2)
+            return chunk_document(doc, encoder.token_spans, max_tokens, cfg.overlap)
+        from .components import Encoder
+
+        return chunk_document(doc, Encoder.token_spans.__get__(None, Encoder),  # type: ignore[arg-type]
+                              cfg.max_tokens or 256, cfg.overlap)
+
+    def add(self, documents: Iterable[Document | str | dict[str, Any]], *,
+            batch_size: int = 64, show_progress: bool | None = None,
+            source_key: str = "path", on_batch: Any = None) -> AddResult:
+        """Add or update documents; unchanged ones (same content hash) are skipped.
+
+        Each batch is written to every index, then committed in the manifest: after a
+        crash, ``repair`` (run on open) rolls back the unfinished batch.
+        ``on_batch(result)`` is called after each committed batch (progress reporting).
+        """
+        progress = self.show_progress if show_progress is None else show_progress
+        result = AddResult()
+        docs = [_as_document(d) for d in documents]
+        seen: dict[str, Document] = {}
+        for d in docs:
+            seen[d.id] = d  # last one wins inside one call
+        docs = list(seen.values())
+        known = self.manifest.hashes(seen)
+        todo: list[tuple[Document, str, bool]] = []
+        for d in docs:
+            h = text_hash(d.text + "\x00" + repr(sorted(d.metadata.items())))
+            if known.get(d.id) == h:
+                result.unchanged += 1
+            else:
+                todo.append((d, h, d.id in known))
+        bar = _progress(progress, len(todo), "indexing")
+        try:
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start:start + batch_size]
+                self._add_batch(batch, result, source_key)
+                if bar is not None:
+                    bar.update(len(batch))
+                if on_batch is not None:
+                    on_batch(result)
+        finally:
+            if bar is not None:
+                bar.close()
+        return result
+
+    def _add_batch(self, batch: list[tuple[Document, str, bool]], result: AddResult,
+                   source_key: str) -> None:
+        chunks_by_doc = {d.id: self.chunk(d) for d, _, _ in batch}
+        chunks = [c for cs in chunks_by_doc.values() for c in cs]
+        entries = [(d.id, h, str(d.metadata.get(source_key) or "") or None,
+                    [c.id for c in chunks_by_doc[d.id]]) for d, h, _ in batch]
+        with self._write_mutex:
+            self.manifest.mark(entries, "pending")
+            # CPU-heavy encoding happens here, outside the exclusive lock, except for
+            # lexical/vector writes which must not interleave with searches.
+            encoded = {n: r.encode_chunks(chunks) for n, r in self.pipeline.retrievers.items()}
+            with self._lock.write():
+                updated = [d.id for d, _, was_known in batch if was_known]
+                if updated:
+                    self._delete_everywhere(updated)
+                for name, r in self.pipeline.retrievers.items():
+                    r.write(chunks, encoded[name])
+            self.manifest.mark(entries, "committed")
+        for _, _, was_known in batch:
+            if was_known:
+                result.updated += 1
+            else:
+                result.added += 1
+        result.chunks += len(chunks)
+        result.committed_ids.extend(d.id for d, _, _ in batch)
+
+    def delete(self, doc_ids: Sequence[str] | str) -> int:
+        """Remove documents (all their chunks) from every index; returns chunks removed."""
+        ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids)
+        if not ids:
+            return 0
+        with self._write_mutex, self._lock.write():
+            removed = self._delete_everywhere(ids)
+            self.manifest.remove(ids)
+        return removed
+
+    # -- reading ---------------------------------------------------------------------------
+    def search(self, query: str, top_k: int = 10, filters: Any = None, *,
+               retrievers: Sequence[str] | None = None, fusion: FusionConfig | None = None,
+               rerank: bool | None = None) -> list[Hit]:
+        """Run the pipeline. ``retrievers``/``fusion``/``rerank`` override it for this call."""
+        if not isinstance(query, str):
+            raise InputError(f"query must be a string, got {type(query).__name__}")
+        if not query.strip():
+            return []
+        if len(query) > 20_000:
+            query = query[:20_000]
+        parsed: Filter | None = parse_filter(filters)
+        trace = SearchTrace()
+        hits = self.pipeline.search(query, top_k, parsed, retrievers=retrievers, fusion=fusion,
+                                    rerank=rerank, trace=trace, index_lock=self._lock.read())
+        self.last_trace = trace
+        return hits
+
+    async def asearch(self, query: str, top_k: int = 10, filters: Any = None,
+                      **kwargs: Any) -> list[Hit]:
+        """``search`` for async apps: runs in a worker thread, never blocks the event loop."""
+        return await asyncio.to_thread(self.search, query, top_k, filters, **kwargs)
+
+    def context(self, query: str, *, max_tokens: int = 1500, top_k: int = 8,
+                filters: Any = None, **kwargs: Any) -> Context:
+        """Numbered, cited passages for a prompt, within ``max_tokens`` of the encoder's tokenizer."""
+        hits = self.search(query, top_k=top_k, filters=filters, **kwargs)
+        encoder = self.pipeline.primary_encoder()
+        from .components import Encoder
+
+        count = encoder.count_tokens if encoder is not None else (
+            lambda t: len(Encoder.token_spans(None, t)))  # type: ignore[arg-type]
+        blocks: list[str] = []
+        cited: list[Hit] = []
+        used = 0
+        for hit in hits:
+            n = len(cited) + 1
+            where = hit.source or hit.doc_id
+            title = f"{hit.title} — " if hit.title else ""
+            header = f"[{n}] {title}{where} (chars {hit.text and _span(hit)})"
+            block = f"{header}\n{hit.text.strip()}"
+            cost = count(block)
+            if used + cost > max_tokens:
+                if not cited:  # always give at least part of the best passage
+                    words = hit.text.split()
+                    while words and count(header + "\n" + " ".join(words)) + used > max_tokens:
+                        words = words[: max(0, int(len(words) * 0.8))]
+                    if words:
+                        block = header + "\n" + " ".join(words)
+                        cost = count(block)
+                        blocks.append(block)
+                        cited.append(hit)
+                        used += cost
+                break
+            blocks.append(block)
+            cited.append(hit)
+            used += cost
+        return Context(text="\n\n".join(blocks), hits=cited, tokens=used)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes for ``trawl stats`` and the TUI index screen."""
+        size = 0
+        if self.path is not None:
+            for p in self.path.rglob("*"):
+                if p.is_file():
+                    size += p.stat().st_size
+        return {
+            "path": str(self.path) if self.path else ":memory:",
+            "pipeline": self.pipeline.config.name,
+            "documents": self.manifest.count(),
+            "chunks": {n: r.index.count() for n, r in self.pipeline.retrievers.items()},
+            "encoders": [type(e).__name__ for e in self.pipeline.encoders],
+            "disk_bytes": size,
+        }
+
+    def close(self) -> None:
+        try:
+            self.pipeline.close()
+            self.manifest.close()
+        finally:
+            self._release()
+
+    def __enter__(self) -> Trawl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _span(hit: Hit) -> str:
+    start = hit.metadata.get("chunk_start")
+    end = hit.metadata.get("chunk_end")
+    return f"{start}–{end}" if start is not None else hit.chunk_id.rsplit("#", 1)[-1]
+
+
+class _Bar:
+    def __init__(self, total: int, label: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[rate]}"),
+                                  TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+        self._task = self._progress.add_task(label, total=total, rate="")
+        self._progress.start()
+
+    def update(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+        speed = self._progress.tasks[0].speed
+        if speed:
+            self._progress.update(self._task, rate=f"{speed:.1f} docs/s")
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def _progress(enabled: bool, total: int, label: str) -> _Bar | None:
+    if not enabled or total < 2:
+        return None
+    return _Bar(total, label)

@@ -1,0 +1,208 @@
+"""The four component contracts plugins implement, plus the context the host builds them with.
+
+Each contract is a small abstract class: implement the abstract methods, declare a
+pydantic ``Config`` (validated by the host so errors name the plugin and the field),
+and register the class from a ``register_*`` hook. Construction must be cheap: load
+models and open files lazily or in ``__init__`` of the component, never at import.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict
+
+from .filters import Filter
+from .models import Chunk, Hit
+
+if TYPE_CHECKING:
+    from .plugins import ComponentRegistry
+
+FloatArray = npt.NDArray[np.float32]
+EncoderKind = Literal["dense", "multivector"]
+IndexInput = Literal["text", "dense"]
+
+
+class ComponentConfig(BaseModel):
+    """Base for component configs: unknown keys are errors (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class ComponentContext:
+    """What the host tells a component when it builds it.
+
+    ``storage_dir`` is where an index persists itself (``None``: in memory only).
+    ``dim`` is the vector dimension an index will receive and ``metric`` how to compare
+    them (``dot`` for MUVERA encodings, which are not normalised). ``registry`` lets a
+    component build others by name (e.g. a wrapper index).
+    """
+
+    name: str
+    storage_dir: Path | None = None
+    dim: int | None = None
+    metric: Literal["cosine", "dot"] = "cosine"
+    registry: ComponentRegistry | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Component(ABC):
+    """Shared shape: a ``name`` set at registration and a validated ``config``."""
+
+    Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+
+    def __init__(self, config: ComponentConfig | None = None,
+                 context: ComponentContext | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+        self.context = context or ComponentContext(name=type(self).__name__)
+
+    @property
+    def name(self) -> str:
+        return self.context.name
+
+    def close(self) -> None:
+        """Release files, sessions and locks. Safe to call twice."""
+
+
+class Encoder(Component):
+    """Texts → vectors. Dense: ``(n, dim)`` float32. Multi-vector: list of ``(t_i, dim)``.
+
+    Queries and documents are encoded separately because many models are asymmetric
+    (instruction prefixes, query markers, different lengths).
+    """
+
+    kind: ClassVar[EncoderKind] = "dense"
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Output vector dimension."""
+
+    @property
+    def max_length(self) -> int:
+        """Longest input in tokens the model sees; chunking keeps chunks below it."""
+        return 512
+
+    @abstractmethod
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> Any:
+        """Encode passages: ``FloatArray (n, dim)`` or ``list[FloatArray (t_i, dim)]``."""
+
+    @abstractmethod
+    def encode_queries(self, texts: Sequence[str]) -> Any:
+        """Encode queries: same shapes as ``encode_documents``."""
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the model's tokens (without special tokens).
+
+        Chunking and context budgets count tokens with it. The default splits on
+        words; ONNX encoders override it with their real tokenizer.
+        """
+        import re
+
+        return [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.token_spans(text))
+
+
+class Index(Component):
+    """Stores chunks (and their vectors) and answers top-k queries under a filter.
+
+    ``input`` says what the index consumes: ``"text"`` (lexical, e.g. BM25) or
+    ``"dense"`` (one vector per chunk, ``context.dim`` wide). Indexes persist
+    themselves under ``context.storage_dir`` and must survive a crash between calls:
+    after ``upsert`` returns, the chunks are durable.
+    """
+
+    input: ClassVar[IndexInput] = "dense"
+
+    @abstractmethod
+    def upsert(self, chunks: Sequence[Chunk], vectors: FloatArray | None = None) -> int:
+        """Insert or replace chunks by id; ``vectors`` is ``(len(chunks), dim)`` for dense indexes."""
+
+    @abstractmethod
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        """Remove every chunk of these documents; returns how many chunks went."""
+
+    @abstractmethod
+    def search(self, query: IndexQuery, top_k: int, filters: Filter | None = None) -> list[Hit]:
+        """Best ``top_k`` chunks, best first, ``rank`` from 1, ``filters`` applied inside."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """Number of chunks stored."""
+
+    @abstractmethod
+    def doc_ids(self) -> set[str]:
+        """Ids of every document with at least one chunk (used to keep indexes in step)."""
+
+    def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
+        """Stored chunks by id (``None`` where missing); optional capability."""
+        raise NotImplementedError(f"index {self.name!r} cannot fetch chunks by id")
+
+
+@dataclass
+class IndexQuery:
+    """What an index gets at search time: the text and, for vector indexes, the vector."""
+
+    text: str
+    vector: FloatArray | None = None
+
+
+class Reranker(Component):
+    """Reorders candidate hits; returns new ``Hit`` objects with its score in ``scores_by_source``."""
+
+    @abstractmethod
+    def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
+        """Best ``top_k`` of ``hits`` by this reranker's score, rank from 1."""
+
+
+class MultiVectorTransform(Component):
+    """A set of vectors → one fixed-dimensional vector (MUVERA's FDE).
+
+    Asymmetric: ``<encode_query_set(Q), encode_document_set(D)>`` approximates the
+    Chamfer / MaxSim similarity ``Σ_q max_d <q, d>``.
+    """
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Length of the encoded vector."""
+
+    @abstractmethod
+    def encode_document_set(self, sets: Sequence[FloatArray]) -> FloatArray:
+        """``(n, dim)`` from n document token sets."""
+
+    @abstractmethod
+    def encode_query_set(self, sets: Sequence[FloatArray]) -> FloatArray:
+        """``(n, dim)`` from n query token sets."""
+
+    def state(self) -> dict[str, Any]:
+        """What must be stored with an index so queries are encoded the same way (seed, dims)."""
+        return self.config.model_dump()
+
+
+ComponentFactory = Callable[[ComponentConfig, ComponentContext], Component]
+
+
+def make_hit(chunk: Chunk, score: float, rank: int, source: str) -> Hit:
+    """Build a ``Hit`` for a chunk, recording the source's raw score and rank."""
+    from .models import SourceScore
+
+    return Hit(
+        doc_id=chunk.doc_id,
+        chunk_id=chunk.id,
+        score=float(score),
+        rank=rank,
+        text=chunk.text,
+        metadata={**chunk.metadata, "chunk_index": chunk.index, "chunk_start": chunk.start,
+                  "chunk_end": chunk.end},
+        scores_by_source={source: SourceScore(score=float(score), rank=rank)},
+    )

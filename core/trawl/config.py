@@ -1,0 +1,164 @@
+"""Declarative configuration: pipelines (TOML or presets) and process settings (``TRAWL_*`` env).
+
+A pipeline names components only by string, so core never imports a backend; the
+registry validates each component's own config when the pipeline is built.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RetrieverConfig(_Strict):
+    """One first-stage retriever: an index, the encoder that feeds it, optionally a transform.
+
+    With ``transform`` set (MUVERA), the encoder must be multi-vector: each chunk's token
+    vectors become one fixed-dimensional vector for the index, the token vectors are kept
+    in a side store, and candidates are rescored by exact MaxSim when ``exact_rerank``.
+    """
+
+    name: str
+    index: str
+    index_config: dict[str, Any] = Field(default_factory=dict)
+    encoder: str | None = None
+    encoder_config: dict[str, Any] = Field(default_factory=dict)
+    transform: str | None = None
+    transform_config: dict[str, Any] = Field(default_factory=dict)
+    exact_rerank: bool = True
+    candidates: int = Field(100, ge=1, le=100_000)
+    weight: float = Field(1.0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_path_safe(cls, v: str) -> str:
+        if not v or not all(c.isalnum() or c in "-_" for c in v):
+            raise ValueError("retriever names use letters, digits, '-' and '_' only")
+        return v
+
+
+class FusionConfig(_Strict):
+    method: Literal["rrf", "weighted", "dbsf"] = "rrf"
+    k: float = Field(60.0, ge=0)
+
+
+class RerankConfig(_Strict):
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    depth: int = Field(50, ge=1, le=10_000)
+    enabled: bool = True
+
+
+class ChunkingConfig(_Strict):
+    """Token-aware chunking; ``max_tokens`` defaults to the first encoder's max length."""
+
+    enabled: bool = True
+    max_tokens: int | None = Field(None, ge=8)
+    overlap: int = Field(32, ge=0)
+
+
+class PipelineConfig(_Strict):
+    name: str = "custom"
+    retrievers: list[RetrieverConfig]
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    reranker: RerankConfig | None = None
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+
+    @model_validator(mode="after")
+    def _unique(self) -> PipelineConfig:
+        if not self.retrievers:
+            raise ValueError("a pipeline needs at least one retriever")
+        names = [r.name for r in self.retrievers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"retriever names must be unique, repeated: {dupes}")
+        return self
+
+
+_DENSE = {"name": "dense", "index": "qdrant", "encoder": "onnx-dense"}
+_BM25 = {"name": "bm25", "index": "bm25"}
+_MULTI = {
+    "name": "multivector", "index": "qdrant", "encoder": "onnx-tokens",
+    "transform": "muvera", "candidates": 200,
+}
+PRESETS: dict[str, dict[str, Any]] = {
+    "bm25": {"name": "bm25", "retrievers": [_BM25]},
+    "dense": {"name": "dense", "retrievers": [_DENSE]},
+    "hybrid": {"name": "hybrid", "retrievers": [_BM25, _DENSE]},
+    "multivector": {"name": "multivector", "retrievers": [_MULTI]},
+    "hybrid-rerank": {
+        "name": "hybrid-rerank",
+        "retrievers": [_BM25, _DENSE],
+        "reranker": {"name": "maxsim", "depth": 50},
+    },
+    # Core only: exact numpy index over the default dense encoder; no Qdrant needed.
+    "dense-exact": {"name": "dense-exact",
+                    "retrievers": [{"name": "dense", "index": "exact", "encoder": "onnx-dense"}]},
+}
+
+
+def _validate_pipeline(data: dict[str, Any], origin: str) -> PipelineConfig:
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field {'.'.join(str(p) for p in e['loc']) or '(root)'!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"pipeline {origin}: {problems}") from exc
+
+
+def load_pipeline(spec: str | Path | dict[str, Any] | PipelineConfig) -> PipelineConfig:
+    """A preset name, a TOML/JSON file, a dict, or a ready ``PipelineConfig``."""
+    if isinstance(spec, PipelineConfig):
+        return spec
+    if isinstance(spec, dict):
+        return _validate_pipeline(spec, "(dict)")
+    text = str(spec)
+    if text in PRESETS:
+        return _validate_pipeline(json.loads(json.dumps(PRESETS[text])), f"preset {text!r}")
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown pipeline {text!r}: not a preset ({', '.join(PRESETS)}) and not a file")
+    try:
+        raw = path.read_text(encoding="utf-8")
+        data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read pipeline file {path}: {exc}") from exc
+    if "pipeline" in data and isinstance(data["pipeline"], dict):
+        data = data["pipeline"]
+    data.setdefault("name", path.stem)
+    return _validate_pipeline(data, f"file {path}")
+
+
+class TrawlSettings(BaseSettings):
+    """Process-wide settings from ``TRAWL_*`` environment variables (``__`` nests)."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAWL_", env_nested_delimiter="__",
+                                      extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("trawl")))
+    cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("trawl")))
+    default_index: str = "default"
+    default_pipeline: str = "hybrid"
+    progress: bool = True
+
+    def index_path(self, name_or_path: str | Path | None = None) -> Path:
+        """An index folder: a path as given, or a bare name under ``home/indexes``."""
+        value = str(name_or_path or self.default_index)
+        if "/" in value or value.startswith(".") or Path(value).is_absolute():
+            return Path(value).expanduser()
+        return self.home / "indexes" / value

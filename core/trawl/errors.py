@@ -1,0 +1,108 @@
+"""One exception hierarchy for everything trawl reports to users.
+
+Every message says what failed, names the thing (file, field, plugin) and, where
+possible, what exists instead and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class TrawlError(Exception):
+    """Base class: catch this to handle any trawl failure."""
+
+    title: str = "trawl error"
+
+    def __init__(self, message: str, *, title: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if title is not None:
+            self.title = title
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(TrawlError, ValueError):
+    """A configuration value is invalid; the message names the component and field."""
+
+    title = "configuration error"
+
+
+class PluginLoadError(TrawlError):
+    """A plugin failed to import or raised inside a hook."""
+
+    title = "plugin failed to load"
+
+    def __init__(self, *, distribution: str, entry_point: str, cause: BaseException) -> None:
+        self.distribution = distribution
+        self.entry_point = entry_point
+        self.cause = cause
+        super().__init__(
+            f"plugin {entry_point!r} from distribution {distribution!r} failed: "
+            f"{type(cause).__name__}: {cause}"
+        )
+
+
+class PluginConflictError(TrawlError):
+    """Two plugins registered a component under the same name."""
+
+    title = "plugin conflict"
+
+
+class UnknownComponentError(TrawlError, KeyError):
+    """A pipeline names a component that no loaded plugin registered."""
+
+    title = "unknown component"
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.message
+
+
+class MissingDependencyError(TrawlError, ImportError):
+    """An optional extra is not installed."""
+
+    title = "missing dependency"
+
+    def __init__(self, package: str, extra: str, *, purpose: str = "") -> None:
+        self.package = package
+        self.extra = extra
+        what = f" for {purpose}" if purpose else ""
+        super().__init__(
+            f"{package!r} is not installed{what}: pip install 'trawl[{extra}]'"
+        )
+
+
+class FilterError(TrawlError, ValueError):
+    """A filter expression is malformed or uses an unknown field/operator."""
+
+    title = "invalid filter"
+
+
+class InputError(TrawlError, ValueError):
+    """Bad user input (query, document, top_k, ...)."""
+
+    title = "invalid input"
+
+
+class DimensionMismatchError(TrawlError, ValueError):
+    """Vectors do not match the dimension an index was created with."""
+
+    title = "dimension mismatch"
+
+
+class IndexCorruptError(TrawlError):
+    """Files on disk are unreadable, truncated or from an incompatible version."""
+
+    title = "index corrupt"
+
+
+class IndexLockedError(TrawlError):
+    """Another process holds the index."""
+
+    title = "index locked"
+
+
+class ModelSourceError(TrawlError):
+    """A model name could not be resolved to local files, or its files are inconsistent."""
+
+    title = "model not available"

@@ -1,0 +1,235 @@
+"""One metadata filter grammar for every index.
+
+A filter is JSON-shaped::
+
+    {"field": "year", "op": ">=", "value": 2020}
+    {"and": [F, F, ...]}   {"or": [F, ...]}   {"not": F}
+    {"lang": "en", "year": 2020}            # shorthand: AND of equalities
+
+Index plugins translate the parsed tree into their native filter (Qdrant ``Filter``,
+a boolean mask for BM25) and apply it *inside* the search, never after top-k.
+``matches`` is the reference semantics every translation must agree with.
+Hand-written because it is the contract between core and every backend.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import FilterError
+
+Op = Literal["==", "!=", ">", ">=", "<", "<=", "in", "not in"]
+OPERATORS: tuple[str, ...] = ("==", "!=", ">", ">=", "<", "<=", "in", "not in")
+_OP_ALIASES = {
+    "=": "==", "eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
+    "nin": "not in", "not_in": "not in",
+}
+_FIELD_RE = re.compile(r"^[A-Za-z_][\w.\-]*$")
+Scalar: TypeAlias = str | int | float | bool
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    field: str
+    op: Op
+    value: Any
+
+
+class And(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    all: tuple[Filter, ...]
+
+
+class Or(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    any: tuple[Filter, ...]
+
+
+class Not(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    inner: Filter
+
+
+Filter: TypeAlias = Condition | And | Or | Not
+
+
+def _check_value(field: str, op: str, value: Any) -> Any:
+    if op in ("in", "not in"):
+        if not isinstance(value, list | tuple) or not value:
+            raise FilterError(f"filter on {field!r}: operator {op!r} needs a non-empty list value")
+        for item in value:
+            if not isinstance(item, Scalar):
+                raise FilterError(f"filter on {field!r}: list items must be str/int/float/bool")
+        return tuple(value)
+    if op in (">", ">=", "<", "<="):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise FilterError(f"filter on {field!r}: operator {op!r} needs a number or string")
+        return value
+    if not isinstance(value, Scalar) and value is not None:
+        raise FilterError(f"filter on {field!r}: value must be str/int/float/bool/null, got "
+                          f"{type(value).__name__}")
+    return value
+
+
+def parse_filter(obj: Any) -> Filter | None:
+    """Parse a JSON-shaped filter (or an already parsed one); ``None``/``{}`` means no filter."""
+    if obj is None:
+        return None
+    if isinstance(obj, Condition | And | Or | Not):
+        return obj
+    if not isinstance(obj, Mapping):
+        raise FilterError(f"a filter must be a JSON object, got {type(obj).__name__}")
+    if not obj:
+        return None
+    keys = set(obj)
+    if keys == {"and"} or keys == {"or"}:
+        (key,) = keys
+        items = obj[key]
+        if not isinstance(items, list | tuple) or not items:
+            raise FilterError(f"{key!r} needs a non-empty list of filters")
+        parsed = tuple(_required(parse_filter(item)) for item in items)
+        return And(all=parsed) if key == "and" else Or(any=parsed)
+    if keys == {"not"}:
+        return Not(inner=_required(parse_filter(obj["not"])))
+    if "field" in keys:
+        unknown = keys - {"field", "op", "operator", "value"}
+        if unknown:
+            raise FilterError(f"unknown filter key(s) {sorted(unknown)}; "
+                              "a condition has 'field', 'op' and 'value'")
+        field = obj["field"]
+        if not isinstance(field, str) or not _FIELD_RE.match(field):
+            raise FilterError(f"invalid filter field name {field!r}")
+        raw_op = obj.get("op", obj.get("operator", "=="))
+        op = _OP_ALIASES.get(str(raw_op).lower(), str(raw_op).lower())
+        if op not in OPERATORS:
+            raise FilterError(f"unknown filter operator {raw_op!r} on field {field!r}; "
+                              f"known: {', '.join(OPERATORS)}")
+        if "value" not in obj:
+            raise FilterError(f"filter on {field!r} has no 'value'")
+        return Condition(field=field, op=op, value=_check_value(field, op, obj["value"]))  # type: ignore[arg-type]
+    if keys & {"and", "or", "not"}:
+        raise FilterError(f"'and'/'or'/'not' must be the only key of their object, got {sorted(keys)}")
+    conditions = []
+    for field, value in obj.items():
+        if not isinstance(field, str) or not _FIELD_RE.match(field):
+            raise FilterError(f"invalid filter field name {field!r}")
+        op = "in" if isinstance(value, list | tuple) else "=="
+        conditions.append(Condition(field=field, op=op, value=_check_value(field, op, value)))  # type: ignore[arg-type]
+    return conditions[0] if len(conditions) == 1 else And(all=tuple(conditions))
+
+
+def parse_where(expressions: list[str]) -> Filter | None:
+    """Parse CLI ``--where`` expressions such as ``year>=2020`` or ``lang=en``, AND-ed together."""
+    conditions: list[Filter] = []
+    pattern = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(==|!=|>=|<=|=|>|<)\s*(.*?)\s*$")
+    for expr in expressions:
+        m = pattern.match(expr)
+        if not m:
+            raise FilterError(f"cannot parse filter {expr!r}; expected FIELD OP VALUE, e.g. year>=2020")
+        field, op, raw = m.groups()
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        if raw in ("true", "false"):
+            value = raw == "true"
+        parsed = parse_filter({"field": field, "op": op, "value": value})
+        assert parsed is not None
+        conditions.append(parsed)
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else And(all=tuple(conditions))
+
+
+def _required(f: Filter | None) -> Filter:
+    if f is None:
+        raise FilterError("empty filter inside 'and'/'or'/'not'")
+    return f
+
+
+def filter_fields(f: Filter | None) -> set[str]:
+    """All field names a filter mentions (indexes use it to reject unknown fields)."""
+    if f is None:
+        return set()
+    if isinstance(f, Condition):
+        return {f.field}
+    if isinstance(f, And):
+        return set().union(*(filter_fields(x) for x in f.all))
+    if isinstance(f, Or):
+        return set().union(*(filter_fields(x) for x in f.any))
+    return filter_fields(f.inner)
+
+
+def _lookup(metadata: Mapping[str, Any], field: str) -> Any:
+    if field in metadata:
+        return metadata[field]
+    node: Any = metadata
+    for part in field.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _compare(actual: Any, op: str, value: Any) -> bool:
+    if isinstance(actual, list | tuple):  # list-valued metadata matches if any element does
+        if op in ("!=", "not in"):
+            return all(_compare(a, op, value) for a in actual)
+        return any(_compare(a, op, value) for a in actual)
+    if op == "==":
+        return bool(actual == value)
+    if op == "!=":
+        return bool(actual != value)
+    if op == "in":
+        return actual in value
+    if op == "not in":
+        return actual not in value
+    if actual is None or isinstance(actual, bool):
+        return False
+    if isinstance(value, str) != isinstance(actual, str):
+        return False
+    if op == ">":
+        return bool(actual > value)
+    if op == ">=":
+        return bool(actual >= value)
+    if op == "<":
+        return bool(actual < value)
+    return bool(actual <= value)
+
+
+def matches(f: Filter | None, metadata: Mapping[str, Any]) -> bool:
+    """Reference semantics: does a chunk with this metadata pass the filter?
+
+    A missing field never satisfies ``==``, ``in`` or a range, and always satisfies ``!=``
+    and ``not in``. A list-valued field matches ``==``/``in``/ranges if any element does.
+    """
+    if f is None:
+        return True
+    if isinstance(f, Condition):
+        return _compare(_lookup(metadata, f.field), f.op, f.value)
+    if isinstance(f, And):
+        return all(matches(x, metadata) for x in f.all)
+    if isinstance(f, Or):
+        return any(matches(x, metadata) for x in f.any)
+    return not matches(f.inner, metadata)
+
+
+def to_json(f: Filter | None) -> Any:
+    """The JSON-shaped form of a parsed filter (round-trips through ``parse_filter``)."""
+    if f is None:
+        return None
+    if isinstance(f, Condition):
+        value = list(f.value) if isinstance(f.value, tuple) else f.value
+        return {"field": f.field, "op": f.op, "value": value}
+    if isinstance(f, And):
+        return {"and": [to_json(x) for x in f.all]}
+    if isinstance(f, Or):
+        return {"or": [to_json(x) for x in f.any]}
+    return {"not": to_json(f.inner)}

@@ -1,0 +1,263 @@
+"""The search pipeline: encode → retrieve (per retriever) → fuse → rerank.
+
+One direction of data flow. A ``Pipeline`` is built from a ``PipelineConfig`` and a
+component registry; it owns the component instances and nothing about persistence
+of documents (``Trawl`` does that).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from .components import (
+    ComponentContext,
+    Encoder,
+    FloatArray,
+    Index,
+    IndexQuery,
+    MultiVectorTransform,
+    Reranker,
+)
+from .config import FusionConfig, PipelineConfig, RetrieverConfig
+from .errors import ConfigError, InputError
+from .filters import Filter
+from .fusion import fuse
+from .models import Chunk, Hit, SourceScore
+from .plugins import ComponentRegistry
+from .storage import TokenStore
+from .vectors import maxsim_scores
+
+
+@dataclass
+class Retriever:
+    """One configured first stage: encoder (optional) → transform (optional) → index."""
+
+    config: RetrieverConfig
+    index: Index
+    encoder: Encoder | None = None
+    transform: MultiVectorTransform | None = None
+    tokens: TokenStore | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def encode_chunks(self, chunks: Sequence[Chunk], *, show_progress: bool = False) -> Any:
+        """Encode chunk texts (CPU-bound, no locks needed); ``None`` for lexical indexes."""
+        if self.encoder is None or not chunks:
+            return None
+        return self.encoder.encode_documents([c.text for c in chunks],
+                                             show_progress=show_progress)
+
+    def write(self, chunks: Sequence[Chunk], encoded: Any) -> None:
+        """Store chunks (and their encodings from ``encode_chunks``) in the index."""
+        if not chunks:
+            return
+        if self.index.input == "text":
+            self.index.upsert(chunks)
+        elif self.transform is not None:
+            sets = cast(list[FloatArray], encoded)
+            vectors = self.transform.encode_document_set(sets)
+            if self.tokens is not None:
+                self.tokens.put([c.id for c in chunks], [c.doc_id for c in chunks], sets)
+            self.index.upsert(chunks, vectors)
+        else:
+            self.index.upsert(chunks, np.asarray(encoded, dtype=np.float32))
+
+    def encode_query(self, text: str) -> Any:
+        """Everything CPU-bound about a query, done before any index lock is taken."""
+        if self.encoder is None:
+            return None
+        encoded = self.encoder.encode_queries([text])
+        if self.transform is not None:
+            qset = cast(list[FloatArray], encoded)[0]
+            return (qset, self.transform.encode_query_set([qset])[0])
+        return np.asarray(encoded, dtype=np.float32)[0]
+
+    def search(self, text: str, encoded: Any, top_k: int, filters: Filter | None) -> list[Hit]:
+        depth = max(top_k, self.config.candidates)
+        if self.transform is None:
+            return self.index.search(IndexQuery(text=text, vector=encoded), depth, filters)
+        qset, qvec = encoded
+        hits = self.index.search(IndexQuery(text=text, vector=qvec), depth, filters)
+        if not self.config.exact_rerank or self.tokens is None or not hits:
+            return hits
+        docs = self.tokens.get([h.chunk_id for h in hits])
+        empty = np.zeros((0, qset.shape[1]), dtype=np.float32)
+        exact = maxsim_scores(qset, [d if d is not None else empty for d in docs])
+        order = sorted(range(len(hits)), key=lambda i: (-float(exact[i]), hits[i].chunk_id))
+        out = []
+        for rank, i in enumerate(order, start=1):
+            h = hits[i]
+            sources = {**h.scores_by_source,
+                       f"{self.name}:fde": SourceScore(score=h.score, rank=h.rank),
+                       self.name: SourceScore(score=float(exact[i]), rank=rank)}
+            out.append(h.model_copy(update={"score": float(exact[i]), "rank": rank,
+                                            "scores_by_source": sources}))
+        return out
+
+    def close(self) -> None:
+        self.index.close()
+        if self.tokens is not None:
+            self.tokens.close()
+
+
+@dataclass
+class SearchTrace:
+    """Timings of the last search, for the TUI footer and benchmarks."""
+
+    encode_ms: float = 0.0
+    retrieve_ms: float = 0.0
+    rerank_ms: float = 0.0
+    per_source: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_ms(self) -> float:
+        return self.encode_ms + self.retrieve_ms + self.rerank_ms
+
+
+class Pipeline:
+    """Builds and owns the components a ``PipelineConfig`` names."""
+
+    def __init__(self, config: PipelineConfig, registry: ComponentRegistry,
+                 storage_dir: Path | None, state: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.registry = registry
+        self.storage_dir = storage_dir
+        self._encoders: dict[str, Encoder] = {}
+        self.retrievers: dict[str, Retriever] = {}
+        self.reranker: Reranker | None = None
+        self.state: dict[str, Any] = dict(state or {})
+        try:
+            for rc in config.retrievers:
+                self.retrievers[rc.name] = self._build_retriever(rc)
+            if config.reranker is not None:
+                self.reranker = cast(Reranker, registry.build(
+                    "reranker", config.reranker.name, config.reranker.config,
+                    ComponentContext(name=config.reranker.name)))
+        except BaseException:
+            self.close()
+            raise
+
+    def _encoder(self, name: str, cfg: dict[str, Any]) -> Encoder:
+        import json
+
+        key = f"{name}:{json.dumps(cfg, sort_keys=True)}"
+        if key not in self._encoders:
+            self._encoders[key] = cast(Encoder, self.registry.build(
+                "encoder", name, cfg, ComponentContext(name=name)))
+        return self._encoders[key]
+
+    def _build_retriever(self, rc: RetrieverConfig) -> Retriever:
+        sub = self.storage_dir / rc.name if self.storage_dir else None
+        index_cls = self.registry.get("index", rc.index).load()
+        encoder = transform = None
+        tokens = None
+        dim: int | None = None
+        metric = "cosine"
+        if index_cls.input == "dense":
+            if rc.encoder is None:
+                raise ConfigError(f"retriever {rc.name!r}: index {rc.index!r} needs vectors, "
+                                  "so the retriever needs an 'encoder'")
+            encoder = self._encoder(rc.encoder, rc.encoder_config)
+            dim = encoder.dim
+            if rc.transform is not None:
+                if encoder.kind != "multivector":
+                    raise ConfigError(
+                        f"retriever {rc.name!r}: transform {rc.transform!r} needs a multi-vector "
+                        f"encoder, {rc.encoder!r} is {encoder.kind}")
+                tcfg = dict(rc.transform_config)
+                saved = self.state.get(f"transform:{rc.name}")
+                if saved is not None:
+                    # The same seed and sizes on both sides, always: stored with the index.
+                    tcfg = saved
+                transform = cast(MultiVectorTransform, self.registry.build(
+                    "transform", rc.transform, tcfg,
+                    ComponentContext(name=rc.transform, dim=encoder.dim)))
+                self.state[f"transform:{rc.name}"] = transform.state()
+                dim, metric = transform.dim, "dot"
+                tokens = TokenStore(sub / "tokens.sqlite" if sub else None)
+            elif encoder.kind != "dense":
+                raise ConfigError(f"retriever {rc.name!r}: encoder {rc.encoder!r} is multi-vector;"
+                                  " add a 'transform' (e.g. muvera) or use a dense encoder")
+        elif rc.encoder is not None:
+            raise ConfigError(f"retriever {rc.name!r}: index {rc.index!r} is lexical and takes "
+                              "no encoder")
+        index = cast(Index, self.registry.build(
+            "index", rc.index, rc.index_config,
+            ComponentContext(name=rc.name, storage_dir=sub, dim=dim,
+                             metric=metric)))  # type: ignore[arg-type]
+        return Retriever(config=rc, index=index, encoder=encoder, transform=transform,
+                         tokens=tokens)
+
+    @property
+    def encoders(self) -> list[Encoder]:
+        return list(self._encoders.values())
+
+    def primary_encoder(self) -> Encoder | None:
+        """The encoder whose tokenizer measures chunks and context budgets."""
+        for r in self.retrievers.values():
+            if r.encoder is not None:
+                return r.encoder
+        return None
+
+    def search(self, query: str, top_k: int = 10, filters: Filter | None = None, *,
+               retrievers: Sequence[str] | None = None, fusion: FusionConfig | None = None,
+               rerank: bool | None = None, trace: SearchTrace | None = None,
+               index_lock: Any = None) -> list[Hit]:
+        if top_k <= 0:
+            raise InputError(f"top_k must be >= 1, got {top_k}")
+        if top_k > 10_000:
+            raise InputError(f"top_k must be <= 10000, got {top_k}")
+        names = list(retrievers) if retrievers else list(self.retrievers)
+        unknown = [n for n in names if n not in self.retrievers]
+        if unknown:
+            raise InputError(f"unknown retriever(s) {unknown}; this pipeline has "
+                             f"{list(self.retrievers)}")
+        trace = trace or SearchTrace()
+        use_rerank = self.reranker is not None and (
+            rerank if rerank is not None else bool(self.config.reranker and
+                                                   self.config.reranker.enabled))
+        depth = max(top_k, self.config.reranker.depth) if (
+            use_rerank and self.config.reranker) else top_k
+        t0 = time.perf_counter()
+        encoded = {n: self.retrievers[n].encode_query(query) for n in names}
+        t1 = time.perf_counter()
+        runs: dict[str, list[Hit]] = {}
+        from contextlib import nullcontext
+
+        with index_lock if index_lock is not None else nullcontext():
+            for n in names:
+                runs[n] = self.retrievers[n].search(query, encoded[n], depth, filters)
+        t2 = time.perf_counter()
+        trace.encode_ms = (t1 - t0) * 1000
+        trace.retrieve_ms = (t2 - t1) * 1000
+        trace.per_source = {n: len(h) for n, h in runs.items()}
+        fcfg = fusion or self.config.fusion
+        weights = {n: self.retrievers[n].config.weight for n in names}
+        if len(runs) == 1:
+            (name, hits), = runs.items()
+            fused = [h.model_copy(update={"rank": r, "scores_by_source": {
+                **h.scores_by_source, name: SourceScore(score=h.score, rank=r)}})
+                for r, h in enumerate(hits[:depth], start=1)]
+        else:
+            fused = fuse(runs, fcfg.method, k=fcfg.k, weights=weights, top_k=depth)
+        if use_rerank and self.reranker is not None:
+            t3 = time.perf_counter()
+            fused = self.reranker.rerank(query, fused, top_k)
+            trace.rerank_ms = (time.perf_counter() - t3) * 1000
+        return fused[:top_k]
+
+    def close(self) -> None:
+        for r in self.retrievers.values():
+            r.close()
+        for e in self._encoders.values():
+            e.close()
+        if self.reranker is not None:
+            self.reranker.close()

@@ -1,0 +1,384 @@
+"""Plugin discovery and the component registry.
+
+trawl runs its own entry-point loop instead of ``load_setuptools_entrypoints``:
+pluggy's loop stops at the first plugin whose import raises and silently skips
+duplicate names. Here a broken plugin becomes a ``PluginLoadError`` in
+``host.load_errors`` (shown by ``trawl plugins``) and every other plugin keeps working.
+
+No module-global manager: each ``Trawl`` owns a ``PluginHost`` so libraries embedding
+trawl never share state by accident; the CLI uses ``default_host()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Literal
+
+import pluggy
+from pydantic import ValidationError
+
+from . import hookspecs
+from .components import Component, ComponentConfig, ComponentContext
+from .errors import (
+    ConfigError,
+    PluginConflictError,
+    PluginLoadError,
+    UnknownComponentError,
+)
+
+ENTRY_POINT_GROUP = "trawl"
+ComponentKind = Literal["encoder", "index", "reranker", "transform"]
+KIND_HOOKS: dict[ComponentKind, str] = {
+    "encoder": "register_encoders",
+    "index": "register_indexes",
+    "reranker": "register_rerankers",
+    "transform": "register_multivector_transforms",
+}
+# Core components that are not backends (the exact numpy index) live here.
+CORE_PLUGINS = ("trawl.builtin",)
+
+
+@dataclass
+class RegisteredComponent:
+    """A factory registered by a plugin: a class, or a lazy ``"module:Class"`` reference."""
+
+    kind: ComponentKind
+    name: str
+    factory: type[Component] | str
+    plugin: str
+    distribution: str
+    aliases: tuple[str, ...] = ()
+
+    def load(self) -> type[Component]:
+        """Import the factory if it was registered lazily (keeps listing free of backends)."""
+        if isinstance(self.factory, str):
+            module_name, _, attr = self.factory.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+                self.factory = getattr(module, attr)
+            except Exception as exc:
+                raise PluginLoadError(
+                    distribution=self.distribution,
+                    entry_point=self.plugin,
+                    cause=exc,
+                ) from exc
+        return self.factory  # type: ignore[return-value]
+
+    def describe(self) -> dict[str, Any]:
+        target = self.factory if isinstance(self.factory, str) else (
+            f"{self.factory.__module__}:{self.factory.__qualname__}")
+        return {"kind": self.kind, "name": self.name, "aliases": list(self.aliases),
+                "factory": target}
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    hooks: list[str] = field(default_factory=list)
+    components: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    builtin: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "distribution": self.distribution, "version": self.version,
+            "hooks": self.hooks, "components": self.components, "error": self.error,
+            "builtin": self.builtin,
+        }
+
+
+class ComponentRegistry:
+    """Components by kind and name, with the plugin and distribution that gave them."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[ComponentKind, dict[str, RegisteredComponent]] = {
+            k: {} for k in KIND_HOOKS
+        }
+        self._aliases: dict[ComponentKind, dict[str, str]] = {k: {} for k in KIND_HOOKS}
+        self.conflicts: list[PluginConflictError] = []
+        self._conflicted: dict[tuple[str, str], PluginConflictError] = {}
+
+    def add(self, entry: RegisteredComponent) -> None:
+        table = self._by_kind[entry.kind]
+        for key in (entry.name, *entry.aliases):
+            existing_name = self._aliases[entry.kind].get(key, key if key in table else None)
+            if existing_name is not None and existing_name in table:
+                other = table[existing_name]
+                err = PluginConflictError(
+                    f"{entry.kind} name {key!r} is registered twice: by plugin {other.plugin!r} "
+                    f"(distribution {other.distribution!r}) and by plugin {entry.plugin!r} "
+                    f"(distribution {entry.distribution!r}); uninstall or disable one "
+                    "(TRAWL_DISABLE_PLUGINS)"
+                )
+                self.conflicts.append(err)
+                self._conflicted[(entry.kind, key)] = err
+                return
+        table[entry.name] = entry
+        for alias in entry.aliases:
+            self._aliases[entry.kind][alias] = entry.name
+
+    def names(self, kind: ComponentKind) -> list[str]:
+        return sorted(self._by_kind[kind])
+
+    def entries(self, kind: ComponentKind | None = None) -> list[RegisteredComponent]:
+        kinds = [kind] if kind else list(KIND_HOOKS)
+        return [e for k in kinds for e in self._by_kind[k].values()]
+
+    def get(self, kind: ComponentKind, name: str) -> RegisteredComponent:
+        if (kind, name) in self._conflicted:
+            raise self._conflicted[(kind, name)]
+        table = self._by_kind[kind]
+        real = self._aliases[kind].get(name, name)
+        if real not in table:
+            known = ", ".join(self.names(kind)) or "none"
+            raise UnknownComponentError(
+                f"no {kind} named {name!r}; registered {kind}s: {known}. "
+                "Install the plugin that provides it (trawl install NAME) and check "
+                "`trawl plugins` for load errors."
+            )
+        return table[real]
+
+    def config_model(self, kind: ComponentKind, name: str) -> type[ComponentConfig]:
+        return self.get(kind, name).load().Config
+
+    def validate_config(
+        self, kind: ComponentKind, name: str, config: dict[str, Any] | None
+    ) -> ComponentConfig:
+        """Validate user config against the component's ``Config``; errors name plugin and field."""
+        entry = self.get(kind, name)
+        cls = entry.load()
+        try:
+            return cls.Config.model_validate(config or {})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"field {'.'.join(str(p) for p in e['loc']) or '(root)'!r}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigError(
+                f"{kind} {name!r} (plugin {entry.plugin!r}, distribution "
+                f"{entry.distribution!r}): {problems}"
+            ) from exc
+
+    def build(
+        self,
+        kind: ComponentKind,
+        name: str,
+        config: dict[str, Any] | ComponentConfig | None,
+        context: ComponentContext,
+    ) -> Component:
+        entry = self.get(kind, name)
+        cls = entry.load()
+        cfg = config if isinstance(config, ComponentConfig) else self.validate_config(
+            kind, name, config)
+        context.registry = self
+        try:
+            return cls(cfg, context)
+        except (ConfigError, PluginLoadError) as exc:
+            raise exc
+        except Exception as exc:
+            from .errors import TrawlError
+
+            if isinstance(exc, TrawlError):
+                raise
+            raise PluginLoadError(
+                distribution=entry.distribution, entry_point=entry.plugin, cause=exc
+            ) from exc
+
+
+def _env_list(name: str) -> set[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return {item.strip() for item in raw.split(",") if item.strip()}
+
+
+class PluginHost:
+    """Owns a pluggy ``PluginManager``, loads plugins, and builds the component registry."""
+
+    def __init__(
+        self,
+        *,
+        entry_points: bool = True,
+        plugins: Iterable[tuple[str, object]] = (),
+        load: set[str] | None = None,
+        disable: set[str] | None = None,
+    ) -> None:
+        self.pm = pluggy.PluginManager("trawl")
+        self.pm.add_hookspecs(hookspecs)
+        self.load_errors: list[PluginLoadError] = []
+        self._dists: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
+        self._registry: ComponentRegistry | None = None
+        self._lock = threading.Lock()
+        self._load = load if load is not None else _env_list("TRAWL_LOAD_PLUGINS")
+        self._disable = disable if disable is not None else (
+            _env_list("TRAWL_DISABLE_PLUGINS") or set())
+        if os.environ.get("TRAWL_TRACE_PLUGINS"):
+            self.pm.trace.root.setwriter(lambda msg: sys.stderr.write(str(msg)))
+            self.pm.enable_tracing()
+        for module_name in CORE_PLUGINS:
+            self.register(importlib.import_module(module_name), name=module_name,
+                          distribution="trawl", version=_version("trawl"))
+        if entry_points:
+            self._load_entry_points()
+        for name, obj in plugins:
+            self.register(obj, name=name)
+
+    # -- loading -----------------------------------------------------------------------
+    def _load_entry_points(self) -> None:
+        seen: set[str] = set()
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist_name = ep.dist.name if ep.dist is not None else "unknown"
+            version = ep.dist.version if ep.dist is not None else "unknown"
+            if ep.name in seen:
+                continue
+            seen.add(ep.name)
+            wanted = {ep.name, dist_name}
+            if self._load is not None and not (wanted & self._load):
+                continue
+            if wanted & self._disable:
+                self.pm.set_blocked(ep.name)
+                continue
+            try:
+                plugin = ep.load()
+            except BaseException as exc:  # a plugin's import must never take the host down
+                if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(
+                        exc, SystemExit):
+                    raise
+                self.load_errors.append(
+                    PluginLoadError(distribution=dist_name, entry_point=ep.name, cause=exc))
+                self._dists[ep.name] = (dist_name, version)
+                continue
+            try:
+                self.register(plugin, name=ep.name, distribution=dist_name, version=version)
+            except PluginLoadError:
+                continue  # recorded in load_errors; the other plugins keep loading
+
+    def register(self, plugin: object, *, name: str, distribution: str | None = None,
+                 version: str | None = None) -> None:
+        """Register a plugin object (module or instance with ``@hookimpl`` methods).
+
+        A hookimpl whose name matches no hookspec (a typo) is rejected loudly: the
+        plugin is unregistered and recorded in ``load_errors``.
+        """
+        with self._lock:
+            self.pm.register(plugin, name=name)
+            self._dists[name] = (distribution or name, version or "unknown")
+            try:
+                self.pm.check_pending()
+            except pluggy.PluginValidationError as exc:
+                self.pm.unregister(name=name)
+                err = PluginLoadError(distribution=distribution or name, entry_point=name,
+                                      cause=exc)
+                self.load_errors.append(err)
+                raise err from exc
+            self._registry = None
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self.pm.unregister(name=name)
+            self._dists.pop(name, None)
+            self._registry = None
+
+    # -- registry ----------------------------------------------------------------------
+    @property
+    def registry(self) -> ComponentRegistry:
+        with self._lock:
+            if self._registry is None:
+                self._registry = self._build_registry()
+            return self._registry
+
+    def _build_registry(self) -> ComponentRegistry:
+        registry = ComponentRegistry()
+        self._hook_errors: list[PluginLoadError] = []
+        for kind, hook_name in KIND_HOOKS.items():
+            hook = getattr(self.pm.hook, hook_name)
+            for impl in reversed(hook.get_hookimpls()):  # registration order
+                plugin_name = impl.plugin_name
+                dist = self._dists.get(plugin_name, (plugin_name, "unknown"))[0]
+                pending: list[RegisteredComponent] = []
+
+                def register(factory: Any, *, name: str, aliases: tuple[str, ...] = (),
+                             _kind: ComponentKind = kind, _plugin: str = plugin_name,
+                             _dist: str = dist, _pending: list[RegisteredComponent] = pending
+                             ) -> None:
+                    if not isinstance(factory, str) and not (
+                            isinstance(factory, type) and issubclass(factory, Component)):
+                        raise TypeError(f"register() needs a Component subclass or a "
+                                        f"'module:Class' string, got {factory!r}")
+                    _pending.append(RegisteredComponent(
+                        kind=_kind, name=name, factory=factory, plugin=_plugin,
+                        distribution=_dist, aliases=tuple(aliases)))
+
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    self._hook_errors.append(PluginLoadError(
+                        distribution=dist, entry_point=plugin_name,
+                        cause=RuntimeError(f"{hook_name} raised {type(exc).__name__}: {exc}")))
+                    continue
+                for entry in pending:
+                    registry.add(entry)
+        return registry
+
+    @property
+    def errors(self) -> list[PluginLoadError]:
+        """Import-time and hook-time failures, in that order."""
+        self.registry  # noqa: B018  (builds the registry so hook errors are known)
+        return [*self.load_errors, *getattr(self, "_hook_errors", [])]
+
+    # -- reporting ---------------------------------------------------------------------
+    def plugin_infos(self, *, include_core: bool = False) -> list[PluginInfo]:
+        registry = self.registry
+        infos: list[PluginInfo] = []
+        for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda x: x[0]):
+            if plugin is None:
+                continue
+            builtin = name in CORE_PLUGINS
+            if builtin and not include_core:
+                continue
+            dist, version = self._dists.get(name, (name, "unknown"))
+            hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+            comps = [e.describe() for e in registry.entries() if e.plugin == name]
+            infos.append(PluginInfo(name=name, distribution=dist, version=version, hooks=hooks,
+                                    components=comps, builtin=builtin))
+        for err in self.errors:
+            match = next((i for i in infos if i.name == err.entry_point), None)
+            if match is not None:
+                match.error = str(err)
+            else:
+                dist, version = self._dists.get(err.entry_point,
+                                                (err.distribution, "unknown"))
+                infos.append(PluginInfo(name=err.entry_point, distribution=dist,
+                                        version=version, error=str(err)))
+        return infos
+
+    def resolve_model_source(self, name: str) -> Any:
+        return self.pm.hook.resolve_model_source(name=name)
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_default_host: PluginHost | None = None
+_default_lock = threading.Lock()
+
+
+def default_host() -> PluginHost:
+    """The process-wide host used by the CLI and the TUI (libraries should own theirs)."""
+    global _default_host
+    with _default_lock:
+        if _default_host is None:
+            _default_host = PluginHost()
+        return _default_host

@@ -1,0 +1,211 @@
+"""Small durable stores used by the core: atomic file writes, the ingestion manifest and
+the token-vector side store for multi-vector reranking.
+
+SQLite (stdlib) gives transactions that survive a crash without any pickle: the manifest
+and the token store are SQLite files; everything else is JSON or ``.npy``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .components import FloatArray
+from .errors import IndexCorruptError
+
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder, fsync, then rename: never a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexCorruptError(f"{what} {path} is unreadable ({exc}); "
+                                "restore it or delete the folder and re-index") from exc
+
+
+def _connect(path: Path, what: str) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(f"{what} {path} is not a valid database ({exc})") from exc
+
+
+class Manifest:
+    """What the trawl index holds: each document's content hash, chunks and state.
+
+    ``state`` is ``pending`` while a document is being written to the indexes and
+    ``committed`` once every configured index has it; on open, pending documents are
+    rolled back so all indexes stay in step after a crash.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = _connect(path, "manifest")
+        try:
+            self._conn.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS docs (
+                    doc_id TEXT PRIMARY KEY, hash TEXT NOT NULL, source TEXT,
+                    chunk_ids TEXT NOT NULL, state TEXT NOT NULL, updated REAL NOT NULL);
+                CREATE INDEX IF NOT EXISTS docs_source ON docs(source);
+                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                """
+            )
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"manifest {path} is not a valid database ({exc})") from exc
+
+    def get_meta(self, key: str) -> Any:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               (key, json.dumps(value)))
+
+    def hashes(self, doc_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """Committed documents' content hashes."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT doc_id, hash FROM docs WHERE state='committed'").fetchall()
+        result = dict(rows)
+        if doc_ids is not None:
+            wanted = set(doc_ids)
+            return {k: v for k, v in result.items() if k in wanted}
+        return result
+
+    def mark(self, entries: Sequence[tuple[str, str, str | None, list[str]]], state: str) -> None:
+        """Record ``(doc_id, hash, source, chunk_ids)`` rows in one transaction."""
+        import time
+
+        now = time.time()
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?)",
+                [(d, h, s, json.dumps(c), state, now) for d, h, s, c in entries],
+            )
+            self._conn.execute("COMMIT")
+
+    def remove(self, doc_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany("DELETE FROM docs WHERE doc_id=?", [(d,) for d in doc_ids])
+            self._conn.execute("COMMIT")
+
+    def pending(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._conn.execute(
+                "SELECT doc_id FROM docs WHERE state!='committed'")]
+
+    def doc_ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._conn.execute(
+                "SELECT doc_id FROM docs WHERE state='committed'")}
+
+    def by_source(self) -> dict[str, list[str]]:
+        """Committed document ids grouped by their source (file path), for ``--prune``."""
+        out: dict[str, list[str]] = {}
+        with self._lock:
+            for doc_id, source in self._conn.execute(
+                    "SELECT doc_id, source FROM docs WHERE state='committed'"):
+                out.setdefault(source or "", []).append(doc_id)
+        return out
+
+    def count(self) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM docs WHERE state='committed'").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class TokenStore:
+    """Per-chunk token matrices (float16) for exact MaxSim reranking of candidates."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._lock = threading.RLock()
+        self._conn = _connect(path, "token store") if path else sqlite3.connect(
+            ":memory:", check_same_thread=False, isolation_level=None)
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS tokens (chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL,"
+            " rows INTEGER NOT NULL, dim INTEGER NOT NULL, data BLOB NOT NULL)")
+        self._conn.execute("CREATE INDEX IF NOT EXISTS tokens_doc ON tokens(doc_id)")
+
+    def put(self, chunk_ids: Sequence[str], doc_ids: Sequence[str],
+            matrices: Sequence[FloatArray]) -> None:
+        rows = []
+        for cid, did, m in zip(chunk_ids, doc_ids, matrices, strict=True):
+            arr = np.ascontiguousarray(m, dtype=np.float16)
+            rows.append((cid, did, int(arr.shape[0]), int(arr.shape[1]) if arr.ndim == 2 else 0,
+                         arr.tobytes()))
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?)", rows)
+            self._conn.execute("COMMIT")
+
+    def get(self, chunk_ids: Sequence[str]) -> list[FloatArray | None]:
+        if not chunk_ids:
+            return []
+        found: dict[str, FloatArray] = {}
+        with self._lock:
+            for start in range(0, len(chunk_ids), 900):
+                part = list(chunk_ids[start:start + 900])
+                marks = ",".join("?" * len(part))
+                for cid, rows, dim, data in self._conn.execute(
+                        f"SELECT chunk_id, rows, dim, data FROM tokens WHERE chunk_id IN ({marks})",
+                        part):
+                    found[cid] = np.frombuffer(data, dtype=np.float16).reshape(
+                        rows, dim).astype(np.float32)
+        return [found.get(c) for c in chunk_ids]
+
+    def delete_docs(self, doc_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany("DELETE FROM tokens WHERE doc_id=?", [(d,) for d in doc_ids])
+            self._conn.execute("COMMIT")
+
+    def doc_ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT DISTINCT doc_id FROM tokens")}
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,1 @@
+"""trawl built-in plugin: bm25 (filled by its issue)."""

@@ -1,0 +1,1 @@
+"""trawl built-in plugin: muvera (filled by its issue)."""

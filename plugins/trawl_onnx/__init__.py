@@ -1,0 +1,1 @@
+"""trawl built-in plugin: onnx (filled by its issue)."""

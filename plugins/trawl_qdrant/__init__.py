@@ -1,0 +1,1 @@
+"""trawl built-in plugin: qdrant (filled by its issue)."""

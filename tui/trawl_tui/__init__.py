@@ -1,0 +1,1 @@
+"""trawl terminal UI (Textual)."""
