@@ -155,8 +155,8 @@ class Trawl:
     def open(cls, path_or_config: str | Path | None = None, *,
              pipeline: str | Path | dict[str, Any] | PipelineConfig | None = None,
              host: PluginHost | None = None, settings: TrawlSettings | None = None,
-             show_progress: bool | None = None) -> Trawl:
-        """Open (or create) an index folder.
+             show_progress: bool | None = None, create: bool = True) -> Trawl:
+        """Open (or, with ``create``, create) an index folder.
 
         ``path_or_config`` is an index folder, a bare index name (under
         ``$TRAWL_HOME/indexes``), or a TOML file with ``path = ...`` and a ``[pipeline]``
@@ -193,6 +193,9 @@ class Trawl:
                                                  "reranker": wanted.reranker,
                                                  "name": wanted.name})
             config = saved
+        elif not create:
+            raise ConfigError(f"no trawl index at {path} (no {PIPELINE_FILE}); "
+                              "create one with `trawl index PATH`")
         else:
             config = load_pipeline(pipeline or settings.default_pipeline)
         return cls(path, config, host=host, settings=settings, show_progress=show_progress)

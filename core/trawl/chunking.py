@@ -1,66 +1,120 @@
 """Token-aware chunking: chunks fit the encoder's window and end on natural boundaries.
 
 Long inputs are split, never silently truncated (LongEmbed; Length-Induced Embedding
-Collapse). Boundaries are preferred in this order: paragraph, sentence, token.
+Collapse). Boundaries are preferred in this order: paragraph, sentence (or line), word,
+token.
+
+Invariants (tested): chunk ``k`` is ``doc.text[start:end]``; the first chunk starts at 0,
+the last ends at ``len(text)``, and each chunk starts at or before the previous one's end,
+so the chunks cover every character of the text, including characters the tokenizer
+drops (control characters, unknown symbols). Each chunk holds at most ``max_tokens``
+tokens of the tokenizer that measured it.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable
+from typing import Any
 
 from .models import Chunk, Document
 
 SpanFn = Callable[[str], list[tuple[int, int]]]
-_PARA = re.compile(r"\n\s*\n")
-_SENT = re.compile(r"(?<=[.!?。！？])\s+")
+
+# Gap strengths between two consecutive tokens: higher is a better place to cut.
+_NONE, _WORD, _SENTENCE, _PARAGRAPH = 0, 1, 2, 3
+_PARA_GAP = re.compile(r"\n[^\S\n]*\n")
+_SENT_END = frozenset(".!?。！？…;:")
+_CJK_SENT_END = frozenset("。！？")
+
+#: Metadata key a reader may set: character offset where each page starts (PDF). Chunks
+#: get ``page_start``/``page_end`` (1-based) instead of the list itself.
+PAGE_OFFSETS = "page_offsets"
 
 
-def _boundaries(text: str) -> tuple[set[int], set[int]]:
-    paras = {m.end() for m in _PARA.finditer(text)}
-    sents = {m.end() for m in _SENT.finditer(text)} | {m.start() for m in _SENT.finditer(text)}
-    return paras, sents
+def _gap_strength(text: str, prev_end: int, next_start: int) -> int:
+    gap = text[prev_end:next_start]
+    if not gap:
+        # CJK text has no spaces: a full stop is still a sentence end.
+        return _SENTENCE if prev_end and text[prev_end - 1] in _CJK_SENT_END else _NONE
+    if gap.isspace() or not gap.strip():
+        if _PARA_GAP.search(gap):
+            return _PARAGRAPH
+        if "\n" in gap or (prev_end and text[prev_end - 1] in _SENT_END):
+            return _SENTENCE
+        return _WORD
+    # The tokenizer dropped something (control chars, odd symbols): a word break at most.
+    return _WORD if any(c.isspace() for c in gap) else _NONE
+
+
+def _chunk_metadata(meta: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    offsets = meta.get(PAGE_OFFSETS)
+    if not offsets:
+        return dict(meta)
+    out = {k: v for k, v in meta.items() if k != PAGE_OFFSETS}
+    try:
+        pages = [int(o) for o in offsets]
+    except (TypeError, ValueError):
+        return out
+    out["page_start"] = max(1, bisect_right(pages, start))
+    out["page_end"] = max(out["page_start"], bisect_right(pages, max(start, end - 1)))
+    return out
 
 
 def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int = 32) -> list[Chunk]:
     """Split a document into chunks of at most ``max_tokens`` tokens by the encoder's tokenizer.
 
-    A chunk ends at the last paragraph break inside its window, else the last sentence
-    end, else at the window edge; the next chunk starts ``overlap`` tokens earlier when the
-    cut was mid-sentence. Offsets are character offsets into ``doc.text``.
+    A chunk ends at the last paragraph break in the second half of its window, else the
+    last sentence end or line break, else the last word break, else at the window edge.
+    When the cut is not at a sentence or paragraph boundary the next chunk starts
+    ``overlap`` tokens earlier, so a sentence cut in two is seen whole by one of the
+    chunks' neighbours. Offsets are character offsets into ``doc.text``.
     """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     text = doc.text
     tokens = spans(text)
+    n = len(tokens)
+    if n <= max_tokens:
+        whole = Chunk.whole(doc)
+        if PAGE_OFFSETS in doc.metadata:
+            whole = whole.model_copy(update={
+                "metadata": _chunk_metadata(doc.metadata, 0, len(text))})
+        return [whole]
+    overlap = max(0, min(overlap, max_tokens // 2))
+    # strength[k]: how good a cut is just before token k (1 <= k < n)
+    strength = [_NONE] * n
+    for k in range(1, n):
+        strength[k] = _gap_strength(text, tokens[k - 1][1], tokens[k][0])
     title = doc.metadata.get("title")
-    if len(tokens) <= max_tokens:
-        return [Chunk.whole(doc)]
-    overlap = min(overlap, max_tokens // 2)
-    paras, sents = _boundaries(text)
     chunks: list[Chunk] = []
     i = 0
-    while i < len(tokens):
-        j = min(i + max_tokens, len(tokens))
-        cut = j
-        natural = False
-        if j < len(tokens):
+    start_char = 0
+    while True:
+        j = min(i + max_tokens, n)
+        if j >= n:
+            cut, natural = n, True
+        else:
+            cut, best = j, _NONE
             floor = i + max(1, max_tokens // 2)
-            for pool in (paras, sents):
-                for k in range(j - 1, floor - 1, -1):
-                    gap_start, gap_end = tokens[k - 1][1], tokens[k][0]
-                    if any(gap_start <= b <= gap_end for b in pool if gap_start <= b <= gap_end):
-                        cut, natural = k, True
+            for k in range(j, floor - 1, -1):
+                s = strength[k]
+                if s > best:
+                    cut, best = k, s
+                    if s == _PARAGRAPH:
                         break
-                if natural:
-                    break
-        start_char = tokens[i][0] if i > 0 else 0
-        end_char = tokens[cut - 1][1] if cut < len(tokens) else len(text)
-        index = len(chunks)
-        meta = dict(doc.metadata)
+            natural = best >= _SENTENCE
+        end_char = tokens[cut][0] if cut < n else len(text)
+        meta = _chunk_metadata(doc.metadata, start_char, end_char)
         if title:
             meta["title"] = title
-        chunks.append(Chunk(id=f"{doc.id}#{index}", doc_id=doc.id, text=text[start_char:end_char],
-                            index=index, start=start_char, end=end_char, metadata=meta))
-        if cut >= len(tokens):
+        index = len(chunks)
+        chunks.append(Chunk(id=f"{doc.id}#{index}", doc_id=doc.id,
+                            text=text[start_char:end_char], index=index, start=start_char,
+                            end=end_char, metadata=meta))
+        if cut >= n:
             break
-        i = cut if natural else max(cut - overlap, i + 1)
+        i = cut if natural or not overlap else max(cut - overlap, i + 1)
+        start_char = tokens[i][0]
     return chunks

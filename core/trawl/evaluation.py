@@ -1,0 +1,195 @@
+"""Evaluation on BEIR-layout collections: nDCG@10, Recall@10/100, MRR@10, latency.
+
+Metrics are hand-written (a dozen lines) so they carry no dependency; a test checks
+them against pytrec_eval (trec_eval's reference implementation) to 1e-6. Conventions
+follow trec_eval: nDCG gain = graded relevance, log2 discount, ideal DCG from all judged
+relevant documents; Recall and MRR count any grade > 0 as relevant. Chunk hits are folded
+to documents (best chunk wins) before scoring; ties are broken by document id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .models import Document, Hit
+
+Qrels = dict[str, dict[str, int]]
+Run = dict[str, dict[str, float]]
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    with fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+
+
+def beir_document(row: Mapping[str, Any]) -> Document:
+    """A BEIR corpus row as a Document: ``title + " " + text`` (as MTEB/BEIR encode it),
+    unless the text already starts with the title (Cranfield repeats it)."""
+    title = str(row.get("title") or "").strip()
+    text = str(row.get("text") or "")
+    full = text if not title or text.lstrip().startswith(title) else f"{title} {text}"
+    return Document(id=str(row["_id"]), text=full, metadata={"title": title, "source": "beir"})
+
+
+@dataclass
+class BeirDataset:
+    name: str
+    path: Path
+    queries: dict[str, str]
+    qrels: Qrels
+
+    def corpus(self) -> Iterator[Document]:
+        for row in _read_jsonl(self.path / "corpus.jsonl"):
+            if "_id" not in row:
+                raise InputError(f"{self.path / 'corpus.jsonl'}: a row has no '_id'")
+            yield beir_document(row)
+
+
+def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
+    """Load queries and qrels of a BEIR folder (corpus is streamed by ``corpus()``)."""
+    root = Path(path)
+    for needed in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+        if not (root / needed).is_file():
+            raise InputError(f"{root} is not a BEIR dataset folder: {needed} is missing")
+    qrels: Qrels = {}
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    with qrels_path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if lineno == 1 and parts[0] == "query-id":
+                continue
+            if len(parts) != 3:
+                raise InputError(f"{qrels_path}:{lineno}: expected 3 tab-separated columns")
+            qid, did, score = parts
+            qrels.setdefault(qid, {})[did] = int(score)
+    queries = {str(r["_id"]): str(r["text"]) for r in _read_jsonl(root / "queries.jsonl")
+               if str(r["_id"]) in qrels}
+    return BeirDataset(name=root.name, path=root, queries=queries, qrels=qrels)
+
+
+def _ranked(scores: Mapping[str, float]) -> list[str]:
+    return sorted(scores, key=lambda d: (-scores[d], d))
+
+
+def ndcg_at(run: Mapping[str, float], rels: Mapping[str, int], k: int) -> float:
+    ranked = _ranked(run)[:k]
+    dcg = sum(rels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked)
+              if rels.get(d, 0) > 0)
+    ideal = sorted((g for g in rels.values() if g > 0), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at(run: Mapping[str, float], rels: Mapping[str, int], k: int) -> float:
+    relevant = {d for d, g in rels.items() if g > 0}
+    if not relevant:
+        return 0.0
+    return len(relevant.intersection(_ranked(run)[:k])) / len(relevant)
+
+
+def mrr_at(run: Mapping[str, float], rels: Mapping[str, int], k: int) -> float:
+    for i, d in enumerate(_ranked(run)[:k]):
+        if rels.get(d, 0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def score_run(run: Run, qrels: Qrels) -> dict[str, float]:
+    """Mean metrics over the judged queries (a query with no hits scores 0)."""
+    qids = [q for q in qrels if any(g > 0 for g in qrels[q].values())]
+    if not qids:
+        raise InputError("qrels contain no relevant documents")
+    metrics = {"ndcg@10": [], "recall@10": [], "recall@100": [], "mrr@10": []}  # type: dict[str, list[float]]
+    for q in qids:
+        r, rel = run.get(q, {}), qrels[q]
+        metrics["ndcg@10"].append(ndcg_at(r, rel, 10))
+        metrics["recall@10"].append(recall_at(r, rel, 10))
+        metrics["recall@100"].append(recall_at(r, rel, 100))
+        metrics["mrr@10"].append(mrr_at(r, rel, 10))
+    return {name: sum(v) / len(v) for name, v in metrics.items()}
+
+
+def hits_to_doc_scores(hits: list[Hit], depth: int = 100) -> dict[str, float]:
+    """Fold chunk hits to documents (best chunk wins); scores strictly decrease with rank so
+    any evaluator orders them exactly as trawl did."""
+    out: dict[str, float] = {}
+    for hit in hits:
+        if hit.doc_id not in out:
+            out[hit.doc_id] = float(depth + 1 - (len(out) + 1))
+            if len(out) >= depth:
+                break
+    return out
+
+
+def write_trec_run(run: Run, path: Path, tag: str) -> None:
+    """TREC run format: ``qid Q0 docid rank score tag``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for qid in run:
+            for rank, did in enumerate(_ranked(run[qid]), start=1):
+                fh.write(f"{qid} Q0 {did.replace(' ', '_')} {rank} {run[qid][did]:.6f} {tag}\n")
+
+
+@dataclass
+class EvalResult:
+    dataset: str
+    pipeline: str
+    queries: int
+    metrics: dict[str, float]
+    latencies_ms: list[float] = field(repr=False, default_factory=list)
+    run_file: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+        return {
+            "dataset": self.dataset, "pipeline": self.pipeline, "queries": self.queries,
+            **{k: round(v, 6) for k, v in self.metrics.items()},
+            "latency_ms_p50": round(_pct(lat, 50), 3), "latency_ms_p95": round(_pct(lat, 95), 3),
+            "run_file": self.run_file,
+        }
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
+
+
+def evaluate(search: Callable[[str, int], list[Hit]], dataset: BeirDataset, *,
+             pipeline_name: str, depth: int = 100, run_file: Path | None = None,
+             progress: Callable[[int], None] | None = None) -> EvalResult:
+    """Run every judged query through ``search`` and score the run."""
+    run: Run = {}
+    latencies: list[float] = []
+    for i, (qid, text) in enumerate(dataset.queries.items()):
+        t0 = time.perf_counter()
+        hits = search(text, depth * 2)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        run[qid] = hits_to_doc_scores(hits, depth)
+        if progress is not None:
+            progress(i + 1)
+    if run_file is not None:
+        write_trec_run(run, run_file, pipeline_name)
+    return EvalResult(dataset=dataset.name, pipeline=pipeline_name, queries=len(run),
+                      metrics=score_run(run, dataset.qrels), latencies_ms=latencies,
+                      run_file=str(run_file) if run_file else None)

@@ -1,0 +1,298 @@
+"""Find the files to ingest under the given paths.
+
+Rules, in order, for every entry under a root directory:
+
+- ``.git`` and the index folder itself are never entered; hidden names (``.x``) are
+  skipped unless ``include_hidden``.
+- ``.gitignore`` and ``.trawlignore`` files apply to their folder and below, with git's
+  semantics (later and deeper patterns win, ``!`` re-includes), via ``pathspec``.
+- ``exclude`` globs (gitignore syntax, relative to the root) drop files and whole folders;
+  when ``include`` globs are given a file must match one of them.
+- Symlinks: a link whose target lies inside the root is followed; one that points out
+  of the root is skipped with a reason unless ``follow_symlinks``. Links are visited
+  after the real tree, so a link to a file or folder already scanned is reported as a
+  duplicate instead of indexing the same content twice, and a link back to an
+  ancestor folder is a loop, skipped with a reason.
+- Non-regular files (fifo, socket, device), empty files and files over ``max_bytes``
+  are skipped with a reason; nothing here opens a file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import MissingDependencyError
+
+IGNORE_FILES = (".gitignore", ".trawlignore")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file to ingest. ``path`` is absolute but not resolved (links keep their name)."""
+
+    path: Path
+    root: Path
+    rel: str
+    size: int
+    mtime_ns: int
+    real: str  # resolved path, for duplicate detection
+
+    @property
+    def doc_key(self) -> str:
+        """Stable document id: the root folder's name plus the path below it."""
+        return f"{self.root.name}/{self.rel}" if self.root.name else self.rel
+
+
+@dataclass(frozen=True)
+class SkipEntry:
+    path: str
+    reason: str
+
+
+def _pathspec() -> Any:
+    try:
+        import pathspec
+    except ImportError as exc:  # pragma: no cover - pathspec is in the ingest extra
+        raise MissingDependencyError("pathspec", "ingest",
+                                     purpose="include/exclude globs and .gitignore") from exc
+    return pathspec
+
+
+def compile_globs(patterns: Sequence[str]) -> Any:
+    """gitignore-syntax globs (``*.md``, ``docs/**``, ``build/``) as one matcher, or None."""
+    patterns = [p for p in patterns if p and p.strip()]
+    if not patterns:
+        return None
+    return _pathspec().GitIgnoreSpec.from_lines(patterns)
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class _Ignores:
+    """The ``.gitignore``-style files active for one folder (outermost first)."""
+
+    def __init__(self, specs: tuple[tuple[str, Any], ...] = ()) -> None:
+        self.specs = specs
+
+    def child(self, folder: Path, rel_folder: str) -> _Ignores:
+        found = []
+        for name in IGNORE_FILES:
+            f = folder / name
+            try:
+                if f.is_file():
+                    lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
+                    found.append(lines)
+            except OSError:
+                continue
+        if not found:
+            return self
+        spec = _pathspec().GitIgnoreSpec.from_lines([ln for lines in found for ln in lines])
+        prefix = f"{rel_folder}/" if rel_folder else ""
+        return _Ignores((*self.specs, (prefix, spec)))
+
+    def ignored(self, rel: str, is_dir: bool) -> bool:
+        for prefix, spec in reversed(self.specs):  # deepest file decides first
+            if not rel.startswith(prefix):
+                continue
+            sub = rel[len(prefix):] + ("/" if is_dir else "")
+            result = spec.check_file(sub)
+            if result.include is not None:
+                return bool(result.include)
+        return False
+
+
+@dataclass
+class WalkOptions:
+    include: Any = None  # compiled globs
+    exclude: Any = None
+    follow_symlinks: bool = False
+    max_bytes: int = 32 * 1024 * 1024
+    include_hidden: bool = False
+    use_ignore_files: bool = True
+    skip_dirs: tuple[str, ...] = ()  # resolved folders never entered (the index itself)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a fifo"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+class Walker:
+    """Yields ``FileEntry`` and ``SkipEntry`` items; counts files dropped by ignore rules."""
+
+    def __init__(self, options: WalkOptions) -> None:
+        self.opt = options
+        self.ignored = 0
+        self._seen_files: dict[str, str] = {}   # real path -> first path it was seen as
+        self._seen_dirs: dict[str, str] = {}
+
+    # -- entry points --------------------------------------------------------------------
+    def walk(self, paths: Sequence[str | os.PathLike[str]]) -> Iterator[FileEntry | SkipEntry]:
+        for raw in paths:
+            p = Path(os.path.abspath(os.fspath(raw)))
+            if not os.path.lexists(p):
+                yield SkipEntry(str(p), "no such file or directory")
+                continue
+            if p.is_dir():
+                yield from self._walk_root(p)
+            elif p.is_symlink() and not p.exists():
+                yield SkipEntry(str(p), f"broken symlink (target {os.readlink(p)!r} is missing)")
+            else:
+                # a file named on the command line is taken as given, links included
+                yield from self._file(p, p.parent, p.name, os.path.realpath(p))
+
+    # -- internals -----------------------------------------------------------------------
+    def _file(self, path: Path, root: Path, rel: str, real: str) -> Iterator[FileEntry | SkipEntry]:
+        try:
+            st = os.stat(path)
+        except PermissionError:
+            yield SkipEntry(str(path), "permission denied (cannot stat)")
+            return
+        except OSError as exc:
+            yield SkipEntry(str(path), f"cannot stat: {exc.strerror or exc}")
+            return
+        if not stat.S_ISREG(st.st_mode):
+            yield SkipEntry(str(path), f"{_kind(st.st_mode)}, not a regular file")
+            return
+        if real in self._seen_files:
+            yield SkipEntry(str(path), f"same file as {self._seen_files[real]} (already scanned)")
+            return
+        self._seen_files[real] = str(path)
+        if st.st_size == 0:
+            yield SkipEntry(str(path), "empty file")
+            return
+        if st.st_size > self.opt.max_bytes:
+            yield SkipEntry(str(path), f"file too large: {st.st_size:,} bytes > limit "
+                                       f"{self.opt.max_bytes:,} (raise max_bytes / --max-bytes)")
+            return
+        yield FileEntry(path=path, root=root, rel=rel, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                        real=real)
+
+    def _walk_root(self, root: Path) -> Iterator[FileEntry | SkipEntry]:
+        root_real = os.path.realpath(root)
+        if any(_within(root_real, d) for d in self.opt.skip_dirs):
+            yield SkipEntry(str(root), "this folder is (inside) the index itself")
+            return
+        self._seen_dirs.setdefault(root_real, str(root))
+        # (folder, rel, ignores, ancestors' real paths); symlinks wait in `deferred`
+        queue: deque[tuple[Path, str, _Ignores, tuple[str, ...]]] = deque(
+            [(root, "", _Ignores(), (root_real,))])
+        deferred: deque[tuple[Path, str, _Ignores, tuple[str, ...]]] = deque()
+        while queue or deferred:
+            if queue:
+                folder, rel_folder, ignores, chain = queue.popleft()
+                yield from self._scan_folder(root, root_real, folder, rel_folder, ignores, chain,
+                                             queue, deferred)
+            else:
+                link, rel, ignores, chain = deferred.popleft()
+                yield from self._symlink(root, root_real, link, rel, ignores, chain, queue)
+
+    def _scan_folder(self, root: Path, root_real: str, folder: Path, rel_folder: str,
+                     ignores: _Ignores, chain: tuple[str, ...], queue: deque[Any],
+                     deferred: deque[Any]) -> Iterator[FileEntry | SkipEntry]:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except PermissionError:
+            yield SkipEntry(str(folder), "permission denied (cannot list folder)")
+            return
+        except OSError as exc:
+            yield SkipEntry(str(folder), f"cannot list folder: {exc.strerror or exc}")
+            return
+        if self.opt.use_ignore_files:
+            ignores = ignores.child(folder, rel_folder)
+        for entry in entries:
+            rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+            try:
+                is_link = entry.is_symlink()
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError as exc:
+                yield SkipEntry(entry.path, f"cannot stat: {exc.strerror or exc}")
+                continue
+            if not self._wanted(entry.name, rel, is_dir or (is_link and os.path.isdir(entry.path)),
+                                ignores):
+                continue
+            if is_link:
+                deferred.append((Path(entry.path), rel, ignores, chain))
+            elif is_dir:
+                real = os.path.realpath(entry.path)
+                if any(_within(real, d) for d in self.opt.skip_dirs):
+                    continue
+                self._seen_dirs.setdefault(real, entry.path)
+                queue.append((Path(entry.path), rel, ignores, (*chain, real)))
+            else:
+                if self.opt.include is not None and not self.opt.include.match_file(rel):
+                    self.ignored += 1
+                    continue
+                yield from self._file(Path(entry.path), root, rel, os.path.realpath(entry.path))
+
+    def _wanted(self, name: str, rel: str, is_dir: bool, ignores: _Ignores) -> bool:
+        if is_dir and name == ".git":
+            return False
+        if name.startswith(".") and not self.opt.include_hidden:
+            if not is_dir:
+                self.ignored += 1
+            return False
+        if self.opt.exclude is not None and self.opt.exclude.match_file(
+                rel + ("/" if is_dir else "")):
+            if not is_dir:
+                self.ignored += 1
+            return False
+        if ignores.ignored(rel, is_dir):
+            if not is_dir:
+                self.ignored += 1
+            return False
+        return True
+
+    def _symlink(self, root: Path, root_real: str, link: Path, rel: str, ignores: _Ignores,
+                 chain: tuple[str, ...], queue: deque[Any]) -> Iterator[FileEntry | SkipEntry]:
+        try:
+            target = os.readlink(link)
+        except OSError as exc:
+            yield SkipEntry(str(link), f"unreadable symlink: {exc.strerror or exc}")
+            return
+        real = os.path.realpath(link)
+        if not os.path.exists(real):
+            # realpath() of a loop a -> b -> a gives a path that does not exist either
+            try:
+                os.stat(link)
+            except OSError as exc:
+                if exc.errno == 40:  # ELOOP
+                    yield SkipEntry(str(link), f"symlink loop ({target!r})")
+                    return
+            yield SkipEntry(str(link), f"broken symlink (target {target!r} is missing)")
+            return
+        if not self.opt.follow_symlinks and not _within(real, root_real):
+            yield SkipEntry(str(link), f"symlink to {real} points outside {root} "
+                                       "(pass follow_symlinks=True / --follow-symlinks)")
+            return
+        if os.path.isdir(real):
+            if _within(chain[-1], real):
+                yield SkipEntry(str(link), f"symlink loop: points back to its ancestor {real}")
+                return
+            if any(_within(real, d) for d in self.opt.skip_dirs):
+                return
+            if real in self._seen_dirs:
+                yield SkipEntry(str(link), f"same folder as {self._seen_dirs[real]} "
+                                           "(already scanned)")
+                return
+            self._seen_dirs[real] = str(link)
+            queue.append((link, rel, ignores, (*chain, real)))
+            return
+        if self.opt.include is not None and not self.opt.include.match_file(rel):
+            self.ignored += 1
+            return
+        yield from self._file(link, root, rel, real)
