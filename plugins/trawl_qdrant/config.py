@@ -1,0 +1,114 @@
+"""Configuration of the ``qdrant`` index (pydantic only: importing this module is cheap).
+
+One switch, ``mode``, picks where the vectors live:
+
+* ``edge``: the Qdrant engine (Rust) in-process via ``qdrant-edge-py``, persisted in the
+  index folder. Real payload indexes, HNSW, quantization; no server.
+* ``local``: ``qdrant-client``'s embedded mode (``QdrantClient(path=...)``): a pure-Python
+  brute-force reimplementation; fine for tests and a few thousand chunks.
+* ``server``: a Qdrant server or cluster at ``url`` (``api_key`` from the config or the
+  environment). Sharding and replication are Qdrant's; trawl only talks to it.
+* ``auto`` (default): ``server`` when ``url`` is set, else whatever engine an existing
+  index folder was built with, else ``edge`` when ``qdrant-edge-py`` is installed, else
+  ``local``. The reasons and numbers are in ``docs/notes/issue-4-qdrant.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from trawl.components import ComponentConfig
+
+API_KEY_ENV = ("TRAWL_QDRANT_API_KEY", "QDRANT_API_KEY")
+_COLLECTION_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,255}$")
+
+Mode = Literal["auto", "local", "edge", "server"]
+QuantizationKind = Literal["none", "scalar", "binary"]
+
+
+class HnswConfig(ComponentConfig):
+    """HNSW graph parameters (edge and server; ``local`` mode always searches exactly)."""
+
+    m: int = Field(16, ge=4, le=128, description="edges per node; more = better recall, "
+                   "more memory and slower builds")
+    ef_construct: int = Field(100, ge=4, le=4096, description="candidate list size while "
+                              "building the graph")
+    ef: int | None = Field(None, ge=1, description="candidate list size while searching "
+                           "(None: the engine's default, >= top_k)")
+    full_scan_threshold: int = Field(10_000, ge=0, description="segments smaller than this "
+                                     "(in KB of vectors) are scanned exactly instead")
+
+
+class QdrantConfig(ComponentConfig):
+    """Config of the ``qdrant`` index. Field docs are what ``trawl`` shows users."""
+
+    mode: Mode = Field("auto", description="auto | edge | local | server (see module doc)")
+    url: str | None = Field(None, description="Qdrant server URL, e.g. http://localhost:6333 "
+                            "(implies mode=server under auto)")
+    api_key: SecretStr | None = Field(
+        None, description="server API key; when unset, read from $TRAWL_QDRANT_API_KEY or "
+        "$QDRANT_API_KEY. Never printed.")
+    prefer_grpc: bool = Field(False, description="talk gRPC (port 6334) instead of REST")
+    https: bool | None = Field(None, description="force TLS on/off (None: from the URL scheme)")
+    timeout: int | None = Field(None, ge=1, description="server request timeout in seconds")
+    collection: str | None = Field(
+        None, description="collection name (default: the retriever name). Set it explicitly "
+        "when several trawl indexes share one server.")
+    on_disk: bool = Field(False, description="keep original vectors on disk (mmap) instead "
+                          "of RAM (edge/server)")
+    hnsw: HnswConfig = Field(default_factory=HnswConfig, description="HNSW parameters")
+    exact: bool = Field(False, description="always search exactly (no HNSW); edge/server")
+    quantization: QuantizationKind = Field(
+        "none", description="none | scalar (int8, 4x smaller) | binary (32x smaller, needs "
+        "rescoring; good for >=768-d models); edge/server")
+    quantization_rescore: bool = Field(True, description="rescore quantized candidates "
+                                       "with the original vectors")
+    batch_size: int = Field(256, ge=1, le=65_536, description="points per upsert request")
+    show_progress: bool = Field(False, description="progress bar for upserts of more than "
+                                "one batch")
+    payload_indexes: dict[str, Literal["keyword", "integer", "float", "bool", "datetime"]] = (
+        Field(default_factory=dict, description="metadata fields to index for fast filtering, "
+              "e.g. {lang: keyword, year: integer}; edge/server (local mode ignores them)"))
+    optimize_after: int = Field(
+        20_000, ge=0, description="edge: build HNSW/payload-index segments (optimize) once "
+        "this many points were written since the last optimize; 0 = never automatically")
+    wal: bool = Field(True, description="edge: write-ahead log (updates survive a crash "
+                      "before the flush that ends every upsert)")
+
+    @field_validator("collection")
+    @classmethod
+    def _check_collection(cls, value: str | None) -> str | None:
+        if value is not None and not _COLLECTION_RE.match(value):
+            raise ValueError("collection names use letters, digits, '_', '-', '.' "
+                             f"(1-255 chars), got {value!r}")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(https?|grpcs?)://[^\s]+$|^[\w.\-]+(:\d+)?$",
+                                              value):
+            raise ValueError(f"url must look like http(s)://host:port, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> QdrantConfig:
+        if self.mode == "server" and not self.url:
+            raise ValueError("mode 'server' needs a 'url' (e.g. http://localhost:6333)")
+        if self.mode in ("local", "edge") and self.url:
+            raise ValueError(f"mode {self.mode!r} is embedded and takes no 'url'; use "
+                             "mode 'server' (or 'auto')")
+        return self
+
+    def resolved_api_key(self) -> str | None:
+        """The API key from the config, else from the environment; ``None`` if neither."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value() or None
+        for name in API_KEY_ENV:
+            value = os.environ.get(name)
+            if value:
+                return value
+        return None
