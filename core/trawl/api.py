@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .chunking import chunk_document
+from .components import word_spans
 from .config import FusionConfig, PipelineConfig, TrawlSettings, load_pipeline
 from .errors import ConfigError, IndexLockedError, InputError
 from .filters import Filter, parse_filter
@@ -207,7 +208,7 @@ class Trawl:
         return cls(None, load_pipeline(pipeline), host=host, show_progress=False)
 
     def _acquire_folder_lock(self, path: Path) -> None:
-        fh = open(path / ".lock", "a+", encoding="utf-8")  # noqa: SIM115 (held until close)
+        fh = open(path / ".lock", "a+", encoding="utf-8")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -279,10 +280,7 @@ class Trawl:
         if encoder is not None:
             max_tokens = cfg.max_tokens or max(8, encoder.max_length - 2)
             return chunk_document(doc, encoder.token_spans, max_tokens, cfg.overlap)
-        from .components import Encoder
-
-        return chunk_document(doc, Encoder.token_spans.__get__(None, Encoder),  # type: ignore[arg-type]
-                              cfg.max_tokens or 256, cfg.overlap)
+        return chunk_document(doc, word_spans, cfg.max_tokens or 256, cfg.overlap)
 
     def add(self, documents: Iterable[Document | str | dict[str, Any]], *,
             batch_size: int = 64, show_progress: bool | None = None,
@@ -386,10 +384,8 @@ class Trawl:
         """Numbered, cited passages for a prompt, within ``max_tokens`` of the encoder's tokenizer."""
         hits = self.search(query, top_k=top_k, filters=filters, **kwargs)
         encoder = self.pipeline.primary_encoder()
-        from .components import Encoder
-
         count = encoder.count_tokens if encoder is not None else (
-            lambda t: len(Encoder.token_spans(None, t)))  # type: ignore[arg-type]
+            lambda t: len(word_spans(t)))
         blocks: list[str] = []
         cited: list[Hit] = []
         used = 0

@@ -104,7 +104,7 @@ class ExactIndex(Index):
             if self.context.metric == "cosine":
                 norms = np.linalg.norm(vectors, axis=1, keepdims=True)
                 vectors = vectors / np.maximum(norms, 1e-12)
-            new_rows = []
+            new_rows: list[tuple[Chunk, FloatArray]] = []
             for chunk, vec in zip(chunks, vectors, strict=True):
                 row = self._row.get(chunk.id)
                 if row is None:

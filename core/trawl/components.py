@@ -8,6 +8,7 @@ models and open files lazily or in ``__init__`` of the component, never at impor
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,14 @@ class Component(ABC):
         """Release files, sessions and locks. Safe to call twice."""
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Words and punctuation marks: the token count used when no encoder tokenizer exists."""
+    return [m.span() for m in _WORD_RE.finditer(text)]
+
+
+_WORD_RE = re.compile(r"\w+|[^\w\s]")
+
+
 class Encoder(Component):
     """Texts → vectors. Dense: ``(n, dim)`` float32. Multi-vector: list of ``(t_i, dim)``.
 
@@ -104,9 +113,7 @@ class Encoder(Component):
         Chunking and context budgets count tokens with it. The default splits on
         words; ONNX encoders override it with their real tokenizer.
         """
-        import re
-
-        return [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
+        return word_spans(text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.token_spans(text))

@@ -72,9 +72,9 @@ class ChunkingConfig(_Strict):
 class PipelineConfig(_Strict):
     name: str = "custom"
     retrievers: list[RetrieverConfig]
-    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    fusion: FusionConfig = Field(default_factory=lambda: FusionConfig())
     reranker: RerankConfig | None = None
-    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    chunking: ChunkingConfig = Field(default_factory=lambda: ChunkingConfig())
 
     @model_validator(mode="after")
     def _unique(self) -> PipelineConfig:

@@ -110,7 +110,7 @@ def parse_filter(obj: Any) -> Filter | None:
                               f"known: {', '.join(OPERATORS)}")
         if "value" not in obj:
             raise FilterError(f"filter on {field!r} has no 'value'")
-        return Condition(field=field, op=op, value=_check_value(field, op, obj["value"]))  # type: ignore[arg-type]
+        return Condition(field=field, op=op, value=_check_value(field, op, obj["value"]))
     if keys & {"and", "or", "not"}:
         raise FilterError(f"'and'/'or'/'not' must be the only key of their object, got {sorted(keys)}")
     conditions = []
@@ -118,7 +118,7 @@ def parse_filter(obj: Any) -> Filter | None:
         if not isinstance(field, str) or not _FIELD_RE.match(field):
             raise FilterError(f"invalid filter field name {field!r}")
         op = "in" if isinstance(value, list | tuple) else "=="
-        conditions.append(Condition(field=field, op=op, value=_check_value(field, op, value)))  # type: ignore[arg-type]
+        conditions.append(Condition(field=field, op=op, value=_check_value(field, op, value)))
     return conditions[0] if len(conditions) == 1 else And(all=tuple(conditions))
 
 

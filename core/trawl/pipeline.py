@@ -156,7 +156,7 @@ class Pipeline:
 
     def _build_retriever(self, rc: RetrieverConfig) -> Retriever:
         sub = self.storage_dir / rc.name if self.storage_dir else None
-        index_cls = self.registry.get("index", rc.index).load()
+        index_cls = cast(type[Index], self.registry.get("index", rc.index).load())
         encoder = transform = None
         tokens = None
         dim: int | None = None

@@ -13,7 +13,8 @@ FloatArray = npt.NDArray[np.float32]
 def l2_normalize(x: FloatArray, axis: int = -1) -> FloatArray:
     """Unit-length rows; zero rows stay zero instead of becoming NaN."""
     norms = np.linalg.norm(x, axis=axis, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    out: FloatArray = (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    return out
 
 
 def maxsim(query: FloatArray, doc: FloatArray) -> float:
@@ -38,7 +39,7 @@ def maxsim_scores(query: FloatArray, docs: Sequence[FloatArray]) -> FloatArray:
     nonempty = np.flatnonzero(lengths > 0)
     if len(nonempty) == 0:
         return out
-    stacked = np.concatenate([docs[i] for i in nonempty]).astype(np.float32, copy=False)
+    stacked = np.concatenate([docs[int(i)] for i in nonempty]).astype(np.float32, copy=False)
     sims = stacked @ query.astype(np.float32, copy=False).T  # (total_tokens, t_q)
     starts = np.concatenate(([0], np.cumsum(lengths[nonempty])[:-1]))
     per_doc_max = np.maximum.reduceat(sims, starts, axis=0)  # (n_nonempty, t_q)

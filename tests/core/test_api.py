@@ -5,11 +5,11 @@ import threading
 from pathlib import Path
 
 import pytest
-
 import trawl
-from tests.conftest import HASHING_PIPELINE
 from trawl import Document, Trawl
 from trawl.errors import ConfigError, IndexLockedError, InputError
+
+from tests.conftest import HASHING_PIPELINE
 
 DOCS = [
     Document(id="cats", text="Cats are small carnivorous mammals that purr.",
@@ -137,7 +137,7 @@ def test_concurrent_searches_while_ingesting_and_deleting(host: trawl.PluginHost
             while not stop.is_set():
                 for h in t.search("document topic", 20):
                     assert h.doc_id not in deleted or not h.doc_id.startswith("base")
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=searcher) for _ in range(8)]

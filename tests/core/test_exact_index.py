@@ -4,7 +4,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from trawl import ComponentContext, Index
 from trawl.testing import ExactIndex, IndexContract
 

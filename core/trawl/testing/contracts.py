@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,8 @@ def sample_chunks(n: int = 40, seed: int = 0) -> list[Chunk]:
 def _vectors(chunks: list[Chunk], dim: int, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     v = rng.normal(size=(len(chunks), dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    out: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
 
 
 FILTER_CASES: list[Any] = [
@@ -96,7 +98,7 @@ class IndexContract:
         hits = index.search(self._query(index, chunks[3], vecs, 3), 5)
         assert hits and hits[0].chunk_id == chunks[3].id
         assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
-        assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+        assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
         assert hits[0].text == chunks[3].text and hits[0].doc_id == chunks[3].doc_id
         index.close()
 
@@ -216,7 +218,7 @@ class EncoderContract:
         together = encoder.encode_documents(texts)
         alone = [encoder.encode_documents([t]) for t in texts]
         for i in range(len(texts)):
-            x = together[i] if encoder.kind == "dense" else together[i]
+            x = together[i]
             y = alone[i][0]
             np.testing.assert_allclose(x, y, atol=1e-4)
 
@@ -251,7 +253,7 @@ class RerankerContract:
         assert len(out) == 3
         assert {h.chunk_id for h in out} <= {h.chunk_id for h in hits}
         assert [h.rank for h in out] == [1, 2, 3]
-        assert all(a.score >= b.score for a, b in zip(out, out[1:], strict=False))
+        assert all(a.score >= b.score for a, b in itertools.pairwise(out))
         assert all("first" in h.scores_by_source for h in out)
 
     def test_does_not_mutate_input(self, reranker: Reranker) -> None:
