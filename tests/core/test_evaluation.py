@@ -43,7 +43,7 @@ def test_metrics_agree_with_pytrec_eval_on_a_real_run(host, tmp_path) -> None:  
 def test_load_beir_rejects_non_beir_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from trawl.errors import InputError
 
-    with pytest.raises(InputError, match="corpus.jsonl"):
+    with pytest.raises(InputError, match=r"corpus\.jsonl"):
         load_beir(tmp_path)
 
 

@@ -74,7 +74,7 @@ def test_rrf_formula_and_per_source_scores() -> None:
     scores = {h.chunk_id: h.score for h in out}
     assert scores["y"] == pytest.approx(1 / 62 + 1 / 61)
     assert scores["x"] == pytest.approx(1 / 61)
-    assert [h.chunk_id for h in out][0] == "y"
+    assert out[0].chunk_id == "y"
     y = out[0]
     assert y.scores_by_source["bm25"].rank == 2 and y.scores_by_source["dense"].rank == 1
     assert y.scores_by_source["bm25"].score == 2.0
