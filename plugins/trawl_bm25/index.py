@@ -1,0 +1,547 @@
+"""The ``bm25`` index: rank-bm25's BM25Okapi scores from a sparse matrix.
+
+Scores are exactly ``rank_bm25.BM25Okapi(corpus, k1, b, epsilon).get_scores(query)``
+over the live chunks (tests check it to 1e-6), computed the fast way:
+
+* per chunk we keep term frequencies (CSR rows: term ids + counts) and its length;
+* at the first search after a change, the global statistics (N, avgdl, df → IDF with
+  rank-bm25's ``epsilon * average_idf`` floor for negative IDF) are recomputed and every
+  stored (term, chunk) pair gets its final weight
+  ``idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))``, transposed into a
+  scipy CSC matrix (one column per term);
+* a query adds the columns of its terms (a term repeated in the query counts that many
+  times, as in rank-bm25), masks deleted rows and the filter, and picks the top k with
+  ``argpartition``. Only chunks containing at least one query term are returned.
+
+Upserts and deletes touch only the affected rows plus one delta file on disk; the
+weights are rebuilt lazily (its cost is measured in ``benchmarks/bm25.py``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field, field_validator
+from scipy import sparse
+from trawl.components import (
+    ComponentConfig,
+    ComponentContext,
+    FloatArray,
+    Index,
+    IndexQuery,
+    make_hit,
+)
+from trawl.errors import FilterError, IndexCorruptError, InputError
+from trawl.filters import Filter, filter_fields
+from trawl.models import Chunk, Hit
+
+from .analysis import Analyzer
+from .filtering import FilterColumns, field_paths
+from .store import Snapshot, Store
+
+IntArray = npt.NDArray[np.int32]
+
+
+class BM25Config(ComponentConfig):
+    """BM25Okapi parameters (rank-bm25's defaults) and how text becomes terms."""
+
+    k1: float = Field(1.5, ge=0, description=(
+        "term-frequency saturation: 0 ignores repeats, larger lets them count longer "
+        "(rank-bm25 default 1.5)"))
+    b: float = Field(0.75, ge=0, le=1, description=(
+        "length normalisation: 0 none, 1 full (rank-bm25 default 0.75)"))
+    epsilon: float = Field(0.25, ge=0, description=(
+        "terms in more than half the chunks have negative Okapi IDF; they get "
+        "epsilon * average IDF instead (rank-bm25 default 0.25)"))
+    stemmer: str | None = Field("english", description=(
+        "Snowball language for PyStemmer ('english', 'german', ...); null: no stemming"))
+    stopwords: Literal["english", "none"] | list[str] | None = Field("english", description=(
+        "'english' (Lucene's 33-word list), 'none'/null, or your own list of words"))
+    lowercase: bool = Field(True, description="lowercase text and queries before splitting")
+    min_token_length: int = Field(1, ge=1, description="drop shorter words (in characters)")
+    fields: list[str] = Field(default_factory=lambda: ["title", "text"], description=(
+        "what is indexed, in order: 'text' is the chunk text, any other name a metadata "
+        "field (e.g. 'title'), skipped when missing or when the text already starts with it"))
+    compact_ratio: float = Field(0.5, gt=0, description=(
+        "write a new snapshot when the delta files hold this fraction of the snapshot's chunks"))
+    compact_min_chunks: int = Field(2000, ge=0, description=(
+        "... but not before the deltas hold this many chunks"))
+    max_delta_files: int = Field(2000, ge=1, description="snapshot when this many deltas exist")
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("list at least one field, e.g. ['title', 'text']")
+        return v
+
+
+class _Weights:
+    """An immutable, searchable view of the index at one moment (rebuilt after changes)."""
+
+    def __init__(self, csc: sparse.csc_matrix, n_terms: int, rows: int,
+                 average_idf: float, avgdl: float, build_ms: float) -> None:
+        self.indptr = csc.indptr
+        self.indices = csc.indices
+        self.data = csc.data
+        self.n_terms = n_terms
+        self.rows = rows
+        self.average_idf = average_idf
+        self.avgdl = avgdl
+        self.build_ms = build_ms
+
+
+class BM25Index(Index):
+    """Lexical index with rank-bm25 (BM25Okapi) semantics; see the module docstring."""
+
+    input = "text"
+    Config = BM25Config
+
+    def __init__(self, config: ComponentConfig | None = None,
+                 context: ComponentContext | None = None) -> None:
+        super().__init__(config, context)
+        cfg: BM25Config = self.config  # type: ignore[assignment]
+        self.cfg = cfg
+        stop = None if cfg.stopwords in (None, "none") else cfg.stopwords
+        self.analyzer = Analyzer(lowercase=cfg.lowercase, stemmer=cfg.stemmer, stopwords=stop,
+                                 min_token_length=cfg.min_token_length)
+        self._lock = threading.RLock()
+        self._reset_memory()
+        self._store = Store(self.context.storage_dir) if self.context.storage_dir else None
+        self._seq = 0
+        self._base_seq = 0
+        self._base_rows = 0
+        self._delta_chunks = 0
+        self._delta_files = 0
+        self.last_rebuild_ms = 0.0
+        if self._store is not None:
+            self._load()
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return {**self.analyzer.fingerprint, "fields": list(self.cfg.fields)}
+
+    # -- in-memory state -----------------------------------------------------------------
+    def _reset_memory(self) -> None:
+        self._vocab: dict[str, int] = {}
+        self._terms: list[str] = []
+        self._chunks: list[Chunk | None] = []  # by row; None = deleted
+        self._row: dict[str, int] = {}  # chunk id -> row
+        self._doc_rows: dict[str, list[int]] = {}
+        self._field_counts: dict[str, int] = {}
+        # term frequencies, appended per batch: [(nnz per row, term ids, tfs)]
+        self._parts: list[tuple[IntArray, IntArray, IntArray]] = []
+        self._doc_len = np.zeros(0, dtype=np.int32)
+        self._alive = np.zeros(0, dtype=bool)
+        self._dead = 0
+        self._weights: _Weights | None = None
+        self._columns = FilterColumns()
+
+    def _analyze(self, chunk: Chunk) -> list[str]:
+        an = self.analyzer
+        words: list[str] = []
+        text_words: list[str] | None = None
+        for name in self.cfg.fields:
+            if name == "text":
+                text_words = an.words(chunk.text) if text_words is None else text_words
+                words.extend(text_words)
+                continue
+            value = chunk.metadata.get(name)
+            if value is None or value == "":
+                continue
+            field_words = an.words(value if isinstance(value, str) else str(value))
+            if not field_words:
+                continue
+            if "text" in self.cfg.fields:
+                text_words = an.words(chunk.text) if text_words is None else text_words
+                if text_words[:len(field_words)] == field_words:
+                    continue  # the text already starts with it (e.g. Cranfield titles)
+            words.extend(field_words)
+        return an.terms_of_words(words)
+
+    def _frequencies(self, token_lists: Sequence[list[str]]) -> tuple[IntArray, IntArray,
+                                                                      IntArray, IntArray]:
+        """Per-row (nnz, term ids, tfs) and lengths for tokenised rows, growing the vocabulary."""
+        vocab, terms = self._vocab, self._terms
+        lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64,
+                              count=len(token_lists))
+        flat: list[int] = []
+        for toks in token_lists:
+            for tok in toks:
+                tid = vocab.get(tok)
+                if tid is None:
+                    tid = vocab[tok] = len(terms)
+                    terms.append(tok)
+                flat.append(tid)
+        ids = np.asarray(flat, dtype=np.int64)
+        rows = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
+        keys, tfs = np.unique(rows * max(len(terms), 1) + ids, return_counts=True)
+        width = max(len(terms), 1)
+        row_of = keys // width
+        nnz = np.bincount(row_of, minlength=len(token_lists)).astype(np.int32)
+        return (nnz, (keys % width).astype(np.int32), tfs.astype(np.int32),
+                lengths.astype(np.int32))
+
+    def _append(self, chunks: Sequence[Chunk], token_lists: Sequence[list[str]]) -> None:
+        """Add rows (replacing chunks with the same id); memory only."""
+        for chunk in chunks:
+            old = self._row.get(chunk.id)
+            if old is not None:
+                self._kill(old)
+        nnz, tids, tfs, lengths = self._frequencies(token_lists)
+        start = len(self._chunks)
+        self._parts.append((nnz, tids, tfs))
+        self._doc_len = np.concatenate([self._doc_len, lengths])
+        self._alive = np.concatenate([self._alive, np.ones(len(chunks), dtype=bool)])
+        for i, chunk in enumerate(chunks):
+            row = start + i
+            self._chunks.append(chunk)
+            self._row[chunk.id] = row
+            self._doc_rows.setdefault(chunk.doc_id, []).append(row)
+            for name in field_paths(chunk.metadata):
+                self._field_counts[name] = self._field_counts.get(name, 0) + 1
+        self._weights = None
+
+    def _kill(self, row: int) -> None:
+        chunk = self._chunks[row]
+        if chunk is None:
+            return
+        self._chunks[row] = None
+        self._alive[row] = False
+        self._dead += 1
+        del self._row[chunk.id]
+        rows = self._doc_rows.get(chunk.doc_id)
+        if rows is not None:
+            rows.remove(row)
+            if not rows:
+                del self._doc_rows[chunk.doc_id]
+        for name in field_paths(chunk.metadata):
+            left = self._field_counts.get(name, 0) - 1
+            if left > 0:
+                self._field_counts[name] = left
+            else:
+                self._field_counts.pop(name, None)
+        self._weights = None
+
+    def _remove_docs(self, doc_ids: Sequence[str]) -> int:
+        removed = 0
+        for doc_id in doc_ids:
+            for row in list(self._doc_rows.get(doc_id, ())):
+                self._kill(row)
+                removed += 1
+        if self._dead > 1000 and self._dead * 4 > len(self._chunks):
+            self._compact_rows()
+        return removed
+
+    def _flat(self) -> tuple[IntArray, IntArray, IntArray]:
+        """All rows' term frequencies as one (nnz, terms, tfs) triple (merged in place)."""
+        if len(self._parts) != 1:
+            if self._parts:
+                merged = tuple(np.concatenate([p[i] for p in self._parts]) for i in range(3))
+            else:
+                merged = tuple(np.zeros(0, dtype=np.int32) for _ in range(3))
+            self._parts = [merged]  # type: ignore[list-item]
+        return self._parts[0]
+
+    def _snapshot(self) -> Snapshot:
+        """Live rows only, renumbered in order (the on-disk form)."""
+        nnz, tids, tfs = self._flat()
+        alive = self._alive
+        entry_alive = np.repeat(alive, nnz)
+        return Snapshot(
+            vocab=list(self._terms),
+            chunks=[c.model_dump(mode="json") for c in self._chunks if c is not None],
+            doc_len=self._doc_len[alive], nnz=nnz[alive], terms=tids[entry_alive],
+            tfs=tfs[entry_alive])
+
+    def _compact_rows(self) -> None:
+        """Drop deleted rows from memory (renumbers rows)."""
+        nnz, tids, tfs = self._flat()
+        alive = self._alive
+        entry_alive = np.repeat(alive, nnz)
+        self._parts = [(nnz[alive], tids[entry_alive], tfs[entry_alive])]
+        self._doc_len = self._doc_len[alive]
+        self._chunks = [c for c in self._chunks if c is not None]
+        self._alive = np.ones(len(self._chunks), dtype=bool)
+        self._dead = 0
+        self._row = {c.id: i for i, c in enumerate(self._chunks)}
+        self._doc_rows = {}
+        for i, c in enumerate(self._chunks):
+            self._doc_rows.setdefault(c.doc_id, []).append(i)
+        self._columns.reset()
+        self._weights = None
+
+    # -- weights ---------------------------------------------------------------------------
+    def _ensure_weights(self) -> _Weights:
+        if self._weights is not None:
+            return self._weights
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        nnz, tids, tfs = self._flat()
+        alive = self._alive
+        rows = len(self._chunks)
+        n_terms = len(self._terms)
+        live_n = rows - self._dead
+        entry_alive = np.repeat(alive, nnz)
+        row_of = np.repeat(np.arange(rows, dtype=np.int32), nnz)
+        if self._dead:
+            row_of, tids_l, tfs_l = row_of[entry_alive], tids[entry_alive], tfs[entry_alive]
+        else:
+            tids_l, tfs_l = tids, tfs
+        total_len = float(self._doc_len[alive].sum(dtype=np.int64))
+        avgdl = total_len / live_n if live_n else 0.0
+        df = np.bincount(tids_l, minlength=n_terms)
+        present = df > 0
+        idf = np.zeros(n_terms, dtype=np.float64)
+        d = df[present].astype(np.float64)
+        idf[present] = np.log(live_n - d + 0.5) - np.log(d + 0.5)
+        average_idf = float(idf[present].sum() / present.sum()) if present.any() else 0.0
+        idf[present & (idf < 0)] = cfg.epsilon * average_idf
+        if avgdl > 0:
+            tf = tfs_l.astype(np.float64)
+            dl = self._doc_len.astype(np.float64)[row_of]
+            w = idf[tids_l] * (tf * (cfg.k1 + 1) / (tf + cfg.k1 * (1 - cfg.b + cfg.b * dl / avgdl)))
+        else:  # every live chunk is empty: there is nothing to match
+            w = np.zeros(0)
+            row_of = tids_l = np.zeros(0, dtype=np.int32)
+        csc = sparse.csc_matrix((w, (row_of, tids_l)), shape=(rows, n_terms))
+        csc.sort_indices()
+        self._weights = _Weights(csc, n_terms, rows, average_idf, avgdl,
+                                 (time.perf_counter() - t0) * 1000)
+        self.last_rebuild_ms = self._weights.build_ms
+        return self._weights
+
+    # -- persistence -------------------------------------------------------------------------
+    def _load(self) -> None:
+        store = self._store
+        assert store is not None
+        if not store.exists():
+            return
+        manifest = store.read_manifest()
+        snap = store.read_base(manifest)
+        same_analyzer = manifest.get("analyzer") == self.fingerprint
+        if snap is not None and snap.chunks:
+            try:
+                chunks = [Chunk.model_validate(c) for c in snap.chunks]
+            except ValueError as exc:
+                raise IndexCorruptError(f"bm25 index file {store.folder / manifest['base']['json']}"
+                                        f" holds an invalid chunk ({exc})") from exc
+            if same_analyzer:
+                self._terms = list(snap.vocab)
+                self._vocab = {t: i for i, t in enumerate(self._terms)}
+                self._chunks = list(chunks)
+                self._parts = [(snap.nnz, snap.terms, snap.tfs)]
+                self._doc_len = snap.doc_len
+                self._alive = np.ones(len(chunks), dtype=bool)
+                self._row = {c.id: i for i, c in enumerate(chunks)}
+                for i, c in enumerate(chunks):
+                    self._doc_rows.setdefault(c.doc_id, []).append(i)
+                    for name in field_paths(c.metadata):
+                        self._field_counts[name] = self._field_counts.get(name, 0) + 1
+            else:  # tokenisation settings changed: re-analyse the stored texts
+                self._append(chunks, [self._analyze(c) for c in chunks])
+        self._base_seq = self._seq = int(manifest.get("base_seq", 0))
+        self._base_rows = len(self._chunks)
+        for seq, path in store.deltas(self._base_seq):
+            delta = store.read_delta(seq, path)
+            try:
+                if delta["op"] == "upsert":
+                    chunks = [Chunk.model_validate(c) for c in delta["chunks"]]
+                    self._append(chunks, [self._analyze(c) for c in chunks])
+                    self._delta_chunks += len(chunks)
+                else:
+                    self._remove_docs([str(d) for d in delta["doc_ids"]])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise IndexCorruptError(f"bm25 index file {path} is not a valid delta ({exc})"
+                                        ) from exc
+            self._seq = seq
+            self._delta_files += 1
+        if not same_analyzer and self._chunks:
+            self._compact()
+
+    def _persist(self, op: str, payload: dict[str, Any], n_chunks: int) -> None:
+        if self._store is None:
+            return
+        if not self._store.exists():
+            self._store.folder.mkdir(parents=True, exist_ok=True)
+            self._store.write_manifest(0, self.fingerprint, None)
+        self._store.write_delta(self._seq + 1, op, payload)
+        self._seq += 1  # only once the file is durable: a failed write leaves no gap
+        self._delta_chunks += n_chunks
+        self._delta_files += 1
+
+    def _maybe_compact(self) -> None:
+        if self._store is None or self._seq == self._base_seq:
+            return
+        cfg = self.cfg
+        if (self._delta_chunks >= max(cfg.compact_min_chunks, cfg.compact_ratio * self._base_rows)
+                or self._delta_files >= cfg.max_delta_files):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Write the live rows as the new snapshot (the log is folded into it)."""
+        if self._store is None:
+            return
+        # never overwrite the snapshot the manifest points at
+        seq = self._seq + 1 if self._seq == self._base_seq else self._seq
+        self._store.write_base(seq, self._snapshot(), self.fingerprint)
+        self._base_seq = self._seq = seq
+        self._base_rows = len(self._chunks) - self._dead
+        self._delta_chunks = self._delta_files = 0
+
+    def flush(self) -> None:
+        """Fold the delta files into a new snapshot now (faster next open)."""
+        with self._lock:
+            if self._store is not None and self._seq != self._base_seq:
+                self._compact()
+
+    # -- the Index contract ----------------------------------------------------------------
+    def upsert(self, chunks: Sequence[Chunk], vectors: FloatArray | None = None) -> int:
+        if not chunks:
+            return 0
+        latest: dict[str, Chunk] = {}
+        for c in chunks:
+            if not isinstance(c, Chunk):
+                raise InputError(f"index {self.name!r}: upsert takes Chunk objects, got "
+                                 f"{type(c).__name__}")
+            latest.pop(c.id, None)
+            latest[c.id] = c  # the last one of an id wins, at its last position
+        batch = list(latest.values())
+        token_lists = [self._analyze(c) for c in batch]
+        payload = None
+        if self._store is not None:
+            payload = {"chunks": [c.model_dump(mode="json") for c in batch]}
+        with self._lock:
+            if payload is not None:
+                self._persist("upsert", payload, len(batch))
+            self._append(batch, token_lists)
+            self._maybe_compact()
+        return len(chunks)
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        if isinstance(doc_ids, str):
+            doc_ids = [doc_ids]
+        with self._lock:
+            present = [d for d in dict.fromkeys(doc_ids) if d in self._doc_rows]
+            if not present:
+                return 0
+            self._persist("delete", {"doc_ids": present},
+                          sum(len(self._doc_rows[d]) for d in present))
+            removed = self._remove_docs(present)
+            self._maybe_compact()
+        return removed
+
+    def _filter_mask(self, filters: Filter, rows: int) -> npt.NDArray[np.bool_]:
+        known = self._field_counts
+        unknown = sorted(f for f in filter_fields(filters) if f not in known)
+        if unknown:
+            fields = ", ".join(sorted(known)) or "none"
+            raise FilterError(
+                f"index {self.name!r}: unknown filter field(s) {', '.join(map(repr, unknown))}; "
+                f"no chunk has them. Known fields: {fields}")
+        metas = [c.metadata if c is not None else None for c in self._chunks]
+        mask = self._columns.mask(filters, metas)
+        return mask[:rows]
+
+    def query_terms(self, text: str) -> list[str]:
+        """The terms a query text becomes (repeats kept)."""
+        return self.analyzer(text)
+
+    def scores(self, text: str) -> FloatArray:
+        """Scores of every row for a query (deleted rows 0): rank-bm25's ``get_scores``."""
+        with self._lock:
+            w = self._ensure_weights()
+            return self._score(w, self.analyzer(text))[0]
+
+    def _score(self, w: _Weights, terms: list[str]) -> tuple[Any, Any]:
+        counts: dict[int, int] = {}
+        for t in terms:
+            tid = self._vocab.get(t)
+            if tid is not None and tid < w.n_terms:
+                counts[tid] = counts.get(tid, 0) + 1
+        scores = np.zeros(w.rows, dtype=np.float64)
+        matched = np.zeros(w.rows, dtype=bool)
+        indptr, indices, data = w.indptr, w.indices, w.data
+        for tid, count in counts.items():
+            s, e = indptr[tid], indptr[tid + 1]
+            if s == e:
+                continue
+            idx = indices[s:e]
+            scores[idx] += data[s:e] * count if count != 1 else data[s:e]
+            matched[idx] = True
+        return scores, matched
+
+    def search(self, query: IndexQuery, top_k: int, filters: Filter | None = None) -> list[Hit]:
+        if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k <= 0:
+            raise InputError(f"top_k must be an integer >= 1, got {top_k!r}")
+        text = query.text if isinstance(query, IndexQuery) else query
+        if not isinstance(text, str):
+            raise InputError(f"index {self.name!r}: query text must be a string, got "
+                             f"{type(text).__name__}")
+        terms = self.analyzer(text)
+        with self._lock:
+            if len(self._chunks) - self._dead == 0:
+                return []
+            mask = self._filter_mask(filters, len(self._chunks)) if filters is not None else None
+            if not terms:
+                return []
+            w = self._ensure_weights()
+            scores, matched = self._score(w, terms)
+            if mask is not None:
+                matched &= mask
+            cand = np.flatnonzero(matched)
+            if len(cand) == 0:
+                return []
+            top = self._top(cand, scores[cand], int(top_k))
+            chunks = self._chunks
+            hits = [(chunks[row], float(scores[row])) for row in top]
+        return [make_hit(c, s, r, self.name) for r, (c, s) in enumerate(hits, start=1)
+                if c is not None]
+
+    def _top(self, cand: Any, s: Any, k: int) -> list[int]:
+        """Rows of the best ``k`` by score, ties broken by chunk id (as the exact index)."""
+        chunks = self._chunks
+        if k < len(cand):
+            kth = s[np.argpartition(-s, k - 1)[k - 1]]
+            above = s > kth
+            rows, values = cand[above].tolist(), s[above].tolist()
+            tied = cand[s == kth].tolist()
+        else:
+            rows, values, tied = cand.tolist(), s.tolist(), []
+        ids = [chunks[r].id for r in rows]  # type: ignore[union-attr]
+        order = sorted(range(len(rows)), key=lambda i: (-values[i], ids[i]))
+        best = [rows[i] for i in order]
+        need = k - len(best)
+        if need > 0 and tied:
+            best.extend(heapq.nsmallest(need, tied, key=lambda r: chunks[r].id))  # type: ignore[union-attr]
+        return best[:k]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._chunks) - self._dead
+
+    def doc_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._doc_rows)
+
+    def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
+        with self._lock:
+            return [self._chunks[self._row[c]] if c in self._row else None for c in chunk_ids]
+
+    def close(self) -> None:
+        """Nothing to release: every write is already durable."""
+
+    def stats(self) -> dict[str, Any]:
+        """Sizes and the last weight rebuild time (for benchmarks and ``trawl info``)."""
+        with self._lock:
+            nnz = int(sum(len(p[1]) for p in self._parts))
+            return {"chunks": self.count(), "rows": len(self._chunks), "terms": len(self._terms),
+                    "postings": nnz, "delta_files": self._delta_files,
+                    "last_rebuild_ms": round(self.last_rebuild_ms, 2)}
+

@@ -1,0 +1,204 @@
+"""On-disk layout of a BM25 index: a base snapshot plus a log of small delta files.
+
+::
+
+    bm25.json                 manifest: format, analyzer, base files + sha256, base_seq
+    base-<seq>.json           vocabulary and chunks (text, metadata) of the snapshot
+    base-<seq>.npz            per-row doc length and term frequencies (CSR: nnz, terms, tfs)
+    delta-<seq>.json          one upsert (chunks) or delete (doc ids) after the snapshot
+
+Every file is written by ``trawl.storage.atomic_write_bytes`` (temp file, fsync, rename)
+and the folder is fsynced after the rename, so each file is either whole or absent.
+``upsert``/``delete`` write one delta (O(batch), not O(index)) and return once it is
+durable. On open the base is loaded and the deltas after ``base_seq`` are replayed in
+order. When the deltas hold as many chunks as ``compact_ratio`` × the base (or there are
+too many of them) a new snapshot is written and only then is the manifest switched to it:
+a crash at any point leaves the previous manifest, base and deltas readable. No pickle:
+JSON, and ``.npz`` read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from trawl.errors import IndexCorruptError
+from trawl.storage import atomic_write_bytes
+
+FORMAT = "trawl-bm25"
+FORMAT_VERSION = 1
+MANIFEST = "bm25.json"
+_DELTA = re.compile(r"^delta-(\d{9})\.json$")
+_BASE = re.compile(r"^base-(\d{9})\.(json|npz)$")
+IntArray = npt.NDArray[np.int32]
+
+
+@dataclass
+class Snapshot:
+    """What a base file pair holds: rows in order, with their term frequencies."""
+
+    vocab: list[str]
+    chunks: list[dict[str, Any]]
+    doc_len: IntArray
+    nnz: IntArray
+    terms: IntArray
+    tfs: IntArray
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """Reads and writes one BM25 index folder; knows nothing about scoring."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.manifest_path = folder / MANIFEST
+
+    # -- reading -----------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.manifest_path.exists()
+
+    def read_manifest(self) -> dict[str, Any]:
+        path = self.manifest_path
+        try:
+            manifest = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexCorruptError(f"bm25 index manifest {path} is unreadable ({exc}); restore "
+                                    "it or delete the folder and re-index") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise IndexCorruptError(f"bm25 index manifest {path} is not a trawl BM25 manifest")
+        version = manifest.get("version")
+        if version != FORMAT_VERSION:
+            raise IndexCorruptError(
+                f"bm25 index manifest {path} has format version {version!r}; this trawl reads "
+                f"version {FORMAT_VERSION}. Re-index into a new folder.")
+        return manifest
+
+    def _checked_bytes(self, name: str, sha256: str | None) -> bytes:
+        path = self.folder / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise IndexCorruptError(f"bm25 index file {path} is missing or unreadable ({exc})"
+                                    ) from exc
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise IndexCorruptError(f"bm25 index file {path} is corrupt: its sha256 does not match "
+                                    f"the one recorded in {self.manifest_path}")
+        return data
+
+    def read_base(self, manifest: dict[str, Any]) -> Snapshot | None:
+        base = manifest.get("base")
+        if base is None:
+            return None
+        jpath = self.folder / base["json"]
+        npath = self.folder / base["npz"]
+        raw = self._checked_bytes(base["json"], base.get("json_sha256"))
+        try:
+            meta = json.loads(raw.decode("utf-8"))
+            vocab, chunks = meta["vocab"], meta["chunks"]
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(f"bm25 index file {jpath} is unreadable ({exc})") from exc
+        raw = self._checked_bytes(base["npz"], base.get("npz_sha256"))
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+                arrays = {k: np.asarray(npz[k], dtype=np.int32)
+                          for k in ("doc_len", "nnz", "terms", "tfs")}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise IndexCorruptError(f"bm25 index file {npath} is unreadable ({exc})") from exc
+        n = len(chunks)
+        if (len(arrays["doc_len"]) != n or len(arrays["nnz"]) != n
+                or len(arrays["terms"]) != len(arrays["tfs"])
+                or int(arrays["nnz"].sum()) != len(arrays["terms"])
+                or (len(arrays["terms"]) and int(arrays["terms"].max()) >= len(vocab))):
+            raise IndexCorruptError(f"bm25 index files {jpath} and {npath} disagree "
+                                    "(row or term counts); delete the folder and re-index")
+        return Snapshot(vocab=vocab, chunks=chunks, **arrays)
+
+    def deltas(self, after: int) -> list[tuple[int, Path]]:
+        found = []
+        for p in self.folder.iterdir():
+            m = _DELTA.match(p.name)
+            if m and int(m.group(1)) > after:
+                found.append((int(m.group(1)), p))
+        found.sort()
+        for expected, (seq, p) in enumerate(found, start=after + 1):
+            if seq != expected:
+                raise IndexCorruptError(f"bm25 index {self.folder}: delta file for step {expected} "
+                                        f"is missing (next is {p.name})")
+        return found
+
+    @staticmethod
+    def read_delta(seq: int, path: Path) -> dict[str, Any]:
+        try:
+            delta = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexCorruptError(f"bm25 index file {path} is unreadable ({exc}); delete the "
+                                    "folder and re-index") from exc
+        if not isinstance(delta, dict) or delta.get("seq") != seq or delta.get("op") not in (
+                "upsert", "delete"):
+            raise IndexCorruptError(f"bm25 index file {path} is not a valid delta for step {seq}")
+        return delta
+
+    # -- writing -----------------------------------------------------------------------
+    def write_delta(self, seq: int, op: str, payload: dict[str, Any]) -> None:
+        atomic_write_bytes(self.folder / f"delta-{seq:09d}.json",
+                           _dumps({"seq": seq, "op": op, **payload}))
+        _fsync_dir(self.folder)
+
+    def write_base(self, seq: int, snap: Snapshot, analyzer: dict[str, Any]) -> None:
+        """Write a snapshot at ``seq``, switch the manifest to it, then drop older files."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        jname, nname = f"base-{seq:09d}.json", f"base-{seq:09d}.npz"
+        jbytes = _dumps({"vocab": snap.vocab, "chunks": snap.chunks})
+        buf = io.BytesIO()
+        np.savez(buf, doc_len=snap.doc_len, nnz=snap.nnz, terms=snap.terms, tfs=snap.tfs)
+        nbytes = buf.getvalue()
+        atomic_write_bytes(self.folder / jname, jbytes)
+        atomic_write_bytes(self.folder / nname, nbytes)
+        self.write_manifest(seq, analyzer, {
+            "json": jname, "npz": nname, "rows": len(snap.chunks),
+            "json_sha256": hashlib.sha256(jbytes).hexdigest(),
+            "npz_sha256": hashlib.sha256(nbytes).hexdigest()})
+        self.cleanup(seq, keep={jname, nname})
+
+    def write_manifest(self, seq: int, analyzer: dict[str, Any],
+                       base: dict[str, Any] | None) -> None:
+        atomic_write_bytes(self.manifest_path, json.dumps({
+            "format": FORMAT, "version": FORMAT_VERSION, "base_seq": seq, "base": base,
+            "analyzer": analyzer}, indent=1).encode("utf-8"))
+        _fsync_dir(self.folder)
+
+    def cleanup(self, seq: int, keep: set[str]) -> None:
+        """Remove deltas folded into the snapshot at ``seq``, older bases and temp files."""
+        for p in self.folder.iterdir():
+            name = p.name
+            m = _DELTA.match(name)
+            stale = (m is not None and int(m.group(1)) <= seq) or (
+                _BASE.match(name) is not None and name not in keep) or (
+                name.startswith((".delta-", ".base-", f".{MANIFEST}.")) and name.endswith(".tmp"))
+            if stale:
+                p.unlink(missing_ok=True)
