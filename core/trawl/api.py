@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
 from .chunking import chunk_document
 from .components import word_spans
 from .config import FusionConfig, PipelineConfig, TrawlSettings, load_pipeline
@@ -99,21 +101,32 @@ class Context:
 
 
 def _as_document(item: Document | str | dict[str, Any]) -> Document:
+    """Accept a Document, a plain string, or a dict (``id``/``_id``, ``text``, ``metadata``,
+    any other key becomes metadata); anything else is an ``InputError`` naming the problem."""
     if isinstance(item, Document):
         return item
-    if isinstance(item, str):
-        return Document(text=item)
-    if isinstance(item, dict):
-        data = dict(item)
-        if "_id" in data and "id" not in data:
-            data["id"] = data.pop("_id")
-        meta = dict(data.pop("metadata", {}) or {})
-        known = {"id", "text"}
-        for key in list(data):
-            if key not in known:
-                meta[key] = data.pop(key)
-        return Document(id=str(data.get("id") or ""), text=str(data.get("text", "")),
-                        metadata=meta)
+    try:
+        if isinstance(item, str):
+            return Document(text=item)
+        if isinstance(item, dict):
+            data = dict(item)
+            if "_id" in data and "id" not in data:
+                data["id"] = data.pop("_id")
+            raw_meta = data.pop("metadata", None) or {}
+            if not isinstance(raw_meta, dict):
+                raise InputError(f"document {data.get('id')!r}: 'metadata' must be an object, "
+                                 f"got {type(raw_meta).__name__}")
+            meta = dict(raw_meta)
+            for key in list(data):
+                if key not in ("id", "text"):
+                    meta[key] = data.pop(key)
+            text = data.get("text")
+            if not isinstance(text, str):
+                raise InputError(f"document {data.get('id')!r}: 'text' must be a string, got "
+                                 f"{type(text).__name__}")
+            return Document(id=str(data.get("id") or ""), text=text, metadata=meta)
+    except ValidationError as exc:
+        raise InputError(f"invalid document: {exc.errors()[0]['msg']}") from exc
     raise InputError(f"cannot make a Document from {type(item).__name__}")
 
 
