@@ -14,6 +14,7 @@ tokens of the tokenizer that measured it.
 from __future__ import annotations
 
 import re
+import warnings
 from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,70 @@ _CJK_SENT_END = frozenset("。！？")
 #: Metadata key a reader may set: character offset where each page starts (PDF). Chunks
 #: get ``page_start``/``page_end`` (1-based) instead of the list itself.
 PAGE_OFFSETS = "page_offsets"
+
+
+_WORDISH = re.compile(r"\w")
+_FALLBACK_TOKEN = re.compile(r"\w+|[^\w\s]")
+_WINDOW = 1024  # characters re-tokenized at a time when a tokenizer truncates
+
+
+def _clean(spans: list[tuple[int, int]], length: int, shift: int = 0) -> list[tuple[int, int]]:
+    """Drop padding/special spans ((0, 0), empty, out of order) and shift into place."""
+    out: list[tuple[int, int]] = []
+    last = -1
+    for s, e in spans:
+        if e <= s or s < last or e > length:
+            continue
+        out.append((s + shift, e + shift))
+        last = s
+    return out
+
+
+def all_token_spans(text: str, spans: SpanFn) -> list[tuple[int, int]]:
+    """Every token of ``text``, even when ``spans`` truncates (a tokenizer with
+    ``truncation`` switched on stops at its max length).
+
+    A truncating tokenizer is detected by words left after its last token; the rest of
+    the text is then tokenized window by window, so counts stay the tokenizer's own and
+    nothing is silently dropped.
+    """
+    tokens = _clean(spans(text), len(text))
+    covered = tokens[-1][1] if tokens else 0
+    if not _WORDISH.search(text, covered) or not tokens:
+        return tokens if tokens or not _WORDISH.search(text) else [
+            m.span() for m in _FALLBACK_TOKEN.finditer(text)]
+    warnings.warn("the tokenizer stopped before the end of the text (truncation on?); "
+                  "chunking re-tokenizes the rest in windows. Encoders should return every "
+                  "token from token_spans.", RuntimeWarning, stacklevel=3)
+
+    def restart(toks: list[tuple[int, int]]) -> int:
+        # back up to the start of the last whole word: it may have been cut
+        k = len(toks) - 1
+        while k > 0 and toks[k - 1][1] >= toks[k][0]:
+            k -= 1
+        return k
+
+    k = restart(tokens)
+    pos = tokens[k][0]
+    out = tokens[:k]
+    while pos < len(text):
+        end = min(len(text), pos + _WINDOW)
+        piece = _clean(spans(text[pos:end]), end - pos, pos)
+        if not piece:
+            out += [(pos + m.start(), pos + m.end())
+                    for m in _FALLBACK_TOKEN.finditer(text[pos:])]
+            break
+        if end >= len(text) and not _WORDISH.search(text, piece[-1][1]):
+            out += piece
+            break
+        k = restart(piece)
+        if k == 0:  # one giant word: take what we got and move on
+            out += piece
+            pos = piece[-1][1]
+        else:
+            out += piece[:k]
+            pos = piece[k][0]
+    return out
 
 
 def _gap_strength(text: str, prev_end: int, next_start: int) -> int:
@@ -74,7 +139,7 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     text = doc.text
-    tokens = spans(text)
+    tokens = all_token_spans(text, spans)
     n = len(tokens)
     if n <= max_tokens:
         whole = Chunk.whole(doc)

@@ -151,7 +151,7 @@ def markdown_title(text: str) -> str:
     headings += [(1 if m.group(2)[0] == "=" else 2, m.start(), m.group(1).strip())
                  for m in _SETEXT.finditer(body)]
     if headings:
-        level, _, title = min(headings, key=lambda h: (h[0], h[1]))
+        _level, _, title = min(headings, key=lambda h: (h[0], h[1]))
         return title[:TITLE_MAX]
     return ""
 

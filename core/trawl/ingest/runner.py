@@ -1,0 +1,430 @@
+"""``index_paths``: files and folders → documents → ``Trawl.add``, incrementally.
+
+Incremental in two layers:
+
+1. Per file, the manifest's ``meta`` table keeps ``ingest:file:<path>`` = size, mtime,
+   sha256 and the ids and document hashes the file produced. A file whose size and
+   mtime are unchanged, and whose documents the manifest still holds with those hashes,
+   is not even read. A file that was only touched (same sha256) is not parsed again.
+2. Everything else goes to ``Trawl.add``, which skips documents whose content hash is
+   unchanged and replaces changed ones in every index.
+
+The file records are written only after ``Trawl.add`` committed all of a file's
+documents; after a crash they may be missing or stale, and a stale record never
+matches the manifest, so the next run simply reads the file again (``Trawl.open``
+already rolled back the unfinished batch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from ..errors import MissingDependencyError
+from ..models import Document, text_hash
+from .readers import READER_VERSION, SkipFile, read_file
+from .walk import FileEntry, SkipEntry, Walker, WalkOptions, compile_globs
+
+if TYPE_CHECKING:
+    from ..api import Trawl
+
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+META_PREFIX = "ingest:file:"
+_GROUP_DOCS = 512          # documents handed to one Trawl.add call
+_GROUP_BYTES = 8 * 1024 * 1024
+
+
+class SkippedFile(BaseModel):
+    """A file (or ``file:line`` of a JSONL file) that was not ingested, and why."""
+
+    path: str
+    reason: str
+
+
+class IngestReport(BaseModel):
+    """What ``index_paths`` did; ``trawl index --json`` prints it."""
+
+    scanned: int = Field(0, description="files looked at (after ignore rules and globs)")
+    ignored: int = Field(0, description="files left out by .gitignore/.trawlignore, globs "
+                                        "or because they are hidden")
+    added: int = Field(0, description="new documents")
+    updated: int = Field(0, description="documents whose content changed, re-indexed")
+    unchanged: int = Field(0, description="documents skipped because nothing changed")
+    pruned: int = Field(0, description="documents removed because their file (or record) "
+                                       "is gone (--prune)")
+    chunks: int = Field(0, description="chunks written to every index")
+    skipped: list[SkippedFile] = Field(default_factory=list,
+                                       description="files or records not ingested, with why")
+    seconds: float = Field(0.0, description="wall-clock time of the whole run")
+    docs_per_s: float = Field(0.0, description="(added + updated + unchanged) / seconds")
+
+    def summary(self, *, max_skipped: int = 20) -> str:
+        """A few human-readable lines for the terminal."""
+        lines = [
+            f"{self.scanned} files scanned ({self.ignored} ignored): {self.added} added, "
+            f"{self.updated} updated, {self.unchanged} unchanged, {self.pruned} pruned; "
+            f"{self.chunks} chunks in {self.seconds:.2f}s ({self.docs_per_s:.1f} docs/s)"]
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} skipped:")
+            lines += [f"  {s.path}: {s.reason}" for s in self.skipped[:max_skipped]]
+            if len(self.skipped) > max_skipped:
+                lines.append(f"  ... and {len(self.skipped) - max_skipped} more (--json lists all)")
+        return "\n".join(lines)
+
+
+def document_hash(doc: Document) -> str:
+    """The hash ``Trawl.add`` stores in the manifest for a document (same formula).
+
+    Used only to decide whether a file may be skipped without reading it; if the
+    formula ever drifts the records simply never match and files are read again.
+    """
+    return text_hash(doc.text + "\x00" + repr(sorted(doc.metadata.items())))
+
+
+@dataclass
+class _FileWork:
+    entry: FileEntry
+    digest: str
+    hashes: dict[str, str]
+    remaining: int
+
+
+@dataclass
+class _Run:
+    trawl: Trawl
+    batch_size: int
+    report: IngestReport
+    bar: _Bar | None
+    known: dict[str, str]                      # committed doc id -> hash, at start
+    produced: dict[str, set[str]] = field(default_factory=dict)   # path -> ids this run
+    id_owner: dict[str, str] = field(default_factory=dict)        # doc id -> path
+    docs: list[Document] = field(default_factory=list)
+    weights: list[int] = field(default_factory=list)
+    owners: list[_FileWork] = field(default_factory=list)
+    pending_bytes: int = 0
+
+    # -- per file ----------------------------------------------------------------------
+    def record_is_current(self, rec: Any) -> bool:
+        if not isinstance(rec, dict) or rec.get("v") != READER_VERSION:
+            return False
+        ids = rec.get("ids")
+        if not isinstance(ids, dict) or not ids:
+            return False
+        return all(self.known.get(i) == h for i, h in ids.items())
+
+    def unchanged_file(self, entry: FileEntry, rec: dict[str, Any]) -> None:
+        ids = set(rec["ids"])
+        path = str(entry.path)
+        self.produced[path] = ids
+        for i in ids:
+            self.id_owner.setdefault(i, path)
+        self.report.unchanged += len(ids)
+        self.advance(entry.size, len(ids))
+
+    def queue(self, entry: FileEntry, digest: str, docs: list[Document],
+              weights: list[int]) -> None:
+        path = str(entry.path)
+        keep_docs, keep_weights = [], []
+        for doc, w in zip(docs, weights, strict=True):
+            owner = self.id_owner.get(doc.id)
+            if owner is not None and owner != path:
+                self.skip(f"{path}" + (f":{doc.metadata['line']}" if "line" in doc.metadata
+                                       else ""),
+                          f"document id {doc.id!r} is already used by {owner} "
+                          "(two roots with the same folder name, or a repeated JSONL id)")
+                self.advance(w, 0)
+                continue
+            self.id_owner[doc.id] = path
+            keep_docs.append(doc)
+            keep_weights.append(w)
+        self.produced.setdefault(path, set()).update(d.id for d in keep_docs)
+        if not keep_docs:
+            return
+        work = _FileWork(entry=entry, digest=digest,
+                         hashes={d.id: document_hash(d) for d in keep_docs},
+                         remaining=len(keep_docs))
+        for doc, w in zip(keep_docs, keep_weights, strict=True):
+            self.docs.append(doc)
+            self.weights.append(w)
+            self.owners.append(work)
+            self.pending_bytes += len(doc.text)
+            if len(self.docs) >= max(_GROUP_DOCS, self.batch_size) or (
+                    self.pending_bytes >= _GROUP_BYTES):
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.docs:
+            return
+        docs, weights, owners = self.docs, self.weights, self.owners
+        self.docs, self.weights, self.owners, self.pending_bytes = [], [], [], 0
+        total_w = sum(weights)
+        avg_w = total_w / len(docs)
+        done = {"docs": 0, "bytes": 0.0}
+
+        def on_batch(res: Any) -> None:
+            n = res.added + res.updated
+            delta = n - done["docs"]
+            if delta > 0:
+                step = min(delta * avg_w, total_w - done["bytes"])
+                done["docs"], done["bytes"] = n, done["bytes"] + step
+                self.advance(step, delta)
+
+        result = self.trawl.add(docs, batch_size=self.batch_size, show_progress=False,
+                                on_batch=on_batch)
+        r = self.report
+        r.added += result.added
+        r.updated += result.updated
+        r.unchanged += result.unchanged
+        r.chunks += result.chunks
+        self.advance(total_w - done["bytes"], result.unchanged)
+        finished: list[_FileWork] = []
+        for work in owners:
+            work.remaining -= 1
+            if work.remaining == 0:
+                finished.append(work)
+        for work in finished:
+            self.known.update(work.hashes)
+            e = work.entry
+            self.trawl.manifest.set_meta(META_PREFIX + str(e.path), {
+                "v": READER_VERSION, "size": e.size, "mtime_ns": e.mtime_ns,
+                "sha256": work.digest, "ids": work.hashes})
+
+    # -- reporting ---------------------------------------------------------------------
+    def skip(self, path: str, reason: str) -> None:
+        self.report.skipped.append(SkippedFile(path=path, reason=reason))
+
+    def advance(self, nbytes: float, ndocs: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(nbytes, ndocs)
+
+
+class _Bar:
+    """One rich bar for the whole run (``Trawl.add``'s own bar is switched off)."""
+
+    def __init__(self, total_bytes: int, files: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.docs = 0
+        self.start = time.perf_counter()
+        self.progress = Progress(
+            TextColumn(f"indexing {files} files"), BarColumn(), TaskProgressColumn(),
+            TextColumn("{task.fields[docs]} docs · {task.fields[rate]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False)
+        self.task = self.progress.add_task("indexing", total=max(1, total_bytes), docs=0,
+                                           rate="– docs/s")
+        self.progress.start()
+
+    def advance(self, nbytes: float, ndocs: int) -> None:
+        self.docs += ndocs
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.progress.update(self.task, advance=nbytes, docs=self.docs,
+                             rate=f"{self.docs / elapsed:.1f} docs/s")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _as_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+              ) -> list[str | os.PathLike[str]]:
+    if isinstance(paths, str | os.PathLike):
+        return [paths]
+    return list(paths)
+
+
+def _read_bytes(entry: FileEntry, max_bytes: int) -> bytes:
+    with open(entry.path, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SkipFile(f"file too large: over {max_bytes:,} bytes (it grew while indexing?)")
+    return data
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished while indexing"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def scan(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
+         include: Sequence[str] = (), exclude: Sequence[str] = (),
+         follow_symlinks: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
+         include_hidden: bool = False, use_ignore_files: bool = True,
+         skip_dirs: Sequence[str] = ()) -> tuple[list[FileEntry], list[SkipEntry], int]:
+    """Files to ingest, walk-time skips and the number of ignored files."""
+    walker = Walker(WalkOptions(
+        include=compile_globs(include), exclude=compile_globs(exclude),
+        follow_symlinks=follow_symlinks, max_bytes=max_bytes, include_hidden=include_hidden,
+        use_ignore_files=use_ignore_files, skip_dirs=tuple(skip_dirs)))
+    entries: list[FileEntry] = []
+    skips: list[SkipEntry] = []
+    for item in walker.walk(_as_paths(paths)):
+        (entries if isinstance(item, FileEntry) else skips).append(item)  # type: ignore[arg-type]
+    return entries, skips, walker.ignored
+
+
+def load_documents(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
+                   encodings: Sequence[str] = (), **scan_options: Any
+                   ) -> Iterator[Document | SkippedFile]:
+    """Documents (and skips) from files and folders, without a ``Trawl``: for custom loops."""
+    max_bytes = int(scan_options.get("max_bytes", DEFAULT_MAX_BYTES))
+    entries, skips, _ = scan(paths, **scan_options)
+    for s in skips:
+        yield SkippedFile(path=s.path, reason=s.reason)
+    for entry in entries:
+        try:
+            result = read_file(entry, _read_bytes(entry, max_bytes), encodings=encodings)
+        except SkipFile as exc:
+            yield SkippedFile(path=str(entry.path), reason=exc.reason)
+            continue
+        except OSError as exc:
+            yield SkippedFile(path=str(entry.path), reason=_os_reason(exc))
+            continue
+        for p in result.problems:
+            yield SkippedFile(path=p.path, reason=p.reason)
+        yield from result.docs
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def index_paths(trawl: Trawl,
+                paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
+                include: Sequence[str] = (), exclude: Sequence[str] = (),
+                prune: bool = False, follow_symlinks: bool = False,
+                max_bytes: int = DEFAULT_MAX_BYTES, batch_size: int = 64,
+                show_progress: bool = True, encodings: Sequence[str] = (),
+                include_hidden: bool = False, use_ignore_files: bool = True) -> IngestReport:
+    """Index files and folders into ``trawl``; returns what happened.
+
+    ``include``/``exclude`` are gitignore-style globs relative to each root folder
+    (``*.md``, ``docs/**``, ``drafts/``). ``prune`` deletes documents whose file is gone
+    (or whose record left a JSONL file that was read this run). ``encodings`` are tried,
+    in order, for files that are not valid UTF-8. Bad files never raise: they land in
+    ``report.skipped`` with a reason, and whatever was indexed before stays indexed.
+    Document ids are ``<root folder name>/<path below it>``, so an edited file is an
+    update, not a new document; JSONL records keep their own ``id``/``_id``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+    t0 = time.perf_counter()
+    roots = _as_paths(paths)
+    skip_dirs = (os.path.realpath(trawl.path),) if trawl.path is not None else ()
+    entries, skips, ignored = scan(
+        roots, include=include, exclude=exclude, follow_symlinks=follow_symlinks,
+        max_bytes=max_bytes, include_hidden=include_hidden,
+        use_ignore_files=use_ignore_files, skip_dirs=skip_dirs)
+    report = IngestReport(scanned=len(entries) + len(skips), ignored=ignored)
+    report.skipped.extend(SkippedFile(path=s.path, reason=s.reason) for s in skips)
+    bar = _Bar(sum(e.size for e in entries), len(entries)) if (
+        show_progress and entries) else None
+    run = _Run(trawl=trawl, batch_size=batch_size, report=report, bar=bar,
+               known=trawl.manifest.hashes())
+    manifest = trawl.manifest
+    try:
+        for entry in entries:
+            key = META_PREFIX + str(entry.path)
+            rec = manifest.get_meta(key)
+            current = run.record_is_current(rec)
+            if current and rec["size"] == entry.size and rec["mtime_ns"] == entry.mtime_ns:
+                run.unchanged_file(entry, rec)
+                continue
+            try:
+                data = _read_bytes(entry, max_bytes)
+            except SkipFile as exc:
+                run.skip(str(entry.path), exc.reason)
+                run.advance(entry.size, 0)
+                continue
+            except OSError as exc:
+                run.skip(str(entry.path), _os_reason(exc))
+                run.advance(entry.size, 0)
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            if current and rec.get("sha256") == digest:
+                # touched, not changed: remember the new mtime, keep the indexed documents
+                manifest.set_meta(key, {**rec, "size": entry.size, "mtime_ns": entry.mtime_ns})
+                run.unchanged_file(entry, rec)
+                continue
+            try:
+                result = read_file(entry, data, encodings=encodings)
+            except SkipFile as exc:
+                run.skip(str(entry.path), exc.reason)
+                run.advance(entry.size, 0)
+                continue
+            except MissingDependencyError as exc:
+                run.skip(str(entry.path), str(exc))
+                run.advance(entry.size, 0)
+                continue
+            except Exception as exc:  # a reader bug must not end the run
+                run.skip(str(entry.path), f"reader failed: {type(exc).__name__}: {exc}")
+                run.advance(entry.size, 0)
+                continue
+            for p in result.problems:
+                run.skip(p.path, p.reason)
+            if result.docs:
+                scale = entry.size / max(1, sum(result.weights))
+                run.queue(entry, digest, result.docs,
+                          [max(1, int(w * scale)) for w in result.weights])
+            else:
+                run.advance(entry.size, 0)
+        run.flush()
+        if prune:
+            report.pruned = _prune(trawl, roots, run.produced)
+    finally:
+        if bar is not None:
+            bar.close()
+    report.seconds = round(time.perf_counter() - t0, 3)
+    done = report.added + report.updated + report.unchanged
+    report.docs_per_s = round(done / report.seconds, 1) if report.seconds > 0 else 0.0
+    return report
+
+
+def _prune(trawl: Trawl, roots: Sequence[str | os.PathLike[str]],
+           produced: dict[str, set[str]]) -> int:
+    """Delete documents under ``roots`` whose file is gone or no longer yields them."""
+    folders: list[str] = []
+    files: set[str] = set()
+    for r in roots:
+        p = os.path.abspath(os.fspath(r))
+        if os.path.isdir(p):
+            folders.append(p)
+        else:
+            files.add(p)
+    doomed: list[str] = []
+    gone_files: list[str] = []
+    for source, ids in trawl.manifest.by_source().items():
+        if not source:
+            continue
+        if source not in files and not any(_within(source, f) for f in folders):
+            continue
+        if not os.path.exists(source):
+            doomed.extend(ids)
+            gone_files.append(source)
+        elif source in produced:
+            doomed.extend(i for i in ids if i not in produced[source])
+    if doomed:
+        trawl.delete(sorted(set(doomed)))
+    for source in gone_files:
+        trawl.manifest.set_meta(META_PREFIX + source, None)
+    return len(set(doomed))
