@@ -1,0 +1,296 @@
+"""MUVERA fixed dimensional encodings (Dhulipala et al., NeurIPS 2024, arXiv 2405.19504).
+
+A set of token vectors becomes one vector whose inner products approximate Chamfer /
+MaxSim similarity ``Σ_q max_d <q, d>``. For each of ``r_reps`` repetitions:
+
+1. SimHash: ``k_sim`` Gaussian hyperplanes split space into ``2^k_sim`` buckets; a token's
+   bucket comes from the signs of its projections. Bucket numbering follows Google's
+   reference implementation (graph-mining ``sketching/point_cloud``): sign bits are read
+   as a Gray code, so the bucket index is the prefix-XOR of the sign bits, first hyperplane
+   most significant. The order only permutes blocks, but it fixes where each coordinate
+   lands before the final count-sketch.
+2. Per bucket a query block is the **sum** of its tokens, a document block the **average**.
+   With ``fill_empty_partitions`` an empty document bucket takes the token whose sign
+   pattern is nearest to the bucket's in Hamming distance (lowest token index on ties).
+3. Each block is projected to ``d_proj`` dims with a dense ±1 matrix scaled by
+   ``1/sqrt(d_proj)`` (the paper's AMS sketch; identity when ``d_proj == dim``).
+4. Blocks are concatenated (repetition-major, then bucket, then coordinate) and, with
+   ``d_final`` set, reduced by a count-sketch (one random ±1 target per coordinate).
+
+Everything random is drawn from numpy ``SeedSequence(seed, spawn_key=(purpose, rep))``, so
+the encoding is a pure function of the config: the pipeline stores ``state()`` with the
+index and rebuilds the same transform for queries. Work is vectorised over all tokens of
+a batch (no per-token Python loop); batches are cut by token count to bound memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, ValidationError, model_validator
+from trawl.components import (
+    ComponentConfig,
+    ComponentContext,
+    FloatArray,
+    MultiVectorTransform,
+)
+from trawl.errors import ConfigError, DimensionMismatchError, InputError
+
+MAX_K_SIM = 12
+MAX_FDE_DIM = 1 << 22  # 4M floats (16 MiB) per vector before the final projection
+SCHEME = "trawl-fde-v1"
+_PURPOSE_SIMHASH, _PURPOSE_AMS, _PURPOSE_FINAL = 1, 2, 3
+
+
+class MuveraConfig(ComponentConfig):
+    """MUVERA FDE settings. Stored with the index: queries must use the same values."""
+
+    r_reps: int = Field(20, ge=1, le=1024, description="independent repetitions (R_reps)")
+    k_sim: int = Field(5, ge=0, le=MAX_K_SIM,
+                       description="SimHash hyperplanes per repetition; 2^k_sim buckets")
+    d_proj: int = Field(16, ge=1, description="dims per bucket block after the ±1 projection; "
+                        "equal to the token dim means no projection")
+    d_final: int | None = Field(None, ge=1, description="optional count-sketch output size")
+    fill_empty_partitions: bool = Field(True, description="documents: an empty bucket takes "
+                                        "the token nearest to it by SimHash Hamming distance")
+    seed: int = Field(42, ge=0, lt=2**63, description="seed of every random matrix")
+    dim: int | None = Field(None, ge=1, description="token vector dim; taken from the encoder "
+                            "when left out, stored with the index")
+    scheme: Literal["trawl-fde-v1"] = Field(
+        SCHEME, description="random-number and layout scheme; guards stored indexes")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> MuveraConfig:
+        if self.dim is not None and self.d_proj > self.dim:
+            raise ValueError(f"d_proj={self.d_proj} is larger than the token dim {self.dim}; "
+                             f"use d_proj <= {self.dim} (d_proj == dim means no projection)")
+        width = self.r_reps * (1 << self.k_sim) * self.d_proj
+        if width > MAX_FDE_DIM:
+            raise ValueError(f"r_reps*2^k_sim*d_proj = {width} exceeds {MAX_FDE_DIM}; "
+                             "lower r_reps, k_sim or d_proj")
+        if self.d_final is not None and self.d_final > width:
+            raise ValueError(f"d_final={self.d_final} is larger than the FDE it compresses "
+                             f"({width} = r_reps*2^k_sim*d_proj); leave it out instead")
+        return self
+
+
+def _rng(seed: int, purpose: int, rep: int = 0) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(purpose, rep)))
+
+
+def sign_code(bits: np.ndarray) -> np.ndarray:
+    """Sign bits ``(..., k)`` as an integer, first hyperplane most significant."""
+    code = np.zeros(bits.shape[:-1], dtype=np.int32)
+    for j in range(bits.shape[-1]):
+        code = (code << 1) | bits[..., j]
+    return code
+
+
+def gray_bucket(bits: np.ndarray) -> np.ndarray:
+    """Bucket index of sign bits ``(..., k)`` as in the reference implementation.
+
+    The reference appends each sign bit to a Gray code, i.e. the bucket index is the
+    binary number whose bit j is the XOR of sign bits 0..j (first hyperplane most
+    significant). Decoding the sign pattern from Gray code does exactly that.
+    """
+    code = sign_code(bits)
+    shift = 1
+    while shift < bits.shape[-1]:
+        code ^= code >> shift
+        shift <<= 1
+    return code
+
+
+def bucket_sign_pattern(buckets: np.ndarray) -> np.ndarray:
+    """Sign pattern (as an integer, first hyperplane most significant) of bucket indexes."""
+    return buckets ^ (buckets >> 1)
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(1 << MAX_K_SIM)], dtype=np.int32)
+
+
+class MuveraTransform(MultiVectorTransform):
+    """Token sets → MUVERA FDEs; registered as ``muvera``."""
+
+    Config = MuveraConfig
+    config: MuveraConfig
+    #: floats per internal work array (tokens x r_reps x max(d_proj, 2^k_sim)); bounds memory
+    batch_floats: int = 1 << 23
+
+    def __init__(self, config: ComponentConfig | None = None,
+                 context: ComponentContext | None = None) -> None:
+        super().__init__(config, context)
+        cfg = self.config
+        ctx_dim = self.context.dim
+        if cfg.dim is not None and ctx_dim is not None and cfg.dim != ctx_dim:
+            raise DimensionMismatchError(
+                f"transform {self.name!r}: config dim={cfg.dim} (stored with the index) but the "
+                f"encoder gives {ctx_dim}-d token vectors; re-index with this encoder")
+        dim = cfg.dim if cfg.dim is not None else ctx_dim
+        if dim is None:
+            raise ConfigError(f"transform {self.name!r}: the token dim is unknown; set 'dim' or "
+                              "build it from a pipeline with a multi-vector encoder")
+        try:
+            self.config = MuveraConfig.model_validate({**cfg.model_dump(), "dim": dim})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"field {'.'.join(str(p) for p in e['loc']) or '(root)'!r}: {e['msg']}"
+                for e in exc.errors())
+            raise ConfigError(f"transform {self.name!r} (plugin 'muvera'): {problems}") from exc
+        cfg = self.config
+        self._tdim = dim
+        self._nb = 1 << cfg.k_sim
+        self._identity = cfg.d_proj == dim
+        self._dp = dim if self._identity else cfg.d_proj
+        r, k = cfg.r_reps, cfg.k_sim
+        # SimHash hyperplanes for every repetition side by side: (dim, r * k)
+        self._simhash = np.concatenate(
+            [_rng(cfg.seed, _PURPOSE_SIMHASH, i).standard_normal((dim, k)) for i in range(r)],
+            axis=1).astype(np.float32) if k else np.zeros((dim, 0), np.float32)
+        # dense ±1 AMS projections, scaled: (dim, r * d_proj)
+        self._ams: FloatArray | None = None
+        if not self._identity:
+            signs = [_rng(cfg.seed, _PURPOSE_AMS, i).integers(0, 2, (dim, self._dp)) * 2 - 1
+                     for i in range(r)]
+            self._ams = (np.concatenate(signs, axis=1) / np.sqrt(self._dp)).astype(np.float32)
+        self._width = r * self._nb * self._dp
+        self._final: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        if cfg.d_final is not None:
+            g = _rng(cfg.seed, _PURPOSE_FINAL)
+            target = g.integers(0, cfg.d_final, self._width)
+            sign = (g.integers(0, 2, self._width) * 2 - 1).astype(np.float32)
+            perm = np.argsort(target, kind="stable")
+            cols, starts = np.unique(target[perm], return_index=True)
+            self._final = (perm, sign[perm], cols, starts)
+
+    # -- contract --------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.config.d_final if self.config.d_final is not None else self._width
+
+    @property
+    def token_dim(self) -> int:
+        return self._tdim
+
+    def hyperplanes(self, rep: int) -> FloatArray:
+        """SimHash normals of repetition ``rep``: ``(token_dim, k_sim)``."""
+        k = self.config.k_sim
+        return self._simhash[:, rep * k:(rep + 1) * k]
+
+    def projection(self, rep: int) -> FloatArray:
+        """Inner projection of repetition ``rep``: ``(token_dim, d_proj)`` (identity if none)."""
+        if self._ams is None:
+            return np.eye(self._tdim, dtype=np.float32)
+        return self._ams[:, rep * self._dp:(rep + 1) * self._dp]
+
+    def state(self) -> dict[str, Any]:
+        """The full config, token ``dim`` included: enough to rebuild the same transform."""
+        return self.config.model_dump()
+
+    def encode_document_set(self, sets: Sequence[FloatArray]) -> FloatArray:
+        return self._encode(sets, document=True)
+
+    def encode_query_set(self, sets: Sequence[FloatArray]) -> FloatArray:
+        return self._encode(sets, document=False)
+
+    # -- work ------------------------------------------------------------------------
+    def _check(self, sets: Sequence[FloatArray]) -> list[np.ndarray]:
+        out = []
+        for i, s in enumerate(sets):
+            a = np.asarray(s, dtype=np.float32)
+            if a.ndim == 1 and a.size == 0:
+                a = a.reshape(0, self._tdim)
+            if a.ndim != 2:
+                raise InputError(f"transform {self.name!r}: set {i} must be a (tokens, dim) "
+                                 f"matrix, got shape {a.shape}")
+            if len(a) >= 1 << 20:
+                raise InputError(f"transform {self.name!r}: set {i} has {len(a)} tokens; "
+                                 "at most 1048575 per set")
+            if a.shape[1] != self._tdim:
+                raise DimensionMismatchError(
+                    f"transform {self.name!r}: set {i} has {a.shape[1]}-d tokens, the transform "
+                    f"was built for {self._tdim}-d")
+            out.append(a)
+        return out
+
+    def _encode(self, sets: Sequence[FloatArray], *, document: bool) -> FloatArray:
+        arrays = self._check(sets)
+        n = len(arrays)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        budget = max(1, self.batch_floats // (self.config.r_reps * max(self._dp, self._nb)))
+        start = 0
+        while start < n:  # batches of whole sets, about `budget` tokens each
+            stop, tokens = start, 0
+            while stop < n and (stop == start or tokens + len(arrays[stop]) <= budget):
+                tokens += len(arrays[stop])
+                stop += 1
+            fde = self._encode_batch(arrays[start:stop], document=document)
+            out[start:stop] = self._compress(fde)
+            start = stop
+        return out
+
+    def _encode_batch(self, arrays: list[np.ndarray], *, document: bool) -> np.ndarray:
+        cfg = self.config
+        n, r, nb, dp, k = len(arrays), cfg.r_reps, self._nb, self._dp, cfg.k_sim
+        lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=n)
+        fde = np.zeros((n, r, nb, dp), dtype=np.float32)
+        total = int(lengths.sum())
+        if total == 0:
+            return fde.reshape(n, -1)
+        x = np.concatenate(arrays)  # (T, dim)
+        seg = np.repeat(np.arange(n), lengths)  # set of each token
+        bits = (x @ self._simhash).reshape(total, r, k) > 0  # (T, r, k)
+        bucket = gray_bucket(bits)  # (T, r)
+        proj = x[:, None, :] if self._identity else (x @ self._ams).reshape(total, r, dp)
+        # one slot per (set, repetition, bucket); sum tokens into their slots column by column
+        slots = ((seg[:, None] * r + np.arange(r)[None, :]) * nb + bucket).reshape(-1)
+        size = n * r * nb
+        flat = fde.reshape(size, dp)
+        weights = np.broadcast_to(proj, (total, r, dp)).reshape(-1)  # (T*r*dp,)
+        cells = (slots[:, None] * dp + np.arange(dp)[None, :]).reshape(-1)
+        flat[:] = np.bincount(cells, weights=weights, minlength=size * dp).reshape(size, dp)
+        if not document:
+            return fde.reshape(n, -1)
+        counts = np.bincount(slots, minlength=size)
+        filled = counts > 0
+        flat[filled] /= counts[filled, None].astype(np.float32)
+        if cfg.fill_empty_partitions and k > 0:
+            self._fill_empty(fde, slots, filled, lengths, proj)
+        return fde.reshape(n, -1)
+
+    def _fill_empty(self, fde: np.ndarray, slots: np.ndarray, filled: np.ndarray,
+                    lengths: np.ndarray, proj: np.ndarray) -> None:
+        """Empty (set, rep, bucket) slots take the set's token nearest by Hamming distance.
+
+        A token's sign pattern is its bucket's, so the nearest token is the first token of
+        the nearest non-empty bucket; ties go to the lowest token index, as in the reference.
+        """
+        n, r, nb = fde.shape[:3]
+        empty = (~filled).reshape(n, r, nb)
+        empty[lengths == 0] = False  # nothing to fill an empty set with
+        if not empty.any():
+            return
+        total = int(lengths.sum())
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        local = (np.arange(total) - np.repeat(starts, lengths)).astype(np.int32)
+        none = np.int32(1 << 30)
+        first = np.full(n * r * nb, none, dtype=np.int32)
+        np.minimum.at(first, slots, np.repeat(local, r))
+        first = first.reshape(n, r, nb)
+        pattern = bucket_sign_pattern(np.arange(nb, dtype=np.int32))
+        hamming = _POPCOUNT[pattern[:, None] ^ pattern[None, :]] << 20  # (nb, nb)
+        s, rep, b = np.nonzero(empty)
+        best = (hamming[b] + first[s, rep]).min(axis=1)  # (E,)
+        tok = starts[s] + (best & ((1 << 20) - 1))
+        fde[s, rep, b] = proj[tok, 0 if self._identity else rep]
+
+    def _compress(self, fde: np.ndarray) -> np.ndarray:
+        if self._final is None:
+            return fde
+        perm, sign, cols, starts = self._final
+        out = np.zeros((len(fde), self.dim), dtype=np.float32)
+        if len(fde):
+            out[:, cols] = np.add.reduceat(fde[:, perm] * sign, starts, axis=1)
+        return out
