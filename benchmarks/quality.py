@@ -1,0 +1,81 @@
+"""Retrieval quality of every preset pipeline on every shared BEIR dataset.
+
+    python benchmarks/quality.py [--datasets scifact,cranfield] [--pipelines bm25,dense] [--max-queries N]
+
+Indexes each dataset once per pipeline into the trawl cache (re-runs reuse it: unchanged
+documents are skipped) and prints nDCG@10 / Recall@10 / Recall@100 / MRR@10 and query
+latency p50/p95 as a markdown table; also writes benchmarks/out/quality.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+from trawl import PluginHost, Trawl, TrawlSettings, load_pipeline
+from trawl.evaluation import evaluate, load_beir
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("TRAWL_DATASETS", REPO.parent / "shared" / "datasets"))
+PIPELINES = ["bm25", "dense", "hybrid", "multivector", "hybrid-rerank"]
+
+
+def run(dataset_dir: Path, pipeline: str, host: PluginHost, max_queries: int | None
+        ) -> dict[str, object]:
+    settings = TrawlSettings()
+    config = load_pipeline(pipeline)
+    data = load_beir(dataset_dir)
+    if max_queries:
+        data.queries = dict(list(data.queries.items())[:max_queries])
+        data.qrels = {q: data.qrels[q] for q in data.queries}
+    digest = hashlib.sha256(config.model_dump_json(exclude={"name", "fusion", "reranker"})
+                            .encode()).hexdigest()[:10]
+    folder = settings.cache_dir / "eval" / f"{data.name}-{config.name}-{digest}"
+    t0 = time.perf_counter()
+    with Trawl(folder, config, host=host, settings=settings, show_progress=False) as t:
+        added = t.add(data.corpus(), batch_size=128)
+        build_s = time.perf_counter() - t0
+        result = evaluate(lambda q, k: t.search(q, k), data, pipeline_name=config.name)
+    row = result.to_json()
+    row["index_s"] = round(build_s, 1) if added.added else None
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--datasets", default=None, help="comma list (default: all shared datasets)")
+    ap.add_argument("--pipelines", default=",".join(PIPELINES))
+    ap.add_argument("--max-queries", type=int, default=None)
+    args = ap.parse_args(argv)
+    names = args.datasets.split(",") if args.datasets else sorted(
+        p.name for p in DATASETS.iterdir() if (p / "corpus.jsonl").exists())
+    host = PluginHost()
+    lines = ["| dataset | pipeline | queries | nDCG@10 | R@10 | R@100 | MRR@10 | p50 ms | p95 ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in names:
+        for pipeline in args.pipelines.split(","):
+            try:
+                r = run(DATASETS / name, pipeline, host, args.max_queries)
+            except Exception as exc:  # a missing plugin must not hide the other rows
+                lines.append(f"| {name} | {pipeline} | error: {type(exc).__name__}: {exc} "
+                             "| | | | | | |")
+                print(lines[-1], file=sys.stderr)
+                continue
+            lines.append(f"| {name} | {pipeline} | {r['queries']} | {r['ndcg@10']:.4f} | "
+                         f"{r['recall@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
+                         f"{r['latency_ms_p50']:.1f} | {r['latency_ms_p95']:.1f} |")
+            print(lines[-1], flush=True)
+    table = "\n".join(lines)
+    out = REPO / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.md").write_text(table + "\n", encoding="utf-8")
+    print("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
