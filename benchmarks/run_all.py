@@ -1,0 +1,83 @@
+"""Run every benchmark and write benchmarks/RESULTS.md.
+
+    python benchmarks/run_all.py [--quick] [--only quality,bm25]
+
+Each benchmark is its own script (``benchmarks/<name>.py``) that prints a markdown table and
+writes it to ``benchmarks/out/<name>.md``; this runner runs them one after another (never in
+parallel: the timings are ratios measured side by side inside each script, and two scripts
+sharing 2 cores would distort them), then stitches the tables together with the date, the
+machine and the command lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = ["quality", "encoders", "bm25", "qdrant", "hybrid", "muvera", "ingest", "tui_latency"]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
+    ap.add_argument("--only", default=None, help="comma list of benchmark names")
+    args = ap.parse_args(argv)
+    names = [n for n in ORDER if (HERE / f"{n}.py").exists()]
+    names += sorted(p.stem for p in HERE.glob("*.py")
+                    if p.stem not in ORDER and p.stem not in ("run_all", "common")
+                    and not p.stem.startswith("_"))
+    if args.only:
+        names = [n for n in names if n in args.only.split(",")]
+    sections = []
+    for name in names:
+        cmd = [sys.executable, str(HERE / f"{name}.py"), *(["--quick"] if args.quick else [])]
+        print(f"== {' '.join(cmd[1:])}", flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, text=True, capture_output=True, check=False)
+        seconds = time.perf_counter() - t0
+        out_file = HERE / "out" / f"{name}.md"
+        if proc.returncode == 0 and out_file.exists():
+            body = out_file.read_text(encoding="utf-8").strip()
+        else:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+            body = "failed:\n\n```\n" + "\n".join(tail) + "\n```"
+        print(body, flush=True)
+        rel = f"python benchmarks/{name}.py" + (" --quick" if args.quick else "")
+        sections.append(f"## {name}\n\n`{rel}` ({seconds:.0f} s)\n\n{body}\n")
+    today = dt.date.today().isoformat()
+    header = (f"# trawl benchmark results\n\n{today} on {machine()}.\n"
+              f"Reproduce: `python benchmarks/run_all.py{' --quick' if args.quick else ''}` "
+              "(after `bash .ci/setup`; datasets from ../shared/datasets).\n"
+              "Speed figures are ratios measured side by side within one script run.\n")
+    (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
+    print(f"wrote {HERE / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
