@@ -85,19 +85,14 @@ class Analyzer:
 
     def terms_of_words(self, words: Sequence[str]) -> list[str]:
         cache = self._cache
-        out: list[str] = []
-        append = out.append
-        for w in words:
-            try:
-                t = cache[w]
-            except KeyError:
-                t = self._term(w)
-                if len(cache) >= self._cache_size:
-                    cache.clear()
-                cache[w] = t
-            if t is not None:
-                append(t)
-        return out
+        missing = set(words).difference(cache)
+        if missing:
+            if len(cache) + len(missing) > self._cache_size:
+                cache.clear()
+            term = self._term
+            for w in missing:
+                cache[w] = term(w)
+        return [t for t in map(cache.__getitem__, words) if t is not None]
 
     def __call__(self, text: str) -> list[str]:
         """The BM25 terms of a text, in order, repeats kept (they are term frequencies)."""

@@ -171,15 +171,12 @@ class BM25Index(Index):
         vocab, terms = self._vocab, self._terms
         lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64,
                               count=len(token_lists))
-        flat: list[int] = []
-        for toks in token_lists:
-            for tok in toks:
-                tid = vocab.get(tok)
-                if tid is None:
-                    tid = vocab[tok] = len(terms)
-                    terms.append(tok)
-                flat.append(tid)
-        ids = np.asarray(flat, dtype=np.int64)
+        flat = [tok for toks in token_lists for tok in toks]
+        for tok in dict.fromkeys(flat):  # new terms get ids in order of first use
+            if tok not in vocab:
+                vocab[tok] = len(terms)
+                terms.append(tok)
+        ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
         rows = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
         keys, tfs = np.unique(rows * max(len(terms), 1) + ids, return_counts=True)
         width = max(len(terms), 1)
