@@ -16,6 +16,7 @@ import trawl
 from trawl.components import ComponentContext, Encoder
 from trawl.errors import ConfigError, DimensionMismatchError, InputError
 from trawl.plugins import PluginHost
+from trawl.testing import MultiVectorTransformContract
 from trawl.vectors import maxsim, maxsim_scores
 from trawl_muvera.baselines import (
     ExactMaxSim,
@@ -69,6 +70,18 @@ def slow_fde(t: MuveraTransform, x: np.ndarray, *, document: bool) -> np.ndarray
                 block[b] = x[int(np.argmin(dist))]
         blocks.append((block @ p).reshape(-1))
     return np.concatenate(blocks).astype(np.float32)
+
+
+class TestMuveraContract(MultiVectorTransformContract):
+    @pytest.fixture
+    def transform(self) -> MuveraTransform:
+        return make(self.token_dim)
+
+
+class TestMuveraFinalProjectionContract(MultiVectorTransformContract):
+    @pytest.fixture
+    def transform(self) -> MuveraTransform:
+        return make(self.token_dim, r_reps=4, k_sim=3, d_proj=8, d_final=96)
 
 
 # -- registration and config -------------------------------------------------------------
