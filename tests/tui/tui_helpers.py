@@ -1,0 +1,19 @@
+"""Pilot helpers shared by the TUI tests."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+
+
+async def settle(pilot: Pilot, rounds: int = 3) -> None:
+    """Let timers fire, workers finish and their messages be handled."""
+    app = pilot.app
+    for _ in range(rounds):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def type_query(pilot: Pilot, text: str) -> None:
+    await pilot.press(*[("space" if c == " " else c) for c in text])
+    await settle(pilot)

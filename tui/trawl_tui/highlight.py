@@ -1,0 +1,79 @@
+"""Query-term highlighting and snippets (rich ``Text``; no textual import)."""
+
+from __future__ import annotations
+
+import re
+
+from rich.text import Text
+from trawl.models import Hit
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+HIGHLIGHT_STYLE = "bold reverse"
+
+
+def query_terms(query: str) -> list[str]:
+    """Distinct lowercase word terms of a query, longest first (regex alternation order)."""
+    terms = {t.lower() for t in _WORD.findall(query) if len(t) > 1 or t.isdigit()}
+    return sorted(terms, key=lambda t: (-len(t), t))
+
+
+def term_pattern(query: str) -> re.Pattern[str] | None:
+    """Words that start with a query term (the last term is often half-typed)."""
+    terms = query_terms(query)
+    if not terms:
+        return None
+    return re.compile(r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")\w*", re.IGNORECASE)
+
+
+def highlight(text: str, query: str, style: str = HIGHLIGHT_STYLE) -> Text:
+    out = Text(text)
+    pattern = term_pattern(query)
+    if pattern is not None:
+        for m in pattern.finditer(text):
+            out.stylize(style, m.start(), m.end())
+    return out
+
+
+def snippet(text: str, query: str, width: int = 160) -> Text:
+    """A one-line window of ``text`` around the densest run of query terms, highlighted."""
+    flat = " ".join(text.split())
+    pattern = term_pattern(query)
+    start = 0
+    if pattern is not None and len(flat) > width:
+        spans = [m.start() for m in pattern.finditer(flat)]
+        if spans:
+            # window start that covers the most matches
+            best, best_n = spans[0], 0
+            for s in spans:
+                n = sum(1 for x in spans if s <= x < s + width * 0.8)
+                if n > best_n:
+                    best, best_n = s, n
+            start = max(0, best - width // 5)
+            space = flat.rfind(" ", 0, start)
+            start = space + 1 if space != -1 and start - space < 20 else start
+    piece = flat[start:start + width]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + width < len(flat) else ""
+    return highlight(prefix + piece + suffix, query)
+
+
+def citation(hit: Hit) -> str:
+    """``Title — path (chars a–b) [chunk id]``: what the copy key puts on the clipboard."""
+    where = hit.source or hit.doc_id
+    start = hit.metadata.get("chunk_start")
+    end = hit.metadata.get("chunk_end")
+    span = f" (chars {start}–{end})" if start is not None and end is not None else ""
+    title = f"{hit.title} — " if hit.title else ""
+    return f"{title}{where}{span} [{hit.chunk_id}]"
+
+
+BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def bar(fraction: float, cells: int = 6) -> str:
+    """A small horizontal bar (eighth blocks) for a value in [0, 1]."""
+    fraction = min(1.0, max(0.0, fraction))
+    eighths = round(fraction * cells * 8)
+    full, rest = divmod(eighths, 8)
+    text = "█" * full + (BLOCKS[rest] if rest else "")
+    return text.ljust(cells)

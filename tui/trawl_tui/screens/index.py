@@ -1,0 +1,124 @@
+"""Index screen: stats (documents, chunks per index, disk size, encoders) and "add folder"."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Static
+from textual.worker import get_current_worker
+
+from ..messages import IngestFinished, IngestProgress, StatsLoaded
+
+if TYPE_CHECKING:
+    from ..app import TrawlApp
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def stats_table(stats: dict[str, Any]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("index", str(stats.get("path", "-")))
+    table.add_row("pipeline", str(stats.get("pipeline", "-")))
+    table.add_row("documents", str(stats.get("documents", 0)))
+    for name, count in sorted(dict(stats.get("chunks", {})).items()):
+        table.add_row(f"chunks · {name}", str(count))
+    table.add_row("encoders", ", ".join(stats.get("encoders", [])) or "none (lexical only)")
+    table.add_row("disk", human_bytes(int(stats.get("disk_bytes", 0))))
+    return table
+
+
+class IndexScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back", id="close-index"),
+        Binding("ctrl+r", "reload_stats", "Reload stats", id="reload-stats"),
+    ]
+    BINDING_GROUP_TITLE = "Index"
+
+    def __init__(self) -> None:
+        super().__init__(id="index")
+
+    @property
+    def tapp(self) -> TrawlApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="index-body"):
+            yield Static(Text("loading stats…", style="dim"), id="index-stats")
+            yield Label("Add a folder (.txt/.md files, or every format trawl.ingest reads):",
+                        id="index-add-label")
+            with Horizontal(id="index-add-row"):
+                yield Input(placeholder="/path/to/folder", id="index-folder")
+                yield Button("Add folder", variant="primary", id="index-add")
+            yield ProgressBar(id="index-progress", show_eta=False)
+            yield Label("", id="index-progress-label")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "index"
+        self.action_reload_stats()
+        state = self.tapp.ingest_state
+        if state is not None:
+            self.show_progress(*state)
+
+    def action_reload_stats(self) -> None:
+        self._load_stats()
+
+    @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
+    def _load_stats(self) -> None:
+        worker = get_current_worker()
+        trawl = self.tapp.trawl
+        if trawl is None:
+            return
+        try:
+            stats = trawl.stats()
+        except Exception as exc:
+            self.app.call_from_thread(self.tapp.show_error, exc, "index stats")
+            return
+        if not worker.is_cancelled:
+            self.post_message(StatsLoaded(stats))
+
+    def on_stats_loaded(self, message: StatsLoaded) -> None:
+        self.query_one("#index-stats", Static).update(stats_table(message.stats))
+
+    @on(Button.Pressed, "#index-add")
+    @on(Input.Submitted, "#index-folder")
+    def _add_folder(self) -> None:
+        folder = self.query_one("#index-folder", Input).value.strip()
+        if not folder:
+            self.notify("Type a folder path first", severity="warning")
+            return
+        self.tapp.start_ingest(folder)
+
+    def show_progress(self, done: int, total: int | None, label: str) -> None:
+        bar = self.query_one(ProgressBar)
+        bar.update(total=total, progress=done)
+        of = f"/{total}" if total is not None else ""
+        self.query_one("#index-progress-label", Label).update(f"{label}: {done}{of} documents")
+
+    def ingest_progress(self, message: IngestProgress) -> None:
+        self.show_progress(message.done, message.total, message.label)
+
+    def ingest_finished(self, message: IngestFinished) -> None:
+        label = self.query_one("#index-progress-label", Label)
+        if message.summary is not None:
+            label.update(f"done: {message.summary.describe()}")
+        else:
+            label.update("failed")
+        self.action_reload_stats()
