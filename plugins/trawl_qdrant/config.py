@@ -19,7 +19,7 @@ import os
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 from trawl.components import ComponentConfig
 
 API_KEY_ENV = ("TRAWL_QDRANT_API_KEY", "QDRANT_API_KEY")
@@ -40,10 +40,16 @@ class HnswConfig(ComponentConfig):
                            "(None: the engine's default, >= top_k)")
     full_scan_threshold: int = Field(10_000, ge=0, description="segments smaller than this "
                                      "(in KB of vectors) are scanned exactly instead")
+    indexing_threshold_kb: int | None = Field(
+        None, ge=0, description="segments above this size (KB of vectors) get an HNSW graph "
+        "when optimized (None: the engine's default, 10 MB ~ 6.5k 384-d vectors; 0: never)")
 
 
 class QdrantConfig(ComponentConfig):
     """Config of the ``qdrant`` index. Field docs are what ``trawl`` shows users."""
+
+    # validation errors must not echo the input: it may hold the API key
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     mode: Mode = Field("auto", description="auto | edge | local | server (see module doc)")
     url: str | None = Field(None, description="Qdrant server URL, e.g. http://localhost:6333 "

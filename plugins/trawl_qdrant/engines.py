@@ -198,7 +198,9 @@ class ClientEngine(Engine):
                                                              on_disk=cfg.on_disk or None)},
                    hnsw_config=m.HnswConfigDiff(m=cfg.hnsw.m, ef_construct=cfg.hnsw.ef_construct,
                                                 full_scan_threshold=cfg.hnsw.full_scan_threshold),
-                   quantization_config=quant)
+                   quantization_config=quant,
+                   optimizers_config=m.OptimizersConfigDiff(
+                       indexing_threshold=cfg.hnsw.indexing_threshold_kb))
         if self.spec.mode == "server":  # local mode has no payload indexes to build
             kinds = {"keyword": m.PayloadSchemaType.KEYWORD, "integer": m.PayloadSchemaType.INTEGER,
                      "float": m.PayloadSchemaType.FLOAT, "bool": m.PayloadSchemaType.BOOL,
@@ -338,7 +340,8 @@ class EdgeEngine(Engine):
                                                     on_disk=cfg.on_disk or None)},
             hnsw_config=e.HnswIndexConfig(m=cfg.hnsw.m, ef_construct=cfg.hnsw.ef_construct,
                                           full_scan_threshold=cfg.hnsw.full_scan_threshold),
-            quantization_config=quant, wal_enabled=cfg.wal)
+            quantization_config=quant, wal_enabled=cfg.wal,
+            optimizers=e.EdgeOptimizersConfig(indexing_threshold=cfg.hnsw.indexing_threshold_kb))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.shard = e.EdgeShard.create(str(self.path), config)
         kinds = {"keyword": e.PayloadSchemaType.Keyword, "integer": e.PayloadSchemaType.Integer,
