@@ -115,7 +115,7 @@ def test_jsonl_and_beir(tmp_path: Path) -> None:
     assert skipped["4"] == "no 'text' field"
     assert "duplicate id 'a1'" in skipped["5"]
     assert "invalid JSON" in skipped["6"] and "JSON object" in skipped["7"]
-    assert docs["c1"].text == "Wing flutter\n\nFlutter of wings."
+    assert docs["c1"].text == "Wing flutter Flutter of wings."
     assert docs["c1"].metadata["source_type"] == "beir" and docs["c1"].title == "Wing flutter"
     assert docs["471"].text == ""  # empty BEIR documents are accepted
 

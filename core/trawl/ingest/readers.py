@@ -307,7 +307,7 @@ def _read_pdf(entry: FileEntry, data: bytes, digest: str) -> ReadResult:
 def _read_jsonl(entry: FileEntry, text: str, kind: str) -> ReadResult:
     """One document per line: ``{"id"|"_id", "text", "title", ...metadata}``.
 
-    BEIR corpora (``corpus.jsonl``) index ``title + text``. A line without an id gets
+    BEIR corpora (``corpus.jsonl``) index ``title + text`` exactly as ``trawl eval`` does. A line without an id gets
     ``<file id>:<line>``; bad lines are reported and the rest of the file is kept.
     Records carry the file's path (for ``--prune``) but not its mtime or size, so
     editing one record does not re-index the others.
@@ -351,8 +351,11 @@ def _read_jsonl(entry: FileEntry, text: str, kind: str) -> ReadResult:
         nested = obj.pop("metadata", None)
         meta: dict[str, Any] = dict(nested) if isinstance(nested, dict) else {}
         meta.update(obj)
-        if kind == "beir" and title.strip():
-            body = f"{title}\n\n{body}" if body.strip() else title
+        if kind == "beir":
+            # the same text `trawl eval` indexes, so both give the same rankings
+            from ..evaluation import beir_document
+
+            body = beir_document({"_id": doc_id, "title": title, "text": body}).text
         meta.update({"path": where, "source_type": kind, "line": lineno,
                      "content_hash": text_hash(body)})
         if title:
