@@ -116,8 +116,8 @@ class MuveraTransform(MultiVectorTransform):
 
     Config = MuveraConfig
     config: MuveraConfig
-    #: floats per internal work array (tokens x r_reps x max(d_proj, 2^k_sim)); bounds memory
-    batch_floats: int = 1 << 23
+    #: floats per internal work array (sets x tokens x r_reps x (d_proj + 2^k_sim)); bounds memory
+    batch_floats: int = 1 << 22
 
     def __init__(self, config: ComponentConfig | None = None,
                  context: ComponentContext | None = None) -> None:
@@ -219,72 +219,88 @@ class MuveraTransform(MultiVectorTransform):
         arrays = self._check(sets)
         n = len(arrays)
         out = np.zeros((n, self.dim), dtype=np.float32)
-        budget = max(1, self.batch_floats // (self.config.r_reps * max(self._dp, self._nb)))
+        lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=n)
+        # sets sorted by length, cut into batches of similar length so padding stays small
+        order = np.argsort(lengths, kind="stable")
+        per_token = self.config.r_reps * (self._dp + (self._nb if self._onehot else self._dp))
         start = 0
-        while start < n:  # batches of whole sets, about `budget` tokens each
-            stop, tokens = start, 0
-            while stop < n and (stop == start or tokens + len(arrays[stop]) <= budget):
-                tokens += len(arrays[stop])
+        while start < n:
+            stop = start + 1
+            while stop < n and (stop - start + 1) * lengths[order[stop]] * per_token \
+                    <= self.batch_floats:
                 stop += 1
-            fde = self._encode_batch(arrays[start:stop], document=document)
-            out[start:stop] = self._compress(fde)
+            idx = order[start:stop]
+            fde = self._encode_batch([arrays[i] for i in idx], lengths[idx], document=document)
+            out[idx] = self._compress(fde)
             start = stop
         return out
 
-    def _encode_batch(self, arrays: list[np.ndarray], *, document: bool) -> np.ndarray:
+    @property
+    def _onehot(self) -> bool:
+        """Sum buckets with a one-hot matmul (few buckets) or a scatter-add (many)."""
+        return self._nb <= 64
+
+    def _encode_batch(self, arrays: list[np.ndarray], lengths: np.ndarray, *,
+                      document: bool) -> np.ndarray:
         cfg = self.config
         n, r, nb, dp, k = len(arrays), cfg.r_reps, self._nb, self._dp, cfg.k_sim
-        lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=n)
         fde = np.zeros((n, r, nb, dp), dtype=np.float32)
-        total = int(lengths.sum())
-        if total == 0:
+        width = int(lengths.max()) if n else 0
+        if width == 0:
             return fde.reshape(n, -1)
-        x = np.concatenate(arrays)  # (T, dim)
-        seg = np.repeat(np.arange(n), lengths)  # set of each token
-        bits = (x @ self._simhash).reshape(total, r, k) > 0  # (T, r, k)
-        bucket = gray_bucket(bits)  # (T, r)
-        proj = x[:, None, :] if self._identity else (x @ self._ams).reshape(total, r, dp)
-        # one slot per (set, repetition, bucket); sum tokens into their slots column by column
-        slots = ((seg[:, None] * r + np.arange(r)[None, :]) * nb + bucket).reshape(-1)
+        # padded (n, L, dim) tokens; padding rows are masked out of every sum below
+        valid = np.arange(width)[None, :] < lengths[:, None]
+        x = np.zeros((n * width, self._tdim), dtype=np.float32)
+        x[valid.reshape(-1)] = np.concatenate(arrays)
+        bits = (x @ self._simhash).reshape(n, width, r, k) > 0
+        bucket = gray_bucket(bits)  # (n, L, r)
+        proj = (x.reshape(n, width, 1, self._tdim) if self._identity
+                else (x @ self._ams).reshape(n, width, r, dp))
+        # slot = (set, repetition, bucket) of every real token and repetition: (T, r)
+        slot = ((np.arange(n)[:, None, None] * r + np.arange(r)) * nb + bucket)[valid]
+        pos = np.nonzero(valid)[1]  # token position inside its set: (T,)
         size = n * r * nb
-        flat = fde.reshape(size, dp)
-        weights = np.broadcast_to(proj, (total, r, dp)).reshape(-1)  # (T*r*dp,)
-        cells = (slots[:, None] * dp + np.arange(dp)[None, :]).reshape(-1)
-        flat[:] = np.bincount(cells, weights=weights, minlength=size * dp).reshape(size, dp)
+        if self._onehot:
+            onehot = np.zeros(size * width, dtype=np.float32)
+            onehot[(slot * width + pos[:, None]).reshape(-1)] = 1.0
+            fde[:] = onehot.reshape(n, r, nb, width) @ proj.transpose(0, 2, 1, 3)
+        else:
+            cells = (slot[:, :, None] * dp + np.arange(dp)).reshape(-1)
+            weights = np.broadcast_to(proj[valid], (len(pos), r, dp)).reshape(-1)
+            fde.reshape(-1)[:] = np.bincount(cells, weights=weights, minlength=size * dp)
         if not document:
             return fde.reshape(n, -1)
-        counts = np.bincount(slots, minlength=size)
+        counts = np.bincount(slot.reshape(-1), minlength=size).reshape(n, r, nb)
         filled = counts > 0
-        flat[filled] /= counts[filled, None].astype(np.float32)
+        fde[filled] /= counts[filled][:, None].astype(np.float32)
         if cfg.fill_empty_partitions and k > 0:
-            self._fill_empty(fde, slots, filled, lengths, proj)
+            self._fill_empty(fde, slot, pos, filled, proj)
         return fde.reshape(n, -1)
 
-    def _fill_empty(self, fde: np.ndarray, slots: np.ndarray, filled: np.ndarray,
-                    lengths: np.ndarray, proj: np.ndarray) -> None:
+    def _fill_empty(self, fde: np.ndarray, slot: np.ndarray, pos: np.ndarray,
+                    filled: np.ndarray, proj: np.ndarray) -> None:
         """Empty (set, rep, bucket) slots take the set's token nearest by Hamming distance.
 
         A token's sign pattern is its bucket's, so the nearest token is the first token of
         the nearest non-empty bucket; ties go to the lowest token index, as in the reference.
         """
-        n, r, nb = fde.shape[:3]
-        empty = (~filled).reshape(n, r, nb)
-        empty[lengths == 0] = False  # nothing to fill an empty set with
+        n, r, nb = filled.shape
+        empty = ~filled & filled.any(axis=2, keepdims=True)  # empty sets stay zero
         if not empty.any():
             return
-        total = int(lengths.sum())
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        local = (np.arange(total) - np.repeat(starts, lengths)).astype(np.int32)
-        none = np.int32(1 << 30)
+        none = np.int32(1 << 30)  # larger than any (distance << 20) + position
         first = np.full(n * r * nb, none, dtype=np.int32)
-        np.minimum.at(first, slots, np.repeat(local, r))
+        np.minimum.at(first, slot.reshape(-1), np.repeat(pos.astype(np.int32), r))
         first = first.reshape(n, r, nb)
         pattern = bucket_sign_pattern(np.arange(nb, dtype=np.int32))
         hamming = _POPCOUNT[pattern[:, None] ^ pattern[None, :]] << 20  # (nb, nb)
         s, rep, b = np.nonzero(empty)
-        best = (hamming[b] + first[s, rep]).min(axis=1)  # (E,)
-        tok = starts[s] + (best & ((1 << 20) - 1))
-        fde[s, rep, b] = proj[tok, 0 if self._identity else rep]
+        if self._onehot:  # all (bucket, bucket) pairs at once: n*r*nb*nb small ints
+            best = (first[:, :, None, :] + hamming).min(axis=3)[s, rep, b]
+        else:
+            best = (hamming[b] + first[s, rep]).min(axis=1)
+        tok = best & ((1 << 20) - 1)
+        fde[s, rep, b] = proj[s, tok, 0 if self._identity else rep]
 
     def _compress(self, fde: np.ndarray) -> np.ndarray:
         if self._final is None:

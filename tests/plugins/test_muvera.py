@@ -199,11 +199,13 @@ def test_hand_checkable_bucket_sums() -> None:
     {"r_reps": 2, "k_sim": 4, "d_proj": 16},
     {"r_reps": 2, "k_sim": 2, "d_proj": 5, "fill_empty_partitions": False},
     {"r_reps": 2, "k_sim": 0, "d_proj": 3},
+    {"r_reps": 2, "k_sim": 7, "d_proj": 4},  # > 64 buckets: the scatter-add path
+    {"r_reps": 1, "k_sim": 7, "d_proj": 16, "fill_empty_partitions": False},
 ])
 def test_matches_the_token_by_token_definition(cfg: dict[str, Any]) -> None:
     rng = np.random.default_rng(11)
     t = make(16, **cfg)
-    sets = rand_sets(rng, [1, 2, 9, 40, 0], 16)
+    sets = rand_sets(rng, [1, 2, 9, 40, 0, 3], 16)
     docs, queries = t.encode_document_set(sets), t.encode_query_set(sets)
     for i, s in enumerate(sets):
         np.testing.assert_allclose(docs[i], slow_fde(t, s, document=True), atol=1e-5)
