@@ -15,5 +15,7 @@ async def settle(pilot: Pilot, rounds: int = 3) -> None:
 
 
 async def type_query(pilot: Pilot, text: str) -> None:
+    """Type into whatever has focus (the search box unless a test moved it), then settle."""
+    await settle(pilot, rounds=1)  # the first key must not arrive before focus is set
     await pilot.press(*[("space" if c == " " else c) for c in text])
     await settle(pilot)

@@ -99,7 +99,7 @@ class DetailScreen(Screen[None]):
                 continue
             table.add_row(key, Text(str(value)[:200]))
         self.query_one("#detail-meta", Static).update(table)
-        self.query_one("#detail-text", Static).update(highlight(hit.text, self.query_text))
+        self.query_one("#detail-text", Static).update(highlight(hit.text.rstrip(), self.query_text))
         self.query_one("#detail-neighbours", Static).update(Text("neighbours: loading…",
                                                                  style="dim"))
         self.query_one("#detail-body", VerticalScroll).scroll_home(animate=False)

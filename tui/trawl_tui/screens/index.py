@@ -72,6 +72,7 @@ class IndexScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = "index"
+        self.query_one(ProgressBar).display = False  # shown once an ingestion starts
         self.action_reload_stats()
         state = self.tapp.ingest_state
         if state is not None:
@@ -108,6 +109,7 @@ class IndexScreen(Screen[None]):
 
     def show_progress(self, done: int, total: int | None, label: str) -> None:
         bar = self.query_one(ProgressBar)
+        bar.display = True
         bar.update(total=total, progress=done)
         of = f"/{total}" if total is not None else ""
         self.query_one("#index-progress-label", Label).update(f"{label}: {done}{of} documents")

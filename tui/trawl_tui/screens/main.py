@@ -33,6 +33,7 @@ class MainScreen(Screen[None]):
         Binding("question_mark", "app.help", "Help", show=False, id="help-question"),
     ]
     BINDING_GROUP_TITLE = "Search"
+    AUTO_FOCUS = "#query"
 
     def __init__(self) -> None:
         super().__init__(id="main")
