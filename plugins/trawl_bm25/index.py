@@ -85,8 +85,9 @@ class BM25Config(ComponentConfig):
 class _Weights:
     """An immutable, searchable view of the index at one moment (rebuilt after changes)."""
 
-    def __init__(self, csc: sparse.csc_matrix, n_terms: int, rows: int,
+    def __init__(self, csc: sparse.csc_matrix, n_terms: int, rows: int, idf: Any,
                  average_idf: float, avgdl: float, build_ms: float) -> None:
+        self.positive = (idf > 0).tolist()  # every weight of a term has its IDF's sign
         self.indptr = csc.indptr
         self.indices = csc.indices
         self.data = csc.data
@@ -309,7 +310,7 @@ class BM25Index(Index):
             row_of = tids_l = np.zeros(0, dtype=np.int32)
         csc = sparse.csc_matrix((w, (row_of, tids_l)), shape=(rows, n_terms))
         csc.sort_indices()
-        self._weights = _Weights(csc, n_terms, rows, average_idf, avgdl,
+        self._weights = _Weights(csc, n_terms, rows, idf, average_idf, avgdl,
                                  (time.perf_counter() - t0) * 1000)
         self.last_rebuild_ms = self._weights.build_ms
         return self._weights
@@ -457,21 +458,28 @@ class BM25Index(Index):
             return self._score(w, self.analyzer(text))[0]
 
     def _score(self, w: _Weights, terms: list[str]) -> tuple[Any, Any]:
+        """Summed weights of the query's columns, and which rows hold a query term.
+
+        ``matched`` is ``None`` when every weight involved is positive (IDF > 0, the usual
+        case thanks to the epsilon floor): then a row matched exactly when its score is > 0
+        and the second scatter is skipped.
+        """
         counts: dict[int, int] = {}
         for t in terms:
             tid = self._vocab.get(t)
             if tid is not None and tid < w.n_terms:
                 counts[tid] = counts.get(tid, 0) + 1
         scores = np.zeros(w.rows, dtype=np.float64)
-        matched = np.zeros(w.rows, dtype=bool)
         indptr, indices, data = w.indptr, w.indices, w.data
-        for tid, count in counts.items():
+        used = [(tid, count) for tid, count in counts.items() if indptr[tid] != indptr[tid + 1]]
+        for tid, count in used:  # a term repeated in the query counts that many times
             s, e = indptr[tid], indptr[tid + 1]
-            if s == e:
-                continue
-            idx = indices[s:e]
-            scores[idx] += data[s:e] * count if count != 1 else data[s:e]
-            matched[idx] = True
+            np.add.at(scores, indices[s:e], data[s:e] if count == 1 else data[s:e] * count)
+        if all(w.positive[tid] for tid, _ in used):
+            return scores, None
+        matched = np.zeros(w.rows, dtype=bool)
+        for tid, _ in used:
+            matched[indices[indptr[tid]:indptr[tid + 1]]] = True
         return scores, matched
 
     def search(self, query: IndexQuery, top_k: int, filters: Filter | None = None) -> list[Hit]:
@@ -482,6 +490,7 @@ class BM25Index(Index):
             raise InputError(f"index {self.name!r}: query text must be a string, got "
                              f"{type(text).__name__}")
         terms = self.analyzer(text)
+        k = int(top_k)
         with self._lock:
             if len(self._chunks) - self._dead == 0:
                 return []
@@ -490,16 +499,32 @@ class BM25Index(Index):
                 return []
             w = self._ensure_weights()
             scores, matched = self._score(w, terms)
-            if mask is not None:
-                matched &= mask
-            cand = np.flatnonzero(matched)
-            if len(cand) == 0:
-                return []
-            top = self._top(cand, scores[cand], int(top_k))
+            if matched is None:
+                if mask is not None:
+                    np.putmask(scores, ~mask, 0.0)
+                top = self._top_positive(scores, k)
+            else:
+                if mask is not None:
+                    matched &= mask
+                cand = np.flatnonzero(matched)
+                top = self._top(cand, scores[cand], k)
             chunks = self._chunks
             hits = [(chunks[row], float(scores[row])) for row in top]
         return [make_hit(c, s, r, self.name) for r, (c, s) in enumerate(hits, start=1)
                 if c is not None]
+
+    def _top_positive(self, scores: Any, k: int) -> list[int]:
+        """``_top`` over the rows with a positive score, without listing them all first."""
+        if k < len(scores):
+            part = np.argpartition(-scores, k - 1)[:k]
+            kth = scores[part].min()
+            if kth > 0:
+                if np.count_nonzero(scores >= kth) == k:  # no tie beyond the partition
+                    return self._top(part, scores[part], k)
+                cand = np.flatnonzero(scores >= kth)
+                return self._top(cand, scores[cand], k)
+        cand = np.flatnonzero(scores > 0)
+        return self._top(cand, scores[cand], k)
 
     def _top(self, cand: Any, s: Any, k: int) -> list[int]:
         """Rows of the best ``k`` by score, ties broken by chunk id (as the exact index)."""

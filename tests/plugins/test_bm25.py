@@ -201,7 +201,8 @@ def filter_chunks() -> list[Chunk]:
             meta["nested"] = {"k": ["a", "b", "c"][i % 3 + (i % 2)]}
         if i % 10 == 0:
             meta["n.dotted"] = "yes"
-        chunks.append(Chunk(id=f"f{i:03d}", doc_id=f"d{i // 3}", text="alpha beta " * (1 + i % 4),
+        chunks.append(Chunk(id=f"f{i:03d}", doc_id=f"d{i // 3}",
+                            text="alpha beta " * (1 + i % 4) + f"w{i}",
                             metadata=meta))
     return chunks
 
@@ -222,14 +223,18 @@ FILTERS: list[Any] = [
 ]
 
 
+@pytest.mark.parametrize("epsilon", [0.25, 0.0], ids=["positive-weights", "zero-weights"])
 @pytest.mark.parametrize("raw", FILTERS, ids=[json.dumps(f) for f in FILTERS])
-def test_filter_mask_agrees_with_matches(raw: Any) -> None:
+def test_filter_mask_agrees_with_matches(raw: Any, epsilon: float) -> None:
     chunks = filter_chunks()
-    index = make()
+    index = make(epsilon=epsilon)
     index.upsert(chunks[:60])
     index.upsert(chunks[60:])  # columns grow with appended rows
     index.delete(["d1"])
     f = parse_filter(raw)
+    # 'alpha' is in every chunk: its IDF is floored to epsilon * average IDF, so both
+    # paths of the scorer run (all weights > 0, or zero weights that still match)
+    assert (index._score(index._ensure_weights(), ["alpha"])[1] is None) == (epsilon > 0)
     live = [c for c in chunks if c.doc_id != "d1"]
     hits = index.search(q("alpha"), 1000, f)
     assert {h.chunk_id for h in hits} == {c.id for c in live if matches(f, c.metadata)}
