@@ -51,15 +51,21 @@ def corpus_documents(prefix: str = "docs") -> list[trawl.Document]:
             for name, (title, text) in sorted(CORPUS.items())]
 
 
+# The functional tests run BM25 (plugins/trawl_bm25, through its entry point) fused with
+# the trigram-hashing stand-in for a dense encoder; the snapshots use word hashing instead
+# of BM25 so that their figures depend on nothing outside this folder.
+LEX = "bm25"
+
+
 @pytest.fixture
 def host() -> trawl.PluginHost:
-    return tui_hashing.host()
+    return tui_hashing.host(entry_points=True)
 
 
 @pytest.fixture
 def mem_trawl(host: trawl.PluginHost) -> Iterator[trawl.Trawl]:
-    """In-memory hybrid index (path ":memory:", 0 bytes on disk: snapshot-stable)."""
-    t = trawl.Trawl.memory(tui_hashing.hybrid_pipeline(), host=host)
+    """In-memory hybrid index: bm25 + grams."""
+    t = trawl.Trawl.memory(tui_hashing.hybrid_pipeline(lexical=LEX), host=host)
     t.add(corpus_documents(), show_progress=False)
     yield t
     t.close()
@@ -69,7 +75,7 @@ def mem_trawl(host: trawl.PluginHost) -> Iterator[trawl.Trawl]:
 def disk_trawl(tmp_path: Path, host: trawl.PluginHost) -> Iterator[trawl.Trawl]:
     """An empty index folder with the hybrid pipeline over ``exact-checked`` indexes."""
     t = trawl.Trawl.open(tmp_path / "index",
-                         pipeline=tui_hashing.hybrid_pipeline("exact-checked"),
+                         pipeline=tui_hashing.hybrid_pipeline("exact-checked", lexical=LEX),
                          host=host, show_progress=False)
     yield t
     t.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import trawl
 import tui_hashing
+from conftest import LEX, corpus_documents
 from textual.widgets import Input, SelectionList
 from trawl.errors import PluginLoadError
 from trawl_tui.app import TrawlApp, make_app
@@ -49,10 +50,10 @@ async def test_typing_a_query_shows_hits_with_per_source_scores(mem_trawl: trawl
         await type_query(pilot, "volcano magma")
         hits = _results(app).hits
         assert hits[0].doc_id == "volcano"
-        assert set(hits[0].scores_by_source) == {"words", "grams"}
+        assert set(hits[0].scores_by_source) == {LEX, "grams"}
         text = _shown_text(app)
         assert "Volcanoes" in text and "docs/volcano.md" in text
-        assert "words #1" in text and "grams #1" in text
+        assert "bm25 #1" in text and "grams #1" in text
         status = app.main.query_one(StatusBar)
         assert status.hits_label == "10 hits"
         assert status.latency_label.endswith(")") and " ms " in status.latency_label
@@ -107,12 +108,12 @@ async def test_pipeline_switch_changes_results_and_is_remembered(
     app = _app(mem_trawl)
     async with app.run_test(size=SIZE) as pilot:
         await type_query(pilot, "moon tides")
-        assert set(_results(app).hits[0].scores_by_source) == {"words", "grams"}
-        # the switcher: untick "words", set top_k 3, apply
+        assert set(_results(app).hits[0].scores_by_source) == {LEX, "grams"}
+        # the switcher: untick bm25, set top_k 3, apply
         await pilot.press("f2")
         await settle(pilot)
         assert isinstance(app.screen, PipelineScreen)
-        app.screen.query_one(SelectionList).deselect("words")
+        app.screen.query_one(SelectionList).deselect(LEX)
         app.screen.query_one("#pipeline-topk", Input).value = "3"
         await pilot.press("ctrl+s")
         await settle(pilot)
@@ -127,14 +128,14 @@ async def test_pipeline_switch_changes_results_and_is_remembered(
         app.main.query_one(SearchInput).value = ""
         await type_query(pilot, "comets")
         assert len(_results(app).hits) == 3
-        # mode cycling: grams → all → words → grams
+        # mode cycling: grams → all → bm25 → grams
         await pilot.press("ctrl+t")
         await settle(pilot)
         assert app.session.options.retrievers == ()
         await pilot.press("ctrl+t")
         await settle(pilot)
-        assert app.session.options.retrievers == ("words",)
-        assert all(set(h.scores_by_source) == {"words"} for h in _results(app).hits)
+        assert app.session.options.retrievers == (LEX,)
+        assert all(set(h.scores_by_source) == {LEX} for h in _results(app).hits)
         await pilot.press("ctrl+t", "ctrl+t")
         await settle(pilot)
         assert app.session.options.retrievers == ()
@@ -157,12 +158,12 @@ async def test_command_palette_switches_retrievers(mem_trawl: trawl.Trawl) -> No
         await type_query(pilot, "sun")
         await pilot.press("ctrl+p")
         await settle(pilot)
-        await pilot.press(*"only words")
+        await pilot.press(*f"only {LEX}")
         await pilot.pause(0.3)
         await pilot.press("enter")
         await settle(pilot)
-        assert app.session.options.retrievers == ("words",)
-        assert all(set(h.scores_by_source) == {"words"} for h in _results(app).hits)
+        assert app.session.options.retrievers == (LEX,)
+        assert all(set(h.scores_by_source) == {LEX} for h in _results(app).hits)
 
 
 async def test_detail_shows_chunk_neighbours_and_copies_citation(
@@ -280,7 +281,7 @@ def _static_text(screen: object, selector: str) -> str:
 
 async def test_failing_search_shows_error_notification(disk_trawl: trawl.Trawl,
                                                        corpus_dir: Path) -> None:
-    disk_trawl.add(__import__("conftest").corpus_documents(), show_progress=False)
+    disk_trawl.add(corpus_documents(), show_progress=False)
     app = _app(disk_trawl)
     async with app.run_test(size=SIZE) as pilot:
         await type_query(pilot, "bees")
@@ -359,7 +360,7 @@ async def test_opening_by_path_in_a_worker(tmp_path: Path, host: trawl.PluginHos
     folder = tmp_path / "by-path"
     with trawl.Trawl.open(folder, pipeline=tui_hashing.hybrid_pipeline(), host=host,
                           show_progress=False) as t:
-        t.add(__import__("conftest").corpus_documents(), show_progress=False)
+        t.add(corpus_documents(), show_progress=False)
     # entry-point plugins do not know the test encoders: opening fails, shown as an error
     app = make_app(str(folder), debounce=0, cursor_blink=False)
     async with app.run_test(size=SIZE) as pilot:

@@ -122,14 +122,22 @@ def host(*, entry_points: bool = False) -> trawl.PluginHost:
                             plugins=[("tui-test-hashing", sys.modules[__name__])])
 
 
-def hybrid_pipeline(index: str = "exact", *, rerank: bool = True,
+def hybrid_pipeline(index: str = "exact", *, lexical: str = "words", rerank: bool = True,
                     max_tokens: int = 64) -> dict[str, Any]:
-    """Two real retrievers ("words", "grams"), rrf fusion, optional overlap reranker."""
+    """Two real retrievers, rrf fusion, an optional (disabled by default) overlap reranker.
+
+    ``lexical="bm25"`` uses the BM25 plugin (needs ``host(entry_points=True)``) as the
+    first retriever; ``"words"`` the word-hashing encoder over ``index``. The second
+    retriever, ``grams``, stands in for a dense encoder (it matches half-typed words).
+    """
+    first: dict[str, Any] = (
+        {"name": "bm25", "index": "bm25"} if lexical == "bm25" else
+        {"name": "words", "index": index, "encoder": "hash-words",
+         "encoder_config": {"max_tokens": max_tokens}})
     cfg: dict[str, Any] = {
         "name": "test-hybrid",
         "retrievers": [
-            {"name": "words", "index": index, "encoder": "hash-words",
-             "encoder_config": {"max_tokens": max_tokens}},
+            first,
             {"name": "grams", "index": index, "encoder": "hash-trigrams",
              "encoder_config": {"max_tokens": max_tokens}},
         ],
