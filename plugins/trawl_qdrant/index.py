@@ -12,6 +12,7 @@ auto`` reopens an index with the engine that wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -77,6 +78,10 @@ class QdrantIndex(Index):
                 f"qdrant index {self.name!r} at {self.folder}: built with metric "
                 f"{marker['metric']!r}, the pipeline now asks for {self.metric!r}; re-index "
                 "into a new folder")
+        # qdrant-client local mode is plain Python (not safe to read while writing): one lock.
+        # The edge engine and a server take concurrent searches (edge releases the GIL), so
+        # only writes are serialised there.
+        self._read_lock: Any = self._lock if self.mode == "local" else contextlib.nullcontext()
         self.engine: Engine = open_engine(EngineSpec(
             mode=self.mode, config=self.cfg, folder=self.folder, collection=self.collection,
             metric=self.metric, name=self.name, expect_existing=bool(marker)))
@@ -227,7 +232,7 @@ class QdrantIndex(Index):
             raise InputError(f"qdrant index {self.name!r}: query vector contains NaN or inf")
         top_k = min(int(top_k), MAX_TOP_K)
         native = self.engine.translate(filters)  # FilterError before touching the engine
-        with self._lock:
+        with self._read_lock:
             self._check_open()
             if self.dim is None:
                 return []

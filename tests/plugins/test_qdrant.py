@@ -523,3 +523,38 @@ def test_validate_config_error_does_not_echo_the_key() -> None:
     with pytest.raises(ValueError) as direct:  # pydantic's own error hides its input too
         QdrantConfig.model_validate({"mode": "server", "api_key": SECRET})
     assert SECRET not in str(direct.value)
+
+
+@pytest.mark.parametrize("mode", EMBEDDED)
+def test_concurrent_searches_while_writing(make_qdrant: Callable[..., QdrantIndex],
+                                           mode: str) -> None:
+    import threading
+
+    index = make_qdrant(mode, dim=8)
+    rng = np.random.default_rng(4)
+    vecs = rng.normal(size=(120, 8)).astype(np.float32)
+    chunks = [Chunk(id=f"c{i}", doc_id=f"d{i}", text="t", metadata={"g": i % 3})
+              for i in range(120)]
+    index.upsert(chunks[:40], vecs[:40])
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def searcher() -> None:
+        try:
+            while not done.is_set():
+                hits = index.search(IndexQuery(text="", vector=vecs[0]), 5, parse_filter({"g": 0}))
+                assert all(h.metadata["g"] == 0 for h in hits)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for start in range(40, 120, 20):
+        index.upsert(chunks[start:start + 20], vecs[start:start + 20])
+    index.delete(["d0", "d1"])
+    done.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors[:1]
+    assert index.count() == 118
