@@ -180,6 +180,7 @@ class ClientEngine(Engine):
             raise ConfigError(
                 f"qdrant collection {c!r} has vectors {names}, trawl expects a named vector "
                 f"{self.vname!r}; point 'collection' at a collection trawl created")
+        self.ensure_indexes(set(info.payload_schema or {}))
         return int(vectors[self.vname].size)
 
     # writes -------------------------------------------------------------------------
@@ -201,15 +202,22 @@ class ClientEngine(Engine):
                    quantization_config=quant,
                    optimizers_config=m.OptimizersConfigDiff(
                        indexing_threshold=cfg.hnsw.indexing_threshold_kb))
-        if self.spec.mode == "server":  # local mode has no payload indexes to build
-            kinds = {"keyword": m.PayloadSchemaType.KEYWORD, "integer": m.PayloadSchemaType.INTEGER,
-                     "float": m.PayloadSchemaType.FLOAT, "bool": m.PayloadSchemaType.BOOL,
-                     "datetime": m.PayloadSchemaType.DATETIME}
-            for key, kind in self._index_fields():
+        self.ensure_indexes(set())
+        self.dim = dim
+
+    def ensure_indexes(self, existing: set[str]) -> None:
+        """Create the payload indexes the config lists that the collection lacks."""
+        if self.spec.mode != "server":  # local mode has no payload indexes to build
+            return
+        m = self.m
+        kinds = {"keyword": m.PayloadSchemaType.KEYWORD, "integer": m.PayloadSchemaType.INTEGER,
+                 "float": m.PayloadSchemaType.FLOAT, "bool": m.PayloadSchemaType.BOOL,
+                 "datetime": m.PayloadSchemaType.DATETIME}
+        for key, kind in self._index_fields():
+            if key not in existing:
                 self._call("create_payload_index", self.client.create_payload_index,
                            self.spec.collection, field_name=key, field_schema=kinds[kind],
                            wait=True)
-        self.dim = dim
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         batch = self.m.Batch(ids=ids, vectors={self.vname: vectors.tolist()}, payloads=payloads)
@@ -325,6 +333,7 @@ class EdgeEngine(Engine):
                 "was changed. Restore it from a backup or delete the folder and "
                 "re-index") from exc
         self.dim = int(vectors[self.vname]["size"])
+        self.ensure_indexes(set(self.shard.info().payload_schema))
 
     def create(self, dim: int) -> None:
         e, cfg = self.e, self.cfg
@@ -344,13 +353,20 @@ class EdgeEngine(Engine):
             optimizers=e.EdgeOptimizersConfig(indexing_threshold=cfg.hnsw.indexing_threshold_kb))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.shard = e.EdgeShard.create(str(self.path), config)
+        self.ensure_indexes(set())
+        self.dim = dim
+
+    def ensure_indexes(self, existing: set[str]) -> None:
+        """Create the payload indexes the config lists that the shard lacks."""
+        e = self.e
         kinds = {"keyword": e.PayloadSchemaType.Keyword, "integer": e.PayloadSchemaType.Integer,
                  "float": e.PayloadSchemaType.Float, "bool": e.PayloadSchemaType.Bool,
                  "datetime": e.PayloadSchemaType.Datetime}
-        for key, kind in self._index_fields():
+        missing = [(k, t) for k, t in self._index_fields() if k not in existing]
+        for key, kind in missing:
             self.shard.update(e.UpdateOperation.create_field_index(key, kinds[kind]))
-        self.shard.flush()
-        self.dim = dim
+        if missing:
+            self.shard.flush()
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         e, name = self.e, self.vname

@@ -558,3 +558,16 @@ def test_concurrent_searches_while_writing(make_qdrant: Callable[..., QdrantInde
         t.join(timeout=60)
     assert not errors, errors[:1]
     assert index.count() == 118
+
+
+def test_edge_adds_newly_configured_payload_indexes_on_reopen(
+        make_qdrant: Callable[..., QdrantIndex]) -> None:
+    index = make_qdrant("edge", dim=4)
+    index.upsert([Chunk(id="a", doc_id="a", text="t", metadata={"lang": "en"})],
+                 np.ones((1, 4), np.float32))
+    index.close()
+    again = make_qdrant("edge", dim=4, payload_indexes={"lang": "keyword"})
+    schema = again.engine.shard.info().payload_schema  # type: ignore[attr-defined]
+    assert {"doc_id", "chunk_id", "metadata.lang"} <= set(schema)
+    hits = again.search(IndexQuery(text="", vector=np.ones(4)), 3, parse_filter({"lang": "en"}))
+    assert [h.chunk_id for h in hits] == ["a"]
