@@ -82,17 +82,37 @@ class BM25Config(ComponentConfig):
         return v
 
 
+class _Base:
+    """Term frequencies of rows ``[0, rows_end)`` in CSC order, fixed until the next merge.
+
+    Weights depend on N, avgdl and df, which every write changes, but this layout does
+    not: a rebuild after a small write recomputes the weights elementwise over it (no
+    sort) and builds a CSC matrix only for the rows appended since (the tail).
+    """
+
+    def __init__(self, csc: sparse.csc_matrix, rows_end: int) -> None:
+        self.indptr = csc.indptr
+        self.rows = csc.indices
+        self.tf = csc.data
+        self.n_terms = csc.shape[1]
+        self.cols = np.repeat(np.arange(self.n_terms, dtype=np.int32), np.diff(csc.indptr))
+        self.rows_end = rows_end
+        self.nnz = len(self.rows)
+
+
+Segment = tuple[Any, Any, Any, int]  # CSC indptr, row indices, weights, number of terms
+
+
 class _Weights:
     """An immutable, searchable view of the index at one moment (rebuilt after changes)."""
 
-    def __init__(self, csc: sparse.csc_matrix, n_terms: int, rows: int, idf: Any,
+    def __init__(self, segments: list[Segment], n_terms: int, rows: int, idf: Any,
                  average_idf: float, avgdl: float, build_ms: float) -> None:
         self.positive = (idf > 0).tolist()  # every weight of a term has its IDF's sign
-        self.indptr = csc.indptr
-        self.indices = csc.indices
-        self.data = csc.data
+        self.segments = segments
         self.n_terms = n_terms
         self.rows = rows
+        self.idf = idf
         self.average_idf = average_idf
         self.avgdl = avgdl
         self.build_ms = build_ms
@@ -142,6 +162,7 @@ class BM25Index(Index):
         self._alive = np.zeros(0, dtype=bool)
         self._dead = 0
         self._weights: _Weights | None = None
+        self._base: _Base | None = None  # while set, _parts[0] holds exactly its rows
         self._columns = FilterColumns()
 
     def _analyze(self, chunk: Chunk) -> list[str]:
@@ -249,7 +270,11 @@ class BM25Index(Index):
 
     def _snapshot(self) -> Snapshot:
         """Live rows only, renumbered in order (the on-disk form)."""
-        nnz, tids, tfs = self._flat()
+        if len(self._parts) == 1:
+            nnz, tids, tfs = self._parts[0]
+        else:  # merged into locals: _parts[0] must keep matching the base segment
+            nnz, tids, tfs = (np.concatenate([p[i] for p in self._parts]) if self._parts
+                              else np.zeros(0, dtype=np.int32) for i in range(3))
         alive = self._alive
         entry_alive = np.repeat(alive, nnz)
         return Snapshot(
@@ -274,43 +299,72 @@ class BM25Index(Index):
             self._doc_rows.setdefault(c.doc_id, []).append(i)
         self._columns.reset()
         self._weights = None
+        self._base = None
 
     # -- weights ---------------------------------------------------------------------------
     def _ensure_weights(self) -> _Weights:
+        """Recompute N, avgdl, df, IDF and every posting's weight (lazily, after writes)."""
         if self._weights is not None:
             return self._weights
         t0 = time.perf_counter()
         cfg = self.cfg
-        nnz, tids, tfs = self._flat()
-        alive = self._alive
         rows = len(self._chunks)
         n_terms = len(self._terms)
-        live_n = rows - self._dead
-        entry_alive = np.repeat(alive, nnz)
-        row_of = np.repeat(np.arange(rows, dtype=np.int32), nnz)
-        if self._dead:
-            row_of, tids_l, tfs_l = row_of[entry_alive], tids[entry_alive], tfs[entry_alive]
+        alive = self._alive
+        base = self._base
+        tail_nnz = sum(len(p[1]) for p in self._parts[1:])
+        if base is None or tail_nnz > 0.25 * max(base.nnz, 1):
+            # merge everything into one base segment (sorts the postings by term once)
+            nnz, tids, tfs = self._flat()
+            row_of = np.repeat(np.arange(rows, dtype=np.int32), nnz)
+            csc = sparse.csc_matrix((tfs.astype(np.float64), (row_of, tids)),
+                                    shape=(rows, n_terms))
+            csc.sort_indices()
+            base = self._base = _Base(csc, rows)
+            tail = None
         else:
-            tids_l, tfs_l = tids, tfs
+            nnz_t, tids_t, tfs_t = (np.concatenate([p[i] for p in self._parts[1:]])
+                                    for i in range(3)) if len(self._parts) > 1 else (
+                np.zeros(0, dtype=np.int32) for _ in range(3))
+            row_t = base.rows_end + np.repeat(np.arange(rows - base.rows_end, dtype=np.int32),
+                                              nnz_t)
+            if self._dead:
+                keep = alive[row_t]
+                row_t, tids_t, tfs_t = row_t[keep], tids_t[keep], tfs_t[keep]
+            tail = (row_t, tids_t, tfs_t)
+        live_n = rows - self._dead
+        base_alive = alive[base.rows] if self._dead else None
+        df = np.bincount(base.cols if base_alive is None else base.cols[base_alive],
+                         minlength=n_terms)
+        if tail is not None and len(tail[1]):
+            df += np.bincount(tail[1], minlength=n_terms)
         total_len = float(self._doc_len[alive].sum(dtype=np.int64))
         avgdl = total_len / live_n if live_n else 0.0
-        df = np.bincount(tids_l, minlength=n_terms)
         present = df > 0
         idf = np.zeros(n_terms, dtype=np.float64)
         d = df[present].astype(np.float64)
         idf[present] = np.log(live_n - d + 0.5) - np.log(d + 0.5)
         average_idf = float(idf[present].sum() / present.sum()) if present.any() else 0.0
         idf[present & (idf < 0)] = cfg.epsilon * average_idf
-        if avgdl > 0:
-            tf = tfs_l.astype(np.float64)
-            dl = self._doc_len.astype(np.float64)[row_of]
-            w = idf[tids_l] * (tf * (cfg.k1 + 1) / (tf + cfg.k1 * (1 - cfg.b + cfg.b * dl / avgdl)))
-        else:  # every live chunk is empty: there is nothing to match
-            w = np.zeros(0)
-            row_of = tids_l = np.zeros(0, dtype=np.int32)
-        csc = sparse.csc_matrix((w, (row_of, tids_l)), shape=(rows, n_terms))
-        csc.sort_indices()
-        self._weights = _Weights(csc, n_terms, rows, idf, average_idf, avgdl,
+        dl = self._doc_len.astype(np.float64)
+        k1, b = cfg.k1, cfg.b
+
+        def weights(cols: Any, rows_of: Any, tf: Any) -> Any:
+            if avgdl <= 0:  # every live chunk is empty: nothing can match
+                return np.zeros(len(cols))
+            tf = tf.astype(np.float64, copy=False)
+            return idf[cols] * (tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl[rows_of] / avgdl)))
+
+        w_base = weights(base.cols, base.rows, base.tf)
+        if base_alive is not None:
+            w_base[~base_alive] = 0.0  # deleted rows stay in the layout with weight 0
+        segments: list[Segment] = [(base.indptr, base.rows, w_base, base.n_terms)]
+        if tail is not None and len(tail[0]):
+            csc = sparse.csc_matrix((weights(tail[1], tail[0], tail[2]), (tail[0], tail[1])),
+                                    shape=(rows, n_terms))
+            csc.sort_indices()
+            segments.append((csc.indptr, csc.indices, csc.data, n_terms))
+        self._weights = _Weights(segments, n_terms, rows, idf, average_idf, avgdl,
                                  (time.perf_counter() - t0) * 1000)
         self.last_rebuild_ms = self._weights.build_ms
         return self._weights
@@ -470,16 +524,21 @@ class BM25Index(Index):
             if tid is not None and tid < w.n_terms:
                 counts[tid] = counts.get(tid, 0) + 1
         scores = np.zeros(w.rows, dtype=np.float64)
-        indptr, indices, data = w.indptr, w.indices, w.data
-        used = [(tid, count) for tid, count in counts.items() if indptr[tid] != indptr[tid + 1]]
-        for tid, count in used:  # a term repeated in the query counts that many times
-            s, e = indptr[tid], indptr[tid + 1]
-            np.add.at(scores, indices[s:e], data[s:e] if count == 1 else data[s:e] * count)
-        if all(w.positive[tid] for tid, _ in used):
+        spans = []  # (row indices, weights, query count) of each non-empty column
+        for indptr, indices, data, n_terms in w.segments:
+            for tid, count in counts.items():
+                if tid < n_terms and indptr[tid] != indptr[tid + 1]:
+                    s, e = indptr[tid], indptr[tid + 1]
+                    spans.append((indices[s:e], data[s:e], count))
+        for idx, weights, count in spans:  # a term repeated in the query counts that often
+            np.add.at(scores, idx, weights if count == 1 else weights * count)
+        if all(w.positive[tid] for tid in counts):
             return scores, None
         matched = np.zeros(w.rows, dtype=bool)
-        for tid, _ in used:
-            matched[indices[indptr[tid]:indptr[tid + 1]]] = True
+        for idx, _, _ in spans:
+            matched[idx] = True
+        if self._dead:
+            matched &= self._alive[:w.rows]  # deleted rows keep weight-0 postings
         return scores, matched
 
     def search(self, query: IndexQuery, top_k: int, filters: Filter | None = None) -> list[Hit]:

@@ -285,6 +285,36 @@ def test_incremental_add_delete_equals_full_rebuild(tmp_path: Path) -> None:
                 assert got[cid] == pytest.approx(want[cid], abs=1e-9)
 
 
+def test_small_writes_reuse_the_base_segment() -> None:
+    """After a small write only the tail is re-laid out; scores still equal a full rebuild."""
+    chunks = scifact_chunks(420)
+    index = make()
+    index.upsert(chunks[:400])
+    index.search(q("cells"), 3)
+    base = index._base
+    live = {c.id: c for c in chunks[:400]}
+    steps: list[tuple[str, Any]] = [
+        ("add", chunks[400:410]),
+        ("delete", [c.doc_id for c in chunks[5:10]] + [chunks[405].doc_id]),
+        ("add", [c.model_copy(update={"text": "apoptosis " + c.text}) for c in chunks[20:23]]),
+        ("add", chunks[410:]),
+    ]
+    for op, arg in steps:
+        if op == "add":
+            index.upsert(arg)
+            live.update({c.id: c for c in arg})
+        else:
+            index.delete(arg)
+            live = {k: c for k, c in live.items() if c.doc_id not in set(arg)}
+        full = make()
+        full.upsert(list(live.values()))
+        for query in ["apoptosis in cells", "protein binding", "vitamin d"]:
+            got, want = score_map(index, query), score_map(full, query)
+            assert got.keys() == want.keys()
+            assert all(got[c] == pytest.approx(want[c], abs=1e-9) for c in want)
+        assert index._base is base and len(index._ensure_weights().segments) == 2
+
+
 def test_in_memory_row_compaction_keeps_scores() -> None:
     chunks = [Chunk(id=f"c{i}", doc_id=f"d{i}", text=f"word{i % 13} common text {i}",
                     metadata={"i": i}) for i in range(3000)]
