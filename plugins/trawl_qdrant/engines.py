@@ -258,7 +258,7 @@ class ClientEngine(Engine):
                              with_payload=True, with_vectors=False)
         return [r.payload or {} for r in records]
 
-    def query(self, q: np.ndarray, k: int, native_filter: Any) -> list[tuple[float, dict]]:
+    def query(self, q: np.ndarray, k: int, native_filter: Any) -> list[tuple[float, dict[str, Any]]]:
         m, cfg = self.m, self.cfg
         quant = None
         if cfg.quantization != "none":
@@ -415,7 +415,7 @@ class EdgeEngine(Engine):
         records = self.shard.retrieve(ids, with_payload=True, with_vector=False)
         return [r.payload or {} for r in records]
 
-    def query(self, q: np.ndarray, k: int, native_filter: Any) -> list[tuple[float, dict]]:
+    def query(self, q: np.ndarray, k: int, native_filter: Any) -> list[tuple[float, dict[str, Any]]]:
         e, cfg = self.e, self.cfg
         quant = None
         if cfg.quantization != "none":

@@ -87,15 +87,18 @@ class QdrantIndex(Index):
             metric=self.metric, name=self.name, expect_existing=bool(marker)))
         self.dim: int | None = self.engine.dim
         want = self.context.dim
-        if self.dim is not None and want is not None and self.dim != want:
-            where = self.folder or self.cfg.url
+        try:
+            if self.dim is not None and want is not None and self.dim != want:
+                where = self.folder or self.cfg.url
+                raise DimensionMismatchError(
+                    f"qdrant index {self.name!r} (collection {self.collection!r} at {where}) "
+                    f"holds {self.dim}-d vectors, the encoder gives {want}-d; use the encoder "
+                    "it was built with or re-index into a new folder")
+            if self.dim is None and want is not None:
+                self._create(want)
+        except BaseException:
             self.engine.close()
-            raise DimensionMismatchError(
-                f"qdrant index {self.name!r} (collection {self.collection!r} at {where}) "
-                f"holds {self.dim}-d vectors, the encoder gives {want}-d; use the encoder "
-                "it was built with or re-index into a new folder")
-        if self.dim is None and want is not None:
-            self._create(want)
+            raise
 
     # -- setup ---------------------------------------------------------------------
     def _read_marker(self) -> dict[str, Any] | None:
@@ -181,7 +184,7 @@ class QdrantIndex(Index):
             batches = range(0, len(chunks), self.cfg.batch_size)
             progress = None
             if self.cfg.show_progress and len(batches) > 1:
-                from tqdm import tqdm
+                from tqdm import tqdm  # type: ignore[import-untyped]
 
                 progress = tqdm(total=len(chunks), desc=f"qdrant {self.collection}",
                                 unit="chunk")
