@@ -1,0 +1,37 @@
+"""``trawl export``: a Hugging Face model folder (or packaged name, or hub id) → ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("export")
+@click.argument("model")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="folder to create (must not exist or be empty)")
+@click.option("--int8", "int8", is_flag=True, help="dynamic int8 quantisation (per channel)")
+@click.option("--kind", type=click.Choice(["dense", "multivector", "cross-encoder"]),
+              default="dense", show_default=True,
+              help="dense and multivector share one export (token states); cross-encoder "
+                   "exports classifier logits")
+@click.option("--no-optimize", is_flag=True,
+              help="skip onnxruntime's offline BERT fusion (attention, layer norm, gelu)")
+def export_command(model: str, out: Path, int8: bool, kind: str, no_optimize: bool) -> None:
+    """Export MODEL (all-MiniLM-L6-v2, a folder, or a hub id) to ONNX with a manifest."""
+    from trawl.errors import TrawlError
+
+    from .export import export_model
+    from .manifest import load_manifest
+
+    try:
+        folder = export_model(model, out, quantize="int8" if int8 else "fp32",
+                              kind=kind,  # type: ignore[arg-type]
+                              optimize=not no_optimize, source_name=model)
+        manifest = load_manifest(folder, verify=False)
+    except TrawlError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"exported {model} -> {folder} ({manifest.quantize}, {manifest.kind}, "
+               f"dim {manifest.dim}, max_length {manifest.max_length}, pooling "
+               f"{manifest.pooling}, optimized {manifest.optimized})")

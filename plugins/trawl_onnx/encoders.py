@@ -1,0 +1,220 @@
+"""ONNX encoders: ``onnx-dense`` (pooled sentence vectors) and ``onnx-tokens`` (multi-vector).
+
+Both run the same exported graph (token states, ``last_hidden_state``); only what
+happens after it differs. Imported only when one of them is built.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+from trawl.components import ComponentConfig, ComponentContext, Encoder, FloatArray
+from trawl.errors import ConfigError
+from trawl.vectors import l2_normalize
+
+from .export import ensure_exported
+from .runtime import OnnxModel, check_texts, progress
+from .sources import DEFAULT_MODEL
+
+PROGRESS_MIN_TEXTS = 256
+
+
+class OnnxEncoderConfig(ComponentConfig):
+    """Options shared by the ONNX encoders."""
+
+    model: str = Field(DEFAULT_MODEL, description=(
+        "packaged model name, Hugging Face folder, hub id, or a folder made by `trawl export`"))
+    quantize: Literal["fp32", "int8"] = Field(
+        "fp32", description="int8 (dynamic, per channel) is ~2x faster at ~0.99 cosine to fp32")
+    threads: int | None = Field(None, ge=1, le=256,
+                                description="onnxruntime intra-op threads (default: cores, <=8)")
+    providers: list[str] | None = Field(
+        None, description="onnxruntime execution providers (default: CPUExecutionProvider)")
+    batch_size: int = Field(32, ge=1, le=4096, description="texts per onnxruntime call")
+    max_length: int | None = Field(
+        None, ge=4, description="token window; default: the model's (256 for MiniLM)")
+    query_prefix: str = Field("", description="prepended to queries (instruction models)")
+    document_prefix: str = Field("", description="prepended to documents")
+
+
+class OnnxDenseConfig(OnnxEncoderConfig):
+    dim: int | None = Field(None, ge=1, description=(
+        "Matryoshka truncation: keep the first `dim` components, then re-normalise"))
+    normalize: bool = Field(True, description="L2-normalise the output vectors")
+    pooling: Literal["mean", "cls", "max"] | None = Field(
+        None, description="token pooling; default: the model's pooling config")
+
+
+class OnnxTokenConfig(OnnxEncoderConfig):
+    query_max_length: int | None = Field(
+        None, ge=4, description="token window for queries (default: max_length)")
+    skip_punctuation: bool = Field(
+        True, description="drop punctuation tokens from documents (ColBERT's skiplist)")
+    projection: Path | None = Field(None, description=(
+        "optional .npy matrix (hidden, k) applied to token states before normalising"))
+
+
+class _OnnxEncoderBase(Encoder):
+    Config = OnnxEncoderConfig
+    config: OnnxEncoderConfig
+
+    def __init__(self, config: ComponentConfig | None = None,
+                 context: ComponentContext | None = None) -> None:
+        super().__init__(config, context)
+        cfg = self.config
+        self.folder = ensure_exported(cfg.model, cfg.quantize)
+        self.model = OnnxModel(self.folder, threads=cfg.threads, providers=cfg.providers,
+                               max_length=cfg.max_length, owner=f"encoder {self.name!r}")
+        self.manifest = self.model.manifest
+        if self.manifest.kind == "cross-encoder":
+            raise ConfigError(f"encoder {self.name!r}: {self.folder} holds a cross-encoder; "
+                              "use it with the 'cross-encoder' reranker")
+
+    @property
+    def max_length(self) -> int:
+        return self.model.max_length
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return self.model.token_spans(text)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.spans_tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def close(self) -> None:
+        self.model.session = None  # type: ignore[assignment]
+
+
+class OnnxDenseEncoder(_OnnxEncoderBase):
+    """Pooled, normalised sentence vectors from an ONNX export (default all-MiniLM-L6-v2).
+
+    Matches sentence-transformers on the same model (cosine >= 0.9999): truncation uses
+    the model's sentence-transformers max length (256), not tokenizer.json's 128.
+    """
+
+    kind = "dense"
+    Config = OnnxDenseConfig
+    config: OnnxDenseConfig
+
+    def __init__(self, config: ComponentConfig | None = None,
+                 context: ComponentContext | None = None) -> None:
+        super().__init__(config, context)
+        full = self.manifest.dim
+        if self.config.dim is not None and self.config.dim > full:
+            raise ConfigError(f"encoder {self.name!r}: field 'dim' {self.config.dim} exceeds the "
+                              f"model's {full} dimensions")
+        self._dim = self.config.dim or full
+        self.pooling = self.config.pooling or self.manifest.pooling
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _pool(self, states: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> FloatArray:
+        if self.pooling == "cls":
+            return states[:, 0]
+        m = mask[..., None].astype(np.float32)
+        if self.pooling == "max":
+            return np.where(m > 0, states, -1e9).max(axis=1)
+        return (states * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+
+    def _encode(self, texts: Sequence[Any], prefix: str, show_progress: bool) -> FloatArray:
+        items = check_texts(texts)
+        out = np.zeros((len(items), self._dim), dtype=np.float32)
+        if not items:
+            return out
+        encodings = self.model.encode([prefix + t for t in items] if prefix else items)
+        with progress(len(items), show_progress and len(items) >= PROGRESS_MIN_TEXTS,
+                      f"encoding ({self.name})") as bar:
+            for idx, feeds in self.model.batches(encodings, self.config.batch_size):
+                pooled = self._pool(self.model.run(feeds), feeds["attention_mask"])
+                pooled = pooled[:, : self._dim]
+                out[idx] = l2_normalize(pooled) if self.config.normalize else pooled
+                bar.advance(len(idx))
+        return out
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> FloatArray:
+        return self._encode(texts, self.config.document_prefix, show_progress)
+
+    def encode_queries(self, texts: Sequence[str]) -> FloatArray:
+        return self._encode(texts, self.config.query_prefix, False)
+
+
+_PUNCT = frozenset(string.punctuation) | frozenset("“”‘’–—…«»·")
+
+
+class OnnxTokenEncoder(_OnnxEncoderBase):
+    """Per-token L2-normalised vectors (ColBERT-style late interaction) from the same export.
+
+    Special tokens and padding are dropped; documents may also drop punctuation tokens.
+    Each text gives a float32 ``(t_i, dim)`` array (``(0, dim)`` for an empty text).
+    Score with ``trawl.vectors.maxsim_scores``.
+    """
+
+    kind = "multivector"
+    Config = OnnxTokenConfig
+    config: OnnxTokenConfig
+
+    def __init__(self, config: ComponentConfig | None = None,
+                 context: ComponentContext | None = None) -> None:
+        super().__init__(config, context)
+        self._projection: FloatArray | None = None
+        if self.config.projection is not None:
+            path = self.config.projection
+            try:
+                matrix = np.load(path, allow_pickle=False).astype(np.float32)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"encoder {self.name!r}: field 'projection': cannot read "
+                                  f"{path}: {exc}") from exc
+            if matrix.ndim != 2 or matrix.shape[0] != self.manifest.dim:
+                raise ConfigError(f"encoder {self.name!r}: field 'projection': {path} has shape "
+                                  f"{matrix.shape}, expected ({self.manifest.dim}, k)")
+            self._projection = matrix
+        qmax = self.config.query_max_length
+        if qmax is not None and qmax > self.model.max_length:
+            raise ConfigError(f"encoder {self.name!r}: field 'query_max_length' {qmax} exceeds "
+                              f"the model's {self.model.max_length}")
+        self._query_model_length = qmax
+
+    @property
+    def dim(self) -> int:
+        return int(self._projection.shape[1]) if self._projection is not None \
+            else self.manifest.dim
+
+    def _encode(self, texts: Sequence[Any], prefix: str, *, query: bool,
+                show_progress: bool = False) -> list[FloatArray]:
+        items = check_texts(texts)
+        if not items:
+            return []
+        items = [prefix + t for t in items] if prefix else items
+        encodings = self.model.encode(items, self._query_model_length if query else None)
+        out: list[FloatArray] = [np.zeros((0, self.dim), np.float32)] * len(items)
+        skip = self.config.skip_punctuation and not query
+        with progress(len(items), show_progress and len(items) >= PROGRESS_MIN_TEXTS,
+                      f"encoding tokens ({self.name})") as bar:
+            for idx, feeds in self.model.batches(encodings, self.config.batch_size):
+                states = self.model.run(feeds)
+                for row, i in enumerate(idx):
+                    e = encodings[i]
+                    keep = [j for j, (special, tok) in enumerate(
+                        zip(e.special_tokens_mask, e.tokens, strict=True))
+                        if not special and not (skip and tok in _PUNCT)]
+                    vecs = states[row, keep]
+                    if self._projection is not None:
+                        vecs = vecs @ self._projection
+                    out[i] = l2_normalize(np.ascontiguousarray(vecs, dtype=np.float32))
+                bar.advance(len(idx))
+        return out
+
+    def encode_documents(self, texts: Sequence[str], *,
+                         show_progress: bool = False) -> list[FloatArray]:
+        return self._encode(texts, self.config.document_prefix, query=False,
+                            show_progress=show_progress)
+
+    def encode_queries(self, texts: Sequence[str]) -> list[FloatArray]:
+        return self._encode(texts, self.config.query_prefix, query=True)

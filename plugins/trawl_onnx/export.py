@@ -1,0 +1,309 @@
+"""Hugging Face folder → ONNX (token states or classifier logits), optional int8, manifest.
+
+Export uses ``torch.onnx.export`` (TorchScript exporter) on a ``transformers`` model
+loaded with eager attention: optimum is not needed, and eager attention gives a graph
+that onnxruntime's BERT optimizer fuses (Attention, SkipLayerNorm, BiasGelu). The
+model output is ``last_hidden_state`` so one export serves dense pooling and
+multi-vector use. int8 is ``quantize_dynamic(per_channel=True)``: per-tensor int8
+loses too much (mean cosine to fp32 0.956 vs 0.992).
+
+torch and transformers are imported only inside ``export_model`` (the ``export`` extra).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from trawl.errors import MissingDependencyError, ModelSourceError
+
+from .manifest import MANIFEST, Kind, Manifest, hash_files, load_manifest, read_hf_info
+from .sources import PACKAGED_MODELS, model_slug, resolve_model_folder
+
+log = logging.getLogger("trawl.onnx")
+Quantize = Literal["fp32", "int8"]
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "config.json")
+EXPORT_HELP = (
+    "install the export extra (pip install torch==2.13.0 first, then "
+    "pip install 'trawl[export]') or export once with `trawl export MODEL --out DIR` on a "
+    "machine that has it and pass model=DIR")
+
+
+def cache_root() -> Path:
+    """``<cache_dir>/models``: ``TRAWL_CACHE_DIR`` or platformdirs' user cache dir for trawl."""
+    from trawl.config import TrawlSettings
+
+    return Path(TrawlSettings().cache_dir).expanduser() / "models"
+
+
+def cache_folder(name: str, quantize: Quantize = "fp32", kind: Kind = "dense") -> Path:
+    """Cache folder of an exported model: ``models/<name>-<fp32|int8>[-cross-encoder]``.
+
+    Packaged models keep their plain name; local folders and hub ids get a short hash of
+    where they came from, so two folders both called ``model`` never share a cache entry.
+    """
+    slug = model_slug(name)
+    if name.strip().lower() not in PACKAGED_MODELS:
+        source = str(Path(name).expanduser().resolve()) if Path(name).expanduser().exists() \
+            else name
+        slug = f"{slug}-{hashlib.sha256(source.encode()).hexdigest()[:8]}"
+    suffix = "" if kind in ("dense", "multivector") else f"-{kind}"
+    return cache_root() / f"{slug}-{quantize}{suffix}"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, timeout: float = 900.0) -> Iterator[None]:
+    """An inter-process lock (so parallel tests or workers do not export twice at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        from filelock import FileLock, Timeout
+    except ImportError:  # pragma: no cover - filelock ships with huggingface_hub/torch
+        import fcntl
+
+        with path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    try:
+        with FileLock(str(path), timeout=timeout):
+            yield
+    except Timeout as exc:
+        raise ModelSourceError(f"timed out after {timeout:.0f}s waiting for lock {path} "
+                               "(another process is exporting this model)") from exc
+
+
+def _require_export_deps() -> None:
+    for package in ("torch", "transformers", "onnx"):
+        try:
+            __import__(package)
+        except ImportError as exc:
+            raise MissingDependencyError(package, "export",
+                                         purpose="exporting a model to ONNX") from exc
+
+
+def _torch_export(folder: Path, onnx_path: Path, kind: Kind, opset: int) -> tuple[list[str], str]:
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    loader = AutoModelForSequenceClassification if kind == "cross-encoder" else AutoModel
+    try:
+        model = loader.from_pretrained(str(folder), attn_implementation="eager")
+    except (OSError, ValueError) as exc:
+        raise ModelSourceError(f"transformers cannot load the model in {folder}: {exc}") from exc
+    model.eval()
+    output = "logits" if kind == "cross-encoder" else "last_hidden_state"
+    import inspect
+
+    accepts_types = "token_type_ids" in inspect.signature(model.forward).parameters and (
+        getattr(model.config, "type_vocab_size", 0) or 0) > 0
+    inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if accepts_types else [])
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            out = self.inner(**dict(zip(inputs, args, strict=True)))
+            return getattr(out, output)  # type: ignore[no-any-return]
+
+    ids = torch.tensor([[101, 7592, 2088, 102, 0, 0, 0, 0], [101, 7592, 2088, 2003, 1037, 3231,
+                                                               2146, 102]], dtype=torch.long)
+    mask = (ids != 0).long()
+    args = (ids, mask, torch.zeros_like(ids))[: len(inputs)]
+    axes = {name: {0: "batch", 1: "sequence"} for name in inputs}
+    axes[output] = {0: "batch"} if kind == "cross-encoder" else {0: "batch", 1: "sequence"}
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Wrapper(model), args, str(onnx_path), input_names=inputs,
+                          output_names=[output], dynamic_axes=axes, opset_version=opset,
+                          do_constant_folding=True, dynamo=False)
+    return inputs, output
+
+
+def _optimize(onnx_path: Path, out_path: Path, num_heads: int | None, hidden: int) -> bool:
+    """Fuse BERT attention/layer-norm/gelu offline with onnxruntime's transformer optimizer."""
+    try:
+        from onnxruntime.transformers import optimizer
+    except ImportError:
+        return False
+    try:
+        model = optimizer.optimize_model(str(onnx_path), model_type="bert",
+                                         num_heads=num_heads or 0, hidden_size=hidden,
+                                         opt_level=0, use_gpu=False)
+        fused = model.get_fused_operator_statistics()
+        if not fused.get("Attention"):
+            log.info("onnxruntime optimizer fused no attention; keeping the plain graph")
+            return False
+        model.save_model_to_file(str(out_path))
+    except Exception as exc:  # optimizer coverage varies by architecture
+        log.warning("onnxruntime transformer optimizer failed (%s); keeping the plain graph", exc)
+        return False
+    return True
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8, per channel (per-tensor loses too much accuracy on MiniLM)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def _check_parity(folder: Path, onnx_path: Path, inputs: list[str], output: str,
+                  kind: Kind) -> float:
+    """Run the exported graph and the torch model on two inputs; return the max abs diff."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    loader = AutoModelForSequenceClassification if kind == "cross-encoder" else AutoModel
+    model = loader.from_pretrained(str(folder)).eval()
+    ids = np.array([[101, 2023, 2003, 1037, 3231, 102, 0], [101, 2178, 102, 0, 0, 0, 0]])
+    feeds = {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int64),
+             "token_type_ids": np.zeros_like(ids)}
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run([output], {k: feeds[k].astype(np.int64) for k in inputs})[0]
+    with torch.no_grad():
+        ref = getattr(model(**{k: torch.from_numpy(feeds[k]).long() for k in inputs}), output)
+    mask = feeds["attention_mask"].astype(bool)
+    diff = np.abs(got - ref.numpy())
+    return float(diff[mask].max() if kind != "cross-encoder" else diff.max())
+
+
+def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                 quantize: Quantize = "fp32", kind: Kind = "dense", optimize: bool = True,
+                 opset: int = 17, source_name: str | None = None) -> Path:
+    """Export ``model`` (packaged name, folder or hub id) to ``out`` with a manifest.
+
+    The folder is built beside ``out`` and renamed into place, so a crash never leaves a
+    half-written model that looks complete. ``out`` must not already hold other files.
+    """
+    out_dir = Path(out).expanduser().resolve()
+    src_dir = Path(model) if Path(model).is_dir() and (Path(model) / MANIFEST).is_file() \
+        else None
+    if src_dir is not None:  # already exported: only (re)quantise
+        manifest = load_manifest(src_dir)
+        if quantize == manifest.quantize and kind == manifest.kind:
+            raise ModelSourceError(f"{src_dir} is already an exported {quantize} {kind} model")
+        if manifest.quantize == "int8" or quantize == "fp32":
+            raise ModelSourceError(f"{src_dir} holds an {manifest.quantize} export; export "
+                                   "the original model instead")
+        return _quantize_export(src_dir, manifest, out_dir)
+    _require_export_deps()
+    folder = resolve_model_folder(model)
+    info = read_hf_info(folder)
+    if kind == "cross-encoder" and not info.num_labels:
+        raise ModelSourceError(f"{folder / 'config.json'} declares no labels: not a sequence "
+                               "classification (cross-encoder) model")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ModelSourceError(f"export target {out_dir} exists and is not empty")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as tmp:
+        work = Path(tmp)
+        raw = work / "raw.onnx"
+        inputs, output = _torch_export(folder, raw, kind, opset)
+        diff = _check_parity(folder, raw, inputs, output, kind)
+        if diff > 1e-3:
+            raise ModelSourceError(f"exported graph of {folder} differs from the torch model "
+                                   f"(max abs diff {diff:.2e}); the export is not usable")
+        stage = work / "stage"
+        stage.mkdir()
+        optimized = bool(optimize and kind != "cross-encoder" and info.model_type in (
+            "bert", "roberta", "xlm-roberta", "distilbert") and _optimize(
+                raw, stage / "model.onnx", info.num_heads, info.hidden_size))
+        if not optimized:
+            shutil.copyfile(raw, stage / "model.onnx")
+        if quantize == "int8":
+            quantize_int8(stage / "model.onnx", work / "int8.onnx")
+            os.replace(work / "int8.onnx", stage / "model.onnx")
+        for name in TOKENIZER_FILES:
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, stage / name)
+        files = [p.name for p in sorted(stage.iterdir()) if p.is_file()]
+        manifest = Manifest(
+            source=source_name or str(model), kind=kind, quantize=quantize,
+            pooling=info.pooling, normalize=info.normalize, max_length=info.max_length,
+            dim=info.num_labels if kind == "cross-encoder" else info.hidden_size,
+            inputs=inputs, output=output, files=hash_files(stage, files), optimized=optimized,
+            exporter=f"torch.onnx.export opset {opset}",
+        )
+        manifest.write(stage)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(stage, out_dir)
+    log.info("exported %s to %s in %.1fs", model, out_dir, time.perf_counter() - started)
+    return out_dir
+
+
+def _quantize_export(src: Path, manifest: Manifest, out_dir: Path) -> Path:
+    """int8 from an existing fp32 export (no torch needed)."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ModelSourceError(f"export target {out_dir} exists and is not empty")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as tmp:
+        stage = Path(tmp) / "stage"
+        stage.mkdir()
+        quantize_int8(src / "model.onnx", stage / "model.onnx")
+        for name in manifest.files:
+            if name != "model.onnx":
+                shutil.copyfile(src / name, stage / name)
+        manifest.quantize = "int8"
+        manifest.files = hash_files(stage, sorted(manifest.files))
+        manifest.write(stage)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(stage, out_dir)
+    return out_dir
+
+
+def ensure_exported(model: str, quantize: Quantize = "fp32", kind: Kind = "dense") -> Path:
+    """The exported folder for ``model``: an exported folder as is, else the cache entry.
+
+    The first use exports into the cache (under a file lock, so parallel processes wait
+    for one export); int8 is quantised from the cached fp32 export. Without torch the
+    error says how to install the export extra or export elsewhere.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return path
+    if path.is_dir() and (path / "model.onnx").is_file() and not (path / "config.json").is_file():
+        raise ModelSourceError(f"{path} holds model.onnx but no {MANIFEST}; export it with "
+                               f"`trawl export` so trawl knows pooling and max length")
+    target = cache_folder(model, quantize, kind)
+    if (target / MANIFEST).is_file():
+        return target
+    with file_lock(target.with_name(target.name + ".lock")):
+        if (target / MANIFEST).is_file():
+            return target
+        if quantize == "int8":
+            fp32 = ensure_exported(model, "fp32", kind)
+            log.warning("quantising %s to int8 into %s (first use)", model, target)
+            return _quantize_export(fp32, load_manifest(fp32, verify=False), target)
+        # Resolve first: a missing model should say so before a missing torch does.
+        resolve_model_folder(model)
+        try:
+            _require_export_deps()
+        except MissingDependencyError as exc:
+            raise ModelSourceError(
+                f"model {model!r} has no ONNX export in {target} and torch/transformers are "
+                f"not installed to create one: {EXPORT_HELP}") from exc
+        log.warning("exporting %s to ONNX into %s (first use, ~30s)", model, target)
+        return export_model(model, target, quantize="fp32", kind=kind, source_name=model)

