@@ -13,11 +13,15 @@ tokens of the tokenizer that measured it.
 
 from __future__ import annotations
 
+import itertools
 import re
 import warnings
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from .models import Chunk, Document
 
@@ -26,8 +30,6 @@ SpanFn = Callable[[str], list[tuple[int, int]]]
 # Gap strengths between two consecutive tokens: higher is a better place to cut.
 _NONE, _WORD, _SENTENCE, _PARAGRAPH = 0, 1, 2, 3
 _PARA_GAP = re.compile(r"\n[^\S\n]*\n")
-_SENT_END = frozenset(".!?。！？…;:")
-_CJK_SENT_END = frozenset("。！？")
 
 #: Metadata key a reader may set: character offset where each page starts (PDF). Chunks
 #: get ``page_start``/``page_end`` (1-based) instead of the list itself.
@@ -36,19 +38,79 @@ PAGE_OFFSETS = "page_offsets"
 
 _WORDISH = re.compile(r"\w")
 _FALLBACK_TOKEN = re.compile(r"\w+|[^\w\s]")
+_NEWLINE = re.compile(r"\n")
+_SENT_PUNCT = re.compile(r"[.!?…;:](?=\s)")
+_CJK_PUNCT = re.compile(r"[。！？]")
 _WINDOW = 1024  # characters re-tokenized at a time when a tokenizer truncates
 
+IntArray = npt.NDArray[np.int64]
 
-def _clean(spans: list[tuple[int, int]], length: int, shift: int = 0) -> list[tuple[int, int]]:
-    """Drop padding/special spans ((0, 0), empty, out of order) and shift into place."""
-    out: list[tuple[int, int]] = []
-    last = -1
-    for s, e in spans:
-        if e <= s or s < last or e > length:
-            continue
-        out.append((s + shift, e + shift))
-        last = s
-    return out
+
+def _clean(spans: Sequence[tuple[int, int]], length: int) -> tuple[IntArray, IntArray]:
+    """Starts and ends of usable spans: padding/special ones ((0, 0), empty, out of range,
+    out of order) dropped."""
+    if len(spans) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    flat = np.fromiter(itertools.chain.from_iterable(spans), dtype=np.int64,
+                       count=2 * len(spans))
+    arr = flat.reshape(-1, 2)
+    s, e = arr[:, 0], arr[:, 1]
+    ok = (e > s) & (s >= 0) & (e <= length)
+    if ok.all() and bool((s[1:] >= s[:-1]).all()):
+        return s, e
+    running = np.maximum.accumulate(np.where(ok, s, -1))
+    previous = np.concatenate(([-1], running[:-1]))
+    keep = ok & (s >= previous)
+    return s[keep], e[keep]
+
+
+def _restart(starts: IntArray, ends: IntArray) -> int:
+    """Index of the first token of the last whole word (a cut may have split it)."""
+    k = len(starts) - 1
+    while k > 0 and ends[k - 1] >= starts[k]:
+        k -= 1
+    return k
+
+
+def _token_arrays(text: str, spans: SpanFn, raw: Sequence[tuple[int, int]] | None = None
+                  ) -> tuple[IntArray, IntArray]:
+    starts, ends = _clean(spans(text) if raw is None else raw, len(text))
+    covered = int(ends[-1]) if len(ends) else 0
+    if not len(starts) or not _WORDISH.search(text, covered):
+        if len(starts) or not _WORDISH.search(text):
+            return starts, ends
+        fb = [m.span() for m in _FALLBACK_TOKEN.finditer(text)]
+        return _clean(fb, len(text))
+    warnings.warn("the tokenizer stopped before the end of the text (truncation on?); "
+                  "chunking re-tokenizes the rest in windows. Encoders should return every "
+                  "token from token_spans.", RuntimeWarning, stacklevel=4)
+    k = _restart(starts, ends)
+    pos = int(starts[k])
+    parts_s, parts_e = [starts[:k]], [ends[:k]]
+    while pos < len(text):
+        end = min(len(text), pos + _WINDOW)
+        ps, pe = _clean(spans(text[pos:end]), end - pos)
+        if not len(ps):
+            fb = [m.span() for m in _FALLBACK_TOKEN.finditer(text, pos)]
+            fs, fe = _clean(fb, len(text))
+            parts_s.append(fs)
+            parts_e.append(fe)
+            break
+        ps, pe = ps + pos, pe + pos
+        if end >= len(text) and not _WORDISH.search(text, int(pe[-1])):
+            parts_s.append(ps)
+            parts_e.append(pe)
+            break
+        k = _restart(ps, pe)
+        if k == 0:  # one giant word: take what we got and move on
+            parts_s.append(ps)
+            parts_e.append(pe)
+            pos = int(pe[-1])
+        else:
+            parts_s.append(ps[:k])
+            parts_e.append(pe[:k])
+            pos = int(ps[k])
+    return np.concatenate(parts_s), np.concatenate(parts_e)
 
 
 def all_token_spans(text: str, spans: SpanFn) -> list[tuple[int, int]]:
@@ -59,58 +121,35 @@ def all_token_spans(text: str, spans: SpanFn) -> list[tuple[int, int]]:
     the text is then tokenized window by window, so counts stay the tokenizer's own and
     nothing is silently dropped.
     """
-    tokens = _clean(spans(text), len(text))
-    covered = tokens[-1][1] if tokens else 0
-    if not _WORDISH.search(text, covered) or not tokens:
-        return tokens if tokens or not _WORDISH.search(text) else [
-            m.span() for m in _FALLBACK_TOKEN.finditer(text)]
-    warnings.warn("the tokenizer stopped before the end of the text (truncation on?); "
-                  "chunking re-tokenizes the rest in windows. Encoders should return every "
-                  "token from token_spans.", RuntimeWarning, stacklevel=3)
-
-    def restart(toks: list[tuple[int, int]]) -> int:
-        # back up to the start of the last whole word: it may have been cut
-        k = len(toks) - 1
-        while k > 0 and toks[k - 1][1] >= toks[k][0]:
-            k -= 1
-        return k
-
-    k = restart(tokens)
-    pos = tokens[k][0]
-    out = tokens[:k]
-    while pos < len(text):
-        end = min(len(text), pos + _WINDOW)
-        piece = _clean(spans(text[pos:end]), end - pos, pos)
-        if not piece:
-            out += [(pos + m.start(), pos + m.end())
-                    for m in _FALLBACK_TOKEN.finditer(text[pos:])]
-            break
-        if end >= len(text) and not _WORDISH.search(text, piece[-1][1]):
-            out += piece
-            break
-        k = restart(piece)
-        if k == 0:  # one giant word: take what we got and move on
-            out += piece
-            pos = piece[-1][1]
-        else:
-            out += piece[:k]
-            pos = piece[k][0]
-    return out
+    starts, ends = _token_arrays(text, spans)
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def _gap_strength(text: str, prev_end: int, next_start: int) -> int:
-    gap = text[prev_end:next_start]
-    if not gap:
-        # CJK text has no spaces: a full stop is still a sentence end.
-        return _SENTENCE if prev_end and text[prev_end - 1] in _CJK_SENT_END else _NONE
-    if gap.isspace() or not gap.strip():
-        if _PARA_GAP.search(gap):
-            return _PARAGRAPH
-        if "\n" in gap or (prev_end and text[prev_end - 1] in _SENT_END):
-            return _SENTENCE
-        return _WORD
-    # The tokenizer dropped something (control chars, odd symbols): a word break at most.
-    return _WORD if any(c.isspace() for c in gap) else _NONE
+def _strengths(text: str, starts: IntArray, ends: IntArray) -> npt.NDArray[np.int8]:
+    """``strength[k]``: how good a cut just before token ``k`` is (vectorised)."""
+    n = len(starts)
+    strength = np.zeros(n, dtype=np.int8)
+    if n < 2:
+        return strength
+    strength[1:] = np.where(starts[1:] > ends[:-1], _WORD, _NONE)
+
+    def mark(pattern: re.Pattern[str], level: int, gap_from_start: bool) -> None:
+        found = [(m.start() if gap_from_start else m.end(), m.end())
+                 for m in pattern.finditer(text)]
+        if not found:
+            return
+        pos = np.asarray(found, dtype=np.int64)
+        k = np.searchsorted(starts, pos[:, 1], side="left")
+        valid = (k > 0) & (k < n)
+        k, before = k[valid], pos[valid, 0]
+        k = k[ends[k - 1] <= before]  # the previous token ends before the boundary
+        strength[k] = np.maximum(strength[k], level)
+
+    mark(_NEWLINE, _SENTENCE, True)
+    mark(_SENT_PUNCT, _SENTENCE, False)
+    mark(_CJK_PUNCT, _SENTENCE, False)
+    mark(_PARA_GAP, _PARAGRAPH, True)
+    return strength
 
 
 def _chunk_metadata(meta: dict[str, Any], start: int, end: int) -> dict[str, Any]:
@@ -139,8 +178,12 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     text = doc.text
-    tokens = all_token_spans(text, spans)
-    n = len(tokens)
+    raw = spans(text)
+    if len(raw) <= max_tokens and (not raw or not _WORDISH.search(text, max(raw[-1]))):
+        n = 0  # short, and the tokenizer reached the end: one chunk, no arrays needed
+    else:
+        starts_arr, ends_arr = _token_arrays(text, spans, raw)
+        n = len(starts_arr)
     if n <= max_tokens:
         whole = Chunk.whole(doc)
         if PAGE_OFFSETS in doc.metadata:
@@ -148,10 +191,8 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
                 "metadata": _chunk_metadata(doc.metadata, 0, len(text))})
         return [whole]
     overlap = max(0, min(overlap, max_tokens // 2))
-    # strength[k]: how good a cut is just before token k (1 <= k < n)
-    strength = [_NONE] * n
-    for k in range(1, n):
-        strength[k] = _gap_strength(text, tokens[k - 1][1], tokens[k][0])
+    strength = _strengths(text, starts_arr, ends_arr)
+    starts = starts_arr.tolist()
     title = doc.metadata.get("title")
     chunks: list[Chunk] = []
     i = 0
@@ -161,16 +202,13 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
         if j >= n:
             cut, natural = n, True
         else:
-            cut, best = j, _NONE
             floor = i + max(1, max_tokens // 2)
-            for k in range(j, floor - 1, -1):
-                s = strength[k]
-                if s > best:
-                    cut, best = k, s
-                    if s == _PARAGRAPH:
-                        break
+            window = strength[floor:j + 1]
+            best = int(window.max())
+            # the latest position with the best strength in the window's second half
+            cut = floor + len(window) - 1 - int(np.argmax(window[::-1] == best))
             natural = best >= _SENTENCE
-        end_char = tokens[cut][0] if cut < n else len(text)
+        end_char = starts[cut] if cut < n else len(text)
         meta = _chunk_metadata(doc.metadata, start_char, end_char)
         if title:
             meta["title"] = title
@@ -181,5 +219,5 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
         if cut >= n:
             break
         i = cut if natural or not overlap else max(cut - overlap, i + 1)
-        start_char = tokens[i][0]
+        start_char = starts[i]
     return chunks
