@@ -136,6 +136,9 @@ def test_html_and_markdown_helpers() -> None:
     assert (text, title) == ("a\n\nb c", "")
     assert markdown_title("Title\n=====\n\ntext") == "Title"
     assert markdown_title("no heading") == ""
+    assert markdown_title("Intro\n\n## Second\n\n# Main\n") == "Main"
+    assert markdown_title("Setext\n===\n\n# Later") == "Setext"
+    assert markdown_title("## a\n\nb\n---\n") == "a"
 
 
 # -- bad input ------------------------------------------------------------------------

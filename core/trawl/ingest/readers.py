@@ -147,13 +147,20 @@ def markdown_title(text: str) -> str:
         if m:
             return m.group(1).strip().strip("\"'")
     body = text[fm.end():] if fm else text
-    headings = [(len(m.group(1)), m.start(), m.group(2).strip()) for m in _ATX.finditer(body)]
-    headings += [(1 if m.group(2)[0] == "=" else 2, m.start(), m.group(1).strip())
-                 for m in _SETEXT.finditer(body)]
-    if headings:
-        _level, _, title = min(headings, key=lambda h: (h[0], h[1]))
-        return title[:TITLE_MAX]
-    return ""
+    best: tuple[int, int, str] | None = None  # (level, position, title)
+    for m in _ATX.finditer(body):
+        cand = (len(m.group(1)), m.start(), m.group(2).strip())
+        if best is None or cand < best:
+            best = cand
+        if best[0] == 1:
+            break  # the first level-1 heading: nothing can beat it
+    # a setext heading ("Title" over "===") counts only if it comes first or ranks higher
+    m = _SETEXT.search(body, 0, len(body) if best is None or best[0] > 1 else best[1] + 1)
+    if m is not None:
+        cand = (1 if m.group(2)[0] == "=" else 2, m.start(), m.group(1).strip())
+        if best is None or cand < best:
+            best = cand
+    return best[2][:TITLE_MAX] if best else ""
 
 
 # -- HTML ------------------------------------------------------------------------------
