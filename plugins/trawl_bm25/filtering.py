@@ -131,7 +131,7 @@ class Column:
         if mask is None:  # fall back to the reference semantics on every row
             return np.fromiter((m is not None and matches(cond, m) for m in metas),
                                dtype=bool, count=self.n)
-        for row in self.other_rows:
+        for row in self.other_rows.tolist():
             meta = metas[row]
             mask[row] = meta is not None and matches(cond, meta)
         return mask

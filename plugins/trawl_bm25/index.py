@@ -290,12 +290,13 @@ class BM25Index(Index):
         entry_alive = np.repeat(alive, nnz)
         self._parts = [(nnz[alive], tids[entry_alive], tfs[entry_alive])]
         self._doc_len = self._doc_len[alive]
-        self._chunks = [c for c in self._chunks if c is not None]
-        self._alive = np.ones(len(self._chunks), dtype=bool)
+        live = [c for c in self._chunks if c is not None]
+        self._chunks = list(live)
+        self._alive = np.ones(len(live), dtype=bool)
         self._dead = 0
-        self._row = {c.id: i for i, c in enumerate(self._chunks)}
+        self._row = {c.id: i for i, c in enumerate(live)}
         self._doc_rows = {}
-        for i, c in enumerate(self._chunks):
+        for i, c in enumerate(live):
             self._doc_rows.setdefault(c.doc_id, []).append(i)
         self._columns.reset()
         self._weights = None
@@ -505,11 +506,12 @@ class BM25Index(Index):
         """The terms a query text becomes (repeats kept)."""
         return self.analyzer(text)
 
-    def scores(self, text: str) -> FloatArray:
+    def scores(self, text: str) -> npt.NDArray[np.float64]:
         """Scores of every row for a query (deleted rows 0): rank-bm25's ``get_scores``."""
         with self._lock:
             w = self._ensure_weights()
-            return self._score(w, self.analyzer(text))[0]
+            scores: npt.NDArray[np.float64] = self._score(w, self.analyzer(text))[0]
+            return scores
 
     def _score(self, w: _Weights, terms: list[str]) -> tuple[Any, Any]:
         """Summed weights of the query's columns, and which rows hold a query term.
@@ -595,7 +597,7 @@ class BM25Index(Index):
             tied = cand[s == kth].tolist()
         else:
             rows, values, tied = cand.tolist(), s.tolist(), []
-        ids = [chunks[r].id for r in rows]  # type: ignore[union-attr]
+        ids = [chunks[r].id for r in rows]
         order = sorted(range(len(rows)), key=lambda i: (-values[i], ids[i]))
         best = [rows[i] for i in order]
         need = k - len(best)
