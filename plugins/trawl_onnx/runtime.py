@@ -124,7 +124,7 @@ class OnnxModel:
             out.append(text)
         return out
 
-    def warn_truncated(self, encodings: Sequence[Encoding]) -> None:
+    def warn_truncated(self, encodings: Sequence[Encoding], limit: int | None = None) -> None:
         if self._warned:
             return
         if any(e.overflowing for e in encodings):
@@ -133,7 +133,7 @@ class OnnxModel:
                     self._warned = True
                     warnings.warn(
                         f"{self.owner}: some inputs are longer than the model's "
-                        f"{self.max_length}-token window and were truncated (warned once); "
+                        f"{limit or self.max_length}-token window and were truncated (warned once); "
                         "chunk long documents so nothing is lost", UserWarning, stacklevel=4)
 
     def encode(self, texts: list[str], max_length: int | None = None) -> list[Encoding]:
@@ -145,7 +145,7 @@ class OnnxModel:
                 tokenizer.enable_truncation(max_length)
                 self._by_length[max_length] = tokenizer
         encodings = tokenizer.encode_batch(self._cap(texts))
-        self.warn_truncated(encodings)
+        self.warn_truncated(encodings, max_length)
         return encodings
 
     def encode_pairs(self, query: str, passages: list[str]) -> list[Encoding]:
