@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -116,6 +116,22 @@ class _Weights:
         self.average_idf = average_idf
         self.avgdl = avgdl
         self.build_ms = build_ms
+
+
+class _Metadata(Sequence[Mapping[str, Any] | None]):
+    """The rows' metadata (``None`` for deleted rows) without copying the list per query."""
+
+    def __init__(self, chunks: list[Chunk | None]) -> None:
+        self._chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [c.metadata if c is not None else None for c in self._chunks[i]]
+        c = self._chunks[i]
+        return None if c is None else c.metadata
 
 
 class BM25Index(Index):
@@ -498,8 +514,7 @@ class BM25Index(Index):
             raise FilterError(
                 f"index {self.name!r}: unknown filter field(s) {', '.join(map(repr, unknown))}; "
                 f"no chunk has them. Known fields: {fields}")
-        metas = [c.metadata if c is not None else None for c in self._chunks]
-        mask = self._columns.mask(filters, metas)
+        mask = self._columns.mask(filters, _Metadata(self._chunks))
         return mask[:rows]
 
     def query_terms(self, text: str) -> list[str]:
