@@ -242,6 +242,11 @@ class BM25Index(Index):
             for name in field_paths(chunk.metadata):
                 self._field_counts[name] = self._field_counts.get(name, 0) + 1
         self._weights = None
+        self._maybe_compact_rows()  # replaced chunks left tombstones
+
+    def _maybe_compact_rows(self) -> None:
+        if self._dead > 1000 and self._dead * 4 > len(self._chunks):
+            self._compact_rows()
 
     def _kill(self, row: int) -> None:
         chunk = self._chunks[row]
@@ -270,8 +275,7 @@ class BM25Index(Index):
             for row in list(self._doc_rows.get(doc_id, ())):
                 self._kill(row)
                 removed += 1
-        if self._dead > 1000 and self._dead * 4 > len(self._chunks):
-            self._compact_rows()
+        self._maybe_compact_rows()
         return removed
 
     def _flat(self) -> tuple[IntArray, IntArray, IntArray]:

@@ -325,6 +325,11 @@ def test_in_memory_row_compaction_keeps_scores() -> None:
     full = make()
     full.upsert(chunks[1::2])
     assert score_map(index, "word3 common") == pytest.approx(score_map(full, "word3 common"))
+    index.upsert(chunks[1:1500:2])  # replacing by id leaves tombstones too
+    assert len(index._chunks) == 1500 + 750 and index._dead == 750
+    index.upsert(chunks[1501::2])
+    assert index._dead == 0 and len(index._chunks) == 1500
+    assert score_map(index, "word3 common") == pytest.approx(score_map(full, "word3 common"))
     f = parse_filter({"field": "i", "op": "<", "value": 100})
     assert {h.chunk_id for h in index.search(q("common"), 3000, f)} == {
         f"c{i}" for i in range(1, 100, 2)}
