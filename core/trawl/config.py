@@ -130,7 +130,11 @@ def load_pipeline(spec: str | Path | dict[str, Any] | PipelineConfig) -> Pipelin
     if text in PRESETS:
         return _validate_pipeline(json.loads(json.dumps(PRESETS[text])), f"preset {text!r}")
     path = Path(text)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # names too long or with NUL bytes are not files
+        is_file = False
+    if not is_file:
         raise ConfigError(
             f"unknown pipeline {text!r}: not a preset ({', '.join(PRESETS)}) and not a file")
     try:
