@@ -73,6 +73,13 @@ class QdrantIndex(Index):
         self.collection = self.cfg.collection or (marker or {}).get("collection") or \
             _collection_name(self.context.name)
         self.metric = self.context.metric
+        if self.mode == "server" and not self.cfg.url:
+            raise ConfigError(f"qdrant index {self.name!r} at {self.folder} lives on a Qdrant "
+                              "server: set 'url' (and the API key) in the index config")
+        built = (marker or {}).get("collection")
+        if self.mode != "server" and built and self.cfg.collection not in (None, built):
+            raise ConfigError(f"qdrant index {self.name!r} at {self.folder} holds collection "
+                              f"{built!r}, config names {self.cfg.collection!r}")
         if marker and marker.get("metric") not in (None, self.metric):
             raise ConfigError(
                 f"qdrant index {self.name!r} at {self.folder}: built with metric "

@@ -30,6 +30,7 @@ from trawl.errors import (
     TrawlError,
 )
 from trawl.filters import matches, parse_filter
+from trawl.storage import FORMAT_VERSION
 from trawl.testing import IndexContract
 
 from tests.conftest import HashingPlugin
@@ -571,3 +572,12 @@ def test_edge_adds_newly_configured_payload_indexes_on_reopen(
     assert {"doc_id", "chunk_id", "metadata.lang"} <= set(schema)
     hits = again.search(IndexQuery(text="", vector=np.ones(4)), 3, parse_filter({"lang": "en"}))
     assert [h.chunk_id for h in hits] == ["a"]
+
+
+def test_folder_built_on_a_server_needs_the_url(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    (folder / "trawl-qdrant.json").write_text(json.dumps(
+        {"format": FORMAT_VERSION, "engine": "server", "collection": "c", "dim": 4, "metric": "cosine"}))
+    with pytest.raises(ConfigError, match="set 'url'"):
+        QdrantIndex(QdrantConfig(), ComponentContext(name="dense", dim=4, storage_dir=folder))
