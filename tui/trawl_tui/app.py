@@ -116,7 +116,7 @@ class TrawlApp(App[None]):
                             severity="warning")
         self.main.refresh_status()
         if self.trawl is not None and self.main.query_one(SearchInput).value:
-            self.main.search_now()
+            self.main.search_now(force=True)
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _open_index(self, path: str, pipeline: str | None) -> None:
@@ -376,7 +376,7 @@ class TrawlApp(App[None]):
             if isinstance(screen, IndexScreen):
                 screen.ingest_finished(message)
         if message.error is None:
-            self.main.search_now()  # the index changed: refresh the results
+            self.main.search_now(force=True)  # the index changed: refresh the results
 
     def _set_activity(self, text: str) -> None:
         from .widgets import StatusBar

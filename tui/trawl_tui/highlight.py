@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from rich.text import Text
 from trawl.models import Hit
@@ -17,6 +18,7 @@ def query_terms(query: str) -> list[str]:
     return sorted(terms, key=lambda t: (-len(t), t))
 
 
+@lru_cache(maxsize=64)
 def term_pattern(query: str) -> re.Pattern[str] | None:
     """Words that start with a query term (the last term is often half-typed)."""
     terms = query_terms(query)
@@ -25,24 +27,27 @@ def term_pattern(query: str) -> re.Pattern[str] | None:
     return re.compile(r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")\w*", re.IGNORECASE)
 
 
+def match_spans(text: str, query: str) -> list[tuple[int, int]]:
+    """Character spans of the words in ``text`` that a query term starts."""
+    pattern = term_pattern(query)
+    return [] if pattern is None else [m.span() for m in pattern.finditer(text)]
+
+
 def highlight(text: str, query: str, style: str = HIGHLIGHT_STYLE) -> Text:
     out = Text(text)
-    pattern = term_pattern(query)
-    if pattern is not None:
-        for m in pattern.finditer(text):
-            out.stylize(style, m.start(), m.end())
+    for start, end in match_spans(text, query):
+        out.stylize(style, start, end)
     return out
 
 
-def snippet(text: str, query: str, width: int = 160) -> Text:
-    """A one-line window of ``text`` around the densest run of query terms, highlighted."""
+def snippet_text(text: str, query: str, width: int = 160) -> str:
+    """A one-line window of ``text`` (whitespace collapsed) around the densest run of matches."""
     flat = " ".join(text.split())
-    pattern = term_pattern(query)
     start = 0
-    if pattern is not None and len(flat) > width:
-        spans = [m.start() for m in pattern.finditer(flat)]
+    if len(flat) > width:
+        spans = [s for s, _ in match_spans(flat, query)]
         if spans:
-            # window start that covers the most matches
+            # the window start that covers the most matches
             best, best_n = spans[0], 0
             for s in spans:
                 n = sum(1 for x in spans if s <= x < s + width * 0.8)
@@ -54,7 +59,12 @@ def snippet(text: str, query: str, width: int = 160) -> Text:
     piece = flat[start:start + width]
     prefix = "…" if start > 0 else ""
     suffix = "…" if start + width < len(flat) else ""
-    return highlight(prefix + piece + suffix, query)
+    return prefix + piece + suffix
+
+
+def snippet(text: str, query: str, width: int = 160) -> Text:
+    """``snippet_text`` with the query terms highlighted (rich ``Text``)."""
+    return highlight(snippet_text(text, query, width), query)
 
 
 def citation(hit: Hit) -> str:

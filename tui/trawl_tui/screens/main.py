@@ -41,6 +41,7 @@ class MainScreen(Screen[None]):
         self._timer: Timer | None = None
         self._last_change = 0.0
         self.painted: SearchRequest | None = None
+        self._last_issued: tuple[str, object] | None = None
 
     @property
     def tapp(self) -> TrawlApp:
@@ -94,17 +95,27 @@ class MainScreen(Screen[None]):
         if results.option_count:
             results.focus()
 
-    def search_now(self) -> None:
-        """Search for what the input holds now, with the session's options."""
+    def search_now(self, force: bool = False) -> None:
+        """Search for what the input holds now, with the session's options.
+
+        A request identical to the last one issued (same text, same options) is skipped
+        unless ``force`` (the index changed): the trailing edge of a debounced burst often
+        finds the search already done by the leading edge.
+        """
         self._timer = None
-        self._seq += 1
         query = self.query_one(SearchInput).value
-        request = SearchRequest(self._seq, query, self.tapp.session.options)
+        options = self.tapp.session.options
+        if not force and self._last_issued == (query, options):
+            return
+        self._last_issued = (query, options)
+        self._seq += 1
+        request = SearchRequest(self._seq, query, options)
         if not query.strip():
             self.workers.cancel_group(self, "search")
             self._paint(request, [], None, 0.0)
             return
         if self.tapp.trawl is None:
+            self._last_issued = None  # search again once the index is open
             return
         self._search(request)
 
@@ -143,6 +154,7 @@ class MainScreen(Screen[None]):
     def on_search_failed(self, message: SearchFailed) -> None:
         if not self._is_current(message.request):
             return
+        self._last_issued = None  # retrying the same query is allowed
         self.tapp.show_error(message.error, context="search failed")
         self.query_one(StatusBar).hits_label = "error"
         self.query_one(StatusBar).refresh_text()
@@ -160,7 +172,8 @@ class MainScreen(Screen[None]):
             status.latency_label = ""
         self.refresh_status()
         self.painted = request
-        self.tapp.record_paint(request)
+        # timestamp once the compositor has drawn the new results (benchmarks read it)
+        self.call_after_refresh(self.tapp.record_paint, request)
 
     # -- result actions ------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#results")

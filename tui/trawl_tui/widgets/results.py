@@ -2,40 +2,43 @@
 
 from __future__ import annotations
 
-from rich.text import Text
+from textual.content import Content, Span
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 from trawl.models import Hit
 
-from ..highlight import bar, snippet
+from ..highlight import HIGHLIGHT_STYLE, bar, match_spans, snippet_text
 
 
 def _fmt(score: float) -> str:
     return f"{score:.4f}" if abs(score) < 10 else f"{score:.2f}"
 
 
-def render_hit(hit: Hit, query: str, source_max: dict[str, float], snippet_width: int) -> Text:
+def render_hit(hit: Hit, query: str, source_max: dict[str, float], snippet_width: int) -> Content:
+    """Three lines: rank, score, title and path / per-source rank, bar and score / snippet.
+
+    Built as textual ``Content`` from (text, style) parts: building rich ``Text`` and
+    converting it costs several times more, and this runs on every keystroke.
+    """
     title = hit.title or hit.source or hit.doc_id
-    line = Text()
-    line.append(f"{hit.rank:>3} ", style="bold")
-    line.append(f"{_fmt(hit.score):>8}  ", style="cyan")
-    line.append(title, style="bold")
+    parts: list[str | tuple[str, str]] = [
+        (f"{hit.rank:>3} ", "bold"), (f"{_fmt(hit.score):>8}  ", "cyan"), (title, "bold")]
     if hit.title and hit.source:
-        line.append(f"  {hit.source}", style="dim")
-    line.append("\n")
+        parts.append((f"  {hit.source}", "dim"))
+    parts.append("\n")
     if hit.scores_by_source:
-        line.append("     ")
+        parts.append("     ")
         for name, src in sorted(hit.scores_by_source.items()):
             top = source_max.get(name, 0.0)
             frac = src.score / top if top > 0 else 0.0
-            line.append(f"{name} ", style="dim")
-            line.append(f"#{src.rank:<3}", style="magenta")
-            line.append(bar(frac, 5), style="green")
-            line.append(f" {_fmt(src.score)}   ", style="dim")
-        line.append("\n")
-    line.append("     ")
-    line.append_text(snippet(hit.text, query, snippet_width))
-    return line
+            parts += [(f"{name} ", "dim"), (f"#{src.rank:<3}", "magenta"),
+                      (bar(frac, 5), "green"), (f" {_fmt(src.score)}   ", "dim")]
+        parts.append("\n")
+    head = Content.assemble(*parts, "     ", strip_control_codes=False)
+    text = snippet_text(hit.text, query, snippet_width)
+    offset = len(head.plain)
+    spans = [Span(offset + a, offset + b, HIGHLIGHT_STYLE) for a, b in match_spans(text, query)]
+    return Content(head.plain + text, spans=[*head.spans, *spans])
 
 
 class ResultsList(OptionList):
@@ -67,9 +70,8 @@ class ResultsList(OptionList):
         width = self.snippet_width
         options = [Option(render_hit(h, query, source_max, width), id=h.chunk_id) for h in hits]
         with self.app.batch_update():
-            self.clear_options()
+            self.set_options(options)
             if options:
-                self.add_options(options)
                 self.highlighted = 0
 
     @property
