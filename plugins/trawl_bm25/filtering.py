@@ -28,13 +28,22 @@ _RANGE_OPS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
+_PLAIN = frozenset((str, int, float, bool, list, tuple, type(None)))
+
+
+def is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)`` without the slow ABC check for plain JSON values."""
+    t = type(value)
+    return t is dict or (t not in _PLAIN and isinstance(value, Mapping))
+
+
 def lookup(metadata: Mapping[str, Any], field: str) -> Any:
     """A field's value: the literal key first, then a dotted path (as ``trawl.filters``)."""
     if field in metadata:
         return metadata[field]
     node: Any = metadata
     for part in field.split("."):
-        if not isinstance(node, Mapping) or part not in node:
+        if not is_mapping(node) or part not in node:
             return None
         node = node[part]
     return node
@@ -46,7 +55,7 @@ def field_paths(metadata: Mapping[str, Any], prefix: str = "", depth: int = 0) -
     for key, value in metadata.items():
         name = f"{prefix}{key}"
         out.append(name)
-        if isinstance(value, Mapping) and depth < 8:
+        if depth < 8 and is_mapping(value):
             out.extend(field_paths(value, name + ".", depth + 1))
     return out
 

@@ -400,11 +400,7 @@ class BM25Index(Index):
         snap = store.read_base(manifest)
         same_analyzer = manifest.get("analyzer") == self.fingerprint
         if snap is not None and snap.chunks:
-            try:
-                chunks = [Chunk.model_validate(c) for c in snap.chunks]
-            except ValueError as exc:
-                raise IndexCorruptError(f"bm25 index file {store.folder / manifest['base']['json']}"
-                                        f" holds an invalid chunk ({exc})") from exc
+            chunks: list[Chunk] = snap.chunks
             if same_analyzer:
                 self._terms = list(snap.vocab)
                 self._vocab = {t: i for i, t in enumerate(self._terms)}

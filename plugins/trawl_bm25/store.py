@@ -31,7 +31,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel
 from trawl.errors import IndexCorruptError
+from trawl.models import Chunk
 from trawl.storage import atomic_write_bytes
 
 FORMAT = "trawl-bm25"
@@ -42,12 +44,20 @@ _BASE = re.compile(r"^base-(\d{9})\.(json|npz)$")
 IntArray = npt.NDArray[np.int32]
 
 
+class _BaseFile(BaseModel):
+    vocab: list[str]
+    chunks: list[Chunk]
+
+
 @dataclass
 class Snapshot:
-    """What a base file pair holds: rows in order, with their term frequencies."""
+    """What a base file pair holds: rows in order, with their term frequencies.
+
+    ``chunks`` are ``Chunk`` objects when read, their JSON dicts when written.
+    """
 
     vocab: list[str]
-    chunks: list[dict[str, Any]]
+    chunks: list[Any]
     doc_len: IntArray
     nnz: IntArray
     terms: IntArray
@@ -117,11 +127,12 @@ class Store:
         jpath = self.folder / base["json"]
         npath = self.folder / base["npz"]
         raw = self._checked_bytes(base["json"], base.get("json_sha256"))
-        try:
-            meta = json.loads(raw.decode("utf-8"))
-            vocab, chunks = meta["vocab"], meta["chunks"]
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise IndexCorruptError(f"bm25 index file {jpath} is unreadable ({exc})") from exc
+        try:  # parsed and validated in one pass by pydantic-core (about 2x json + validate)
+            parsed = _BaseFile.model_validate_json(raw)
+            vocab, chunks = parsed.vocab, parsed.chunks
+        except ValueError as exc:
+            raise IndexCorruptError(f"bm25 index file {jpath} is unreadable or holds an invalid "
+                                    f"chunk ({exc})") from exc
         raw = self._checked_bytes(base["npz"], base.get("npz_sha256"))
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
