@@ -7,8 +7,11 @@ over the live chunks (tests check it to 1e-6), computed the fast way:
 * at the first search after a change, the global statistics (N, avgdl, df → IDF with
   rank-bm25's ``epsilon * average_idf`` floor for negative IDF) are recomputed and every
   stored (term, chunk) pair gets its final weight
-  ``idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))``, transposed into a
-  scipy CSC matrix (one column per term);
+  ``idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` in scipy CSC columns
+  (one per term). The CSC layout of the rows present at the last full build (the base)
+  is kept: after a small write the weights are recomputed elementwise over it and only the
+  appended rows (the tail) get a new small CSC matrix; a tail over 25% of the base's
+  postings is merged into it;
 * a query adds the columns of its terms (a term repeated in the query counts that many
   times, as in rank-bm25), masks deleted rows and the filter, and picks the top k with
   ``argpartition``. Only chunks containing at least one query term are returned.
