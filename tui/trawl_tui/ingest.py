@@ -45,10 +45,10 @@ class IngestSummary:
 
 def _find_index_paths() -> Callable[..., Any] | None:
     try:
-        from trawl.ingest import index_paths  # type: ignore[import-not-found,attr-defined]
+        from trawl.ingest import index_paths
     except ImportError:
         return None
-    return index_paths  # type: ignore[no-any-return]
+    return index_paths
 
 
 def _iter_text_files(folder: Path) -> Iterator[Path]:
@@ -88,7 +88,7 @@ def _ingest_with_library(index_paths: Callable[..., Any], trawl: Trawl, root: Pa
     else:
         total: int | None = None
         try:
-            from trawl.ingest import scan  # type: ignore[import-not-found,attr-defined]
+            from trawl.ingest import scan
 
             skip = (str(trawl.path),) if trawl.path is not None else ()
             total = len(scan([root], skip_dirs=skip)[0])

@@ -12,6 +12,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, OptionList
 from textual.worker import get_current_worker
+from trawl.models import Hit
+from trawl.pipeline import SearchTrace
 
 from ..messages import SearchDone, SearchFailed, SearchRequest
 from ..widgets import ResultsList, SearchInput, StatusBar
@@ -159,14 +161,15 @@ class MainScreen(Screen[None]):
         self.query_one(StatusBar).hits_label = "error"
         self.query_one(StatusBar).refresh_text()
 
-    def _paint(self, request: SearchRequest, hits: list, trace: object, elapsed_ms: float) -> None:
+    def _paint(self, request: SearchRequest, hits: list[Hit], trace: SearchTrace | None,
+               elapsed_ms: float) -> None:
         results = self.query_one(ResultsList)
         results.show(hits, request.query)
         status = self.query_one(StatusBar)
         if request.query.strip():
             status.hits_label = f"{len(hits)} hits"
             if trace is not None:
-                status.set_latency(elapsed_ms, trace)  # type: ignore[arg-type]
+                status.set_latency(elapsed_ms, trace)
         else:
             status.hits_label = ""
             status.latency_label = ""
