@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="10k only, 20 queries")
     ap.add_argument("--sizes", default="10000,100000")
-    ap.add_argument("--queries", type=int, default=50)
-    ap.add_argument("--local-queries", type=int, default=15,
+    ap.add_argument("--queries", type=int, default=30)
+    ap.add_argument("--local-queries", type=int, default=5,
                     help="queries for local mode at the largest size (it is slow)")
     ap.add_argument("--local-persist", type=int, default=300)
     ap.add_argument("--ef-construct", type=int, default=64)
