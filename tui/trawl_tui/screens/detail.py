@@ -151,7 +151,8 @@ class DetailScreen(Screen[None]):
             else:
                 out.append(f"{chunk.id}\n", style="dim")
                 out.append("   ")
-                out.append_text(snippet(chunk.text, self.query_text, 200))
+                width = max(40, self.size.width - 8) if self.size.width else 200
+                out.append_text(snippet(chunk.text, self.query_text, width))
                 out.append("\n")
         widget.update(out)
 

@@ -32,7 +32,8 @@ class MainScreen(Screen[None]):
         Binding("ctrl+y", "copy_citation", "Copy cite", id="copy-citation"),
         Binding("ctrl+l", "focus_search", "Search", show=False, id="focus-search"),
         Binding("escape", "focus_search", "Search", show=False, id="back-to-search"),
-        Binding("question_mark", "app.help", "Help", show=False, id="help-question"),
+        Binding("question_mark", "app.help", "Help", show=False, key_display="?",
+                id="help-question"),
     ]
     BINDING_GROUP_TITLE = "Search"
     AUTO_FOCUS = "#query"
