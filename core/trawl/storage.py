@@ -98,15 +98,20 @@ class Manifest:
                                (key, json.dumps(value)))
 
     def hashes(self, doc_ids: Iterable[str] | None = None) -> dict[str, str]:
-        """Committed documents' content hashes."""
+        """Committed documents' content hashes (only the given ids, when given)."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT doc_id, hash FROM docs WHERE state='committed'").fetchall()
-        result = dict(rows)
-        if doc_ids is not None:
-            wanted = set(doc_ids)
-            return {k: v for k, v in result.items() if k in wanted}
-        return result
+            if doc_ids is None:
+                return dict(self._conn.execute(
+                    "SELECT doc_id, hash FROM docs WHERE state='committed'").fetchall())
+            ids = list(doc_ids)
+            out: dict[str, str] = {}
+            for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                part = ids[start:start + 900]
+                marks = ",".join("?" * len(part))
+                out.update(self._conn.execute(
+                    f"SELECT doc_id, hash FROM docs WHERE state='committed' AND doc_id IN ({marks})",
+                    part).fetchall())
+            return out
 
     def mark(self, entries: Sequence[tuple[str, str, str | None, list[str]]], state: str) -> None:
         """Record ``(doc_id, hash, source, chunk_ids)`` rows in one transaction."""
