@@ -492,6 +492,8 @@ def test_corrupted_folder_is_reported_and_left_alone(make_qdrant: Callable[..., 
 SECRET = "s3cr3t-key-that-must-not-leak"
 
 
+@pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
+@pytest.mark.filterwarnings("ignore:Failed to obtain server version")
 def test_api_key_is_never_shown(monkeypatch: pytest.MonkeyPatch,
                                 caplog: pytest.LogCaptureFixture,
                                 capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
