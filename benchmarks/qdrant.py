@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ef", type=int, default=64)
     ap.add_argument("--skip-local-above", type=int, default=100_000)
     ap.add_argument("--no-real", action="store_true", help="skip the real-vector rows")
+    ap.add_argument("--only", default=None,
+                    help="comma list of engines among 'edge exact,edge hnsw,local' (exact "
+                    "always runs: it is the recall reference)")
     ap.add_argument("--hnsw-max", type=int, default=10_000,
                     help="build HNSW only up to this size: on 2 shared cores the in-process "
                     "graph build takes minutes per 10k random 384-d vectors")
@@ -258,11 +261,16 @@ def main(argv: list[str] | None = None) -> None:
             ref = run_engine("exact", exact, True, chunks, vecs, queries, n_queries, None, work)
             reference = ref.pop("_ids")
             rows.append(ref)
-            rows.append(run_engine(
-                "edge exact", lambda f: qdrant("edge", f, exact=True, optimize_after=0,
-                                               payload_indexes={"part": "keyword"}),
-                True, chunks, vecs, queries, n_queries, reference, work))
-            if n > args.hnsw_max:
+            wanted = set(args.only.split(",")) if args.only else {"edge exact", "edge hnsw",
+                                                                  "local"}
+            if "edge exact" in wanted:
+                rows.append(run_engine(
+                    "edge exact", lambda f: qdrant("edge", f, exact=True, optimize_after=0,
+                                                   payload_indexes={"part": "keyword"}),
+                    True, chunks, vecs, queries, n_queries, reference, work))
+            if "edge hnsw" not in wanted:
+                pass
+            elif n > args.hnsw_max:
                 print(f"  edge hnsw skipped at n={n:,} (--hnsw-max {args.hnsw_max})", flush=True)
             else:
                 rows.append(run_engine(
@@ -271,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
                         hnsw={"m": 16, "ef_construct": args.ef_construct, "ef": args.ef}),
                     True, chunks, vecs, queries, n_queries, reference, work,
                     after_build=lambda ix: ix.optimize()))  # type: ignore[attr-defined]
-            if n <= args.skip_local_above:
+            if n <= args.skip_local_above and "local" in wanted:
                 lq = n_queries if n < max(sizes) or len(sizes) == 1 else args.local_queries
                 rows.append(run_engine("local", lambda f: qdrant("local", None), False, chunks,
                                        vecs, queries, lq, reference, work))
