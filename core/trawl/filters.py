@@ -191,8 +191,8 @@ def _compare(actual: Any, op: str, value: Any) -> bool:
         return actual in value
     if op == "not in":
         return actual not in value
-    if actual is None or isinstance(actual, bool):
-        return False
+    if isinstance(actual, bool) or not isinstance(actual, int | float | str):
+        return False  # ranges compare numbers or strings only (not None, dicts, ...)
     if isinstance(value, str) != isinstance(actual, str):
         return False
     if op == ">":
