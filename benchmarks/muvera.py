@@ -334,9 +334,13 @@ def main() -> None:
     ap.add_argument("--tokens-only", action="store_true", help="only compute/cache tokens")
     ap.add_argument("--synthetic-docs", type=int, default=None)
     ap.add_argument("--timed-queries", type=int, default=20)
+    ap.add_argument("--queries", type=int, default=None,
+                    help="real queries to use (default all 300; fewer skips nDCG)")
     args = ap.parse_args()
     d_ids, d_texts, q_ids, q_texts, qrels = load_beir("scifact")
     qsets = [q.astype(np.float32) for q in cached_token_sets("scifact_queries", q_texts, 64)]
+    if args.queries is not None:
+        qsets, q_ids = qsets[:args.queries], q_ids[:args.queries]
     dsets = [d.astype(np.float32) for d in cached_token_sets("scifact_corpus", d_texts, 128)]
     if args.tokens_only:
         return
@@ -351,7 +355,8 @@ def main() -> None:
     lines, res = run_collection("real MiniLM tokens, scifact", dsets[:n_real], qsets,
                                 SETTINGS, args.timed_queries, keep_fde=True)
     out += lines
-    if not args.quick:
+    print("\n".join(lines), flush=True)
+    if not args.quick and args.queries is None:
         exact_scores = res["exact_scores"]
         runs = {"exact MaxSim (brute force)": [
             {str(i): float(s[i]) for i in top_n(s, 100)} for s in exact_scores]}
@@ -369,16 +374,19 @@ def main() -> None:
             runs[f"FDE-only {name}"] = only
             runs[f"FDE {name} + exact rerank of 100"] = rr
             del dfde
-        out += [*ndcg_table(d_ids, q_ids, qrels, runs), ""]
+        table = ndcg_table(d_ids, q_ids, qrels, runs)
+        out += [*table, ""]
+        print("\n".join(table), flush=True)
     docs, queries = synthetic(n_syn, 20)
     # 10240-d float32 FDEs of 100k docs would take 4 GB: the 1280-d settings only beyond 20k
     syn = {k: v for k, v in SETTINGS.items() if n_syn <= 20_000 or k == "1280-d (r10 k4 p8)"}
     lines, _ = run_collection("synthetic clustered sets", docs, queries, syn,
                               args.timed_queries)
     out += lines
+    print("\n".join(lines), flush=True)
     out.append(f"Total run time {time.perf_counter() - t_start:.0f} s.")
     text = "\n".join(out)
-    print(text)
+    print(out[-1])
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "muvera.md").write_text(text + "\n", encoding="utf-8")
 
