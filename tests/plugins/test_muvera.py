@@ -368,12 +368,14 @@ def _scifact(n_docs: int, n_queries: int) -> tuple[list[str], list[str]]:
     return docs, queries
 
 
-def _minilm_tokens(texts: list[str], max_length: int) -> list[np.ndarray]:
+def _minilm_tokens(texts: list[str], max_length: int, *, query: bool) -> list[np.ndarray]:
     """Token vectors: the ONNX token encoder when a plugin provides it, else MiniLM via torch."""
     host = PluginHost()
     try:
-        enc = host.registry.build("encoder", "onnx-tokens", {}, ComponentContext(name="tok"))
-        return [np.asarray(m, np.float32) for m in enc.encode_documents(texts)]  # type: ignore[attr-defined]
+        enc = host.registry.build("encoder", "onnx-tokens", {"max_length": max_length},
+                                  ComponentContext(name="tok"))
+        out = enc.encode_queries(texts) if query else enc.encode_documents(texts)  # type: ignore[attr-defined]
+        return [np.asarray(m, np.float32) for m in out]
     except Exception:
         pass
     pytest.importorskip("torch")
@@ -409,7 +411,7 @@ def real_tokens(request: pytest.FixtureRequest) -> tuple[list[np.ndarray], list[
         return ([z["docs"][offs[i]:offs[i + 1]] for i in range(len(offs) - 1)],
                 [z["queries"][qoffs[i]:qoffs[i + 1]] for i in range(len(qoffs) - 1)])
     texts, queries = _scifact(300, 40)
-    docs, qs = _minilm_tokens(texts, 128), _minilm_tokens(queries, 64)
+    docs, qs = _minilm_tokens(texts, 128, query=False), _minilm_tokens(queries, 64, query=True)
     np.savez(cache, docs=np.concatenate(docs), queries=np.concatenate(qs),
              doffs=np.cumsum([0] + [len(d) for d in docs]),
              qoffs=np.cumsum([0] + [len(q) for q in qs]))
