@@ -272,7 +272,7 @@ class MuveraTransform(MultiVectorTransform):
             return fde.reshape(n, -1)
         counts = np.bincount(slot.reshape(-1), minlength=size).reshape(n, r, nb)
         filled = counts > 0
-        fde[filled] /= counts[filled][:, None].astype(np.float32)
+        fde *= (1.0 / np.maximum(counts, 1)).astype(np.float32)[..., None]
         if cfg.fill_empty_partitions and k > 0:
             self._fill_empty(fde, slot, pos, filled, proj)
         return fde.reshape(n, -1)
@@ -288,18 +288,24 @@ class MuveraTransform(MultiVectorTransform):
         empty = ~filled & filled.any(axis=2, keepdims=True)  # empty sets stay zero
         if not empty.any():
             return
-        none = np.int32(1 << 30)  # larger than any (distance << 20) + position
-        first = np.full(n * r * nb, none, dtype=np.int32)
-        np.minimum.at(first, slot.reshape(-1), np.repeat(pos.astype(np.int32), r))
+        # key = (Hamming distance << shift) + token position; an empty bucket's key is
+        # `none` (above every real key), and `none` + any distance must still fit the dtype
+        k = self.config.k_sim
+        width = int(pos.max()) + 1
+        shift, dtype = ((11, np.int16) if width <= 1 << 11 and (2 * k + 2) << 11 < 1 << 15
+                        else (20, np.int32))
+        none = dtype((k + 1) << shift)
+        first = np.full(n * r * nb, none, dtype=dtype)
+        np.minimum.at(first, slot.reshape(-1), np.repeat(pos.astype(dtype), r))
         first = first.reshape(n, r, nb)
         pattern = bucket_sign_pattern(np.arange(nb, dtype=np.int32))
-        hamming = _POPCOUNT[pattern[:, None] ^ pattern[None, :]] << 20  # (nb, nb)
+        hamming = (_POPCOUNT[pattern[:, None] ^ pattern[None, :]] << shift).astype(dtype)
         s, rep, b = np.nonzero(empty)
         if self._onehot:  # all (bucket, bucket) pairs at once: n*r*nb*nb small ints
             best = (first[:, :, None, :] + hamming).min(axis=3)[s, rep, b]
         else:
-            best = (hamming[b] + first[s, rep]).min(axis=1)
-        tok = best & ((1 << 20) - 1)
+            best = (first[s, rep] + hamming[b]).min(axis=1)
+        tok = best & ((1 << shift) - 1)
         fde[s, rep, b] = proj[s, tok, 0 if self._identity else rep]
 
     def _compress(self, fde: np.ndarray) -> np.ndarray:
