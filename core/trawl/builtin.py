@@ -146,12 +146,14 @@ class ExactIndex(Index):
             if self.context.metric == "cosine":
                 q = q / max(float(np.linalg.norm(q)), 1e-12)
             rows = np.arange(len(self._chunks))
-            if filters is not None:
+            if filters is None:
+                scores = self._vectors @ q  # no fancy-index copy of the whole matrix
+            else:
                 rows = np.fromiter((i for i, c in enumerate(self._chunks)
                                     if matches(filters, c.metadata)), dtype=np.int64)
                 if len(rows) == 0:
                     return []
-            scores = self._vectors[rows] @ q
+                scores = self._vectors[rows] @ q
             k = min(top_k, len(rows))
             top = np.argpartition(-scores, k - 1)[:k]
             order = sorted(top, key=lambda i: (-scores[i], self._chunks[rows[i]].id))
