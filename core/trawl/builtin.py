@@ -6,8 +6,11 @@ against, and a fine choice for a few thousand chunks.
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,7 @@ from .errors import DimensionMismatchError, IndexCorruptError, InputError
 from .filters import Filter, matches
 from .hookspecs import hookimpl
 from .models import Chunk, Hit
-from .storage import FORMAT_VERSION, atomic_write_bytes, atomic_write_json, read_json
+from .storage import FORMAT_VERSION, atomic_write_bytes
 
 
 class ExactIndexConfig(ComponentConfig):
@@ -41,49 +44,47 @@ class ExactIndex(Index):
         self._vectors: FloatArray = np.zeros((0, self._dim or 0), dtype=np.float32)
         self._load()
 
-    # persistence: chunks.json + vectors.npy, each written atomically
-    def _files(self) -> tuple[Any, Any, Any]:
+    # persistence: one exact.npz (vectors + chunk JSON as bytes), replaced atomically, so a
+    # crash can never leave vectors and chunks from different writes
+    def _file(self) -> Path | None:
         d = self.context.storage_dir
-        if d is None:
-            return None, None, None
-        return d / "exact.json", d / "vectors.npy", d
+        return None if d is None else d / "exact.npz"
 
     def _load(self) -> None:
-        meta_path, vec_path, _ = self._files()
-        if meta_path is None or not meta_path.exists():
+        path = self._file()
+        if path is None or not path.exists():
             return
-        meta = read_json(meta_path, "exact index metadata")
-        if meta.get("format") != FORMAT_VERSION:
-            raise IndexCorruptError(f"exact index {meta_path}: format {meta.get('format')!r}, "
-                                    f"this trawl reads {FORMAT_VERSION}")
         try:
-            vectors = np.load(vec_path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise IndexCorruptError(f"exact index vectors {vec_path} unreadable: {exc}") from exc
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode("utf-8"))
+                vectors = data["vectors"].astype(np.float32)
+        except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+            raise IndexCorruptError(f"exact index {path} unreadable: {exc}") from exc
+        if meta.get("format") != FORMAT_VERSION:
+            raise IndexCorruptError(f"exact index {path}: format {meta.get('format')!r}, "
+                                    f"this trawl reads {FORMAT_VERSION}")
         chunks = [Chunk.model_validate(c) for c in meta["chunks"]]
         if len(chunks) != len(vectors):
-            raise IndexCorruptError(f"exact index {meta_path}: {len(chunks)} chunks but "
+            raise IndexCorruptError(f"exact index {path}: {len(chunks)} chunks but "
                                     f"{len(vectors)} vectors")
-        if self._dim is not None and vectors.shape[1] != self._dim and len(vectors):
+        if self._dim is not None and len(vectors) and vectors.shape[1] != self._dim:
             raise DimensionMismatchError(
-                f"exact index {meta_path} holds {vectors.shape[1]}-d vectors, "
+                f"exact index {path} holds {vectors.shape[1]}-d vectors, "
                 f"the encoder gives {self._dim}-d")
-        self._chunks, self._vectors = chunks, vectors.astype(np.float32)
+        self._chunks, self._vectors = chunks, vectors
         self._dim = int(vectors.shape[1]) if len(vectors) else self._dim
         self._row = {c.id: i for i, c in enumerate(chunks)}
 
     def _save(self) -> None:
-        meta_path, vec_path, _ = self._files()
-        if meta_path is None:
+        path = self._file()
+        if path is None:
             return
-        import io
-
+        meta = json.dumps({"format": FORMAT_VERSION, "metric": self.context.metric,
+                           "chunks": [c.model_dump() for c in self._chunks]},
+                          ensure_ascii=False).encode("utf-8")
         buf = io.BytesIO()
-        np.save(buf, self._vectors, allow_pickle=False)
-        atomic_write_bytes(vec_path, buf.getvalue())
-        atomic_write_json(meta_path, {
-            "format": FORMAT_VERSION, "metric": self.context.metric,
-            "chunks": [c.model_dump() for c in self._chunks]})
+        np.savez(buf, vectors=self._vectors, meta=np.frombuffer(meta, dtype=np.uint8))
+        atomic_write_bytes(path, buf.getvalue())
 
     def upsert(self, chunks: Sequence[Chunk], vectors: FloatArray | None = None) -> int:
         if not chunks:
