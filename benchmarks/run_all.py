@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
     ap.add_argument("--only", default=None, help="comma list of benchmark names")
+    ap.add_argument("--collect", action="store_true",
+                    help="do not run anything: stitch the tables already in benchmarks/out/")
     args = ap.parse_args(argv)
     names = [n for n in ORDER if (HERE / f"{n}.py").exists()]
     names += sorted(p.stem for p in HERE.glob("*.py")
@@ -56,18 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     sections = []
     for name in names:
         cmd = [sys.executable, str(HERE / f"{name}.py"), *(["--quick"] if args.quick else [])]
+        out_file = HERE / "out" / f"{name}.md"
+        rel = f"python benchmarks/{name}.py" + (" --quick" if args.quick else "")
+        if args.collect:
+            if out_file.exists():
+                body = out_file.read_text(encoding="utf-8").strip()
+                sections.append(f"## {name}\n\n`{rel}` (table from its last run)\n\n{body}\n")
+            continue
         print(f"== {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, text=True, capture_output=True, check=False)
         seconds = time.perf_counter() - t0
-        out_file = HERE / "out" / f"{name}.md"
         if proc.returncode == 0 and out_file.exists():
             body = out_file.read_text(encoding="utf-8").strip()
         else:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
             body = "failed:\n\n```\n" + "\n".join(tail) + "\n```"
         print(body, flush=True)
-        rel = f"python benchmarks/{name}.py" + (" --quick" if args.quick else "")
         sections.append(f"## {name}\n\n`{rel}` ({seconds:.0f} s)\n\n{body}\n")
     today = dt.date.today().isoformat()
     header = (f"# trawl benchmark results\n\n{today} on {machine()}.\n"
