@@ -47,6 +47,7 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
 
 def evaluate(name: str, quantize: str, threads: int) -> dict[str, object]:
     import pytrec_eval
+
     from trawl import ComponentContext
     from trawl_onnx.encoders import OnnxDenseEncoder
 

@@ -67,6 +67,7 @@ def worker(engine: str, n: int, threads: int, batch: int, out: Path) -> None:
     if engine == "sentence-transformers":
         import torch
         from sentence_transformers import SentenceTransformer
+
         from trawl_onnx.sources import resolve_model_folder
 
         torch.set_num_threads(threads)

@@ -113,6 +113,7 @@ def key_of(ch: str) -> str:
 async def measure_app(t: Any, queries: list[str], pace: float,
                       retrievers: tuple[str, ...]) -> dict[str, Any]:
     from textual import events
+
     from trawl_tui.app import make_app
     from trawl_tui.widgets import SearchInput
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 import trawl
 from trawl import ComponentConfig, Encoder
 

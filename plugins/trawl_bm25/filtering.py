@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from trawl.filters import And, Condition, Filter, Not, Or, matches
 
 BoolArray = npt.NDArray[np.bool_]

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, field_validator
 from scipy import sparse
+
 from trawl.components import (
     ComponentConfig,
     ComponentContext,

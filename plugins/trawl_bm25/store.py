@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
+
 from trawl.errors import IndexCorruptError
 from trawl.models import Chunk
 from trawl.storage import atomic_write_bytes

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from trawl.components import FloatArray
 from trawl.vectors import maxsim_scores
 

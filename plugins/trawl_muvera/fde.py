@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
+
 from trawl.components import (
     ComponentConfig,
     ComponentContext,

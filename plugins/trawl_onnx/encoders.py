@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field
+
 from trawl.components import ComponentConfig, ComponentContext, Encoder, FloatArray
 from trawl.errors import ConfigError
 from trawl.vectors import l2_normalize

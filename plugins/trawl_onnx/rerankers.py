@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
+
 from trawl.components import ComponentConfig, ComponentContext, FloatArray, Reranker
 from trawl.errors import ConfigError, InputError
 from trawl.models import Hit, SourceScore

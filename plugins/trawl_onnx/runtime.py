@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
+
 from trawl.errors import ConfigError, InputError, ModelSourceError
 
 from .manifest import Manifest, load_manifest

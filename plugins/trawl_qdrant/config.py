@@ -20,6 +20,7 @@ import re
 from typing import Literal
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+
 from trawl.components import ComponentConfig
 
 API_KEY_ENV = ("TRAWL_QDRANT_API_KEY", "QDRANT_API_KEY")

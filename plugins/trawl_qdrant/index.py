@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+
 from trawl.components import (
     ComponentConfig,
     ComponentContext,

@@ -5,11 +5,11 @@ import threading
 from pathlib import Path
 
 import pytest
+
 import trawl
+from tests.conftest import HASHING_PIPELINE
 from trawl import Document, Trawl
 from trawl.errors import ConfigError, IndexLockedError, InputError
-
-from tests.conftest import HASHING_PIPELINE
 
 DOCS = [
     Document(id="cats", text="Cats are small carnivorous mammals that purr.",

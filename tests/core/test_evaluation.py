@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from trawl import Trawl, load_pipeline
-from trawl.evaluation import evaluate, load_beir, score_run
 
 from tests.conftest import HASHING_PIPELINE, dataset
+from trawl import Trawl, load_pipeline
+from trawl.evaluation import evaluate, load_beir, score_run
 
 
 def test_metrics_agree_with_pytrec_eval_on_a_real_run(host, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from trawl import ComponentContext, Index
 from trawl.testing import ExactIndex, IndexContract
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from trawl.errors import ConfigError, FilterError
 from trawl.filters import matches, parse_filter, parse_where, to_json
 from trawl.fusion import dbsf, fuse, rrf, weighted

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 import trawl
 from trawl.errors import PluginConflictError, PluginLoadError, UnknownComponentError
 from trawl.testing import ExactIndex

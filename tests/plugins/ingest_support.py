@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import trawl
 from pydantic import Field
+
+import trawl
 from trawl import ComponentConfig, Encoder
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from trawl import ComponentContext, Index
 from trawl.components import IndexQuery
 from trawl.errors import ConfigError, FilterError, IndexCorruptError, InputError

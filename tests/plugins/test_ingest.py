@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
+
 import trawl
+from tests.conftest import HASHING_PIPELINE
+from tests.plugins.ingest_support import make_pdf
 from trawl import Trawl
 from trawl.ingest import IngestReport, decode, index_paths, load_documents, scan
 from trawl.ingest.readers import SkipFile, html_to_text, markdown_title
-
-from tests.conftest import HASHING_PIPELINE
-from tests.plugins.ingest_support import make_pdf
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import warnings
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.plugins.ingest_support import MINILM_TOKENIZER, minilm_spans
 from trawl import Document
 from trawl.chunking import all_token_spans, chunk_document
 from trawl.components import word_spans  # the default tokenizer: words + punctuation
-
-from tests.plugins.ingest_support import MINILM_TOKENIZER, minilm_spans
 
 
 def _check_cover(doc: Document, chunks: list) -> None:

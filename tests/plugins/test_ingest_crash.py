@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from trawl import Trawl
-from trawl.ingest import index_paths
 
 from tests.plugins.ingest_support import REPO, host, make_corpus, pipeline
+from trawl import Trawl
+from trawl.ingest import index_paths
 
 N_FILES = 300
 

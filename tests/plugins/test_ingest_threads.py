@@ -6,10 +6,9 @@ import threading
 import time
 from pathlib import Path
 
+from tests.plugins.ingest_support import host, make_corpus, pipeline
 from trawl import Hit, Trawl
 from trawl.ingest import index_paths
-
-from tests.plugins.ingest_support import host, make_corpus, pipeline
 
 N_FILES = 160
 SEARCHERS = 8

@@ -7,11 +7,11 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+
 import trawl
+from tests.plugins.ingest_support import REPO
 from trawl import Trawl
 from trawl.ingest import index_paths
-
-from tests.plugins.ingest_support import REPO
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,7 @@ def test_import_trawl_imports_no_framework() -> None:
 def test_langchain_retriever(t: Trawl) -> None:
     pytest.importorskip("langchain_core")
     from langchain_core.retrievers import BaseRetriever
+
     from trawl.integrations.langchain import TrawlRetriever
 
     retriever = TrawlRetriever(trawl=t, top_k=3)
@@ -60,6 +61,7 @@ async def test_langchain_retriever_async(t: Trawl) -> None:
 def test_llama_index_retriever(t: Trawl) -> None:
     pytest.importorskip("llama_index.core")
     from llama_index.core.retrievers import BaseRetriever
+
     from trawl.integrations.llama_index import TrawlLlamaIndexRetriever
 
     retriever = TrawlLlamaIndexRetriever(t, top_k=3)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 import trawl
 from trawl.components import ComponentContext, Encoder
 from trawl.errors import ConfigError, DimensionMismatchError, InputError

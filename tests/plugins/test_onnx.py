@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import trawl
-from trawl import ComponentContext, ConfigError, InputError, ModelSourceError
-from trawl.testing import EncoderContract
 
+import trawl
 from tests.conftest import DATASETS
 from tests.plugins.conftest_onnx import HAS_TORCH, copy_export, minilm_fp32, minilm_int8
+from trawl import ComponentContext, ConfigError, InputError, ModelSourceError
+from trawl.testing import EncoderContract
 
 __all__ = ["minilm_fp32", "minilm_int8"]  # fixtures re-exported for pytest
 
@@ -62,6 +62,7 @@ def test_local_folder_resolves_to_itself(tmp_path: Path) -> None:
 def test_hub_id_offline_names_the_offline_options(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("huggingface_hub")
     import huggingface_hub.constants as hub_constants
+
     from trawl_onnx.sources import resolve_model_folder
 
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
@@ -291,6 +292,7 @@ def _varied_sentences(n: int = 200) -> list[str]:
 def test_parity_with_sentence_transformers(encoder: trawl.Encoder,
                                            minilm_int8: Path) -> None:
     from sentence_transformers import SentenceTransformer
+
     from trawl_onnx.sources import resolve_model_folder
 
     texts = _varied_sentences()

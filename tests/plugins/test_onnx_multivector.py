@@ -9,13 +9,13 @@ from pathlib import Path
 import click
 import numpy as np
 import pytest
-import trawl
 from click.testing import CliRunner
+
+import trawl
+from tests.plugins.conftest_onnx import HAS_TORCH, minilm_fp32
 from trawl import ComponentContext, ConfigError, Hit, InputError, SourceScore
 from trawl.testing import EncoderContract, RerankerContract
 from trawl.vectors import maxsim_scores
-
-from tests.plugins.conftest_onnx import HAS_TORCH, minilm_fp32
 
 __all__ = ["minilm_fp32"]
 
@@ -141,6 +141,7 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("needs the export extra (torch, transformers)")
     import torch
     from transformers import BertConfig, BertForSequenceClassification
+
     from trawl_onnx.sources import resolve_model_folder
 
     torch.manual_seed(0)
@@ -183,6 +184,7 @@ def test_cross_encoder_matches_torch_and_never_truncates_the_query(
         tiny_classifier: Path, tiny_exported: Path) -> None:
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification
+
     from trawl_onnx.rerankers import OnnxCrossEncoder
 
     manifest = json.loads((tiny_exported / "trawl_manifest.json").read_text())

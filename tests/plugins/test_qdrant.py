@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 import trawl
+from tests.conftest import HashingPlugin
 from trawl import Chunk, ComponentContext, Document, Index, IndexQuery, Trawl
 from trawl.errors import (
     ConfigError,
@@ -32,8 +34,6 @@ from trawl.errors import (
 from trawl.filters import matches, parse_filter
 from trawl.storage import FORMAT_VERSION
 from trawl.testing import IndexContract
-
-from tests.conftest import HashingPlugin
 
 pytest.importorskip("qdrant_client")
 from trawl_qdrant.config import QdrantConfig

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trawl
 
+import trawl
 from tests.conftest import HASHING_PIPELINE, HashingPlugin
 from tests.plugins.ingest_support import REPO
 

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
-from trawl import Trawl
-from trawl.ingest import index_paths
 
 from tests.plugins.ingest_support import REPO, host, make_corpus
+from trawl import Trawl
+from trawl.ingest import index_paths
 
 N_DOCS = 5000
 TRIALS = int(os.environ.get("TRAWL_CRASH_TRIALS", "20"))

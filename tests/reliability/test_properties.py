@@ -10,12 +10,12 @@ import os
 from typing import Any
 
 import pytest
-import trawl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from trawl import Trawl, TrawlError, load_pipeline
 
+import trawl
 from tests.conftest import HASHING_PIPELINE
+from trawl import Trawl, TrawlError, load_pipeline
 
 EXAMPLES = int(os.environ.get("TRAWL_HYPOTHESIS_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,

@@ -10,8 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import trawl
 import tui_hashing
+
+import trawl
 
 TIDES = (
     "# Tides\n\n"

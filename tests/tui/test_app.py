@@ -8,11 +8,13 @@ import re
 import shutil
 from pathlib import Path
 
-import trawl
 import tui_hashing
 from conftest import LEX, corpus_documents
 from textual import events
 from textual.widgets import Input, SelectionList
+from tui_helpers import settle, type_query
+
+import trawl
 from trawl.errors import PluginLoadError
 from trawl_tui.app import TrawlApp, make_app
 from trawl_tui.messages import SearchDone, SearchRequest
@@ -25,7 +27,6 @@ from trawl_tui.screens import (
 )
 from trawl_tui.session import SearchOptions, Session
 from trawl_tui.widgets import ResultsList, SearchInput, StatusBar
-from tui_helpers import settle, type_query
 
 SIZE = (110, 36)
 

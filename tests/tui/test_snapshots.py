@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import trawl
 import tui_hashing
 from conftest import corpus_documents
 from textual.pilot import Pilot
-from trawl_tui.app import TrawlApp, make_app
 from tui_helpers import settle, type_query
+
+import trawl
+from trawl_tui.app import TrawlApp, make_app
 
 SIZE = (100, 30)
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import trawl
 from trawl.errors import InputError
 from trawl_tui.app import parse_keymap

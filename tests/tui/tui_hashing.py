@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import trawl
 from pydantic import Field
+
+import trawl
 from trawl.builtin import ExactIndex
 from trawl.components import ComponentConfig, IndexQuery
 from trawl.errors import IndexCorruptError

@@ -17,6 +17,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import get_current_worker
+
 from trawl.api import Trawl
 from trawl.errors import TrawlError
 from trawl.models import Hit

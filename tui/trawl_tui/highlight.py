@@ -6,6 +6,7 @@ import re
 from functools import lru_cache
 
 from rich.text import Text
+
 from trawl.models import Hit
 
 _WORD = re.compile(r"\w+", re.UNICODE)

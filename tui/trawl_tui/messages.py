@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from textual.message import Message
+
 from trawl.models import Hit
 from trawl.pipeline import SearchTrace
 

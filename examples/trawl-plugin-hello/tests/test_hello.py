@@ -6,11 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from trawl_plugin_hello.phrase_boost import PhraseBoostReranker
+from trawl_plugin_hello.tfidf import TfidfIndex
+
 import trawl
 from trawl import Chunk, ComponentContext, Hit, IndexQuery, Trawl
 from trawl.testing import IndexContract, RerankerContract
-from trawl_plugin_hello.phrase_boost import PhraseBoostReranker
-from trawl_plugin_hello.tfidf import TfidfIndex
 
 
 class TestTfidfIndex(IndexContract):

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 
 from pydantic import Field
+
 from trawl import ComponentConfig, Hit, Reranker, SourceScore
 
 _QUOTED = re.compile(r'"([^"]+)"')

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
+
 from trawl import (
     Chunk,
     ComponentConfig,

@@ -13,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
+
 from trawl.models import Chunk, Hit
 
 from ..highlight import citation, highlight, snippet

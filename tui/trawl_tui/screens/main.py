@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, OptionList
 from textual.worker import get_current_worker
+
 from trawl.models import Hit
 from trawl.pipeline import SearchTrace
 

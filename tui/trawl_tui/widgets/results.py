@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.content import Content, Span
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
+
 from trawl.models import Hit
 
 from ..highlight import HIGHLIGHT_STYLE, bar, match_spans, snippet_text
