@@ -88,7 +88,7 @@ class _OnnxEncoderBase(Encoder):
         return len(self.model.spans_tokenizer.encode(text, add_special_tokens=False).ids)
 
     def close(self) -> None:
-        self.model.session = None  # type: ignore[assignment]
+        self.model.session = None
 
 
 class OnnxDenseEncoder(_OnnxEncoderBase):
@@ -121,8 +121,9 @@ class OnnxDenseEncoder(_OnnxEncoderBase):
             return states[:, 0]
         m = mask[..., None].astype(np.float32)
         if self.pooling == "max":
-            return np.where(m > 0, states, -1e9).max(axis=1)
-        return (states * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+            return np.asarray(np.where(m > 0, states, -1e9).max(axis=1), dtype=np.float32)
+        return np.asarray((states * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9),
+                          dtype=np.float32)
 
     def _encode(self, texts: Sequence[Any], prefix: str, show_progress: bool) -> FloatArray:
         items = check_texts(texts)

@@ -247,7 +247,7 @@ def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
         manifest = Manifest(
             source=source_name or str(model), kind=kind, quantize=quantize,
             pooling=info.pooling, normalize=info.normalize, max_length=info.max_length,
-            dim=info.num_labels if kind == "cross-encoder" else info.hidden_size,
+            dim=int(info.num_labels or 1) if kind == "cross-encoder" else info.hidden_size,
             inputs=inputs, output=output, files=hash_files(stage, files), optimized=optimized,
             exporter=f"torch.onnx.export opset {opset}",
         )

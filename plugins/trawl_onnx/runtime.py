@@ -140,11 +140,12 @@ class OnnxModel:
     def encode(self, texts: list[str], max_length: int | None = None) -> list[Encoding]:
         tokenizer = self.tokenizer
         if max_length is not None and max_length != self.max_length:
-            tokenizer = self._by_length.get(max_length)
-            if tokenizer is None:
-                tokenizer = Tokenizer.from_str(self.spans_tokenizer.to_str())
-                tokenizer.enable_truncation(max_length)
-                self._by_length[max_length] = tokenizer
+            cached = self._by_length.get(max_length)
+            if cached is None:
+                cached = Tokenizer.from_str(self.spans_tokenizer.to_str())
+                cached.enable_truncation(max_length)
+                self._by_length[max_length] = cached
+            tokenizer = cached
         encodings = tokenizer.encode_batch(self._cap(texts))
         self.warn_truncated(encodings, max_length)
         return encodings
