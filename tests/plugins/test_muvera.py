@@ -405,7 +405,13 @@ def _minilm_tokens(texts: list[str], max_length: int, *, query: bool) -> list[np
 @pytest.fixture(scope="module")
 def real_tokens(request: pytest.FixtureRequest) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """MiniLM token vectors for 300 scifact passages (<= 128 tokens) and 40 queries, cached."""
-    cache = Path(request.config.cache.mkdir("muvera-minilm")) / "scifact_300_40.npz"
+    from trawl import TrawlSettings
+
+    pytest_cache = getattr(request.config, "cache", None)
+    folder = (Path(pytest_cache.mkdir("muvera-minilm")) if pytest_cache is not None
+              else TrawlSettings().cache_dir / "test-data")  # works with -p no:cacheprovider
+    folder.mkdir(parents=True, exist_ok=True)
+    cache = folder / "scifact_300_40.npz"
     if cache.exists():
         z = np.load(cache)
         offs, qoffs = z["doffs"], z["qoffs"]
