@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick:
             data.queries = dict(list(data.queries.items())[:200])
             data.qrels = {q: data.qrels[q] for q in data.queries}
-        folder = settings.cache_dir / "eval" / f"{data.name}-hybrid-{digest}"
+        folder = settings.cache_dir / "eval" / f"{data.name}-{digest}"
         with Trawl(folder, config, host=host, settings=settings, show_progress=False) as t:
             t.add(data.corpus(), batch_size=128)
             runs = {}

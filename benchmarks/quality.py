@@ -34,7 +34,8 @@ def run(dataset_dir: Path, pipeline: str, host: PluginHost, max_queries: int | N
         data.qrels = {q: data.qrels[q] for q in data.queries}
     digest = hashlib.sha256(config.model_dump_json(exclude={"name", "fusion", "reranker"})
                             .encode()).hexdigest()[:10]
-    folder = settings.cache_dir / "eval" / f"{data.name}-{config.name}-{digest}"
+    # pipelines that differ only in fusion or reranker share one index
+    folder = settings.cache_dir / "eval" / f"{data.name}-{digest}"
     t0 = time.perf_counter()
     with Trawl(folder, config, host=host, settings=settings, show_progress=False) as t:
         added = t.add(data.corpus(), batch_size=128)

@@ -195,7 +195,7 @@ def eval_cmd(dataset_dir: Path, pipeline: str, index: str | None, run_file: Path
     digest = hashlib.sha256(config.model_dump_json(exclude={"name", "fusion", "reranker"})
                             .encode()).hexdigest()[:10]
     folder = Path(index) if index else (
-        settings.cache_dir / "eval" / f"{dataset.name}-{config.name}-{digest}")
+        settings.cache_dir / "eval" / f"{dataset.name}-{digest}")  # same retrievers: same index
     progress = not as_json
     with Trawl(folder, config, host=default_host(), settings=settings,
                show_progress=progress) as t:
