@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"# trawl benchmark results\n\n{today} on {machine()}.\n"
               f"Reproduce: `python benchmarks/run_all.py{' --quick' if args.quick else ''}` "
               "(after `bash .ci/setup`; datasets from ../shared/datasets).\n"
-              "Speed figures are ratios measured side by side within one script run.\n")
+              "Speed figures are ratios measured side by side within one script run.\n"
+              + ("Collected (`--collect`) from each script's last run on this date, while the 2 "
+                 "cores were shared with other jobs; where a run used non-default options the "
+                 "table's caption says so.\n" if args.collect else ""))
     (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
     print(f"wrote {HERE / 'RESULTS.md'}")
     return 0
