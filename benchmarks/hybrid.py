@@ -11,13 +11,12 @@ nDCG@10 and Recall@10 per dataset and variant, and writes benchmarks/out/hybrid.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from pathlib import Path
 
 from trawl import PluginHost, Trawl, TrawlSettings, load_pipeline
-from trawl.evaluation import hits_to_doc_scores, load_beir, score_run
+from trawl.evaluation import eval_index_folder, hits_to_doc_scores, load_beir, score_run
 from trawl.fusion import fuse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,15 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     host = PluginHost()
     settings = TrawlSettings()
     config = load_pipeline("hybrid")
-    digest = hashlib.sha256(config.model_dump_json(exclude={"name", "fusion", "reranker"})
-                            .encode()).hexdigest()[:10]
     rows: dict[str, dict[str, tuple[float, float]]] = {}
     for name in args.datasets.split(","):
-        data = load_beir(DATASETS / name)
-        if args.quick:
-            data.queries = dict(list(data.queries.items())[:200])
-            data.qrels = {q: data.qrels[q] for q in data.queries}
-        folder = settings.cache_dir / "eval" / f"{data.name}-{digest}"
+        data = load_beir(DATASETS / name).head(200 if args.quick else None)
+        folder = eval_index_folder(settings.cache_dir, data.name, config)
         with Trawl(folder, config, host=host, settings=settings, show_progress=False) as t:
             t.add(data.corpus(), batch_size=128)
             runs = {}

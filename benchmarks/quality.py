@@ -10,14 +10,13 @@ latency p50/p95 as a markdown table; also writes benchmarks/out/quality.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
 from pathlib import Path
 
 from trawl import PluginHost, Trawl, TrawlSettings, load_pipeline
-from trawl.evaluation import evaluate, load_beir
+from trawl.evaluation import eval_index_folder, evaluate, load_beir
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("TRAWL_DATASETS", REPO.parent / "shared" / "datasets"))
@@ -28,14 +27,8 @@ def run(dataset_dir: Path, pipeline: str, host: PluginHost, max_queries: int | N
         ) -> dict[str, object]:
     settings = TrawlSettings()
     config = load_pipeline(pipeline)
-    data = load_beir(dataset_dir)
-    if max_queries:
-        data.queries = dict(list(data.queries.items())[:max_queries])
-        data.qrels = {q: data.qrels[q] for q in data.queries}
-    digest = hashlib.sha256(config.model_dump_json(exclude={"name", "fusion", "reranker"})
-                            .encode()).hexdigest()[:10]
-    # pipelines that differ only in fusion or reranker share one index
-    folder = settings.cache_dir / "eval" / f"{data.name}-{digest}"
+    data = load_beir(dataset_dir).head(max_queries)
+    folder = eval_index_folder(settings.cache_dir, data.name, config)
     t0 = time.perf_counter()
     with Trawl(folder, config, host=host, settings=settings, show_progress=False) as t:
         added = t.add(data.corpus(), batch_size=128)

@@ -180,22 +180,14 @@ def eval_cmd(dataset_dir: Path, pipeline: str, index: str | None, run_file: Path
              fusion: str | None, rrf_k: float | None, max_queries: int | None,
              as_json: bool) -> None:
     """Index a BEIR-layout dataset with a pipeline and report nDCG@10, Recall, MRR, latency."""
-    import hashlib
-
     from .api import Trawl
     from .config import load_pipeline
-    from .evaluation import evaluate, load_beir
+    from .evaluation import eval_index_folder, evaluate, load_beir
 
     settings = TrawlSettings()
     config = load_pipeline(pipeline)
-    dataset = load_beir(dataset_dir)
-    if max_queries:
-        dataset.queries = dict(list(dataset.queries.items())[:max_queries])
-        dataset.qrels = {q: dataset.qrels[q] for q in dataset.queries}
-    digest = hashlib.sha256(config.model_dump_json(exclude={"name", "fusion", "reranker"})
-                            .encode()).hexdigest()[:10]
-    folder = Path(index) if index else (
-        settings.cache_dir / "eval" / f"{dataset.name}-{digest}")  # same retrievers: same index
+    dataset = load_beir(dataset_dir).head(max_queries)
+    folder = Path(index) if index else eval_index_folder(settings.cache_dir, dataset.name, config)
     progress = not as_json
     with Trawl(folder, config, host=default_host(), settings=settings,
                show_progress=progress) as t:

@@ -9,6 +9,7 @@ to documents (best chunk wins) before scoring; ties are broken by document id.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import PipelineConfig
 from .errors import InputError
 from .models import Document, Hit
 
@@ -56,6 +58,14 @@ class BeirDataset:
     queries: dict[str, str]
     qrels: Qrels
 
+    def head(self, n: int | None) -> BeirDataset:
+        """The same dataset with only its first ``n`` judged queries (all when ``n`` is None)."""
+        if not n:
+            return self
+        queries = dict(list(self.queries.items())[:n])
+        return BeirDataset(name=self.name, path=self.path, queries=queries,
+                           qrels={q: self.qrels[q] for q in queries})
+
     def corpus(self) -> Iterator[Document]:
         for row in _read_jsonl(self.path / "corpus.jsonl"):
             if "_id" not in row:
@@ -83,6 +93,14 @@ def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
     queries = {str(r["_id"]): str(r["text"]) for r in _read_jsonl(root / "queries.jsonl")
                if str(r["_id"]) in qrels}
     return BeirDataset(name=root.name, path=root, queries=queries, qrels=qrels)
+
+
+def eval_index_folder(cache_dir: Path, dataset: str, config: PipelineConfig) -> Path:
+    """Where ``trawl eval`` keeps a dataset's index: keyed by the retrievers (and chunking)
+    only, so pipelines that differ in fusion or reranker share one index."""
+    digest = hashlib.sha256(config.model_dump_json(exclude={"name", "fusion", "reranker"})
+                            .encode()).hexdigest()[:10]
+    return cache_dir / "eval" / f"{dataset}-{digest}"
 
 
 def _ranked(scores: Mapping[str, float]) -> list[str]:
