@@ -11,17 +11,7 @@ import pytest
 
 import trawl
 from trawl.errors import PluginConflictError, PluginLoadError, UnknownComponentError
-from trawl.testing import ExactIndex
-
-
-def _fake_distribution(root: Path, dist: str, ep_name: str, module: str, code: str) -> None:
-    """A real importlib.metadata distribution on sys.path, without pip."""
-    # dist-info folder names use '_' (a '-' would end the name part)
-    info = root / f"{dist.replace('-', '_')}-0.3.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3.1\n")
-    (info / "entry_points.txt").write_text(f"[trawl]\n{ep_name} = {module}\n")
-    (root / f"{module}.py").write_text(textwrap.dedent(code))
+from trawl.testing import ExactIndex, write_fake_plugin
 
 
 @pytest.fixture
@@ -60,11 +50,11 @@ def test_typo_in_hookimpl_fails_loudly(host: trawl.PluginHost) -> None:
 
 
 def test_plugin_raising_at_import_is_reported_and_others_keep_working(fake_site: Path) -> None:
-    _fake_distribution(fake_site, "trawl-broken", "broken", "trawl_broken_mod",
+    write_fake_plugin(fake_site, "trawl-broken", "broken", "trawl_broken_mod",
                        "raise RuntimeError('boom at import')\n")
-    _fake_distribution(fake_site, "trawl-good", "good", "trawl_good_mod", """
+    write_fake_plugin(fake_site, "trawl-good", "good", "trawl_good_mod", """
         import trawl
-        from trawl.testing import ExactIndex
+        from trawl.testing import ExactIndex, write_fake_plugin
 
         @trawl.hookimpl
         def register_indexes(register):
@@ -94,9 +84,9 @@ def test_plugin_raising_inside_a_hook_is_reported(host: trawl.PluginHost) -> Non
 
 def test_duplicate_component_names_name_both_distributions(fake_site: Path) -> None:
     for dist, ep in (("trawl-one", "one"), ("trawl-two", "two")):
-        _fake_distribution(fake_site, dist, ep, f"trawl_{ep}_mod", """
+        write_fake_plugin(fake_site, dist, ep, f"trawl_{ep}_mod", """
             import trawl
-            from trawl.testing import ExactIndex
+            from trawl.testing import ExactIndex, write_fake_plugin
 
             @trawl.hookimpl
             def register_indexes(register):
@@ -109,9 +99,9 @@ def test_duplicate_component_names_name_both_distributions(fake_site: Path) -> N
 
 
 def test_disable_and_load_switches(fake_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_distribution(fake_site, "trawl-good", "good", "trawl_good2_mod", """
+    write_fake_plugin(fake_site, "trawl-good", "good", "trawl_good2_mod", """
         import trawl
-        from trawl.testing import ExactIndex
+        from trawl.testing import ExactIndex, write_fake_plugin
 
         @trawl.hookimpl
         def register_indexes(register):

@@ -19,6 +19,7 @@ import pytest
 import trawl
 from tests.conftest import HASHING_PIPELINE, HashingPlugin
 from tests.plugins.ingest_support import REPO
+from trawl.testing import write_fake_plugin
 
 HELLO = REPO / "examples" / "trawl-plugin-hello"
 TRAWL = Path(sys.executable).parent / "trawl"
@@ -136,27 +137,19 @@ def test_broken_installed_plugin_is_listed_and_uninstall_still_works(hello_insta
 
 
 # -- broken plugins without pip: a fake dist-info on sys.path --------------------------------
-def _fake_dist(root: Path, dist: str, ep: str, module: str, code: str) -> None:
-    info = root / f"{dist.replace('-', '_')}-0.3.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n")
-    (info / "entry_points.txt").write_text(f"[trawl]\n{ep} = {module}\n")
-    (root / f"{module}.py").write_text(textwrap.dedent(code))
-
-
 @pytest.fixture
 def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    _fake_dist(tmp_path, "trawl-fake-import", "fake_import", "trawl_fake_import", """
+    write_fake_plugin(tmp_path, "trawl-fake-import", "fake_import", "trawl_fake_import", version="0.3", code="""
         raise ImportError("No module named 'some_missing_backend'")
     """)
-    _fake_dist(tmp_path, "trawl-fake-hook", "fake_hook", "trawl_fake_hook", """
+    write_fake_plugin(tmp_path, "trawl-fake-hook", "fake_hook", "trawl_fake_hook", version="0.3", code="""
         import trawl
 
         @trawl.hookimpl
         def register_indexes(register):
             raise ValueError("hook exploded")
     """)
-    _fake_dist(tmp_path, "trawl-fake-good", "fake_good", "trawl_fake_good", """
+    write_fake_plugin(tmp_path, "trawl-fake-good", "fake_good", "trawl_fake_good", version="0.3", code="""
         import trawl
         from trawl.builtin import ExactIndex
 

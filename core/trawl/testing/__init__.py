@@ -28,8 +28,9 @@ from .contracts import (
     RerankerContract,
     sample_chunks,
 )
+from .fake_plugins import write_fake_plugin
 
 __all__ = [
     "EncoderContract", "ExactIndex", "IndexContract", "MultiVectorTransformContract",
-    "RerankerContract", "sample_chunks",
+    "RerankerContract", "sample_chunks", "write_fake_plugin",
 ]
