@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
+from threading import Lock
 from typing import Literal
 
 import numpy as np
@@ -41,14 +44,66 @@ def _source_name(component: Reranker, default: str) -> str:
 
 
 class MaxSimRerankerConfig(OnnxTokenConfig):
-    """Same options as the ``onnx-tokens`` encoder it runs."""
+    """Same options as the ``onnx-tokens`` encoder it runs, plus the token cache size."""
+
+    cache_mb: int = Field(256, ge=0, le=65536, description=(
+        "memory for token vectors of recently reranked passages (float16, keyed by text "
+        "hash); 0 turns the cache off"))
+
+
+class _TokenCache:
+    """Bounded LRU of passage token matrices, keyed by the sha1 of the passage text.
+
+    Why: search-as-you-type and follow-up questions rerank mostly the same candidates
+    again, and encoding them is >95% of a rerank's cost. Keys are content hashes, so an
+    edited passage can never be served stale vectors. Stored as float16 (MaxSim over
+    L2-normalised vectors changes by <1e-3), evicted by bytes, not by count.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = Lock()
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()
+
+    def get(self, key: bytes) -> FloatArray | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value.astype(np.float32)
+
+    def put(self, key: bytes, value: FloatArray) -> None:
+        small = value.astype(np.float16)
+        if small.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= old.nbytes
+            self._items[key] = small
+            self.bytes += small.nbytes
+            while self.bytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self.bytes -= dropped.nbytes
 
 
 class MaxSimReranker(Reranker):
     """Reranks candidates by exact MaxSim (``Σ_q max_d <q, d>``) of ``onnx-tokens`` vectors.
 
     Works with the shipped MiniLM model: no trained reranker is needed. Document token
-    vectors are computed from the hits' texts at query time (depth 50 ≈ a few hundred ms).
+    vectors are computed from the hits' texts at query time (depth 50 of 300-token
+    abstracts ≈ 1–3 s on 2 cores) and kept in a bounded cache (``cache_mb``), so
+    candidates seen in an earlier query cost only the MaxSim product.
     """
 
     Config = MaxSimRerankerConfig
@@ -58,15 +113,28 @@ class MaxSimReranker(Reranker):
                  context: ComponentContext | None = None) -> None:
         super().__init__(config, context)
         self.encoder = OnnxTokenEncoder(
-            OnnxTokenConfig.model_validate(self.config.model_dump()),
+            OnnxTokenConfig.model_validate(self.config.model_dump(exclude={"cache_mb"})),
             ComponentContext(name=f"{self.name}:tokens"))
+        self.cache = _TokenCache(self.config.cache_mb * 1024 * 1024)
+
+    def document_tokens(self, texts: Sequence[str]) -> list[FloatArray]:
+        """Token matrices of ``texts``, from the cache where present, encoding the rest."""
+        keys = [_TokenCache.key(t) for t in texts]
+        found = [self.cache.get(k) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            fresh = self.encoder.encode_documents([texts[i] for i in missing])
+            for i, vecs in zip(missing, fresh, strict=True):
+                found[i] = vecs
+                self.cache.put(keys[i], vecs)
+        return [f for f in found if f is not None]
 
     def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
         check_texts([query], "query")
         if not hits:
             return []
         qset = self.encoder.encode_queries([query])[0]
-        docs = self.encoder.encode_documents([h.text for h in hits])
+        docs = self.document_tokens([h.text for h in hits])
         return _reorder(hits, maxsim_scores(qset, docs), _source_name(self, "maxsim"), top_k)
 
     def close(self) -> None:

@@ -129,6 +129,51 @@ def test_maxsim_reranks_by_exact_late_interaction(maxsim_reranker: trawl.Reranke
         maxsim_reranker.rerank(query, _hits(texts), top_k=0)
 
 
+def test_maxsim_token_cache_reuses_vectors_and_never_serves_stale(
+        minilm_fp32: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trawl_onnx.rerankers import MaxSimReranker
+
+    rr = MaxSimReranker(MaxSimReranker.Config(model=str(minilm_fp32), threads=2),
+                        ComponentContext(name="maxsim"))
+    encoded: list[str] = []
+    real = rr.encoder.encode_documents
+
+    def counting(texts: list[str], **kw: object) -> list[np.ndarray]:
+        encoded.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(rr.encoder, "encode_documents", counting)
+    texts = ["sunlight drives photosynthesis in green plants", "the bond market rallied"]
+    first = rr.rerank("how do plants use light", _hits(texts))
+    assert encoded == texts
+    second = rr.rerank("how do plants use light", _hits(texts))
+    assert encoded == texts  # nothing re-encoded
+    assert [h.doc_id for h in second] == [h.doc_id for h in first]
+    for a, b in zip(first, second, strict=True):
+        assert b.score == pytest.approx(a.score, abs=2e-3)  # float16 storage
+    edited = [texts[0], "green plants turn sunlight into sugar"]
+    rr.rerank("how do plants use light", _hits(edited))
+    assert encoded == [*texts, edited[1]]  # the edited passage is encoded, not reused
+    assert rr.cache.hits == 3 and rr.cache.misses == 3
+
+    tiny = MaxSimReranker(MaxSimReranker.Config(model=str(minilm_fp32), threads=2,
+                                                cache_mb=0), ComponentContext(name="maxsim"))
+    tiny.rerank("plants", _hits(texts))
+    assert tiny.cache.bytes == 0 and tiny.cache.hits == 0
+
+
+def test_maxsim_token_cache_evicts_by_bytes() -> None:
+    from trawl_onnx.rerankers import _TokenCache
+
+    cache = _TokenCache(max_bytes=3 * 10 * 384 * 2)  # three 10-token float16 matrices
+    for i in range(5):
+        cache.put(_TokenCache.key(str(i)), np.ones((10, 384), np.float32))
+    assert cache.bytes <= cache.max_bytes
+    assert cache.get(_TokenCache.key("0")) is None  # oldest went first
+    got = cache.get(_TokenCache.key("4"))
+    assert got is not None and got.dtype == np.float32 and got.shape == (10, 384)
+
+
 # -- trawl export + cross-encoder (plumbing with a random tiny classifier) --------------
 @pytest.fixture(scope="module")
 def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
