@@ -261,10 +261,10 @@ class Trawl:
             stray = 0
             missing: set[str] = set()
             for r in self.pipeline.retrievers.values():
-                held = r.index.doc_ids()
+                held = r.doc_ids()
                 extra = sorted(held - committed)
                 if extra:
-                    r.index.delete(extra)
+                    r.delete(extra)
                     stray += len(extra)
                 missing |= committed - held
                 if r.tokens is not None:
@@ -279,9 +279,7 @@ class Trawl:
     def _delete_everywhere(self, doc_ids: Sequence[str]) -> int:
         removed = 0
         for r in self.pipeline.retrievers.values():
-            removed = max(removed, r.index.delete(doc_ids))
-            if r.tokens is not None:
-                r.tokens.delete_docs(doc_ids)
+            removed = max(removed, r.delete(doc_ids))
         return removed
 
     # -- writing ---------------------------------------------------------------------------
@@ -340,16 +338,21 @@ class Trawl:
         entries = [(d.id, h, str(d.metadata.get(source_key) or "") or None,
                     [c.id for c in chunks_by_doc[d.id]]) for d, h, _ in batch]
         with self._write_mutex:
-            self.manifest.mark(entries, "pending")
-            # CPU-heavy encoding happens here, outside the exclusive lock, except for
-            # lexical/vector writes which must not interleave with searches.
+            # CPU-heavy encoding happens here, outside the exclusive lock, and before anything
+            # is marked: an encoder that fails leaves the index and manifest untouched.
             encoded = {n: r.encode_chunks(chunks) for n, r in self.pipeline.retrievers.items()}
+            ids = [d.id for d, _, _ in batch]
+            self.manifest.mark(entries, "pending")
             with self._lock.write():
-                updated = [d.id for d, _, was_known in batch if was_known]
-                if updated:
-                    self._delete_everywhere(updated)
-                for name, r in self.pipeline.retrievers.items():
-                    r.write(chunks, encoded[name])
+                try:
+                    updated = [d.id for d, _, was_known in batch if was_known]
+                    if updated:
+                        self._delete_everywhere(updated)
+                    for name, r in self.pipeline.retrievers.items():
+                        r.write(chunks, encoded[name])
+                except Exception:
+                    self._roll_back(ids)
+                    raise
             self.manifest.mark(entries, "committed")
         for _, _, was_known in batch:
             if was_known:
@@ -358,6 +361,17 @@ class Trawl:
                 result.added += 1
         result.chunks += len(chunks)
         result.committed_ids.extend(d.id for d, _, _ in batch)
+
+    def _roll_back(self, ids: list[str]) -> None:
+        """Undo a batch whose index writes failed part-way, so no index holds what the
+        others lack. If the undo fails too, the batch stays pending and ``repair`` (run on
+        the next open) finishes it. An updated document's old version is gone either way:
+        the next ``add`` writes it again."""
+        try:
+            self._delete_everywhere(ids)
+            self.manifest.remove(ids)
+        except Exception:  # the original error is the one to report
+            pass
 
     def delete(self, doc_ids: Sequence[str] | str) -> int:
         """Remove documents (all their chunks) from every index; returns chunks removed."""
@@ -437,7 +451,7 @@ class Trawl:
             "path": str(self.path) if self.path else ":memory:",
             "pipeline": self.pipeline.config.name,
             "documents": self.manifest.count(),
-            "chunks": {n: r.index.count() for n, r in self.pipeline.retrievers.items()},
+            "chunks": {n: r.count() for n, r in self.pipeline.retrievers.items()},
             "encoders": [type(e).__name__ for e in self.pipeline.encoders],
             "disk_bytes": size,
         }

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -19,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
+from .errors import PluginRuntimeError, TrawlError
 from .filters import Filter
 from .models import Chunk, Hit
 
@@ -58,6 +60,8 @@ class Component(ABC):
     """Shared shape: a ``name`` set at registration and a validated ``config``."""
 
     Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+    #: ``(plugin, distribution)``, set by ``ComponentRegistry.build``.
+    plugin_origin: tuple[str, str] | None = None
 
     def __init__(self, config: ComponentConfig | None = None,
                  context: ComponentContext | None = None) -> None:
@@ -68,8 +72,38 @@ class Component(ABC):
     def name(self) -> str:
         return self.context.name
 
+    @property
+    def origin(self) -> tuple[str, str]:
+        """``(plugin, distribution)`` that provided this component, for error messages.
+
+        Set by ``ComponentRegistry.build``; a component constructed directly reports its
+        module instead.
+        """
+        if self.plugin_origin is not None:
+            return self.plugin_origin
+        module = type(self).__module__
+        return module.split(".")[0], module
+
     def close(self) -> None:
         """Release files, sessions and locks. Safe to call twice."""
+
+
+@contextmanager
+def plugin_call(component: Component, kind: str, operation: str) -> Iterator[None]:
+    """Turn an untyped exception from ``component`` into ``PluginRuntimeError``.
+
+    ``TrawlError`` subclasses pass through unchanged: a plugin that raises
+    ``InputError`` or ``DimensionMismatchError`` has already said what is wrong.
+    """
+    try:
+        yield
+    except TrawlError:
+        raise
+    except Exception as exc:
+        plugin, distribution = component.origin
+        raise PluginRuntimeError(kind=kind, component=component.name, plugin=plugin,
+                                 distribution=distribution, operation=operation,
+                                 cause=exc) from exc
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:

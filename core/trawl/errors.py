@@ -43,6 +43,30 @@ class PluginLoadError(TrawlError):
         )
 
 
+class PluginRuntimeError(TrawlError):
+    """A plugin's component raised an untyped exception while working (encode, search, ...).
+
+    Carries who it was (``kind``, ``component``, ``plugin``, ``distribution``), what it was
+    doing (``operation``) and the original exception (``cause``, also ``__cause__``), so an
+    application can tell a broken plugin from bad input and report it to the right people.
+    """
+
+    title = "plugin failed"
+
+    def __init__(self, *, kind: str, component: str, plugin: str, distribution: str,
+                 operation: str, cause: BaseException) -> None:
+        self.kind = kind
+        self.component = component
+        self.plugin = plugin
+        self.distribution = distribution
+        self.operation = operation
+        self.cause = cause
+        super().__init__(
+            f"{kind} {component!r} (plugin {plugin!r} from distribution {distribution!r}) "
+            f"failed in {operation}: {type(cause).__name__}: {cause}"
+        )
+
+
 class PluginConflictError(TrawlError):
     """Two plugins registered a component under the same name."""
 

@@ -23,6 +23,7 @@ from .components import (
     IndexQuery,
     MultiVectorTransform,
     Reranker,
+    plugin_call,
 )
 from .config import FusionConfig, PipelineConfig, RetrieverConfig
 from .errors import ConfigError, InputError
@@ -52,40 +53,49 @@ class Retriever:
         """Encode chunk texts (CPU-bound, no locks needed); ``None`` for lexical indexes."""
         if self.encoder is None or not chunks:
             return None
-        return self.encoder.encode_documents([c.text for c in chunks],
-                                             show_progress=show_progress)
+        with plugin_call(self.encoder, "encoder", "encode_documents"):
+            return self.encoder.encode_documents([c.text for c in chunks],
+                                                 show_progress=show_progress)
 
     def write(self, chunks: Sequence[Chunk], encoded: Any) -> None:
         """Store chunks (and their encodings from ``encode_chunks``) in the index."""
         if not chunks:
             return
         if self.index.input == "text":
-            self.index.upsert(chunks)
+            with plugin_call(self.index, "index", "upsert"):
+                self.index.upsert(chunks)
         elif self.transform is not None:
             sets = cast(list[FloatArray], encoded)
-            vectors = self.transform.encode_document_set(sets)
+            with plugin_call(self.transform, "transform", "encode_document_set"):
+                vectors = self.transform.encode_document_set(sets)
             if self.tokens is not None:
                 self.tokens.put([c.id for c in chunks], [c.doc_id for c in chunks], sets)
-            self.index.upsert(chunks, vectors)
+            with plugin_call(self.index, "index", "upsert"):
+                self.index.upsert(chunks, vectors)
         else:
-            self.index.upsert(chunks, np.asarray(encoded, dtype=np.float32))
+            with plugin_call(self.index, "index", "upsert"):
+                self.index.upsert(chunks, np.asarray(encoded, dtype=np.float32))
 
     def encode_query(self, text: str) -> Any:
         """Everything CPU-bound about a query, done before any index lock is taken."""
         if self.encoder is None:
             return None
-        encoded = self.encoder.encode_queries([text])
+        with plugin_call(self.encoder, "encoder", "encode_queries"):
+            encoded = self.encoder.encode_queries([text])
         if self.transform is not None:
             qset = cast(list[FloatArray], encoded)[0]
-            return (qset, self.transform.encode_query_set([qset])[0])
+            with plugin_call(self.transform, "transform", "encode_query_set"):
+                return (qset, self.transform.encode_query_set([qset])[0])
         return np.asarray(encoded, dtype=np.float32)[0]
 
     def search(self, text: str, encoded: Any, top_k: int, filters: Filter | None) -> list[Hit]:
         depth = max(top_k, self.config.candidates)
         if self.transform is None:
-            return self.index.search(IndexQuery(text=text, vector=encoded), depth, filters)
+            with plugin_call(self.index, "index", "search"):
+                return self.index.search(IndexQuery(text=text, vector=encoded), depth, filters)
         qset, qvec = encoded
-        hits = self.index.search(IndexQuery(text=text, vector=qvec), depth, filters)
+        with plugin_call(self.index, "index", "search"):
+            hits = self.index.search(IndexQuery(text=text, vector=qvec), depth, filters)
         if not self.config.exact_rerank or self.tokens is None or not hits:
             return hits
         docs = self.tokens.get([h.chunk_id for h in hits])
@@ -101,6 +111,21 @@ class Retriever:
             out.append(h.model_copy(update={"score": float(exact[i]), "rank": rank,
                                             "scores_by_source": sources}))
         return out
+
+    def doc_ids(self) -> set[str]:
+        with plugin_call(self.index, "index", "doc_ids"):
+            return self.index.doc_ids()
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        with plugin_call(self.index, "index", "delete"):
+            removed = self.index.delete(doc_ids)
+        if self.tokens is not None:
+            self.tokens.delete_docs(doc_ids)
+        return removed
+
+    def count(self) -> int:
+        with plugin_call(self.index, "index", "count"):
+            return self.index.count()
 
     def close(self) -> None:
         self.index.close()
@@ -250,7 +275,8 @@ class Pipeline:
             fused = fuse(runs, fcfg.method, k=fcfg.k, weights=weights, top_k=depth)
         if use_rerank and self.reranker is not None:
             t3 = time.perf_counter()
-            fused = self.reranker.rerank(query, fused, top_k)
+            with plugin_call(self.reranker, "reranker", "rerank"):
+                fused = self.reranker.rerank(query, fused, top_k)
             trace.rerank_ms = (time.perf_counter() - t3) * 1000
         return fused[:top_k]
 

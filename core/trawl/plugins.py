@@ -180,7 +180,9 @@ class ComponentRegistry:
             kind, name, config)
         context.registry = self
         try:
-            return cls(cfg, context)
+            component = cls(cfg, context)
+            component.plugin_origin = (entry.plugin, entry.distribution)
+            return component
         except (ConfigError, PluginLoadError) as exc:
             raise exc
         except Exception as exc:
