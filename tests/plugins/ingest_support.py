@@ -128,12 +128,31 @@ class TrigramHashEncoder(WordHashEncoder):
         return feats
 
 
+class WordTokenEncoder(WordHashEncoder):
+    """Multi-vector: one one-hot bucket vector per word (so MaxSim counts matching words)."""
+
+    kind = "multivector"
+
+    def _encode(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        out = []
+        for text in texts:
+            feats = self.features(text)
+            m = np.zeros((len(feats), self.dim), dtype=np.float32)
+            for row, feat in enumerate(feats):
+                m[row, zlib.crc32(feat.encode()) % self.dim] = 1.0
+            out.append(m)
+        return out
+
+
 class IngestTestPlugin:
     @staticmethod
     @trawl.hookimpl
     def register_encoders(register: Any) -> None:
         register(WordHashEncoder, name="ingest-words")
         register(TrigramHashEncoder, name="ingest-grams")
+        register(WordTokenEncoder, name="ingest-tokens")
 
 
 def host(*, entry_points: bool = True) -> trawl.PluginHost:
@@ -142,16 +161,27 @@ def host(*, entry_points: bool = True) -> trawl.PluginHost:
                             plugins=[("ingest-test", IngestTestPlugin)])
 
 
-def pipeline(h: trawl.PluginHost, max_tokens: int = 128) -> dict[str, Any]:
-    """Two vector retrievers over core's exact index, plus BM25 when its plugin loads."""
+def pipeline(h: trawl.PluginHost, max_tokens: int = 128, *,
+             every_kind: bool = False) -> dict[str, Any]:
+    """Two vector retrievers over core's exact index, plus BM25 when its plugin loads.
+
+    ``every_kind`` adds, when their plugins load, a dense retriever on Qdrant edge (the
+    default dense index) and a multi-vector one (MUVERA FDE on exact + the token store).
+    """
+    enc = {"max_tokens": max_tokens}
     retrievers: list[dict[str, Any]] = [
-        {"name": "words", "index": "exact", "encoder": "ingest-words",
-         "encoder_config": {"max_tokens": max_tokens}},
-        {"name": "grams", "index": "exact", "encoder": "ingest-grams",
-         "encoder_config": {"max_tokens": max_tokens}},
+        {"name": "words", "index": "exact", "encoder": "ingest-words", "encoder_config": enc},
+        {"name": "grams", "index": "exact", "encoder": "ingest-grams", "encoder_config": enc},
     ]
     if "bm25" in h.registry.names("index"):
         retrievers.append({"name": "bm25", "index": "bm25"})
+    if every_kind and "qdrant" in h.registry.names("index"):
+        retrievers.append({"name": "edge", "index": "qdrant", "encoder": "ingest-words",
+                           "encoder_config": enc, "index_config": {"mode": "edge"}})
+    if every_kind and "muvera" in h.registry.names("transform"):
+        retrievers.append({"name": "tokens", "index": "exact", "encoder": "ingest-tokens",
+                           "encoder_config": {**enc, "dim": 64}, "transform": "muvera",
+                           "transform_config": {"r_reps": 4, "k_sim": 3}})
     return {"name": "ingest-test", "retrievers": retrievers}
 
 

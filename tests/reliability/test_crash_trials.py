@@ -1,7 +1,8 @@
 """Crash safety under repeated SIGKILL (issue 8): ≥ 20 seeded trials on 5,000 documents.
 
-Each trial starts ingestion of the same corpus in a child process (bm25 + two vector
-indexes), SIGKILLs it after a random number of committed batches plus a random delay (so
+Each trial starts ingestion of the same corpus in a child process (bm25, two exact vector
+indexes, a dense retriever on Qdrant edge and a multi-vector one: MUVERA FDE + token
+store), SIGKILLs it after a random number of committed batches plus a random delay (so
 kills land between and inside batches), reopens the index and checks that it opens without
 manual repair, that every document of every batch the child reported as committed is in
 every index and searchable, and that no index holds a document the others lack. A final
@@ -37,7 +38,8 @@ CHILD = textwrap.dedent("""
     from trawl.ingest import index_paths
 
     h = host()
-    t = Trawl.open({index!r}, pipeline=pipeline(h), host=h, show_progress=False)
+    t = Trawl.open({index!r}, pipeline=pipeline(h, every_kind=True), host=h,
+                   show_progress=False)
     real = t._add_batch
 
     def announcing(batch, *args, **kwargs):
@@ -97,9 +99,12 @@ def test_repeated_sigkill_never_loses_committed_documents(tmp_path: Path) -> Non
             assert t.manifest.pending() == [], f"trial {trial}: pending after reopen"
             committed = t.manifest.doc_ids()
             assert ever_reported <= committed, f"trial {trial}: reported batch lost"
+            assert {"bm25", "edge", "tokens"} <= set(t.pipeline.retrievers)
             for name, r in t.pipeline.retrievers.items():
                 held = r.index.doc_ids()
                 assert held == committed, f"trial {trial}: index {name!r} out of step"
+                if r.tokens is not None:
+                    assert r.tokens.doc_ids() == committed, f"trial {trial}: {name} tokens"
             for doc_id in rng.sample(sorted(reported), min(3, len(reported))):
                 marker = "marker" + str(int(doc_id.rsplit("-", 1)[1].split(".")[0]))
                 hits = t.search(marker, top_k=3, retrievers=["bm25"])
