@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .errors import InputError
 from .models import Chunk, Document
 
 SpanFn = Callable[[str], list[tuple[int, int]]]
@@ -176,7 +177,7 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
     chunks' neighbours. Offsets are character offsets into ``doc.text``.
     """
     if max_tokens < 1:
-        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        raise InputError(f"max_tokens must be >= 1, got {max_tokens}")
     text = doc.text
     raw = spans(text)
     if len(raw) <= max_tokens and (not raw or not _WORDISH.search(text, max(raw[-1]))):

@@ -94,18 +94,28 @@ def uninstall(packages: tuple[str, ...], yes: bool) -> None:
 @click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
 @click.option("--prune", is_flag=True, help="Remove documents whose files are gone.")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks out of the given roots.")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=None,
+              help="Skip files larger than this many bytes (default 32 MiB).")
+@click.option("--encoding", "encodings", multiple=True,
+              help="Encoding to try for files that are not UTF-8 (repeatable, in order).")
+@click.option("--hidden", is_flag=True, help="Also index hidden files and folders.")
+@click.option("--no-ignore-files", is_flag=True, help="Do not read .gitignore/.trawlignore.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def index(paths: tuple[Path, ...], index: str | None, pipeline: str | None,
           include: tuple[str, ...], exclude: tuple[str, ...], prune: bool,
-          follow_symlinks: bool, as_json: bool) -> None:
+          follow_symlinks: bool, max_bytes: int | None, encodings: tuple[str, ...],
+          hidden: bool, no_ignore_files: bool, as_json: bool) -> None:
     """Index files and folders (txt, md, html, pdf, jsonl, BEIR corpus.jsonl)."""
     try:
         from .ingest import index_paths
     except ImportError as exc:  # pragma: no cover - only before ingestion lands
         raise MissingDependencyError("trawl.ingest", "ingest", purpose="indexing") from exc
     with _open(index, pipeline, default_host(), progress=not as_json) as t:
+        extra: dict[str, Any] = {} if max_bytes is None else {"max_bytes": max_bytes}
         report = index_paths(t, list(paths), include=include, exclude=exclude, prune=prune,
-                             follow_symlinks=follow_symlinks, show_progress=not as_json)
+                             follow_symlinks=follow_symlinks, show_progress=not as_json,
+                             encodings=encodings, include_hidden=hidden,
+                             use_ignore_files=not no_ignore_files, **extra)
     if as_json:
         _echo_json(report.model_dump())
     else:

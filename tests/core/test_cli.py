@@ -58,3 +58,30 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert out.returncode == 1 and "corpus.jsonl" in out.stderr and "Traceback" not in out.stderr
     out = _trawl("eval", str(tmp_path), "--pipeline", "no-such-pipeline", env_home=tmp_path)
     assert out.returncode == 1 and "unknown pipeline" in out.stderr
+
+
+@needs_bm25
+def test_index_flags_reach_the_walker_and_readers(tmp_path: Path) -> None:
+    root = tmp_path / "notes"
+    root.mkdir()
+    (root / "big.md").write_text("a large note about turbines " * 200, encoding="utf-8")
+    (root / "latin.txt").write_bytes("crème brûlée recipe".encode("cp1252"))
+    (root / ".hidden.md").write_text("hidden note on pumps", encoding="utf-8")
+    (root / ".gitignore").write_text("ignored.md\n", encoding="utf-8")
+    (root / "ignored.md").write_text("ignored note on valves", encoding="utf-8")
+    idx = str(tmp_path / "idx")
+    plain = _trawl("index", str(root), "--index", idx, "--pipeline", "bm25", "--json",
+                   "--max-bytes", "1000", env_home=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    report = json.loads(plain.stdout)
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
+    assert "file too large" in reasons["big.md"]
+    assert reasons["latin.txt"].startswith("not valid UTF-8")
+    assert report["added"] == 0
+    every = _trawl("index", str(root), "--index", idx, "--json", "--encoding", "cp1252",
+                   "--hidden", "--no-ignore-files", env_home=tmp_path)
+    assert every.returncode == 0, every.stderr
+    report = json.loads(every.stdout)
+    assert report["added"] == 5 and not report["skipped"]  # .gitignore itself is text too
+    bad = _trawl("index", str(root), "--index", idx, "--max-bytes", "0", env_home=tmp_path)
+    assert bad.returncode == 2 and "--max-bytes" in bad.stderr

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from ..errors import MissingDependencyError
+from ..errors import InputError, MissingDependencyError
 from ..models import Document, text_hash
 from .readers import READER_VERSION, SkipFile, read_file
 from .walk import FileEntry, SkipEntry, Walker, WalkOptions, compile_globs
@@ -325,9 +325,9 @@ def index_paths(trawl: Trawl,
     update, not a new document; JSONL records keep their own ``id``/``_id``.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     if max_bytes < 1:
-        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        raise InputError(f"max_bytes must be >= 1, got {max_bytes}")
     t0 = time.perf_counter()
     roots = _as_paths(paths)
     skip_dirs = (os.path.realpath(trawl.path),) if trawl.path is not None else ()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import MissingDependencyError
+from ..errors import InputError, MissingDependencyError
 from ..models import Hit
 from . import hit_metadata
 
@@ -53,7 +53,7 @@ class TrawlLlamaIndexRetriever(BaseRetriever):
     def __init__(self, trawl: Any, top_k: int = 4, filters: Any = None,
                  search_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
+            raise InputError(f"top_k must be >= 1, got {top_k}")
         self._trawl = trawl
         self._top_k = top_k
         self._filters = filters
