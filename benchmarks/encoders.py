@@ -136,7 +136,8 @@ def main() -> None:
     lines = [
         f"{args.n} SciFact passages (mean {np.mean(lengths):.0f} chars), batch {args.batch}, "
         f"{args.threads} threads each, best of {args.rounds} interleaved rounds, one subprocess "
-        "per run. Machine: 2 CPU cores shared with other workers: read the ratios, not the "
+        f"per run. Machine: {os.cpu_count()} CPU cores, load average "
+        f"{os.getloadavg()[0]:.1f} when the table was written: read the ratios, not the "
         "absolute docs/s.", "",
         "| engine | docs/s | vs sentence-transformers | mean cosine vs trawl fp32 | "
         "min cosine | peak RSS MB |", "|---|---:|---:|---:|---:|---:|"]

@@ -348,8 +348,8 @@ def main() -> None:
     n_syn = args.synthetic_docs or (20_000 if args.quick else 100_000)
     t_start = time.perf_counter()
     out = ["# MUVERA benchmark", "",
-           f"Machine: {os.cpu_count()} CPU cores shared with other workers (timings are noisy; "
-           "compare ratios within one run). numpy "
+           f"Machine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} "
+           "(compare ratios within one run). numpy "
            f"{np.__version__}. Command: `python benchmarks/muvera.py"
            f"{' --quick' if args.quick else ''}`.", ""]
     lines, res = run_collection("real MiniLM tokens, scifact", dsets[:n_real], qsets,
