@@ -12,8 +12,9 @@ what HNSW recall depends on; the sentence vectors are cached under the trawl cac
 ``--vectors random`` they are random unit vectors, a worst case for HNSW. The measured path
 is the real one at query time: MiniLM ONNX query encoding, edge search over 384-d vectors,
 BM25 scoring, weighted fusion, Hit construction. At the largest size the edge index is then
-optimised (HNSW, the default once 100k points are written) and measured again; overlap@10 is
-the share of the exact search's hybrid top 10 that the HNSW search also returns.
+optimised (HNSW, the default once 100k points are written) and measured again at several
+``ef``: overlap is the share of the exact search's hybrid top 10 that the HNSW search also
+returns, dense recall@10 the same for the dense retriever alone.
 Writes benchmarks/out/hybrid_latency.md.
 """
 
@@ -84,6 +85,16 @@ def measure(t: Trawl, qs: list[str]) -> tuple[dict[str, float], list[list[str]]]
             "retrieve_p50": pct(retrieve, 50)}, tops
 
 
+def dense_tops(t: Trawl, qs: list[str]) -> list[list[str]]:
+    return [[h.chunk_id for h in t.search(q, 10, retrievers=["dense"])] for q in qs]
+
+
+def overlap(reference: list[list[str]], found: list[list[str]]) -> float:
+    """Mean share of each reference top-10 that ``found`` also returns."""
+    return statistics.mean(len(set(a) & set(b)) / max(1, len(a))
+                           for a, b in zip(reference, found, strict=True))
+
+
 def bench(n: int, pool: list[str], svecs: np.ndarray | None, qs: list[str], host: PluginHost,
           hnsw: bool) -> list[dict[str, object]]:
     rng = np.random.default_rng(0)
@@ -112,16 +123,19 @@ def bench(n: int, pool: list[str], svecs: np.ndarray | None, qs: list[str], host
                 dense.upsert(chunks, vec)
             build = time.perf_counter() - t0
             stats, exact_tops = measure(t, qs)
+            exact_dense = dense_tops(t, qs)
             rows.append({"n": n, "search": "exact", "build_s": build, **stats})
             if hnsw:
                 t0 = time.perf_counter()
                 dense.optimize()  # type: ignore[attr-defined]
                 hnsw_s = time.perf_counter() - t0
-                stats, tops = measure(t, qs)
-                overlap = statistics.mean(len(set(a) & set(b)) / max(1, len(a))
-                                          for a, b in zip(exact_tops, tops, strict=True))
-                rows.append({"n": n, "search": "HNSW (m=16, ef_construct=100)",
-                             "build_s": hnsw_s, "overlap": overlap, **stats})
+                for ef in (None, 128, 256):
+                    dense.config.hnsw.ef = ef  # type: ignore[attr-defined]
+                    stats, tops = measure(t, qs)
+                    rows.append({"n": n, "search": f"HNSW m=16, ef={ef or 'default'}",
+                                 "build_s": hnsw_s, "overlap": overlap(exact_tops, tops),
+                                 "recall": overlap(exact_dense, dense_tops(t, qs)), **stats})
+                    hnsw_s = 0.0
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return rows
@@ -144,14 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     host = PluginHost()
     svecs = sentence_vectors(pool, host) if args.vectors == "sentence-mean" else None
     lines = ["| chunks | dense search | build s | end-to-end p50 ms | p95 ms | "
-             "query encode p50 ms | retrieve p50 ms | overlap@10 vs exact |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "query encode p50 ms | retrieve p50 ms | hybrid top-10 overlap vs exact | "
+             "dense recall@10 vs exact |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for n in sizes:
         for r in bench(n, pool, svecs, qs, host, hnsw=(n == max(sizes) and not args.quick)):
-            overlap = f"{r['overlap']:.3f}" if "overlap" in r else "–"
+            ov = f"{r['overlap']:.3f}" if "overlap" in r else "–"
+            rc = f"{r['recall']:.3f}" if "recall" in r else "–"
             lines.append(f"| {n:,} | {r['search']} | {r['build_s']:.1f} | {r['p50']:.1f} | "
                          f"{r['p95']:.1f} | {r['encode_p50']:.1f} | {r['retrieve_p50']:.1f} | "
-                         f"{overlap} |")
+                         f"{ov} | {rc} |")
             print(lines[-1], flush=True)
     vec_note = ("normalised mean of real MiniLM vectors of the chunk's sentences"
                 if svecs is not None else "random unit vectors")
@@ -160,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(qs)} SciFact queries, one at a time. Chunks: 3-9 of {len(pool):,} real "
         f"sentences; chunk vectors: {vec_note}; query encoding real (MiniLM fp32 ONNX). "
         "Build s: bm25 + edge writes without encoding (exact rows), HNSW optimise time "
-        "(HNSW row).")
+        "(first HNSW row). Overlap and recall: share of the exact search's top 10 returned.")
     out = REPO / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "hybrid_latency.md").write_text(table + "\n", encoding="utf-8")
