@@ -229,8 +229,8 @@ def fmt(x: Any, digits: int = 1) -> str:
 def table(rows: list[dict[str, Any]], cmd: str) -> str:
     lines = [
         f"# BM25 benchmark\n\n`{cmd}` — {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores (shared with other jobs: compare ratios, not absolute "
-        f"times), Python {platform.python_version()}.\n",
+        f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the end: compare "
+        f"ratios, not absolute times), Python {platform.python_version()}.\n",
         "## Query latency (ms, one query at a time, top-10)\n",
         "| docs | postings | trawl p50 | trawl p95 | trawl scorer p50 | trawl p50, 50% filter "
         "| trawl p50, 1% filter | bm25s p50 | bm25s p95 "

@@ -22,7 +22,7 @@ a real model: SciFact's 5,183 abstracts and 300 queries as mean-pooled all-MiniL
 token vectors (cached by benchmarks/muvera.py; see ``real_vectors``; --no-real skips).
 The 50% filter is ``{"part": "a"}`` on a keyword field (payload-indexed on edge).
 Writes the markdown table to benchmarks/out/qdrant.md. Timings are wall clock on a machine
-whose 2 cores are shared with other jobs: compare ratios within one run.
+with 2 cores that other jobs may share: compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import os
 import shutil
 import statistics
 import sys
@@ -204,8 +205,8 @@ def table(rows: list[dict[str, Any]], persist: dict[str, float], cmd: str) -> st
         "",
         f"`{cmd}` — 384-d RANDOM unit vectors (not real embeddings) except the rows marked "
         "SciFact (mean-pooled all-MiniLM-L6-v2 token vectors of its 5,183 abstracts, its "
-        "queries), top-10, single client thread; 2 CPU cores shared with other jobs "
-        "(compare ratios within a row group). Filter = 50% of points (keyword field). "
+        "queries), top-10, single client thread; 2 CPU cores, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (compare ratios within a row group). Filter = 50% of points (keyword field). "
         "Recall@10 vs trawl exact.",
         "",
         "| n | engine | build s | HNSW s | p50 ms | p95 ms | filtered p50 ms | "

@@ -81,9 +81,8 @@ def main(argv: list[str] | None = None) -> int:
               f"Reproduce: `python benchmarks/run_all.py{' --quick' if args.quick else ''}` "
               "(after `bash .ci/setup`; datasets from ../shared/datasets).\n"
               "Speed figures are ratios measured side by side within one script run.\n"
-              + ("Collected (`--collect`) from each script's last run on this date, while the 2 "
-                 "cores were shared with other jobs; where a run used non-default options the "
-                 "table's caption says so.\n" if args.collect else ""))
+              + ("Collected (`--collect`) from each script's last run; each caption gives the "
+                 "load and any non-default options of its run.\n" if args.collect else ""))
     (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
     print(f"wrote {HERE / 'RESULTS.md'}")
     return 0

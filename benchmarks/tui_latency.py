@@ -20,7 +20,7 @@ at once). Every prefix is a search; p50/p95 over all keystrokes. Side by side in
 run: ``Trawl.search`` alone on the same prefixes (the library's share of the latency), and
 a burst (all keys of a query with no pause: the trailing-edge debounce applies once).
 
-The machine has 2 cores shared with other jobs: absolute numbers move between runs; the
+The machine has 2 cores that other jobs may share: absolute numbers move between runs; the
 UI-over-library ratio is the more stable figure.
 """
 
