@@ -36,6 +36,7 @@ from .errors import (
 from .filters import parse_filter
 from .hookspecs import hookimpl
 from .models import Chunk, Document, Hit, Query, SourceScore
+from .pipeline import SearchTrace
 from .plugins import PluginHost, default_host
 
 __version__ = "0.1.0"
@@ -67,6 +68,7 @@ __all__ = [
     "PluginRuntimeError",
     "Query",
     "Reranker",
+    "SearchTrace",
     "SourceScore",
     "Trawl",
     "TrawlError",

@@ -386,8 +386,12 @@ class Trawl:
     # -- reading ---------------------------------------------------------------------------
     def search(self, query: str, top_k: int = 10, filters: Any = None, *,
                retrievers: Sequence[str] | None = None, fusion: FusionConfig | None = None,
-               rerank: bool | None = None) -> list[Hit]:
-        """Run the pipeline. ``retrievers``/``fusion``/``rerank`` override it for this call."""
+               rerank: bool | None = None, trace: SearchTrace | None = None) -> list[Hit]:
+        """Run the pipeline. ``retrievers``/``fusion``/``rerank`` override it for this call.
+
+        Pass a ``SearchTrace`` to get this call's timings; ``last_trace`` holds the most
+        recent search of any thread, which is only meaningful without concurrent searches.
+        """
         if not isinstance(query, str):
             raise InputError(f"query must be a string, got {type(query).__name__}")
         if not query.strip():
@@ -395,7 +399,7 @@ class Trawl:
         if len(query) > 20_000:
             query = query[:20_000]
         parsed: Filter | None = parse_filter(filters)
-        trace = SearchTrace()
+        trace = trace if trace is not None else SearchTrace()
         hits = self.pipeline.search(query, top_k, parsed, retrievers=retrievers, fusion=fusion,
                                     rerank=rerank, trace=trace, index_lock=self._lock.read())
         self.last_trace = trace

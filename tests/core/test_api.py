@@ -152,3 +152,27 @@ def test_concurrent_searches_while_ingesting_and_deleting(host: trawl.PluginHost
         th.join()
     t.close()
     assert not errors, errors[:1]
+
+
+def test_per_call_trace_is_this_calls_timings(host: trawl.PluginHost) -> None:
+    import threading
+
+    t = trawl.Trawl.memory(HASHING_PIPELINE, host=host)
+    t.add([{"id": str(i), "text": f"note {i} about pumps and valves"} for i in range(50)])
+    traces: dict[int, trawl.SearchTrace] = {}
+
+    def worker(n: int) -> None:
+        tr = trawl.SearchTrace()
+        t.search(f"pumps {n}", 5, trace=tr)
+        traces[n] = tr
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(traces) == 8 and len({id(tr) for tr in traces.values()}) == 8
+    for tr in traces.values():
+        assert list(tr.per_source) == ["dense"] and tr.per_source["dense"] >= 5
+        assert tr.total_ms > 0
+    assert t.last_trace in traces.values()
