@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(qs)} SciFact queries, one at a time. Chunks drawn from {len(pool):,} real "
         f"sentences; chunk vectors: {vec_note}; query encoding real (MiniLM fp32 ONNX). "
         "Build s: bm25 + edge writes without encoding (exact rows), HNSW optimise time "
-        "(first HNSW row). Overlap and recall: share of the exact search's top 10 returned.")
+        "(first HNSW row). Overlap and recall: share of the exact search's top 10 returned. "
+        f"Command: `python benchmarks/hybrid_latency.py {' '.join(argv or sys.argv[1:])}`.")
     out = REPO / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / out_name).write_text(table + "\n", encoding="utf-8")
