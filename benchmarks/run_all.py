@@ -66,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
                 sections.append(f"## {name}\n\n`{rel}` (table from its last run)\n\n{body}\n")
             # extra tables a script wrote under non-default options (out/<name>_<variant>.md)
             for extra in sorted((HERE / "out").glob(f"{name}_*.md")):
+                owner = max((p.stem for p in HERE.glob("*.py")
+                             if extra.stem == p.stem or extra.stem.startswith(p.stem + "_")),
+                            key=len)
+                if owner != name:
+                    continue  # a longer script name owns it: hybrid_latency_x is not hybrid's
                 variant = extra.stem[len(name) + 1:]
-                if (HERE / f"{extra.stem}.py").exists() or not variant.isidentifier():
-                    continue  # another script's table (e.g. dense_quality is not quality_*)
                 body = extra.read_text(encoding="utf-8").strip()
                 sections.append(f"## {name} ({variant})\n\nExtra table from a run with other "
                                 f"options (its caption gives the command)\n\n{body}\n")
