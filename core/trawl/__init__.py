@@ -6,7 +6,7 @@ and no textual. Backends load when a pipeline that names them is built.
 
 from __future__ import annotations
 
-from .api import AddResult, Context, Trawl
+from .api import AddResult, Trawl
 from .components import (
     ComponentConfig,
     ComponentContext,
@@ -18,6 +18,7 @@ from .components import (
     make_hit,
 )
 from .config import PipelineConfig, TrawlSettings, load_pipeline
+from .context import Citation, Context
 from .errors import (
     ConfigError,
     DimensionMismatchError,
@@ -44,6 +45,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AddResult",
     "Chunk",
+    "Citation",
     "ComponentConfig",
     "ComponentContext",
     "ConfigError",

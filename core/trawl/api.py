@@ -12,7 +12,7 @@ import asyncio
 import fcntl
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from .chunking import chunk_document
 from .components import word_spans
 from .config import FusionConfig, PipelineConfig, TrawlSettings, load_pipeline
+from .context import Context, checked_counter, pack_context
 from .errors import ConfigError, IndexLockedError, InputError
 from .filters import Filter, parse_filter
 from .models import Chunk, Document, Hit, text_hash
@@ -86,18 +87,6 @@ class AddResult:
     def to_json(self) -> dict[str, Any]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
                 "chunks": self.chunks}
-
-
-@dataclass
-class Context:
-    """A prompt-ready context block with numbered citations, within a token budget."""
-
-    text: str
-    hits: list[Hit]
-    tokens: int
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def _as_document(item: Document | str | dict[str, Any]) -> Document:
@@ -295,12 +284,16 @@ class Trawl:
 
     def add(self, documents: Iterable[Document | str | dict[str, Any]], *,
             batch_size: int = 64, show_progress: bool | None = None,
-            source_key: str = "path", on_batch: Any = None) -> AddResult:
+            source_key: str = "path", on_batch: Any = None,
+            on_progress: Callable[[int, int], None] | None = None) -> AddResult:
         """Add or update documents; unchanged ones (same content hash) are skipped.
 
         Each batch is written to every index, then committed in the manifest: after a
         crash, ``repair`` (run on open) rolls back the unfinished batch.
-        ``on_batch(result)`` is called after each committed batch (progress reporting).
+        ``on_batch(result)`` is called after each committed batch. ``on_progress(done,
+        total)`` counts documents of this call (distinct ids): it is called once before
+        the first batch (unchanged documents already count as done) and after each
+        committed batch, ending with ``done == total``; it runs in the calling thread.
         """
         progress = self.show_progress if show_progress is None else show_progress
         result = AddResult()
@@ -318,6 +311,9 @@ class Trawl:
             else:
                 todo.append((d, h, d.id in known))
         bar = _progress(progress, len(todo), "indexing")
+        total = len(docs)
+        if on_progress is not None:
+            on_progress(result.unchanged, total)
         try:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start:start + batch_size]
@@ -326,6 +322,8 @@ class Trawl:
                     bar.update(len(batch))
                 if on_batch is not None:
                     on_batch(result)
+                if on_progress is not None:
+                    on_progress(result.unchanged + result.added + result.updated, total)
         finally:
             if bar is not None:
                 bar.close()
@@ -411,38 +409,25 @@ class Trawl:
         return await asyncio.to_thread(self.search, query, top_k, filters, **kwargs)
 
     def context(self, query: str, *, max_tokens: int = 1500, top_k: int = 8,
-                filters: Any = None, **kwargs: Any) -> Context:
-        """Numbered, cited passages for a prompt, within ``max_tokens`` of the encoder's tokenizer."""
+                filters: Any = None, count_tokens: Callable[[str], int] | None = None,
+                per_doc_limit: int | None = None, **kwargs: Any) -> Context:
+        """Numbered, cited passages for a prompt, within ``max_tokens``.
+
+        ``count_tokens`` is the LLM's tokenizer (``str -> int``); by default the pipeline
+        encoder's tokenizer (words without an encoder). The budget is measured on the
+        whole block, so ``result.tokens == count_tokens(result.text) <= max_tokens``.
+        Each document is cited once with the character spans included; adjacent chunks
+        are merged; ``per_doc_limit`` caps the hits taken from one document; a passage
+        that does not fit is skipped and smaller later ones are still packed. Other
+        keyword arguments go to ``search``. See ``trawl.context`` for the rules.
+        """
+        if count_tokens is None:
+            encoder = self.pipeline.primary_encoder()
+            count_tokens = encoder.count_tokens if encoder is not None else (
+                lambda t: len(word_spans(t)))
+        count = checked_counter(count_tokens)
         hits = self.search(query, top_k=top_k, filters=filters, **kwargs)
-        encoder = self.pipeline.primary_encoder()
-        count = encoder.count_tokens if encoder is not None else (
-            lambda t: len(word_spans(t)))
-        blocks: list[str] = []
-        cited: list[Hit] = []
-        used = 0
-        for hit in hits:
-            n = len(cited) + 1
-            where = hit.source or hit.doc_id
-            title = f"{hit.title} — " if hit.title else ""
-            header = f"[{n}] {title}{where} (chars {hit.text and _span(hit)})"
-            block = f"{header}\n{hit.text.strip()}"
-            cost = count(block)
-            if used + cost > max_tokens:
-                if not cited:  # always give at least part of the best passage
-                    words = hit.text.split()
-                    while words and count(header + "\n" + " ".join(words)) + used > max_tokens:
-                        words = words[: max(0, int(len(words) * 0.8))]
-                    if words:
-                        block = header + "\n" + " ".join(words)
-                        cost = count(block)
-                        blocks.append(block)
-                        cited.append(hit)
-                        used += cost
-                break
-            blocks.append(block)
-            cited.append(hit)
-            used += cost
-        return Context(text="\n\n".join(blocks), hits=cited, tokens=used)
+        return pack_context(hits, max_tokens, count, per_doc_limit=per_doc_limit)
 
     def stats(self) -> dict[str, Any]:
         """Counts and sizes for ``trawl stats`` and the TUI index screen."""
@@ -472,12 +457,6 @@ class Trawl:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _span(hit: Hit) -> str:
-    start = hit.metadata.get("chunk_start")
-    end = hit.metadata.get("chunk_end")
-    return f"{start}–{end}" if start is not None else hit.chunk_id.rsplit("#", 1)[-1]
 
 
 class _Bar:

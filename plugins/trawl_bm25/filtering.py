@@ -50,17 +50,6 @@ def lookup(metadata: Mapping[str, Any], field: str) -> Any:
     return node
 
 
-def field_paths(metadata: Mapping[str, Any], prefix: str = "", depth: int = 0) -> list[str]:
-    """Every field name a filter could use on this metadata: keys and dotted paths."""
-    out: list[str] = []
-    for key, value in metadata.items():
-        name = f"{prefix}{key}"
-        out.append(name)
-        if depth < 8 and is_mapping(value):
-            out.extend(field_paths(value, name + ".", depth + 1))
-    return out
-
-
 def _kind(value: Any) -> int:
     if value is None:
         return MISSING

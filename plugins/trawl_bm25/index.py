@@ -41,12 +41,12 @@ from trawl.components import (
     IndexQuery,
     make_hit,
 )
-from trawl.errors import FilterError, IndexCorruptError, InputError
-from trawl.filters import Filter, filter_fields
+from trawl.errors import IndexCorruptError, InputError
+from trawl.filters import Filter
 from trawl.models import Chunk, Hit
 
 from .analysis import Analyzer
-from .filtering import FilterColumns, field_paths
+from .filtering import FilterColumns
 from .store import Snapshot, Store
 
 IntArray = npt.NDArray[np.int32]
@@ -175,7 +175,6 @@ class BM25Index(Index):
         self._chunks: list[Chunk | None] = []  # by row; None = deleted
         self._row: dict[str, int] = {}  # chunk id -> row
         self._doc_rows: dict[str, list[int]] = {}
-        self._field_counts: dict[str, int] = {}
         # term frequencies, appended per batch: [(nnz per row, term ids, tfs)]
         self._parts: list[tuple[IntArray, IntArray, IntArray]] = []
         self._doc_len = np.zeros(0, dtype=np.int32)
@@ -243,8 +242,6 @@ class BM25Index(Index):
             self._chunks.append(chunk)
             self._row[chunk.id] = row
             self._doc_rows.setdefault(chunk.doc_id, []).append(row)
-            for name in field_paths(chunk.metadata):
-                self._field_counts[name] = self._field_counts.get(name, 0) + 1
         self._weights = None
         self._maybe_compact_rows()  # replaced chunks left tombstones
 
@@ -265,12 +262,6 @@ class BM25Index(Index):
             rows.remove(row)
             if not rows:
                 del self._doc_rows[chunk.doc_id]
-        for name in field_paths(chunk.metadata):
-            left = self._field_counts.get(name, 0) - 1
-            if left > 0:
-                self._field_counts[name] = left
-            else:
-                self._field_counts.pop(name, None)
         self._weights = None
 
     def _remove_docs(self, doc_ids: Sequence[str]) -> int:
@@ -415,8 +406,6 @@ class BM25Index(Index):
                 self._row = {c.id: i for i, c in enumerate(chunks)}
                 for i, c in enumerate(chunks):
                     self._doc_rows.setdefault(c.doc_id, []).append(i)
-                    for name in field_paths(c.metadata):
-                        self._field_counts[name] = self._field_counts.get(name, 0) + 1
             else:  # tokenisation settings changed: re-analyse the stored texts
                 self._append(chunks, [self._analyze(c) for c in chunks])
         self._base_seq = self._seq = int(manifest.get("base_seq", 0))
@@ -511,13 +500,6 @@ class BM25Index(Index):
         return removed
 
     def _filter_mask(self, filters: Filter, rows: int) -> npt.NDArray[np.bool_]:
-        known = self._field_counts
-        unknown = sorted(f for f in filter_fields(filters) if f not in known)
-        if unknown:
-            fields = ", ".join(sorted(known)) or "none"
-            raise FilterError(
-                f"index {self.name!r}: unknown filter field(s) {', '.join(map(repr, unknown))}; "
-                f"no chunk has them. Known fields: {fields}")
         mask = self._columns.mask(filters, _Metadata(self._chunks))
         return mask[:rows]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +108,9 @@ class _Run:
     weights: list[int] = field(default_factory=list)
     owners: list[_FileWork] = field(default_factory=list)
     pending_bytes: int = 0
+    on_progress: Callable[[int, int], None] | None = None
+    total_bytes: int = 0
+    done_bytes: float = 0.0
 
     # -- per file ----------------------------------------------------------------------
     def record_is_current(self, rec: Any) -> bool:
@@ -202,6 +205,9 @@ class _Run:
     def advance(self, nbytes: float, ndocs: int) -> None:
         if self.bar is not None:
             self.bar.advance(nbytes, ndocs)
+        if self.on_progress is not None:
+            self.done_bytes += nbytes
+            self.on_progress(min(self.total_bytes, round(self.done_bytes)), self.total_bytes)
 
 
 class _Bar:
@@ -313,7 +319,8 @@ def index_paths(trawl: Trawl,
                 prune: bool = False, follow_symlinks: bool = False,
                 max_bytes: int = DEFAULT_MAX_BYTES, batch_size: int = 64,
                 show_progress: bool = True, encodings: Sequence[str] = (),
-                include_hidden: bool = False, use_ignore_files: bool = True) -> IngestReport:
+                include_hidden: bool = False, use_ignore_files: bool = True,
+                on_progress: Callable[[int, int], None] | None = None) -> IngestReport:
     """Index files and folders into ``trawl``; returns what happened.
 
     ``include``/``exclude`` are gitignore-style globs relative to each root folder
@@ -323,6 +330,9 @@ def index_paths(trawl: Trawl,
     ``report.skipped`` with a reason, and whatever was indexed before stays indexed.
     Document ids are ``<root folder name>/<path below it>``, so an edited file is an
     update, not a new document; JSONL records keep their own ``id``/``_id``.
+    ``on_progress(done, total)`` reports bytes of the scanned files handled so far (the
+    measure the terminal bar uses); it is called after each file or committed batch and
+    last with ``done == total``.
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
@@ -339,8 +349,12 @@ def index_paths(trawl: Trawl,
     report.skipped.extend(SkippedFile(path=s.path, reason=s.reason) for s in skips)
     bar = _Bar(sum(e.size for e in entries), len(entries)) if (
         show_progress and entries) else None
+    total_bytes = sum(e.size for e in entries)
     run = _Run(trawl=trawl, batch_size=batch_size, report=report, bar=bar,
-               known=trawl.manifest.hashes())
+               known=trawl.manifest.hashes(), on_progress=on_progress,
+               total_bytes=total_bytes)
+    if on_progress is not None:
+        on_progress(0, total_bytes)
     manifest = trawl.manifest
     try:
         for entry in entries:
@@ -389,6 +403,8 @@ def index_paths(trawl: Trawl,
             else:
                 run.advance(entry.size, 0)
         run.flush()
+        if on_progress is not None:
+            on_progress(total_bytes, total_bytes)
         if prune:
             report.pruned = _prune(trawl, roots, run.produced)
     finally:

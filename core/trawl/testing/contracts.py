@@ -59,6 +59,18 @@ FILTER_CASES: list[Any] = [
 ]
 
 
+#: Filters naming a field that no chunk of ``sample_chunks`` has.
+MISSING_FIELD_CASES: list[Any] = [
+    {"tenant": "acme"},
+    {"field": "tenant", "op": "in", "value": ["acme", "globex"]},
+    {"field": "tenant", "op": ">=", "value": 3},
+    {"field": "tenant", "op": "!=", "value": "acme"},
+    {"not": {"tenant": "acme"}},
+    {"or": [{"lang": "en"}, {"tenant": "acme"}]},
+    {"and": [{"lang": "en"}, {"field": "tenant", "op": "not in", "value": ["acme"]}]},
+]
+
+
 class IndexContract:
     """Behaviour every ``Index`` must show. Provide a ``make_index`` fixture:
     ``make_index(dim=8, metric="cosine", storage=True) -> Index`` (a fresh index; with
@@ -141,6 +153,25 @@ class IndexContract:
             assert len(hits) == k
         index.close()
 
+    @pytest.mark.parametrize("raw_filter", MISSING_FIELD_CASES)
+    def test_filter_on_a_field_no_chunk_has(self, make_index: Callable[..., Index],
+                                            raw_filter: Any) -> None:
+        """Qdrant's semantics on every index: a condition on a field that no chunk has is
+        false (``!=``/``not in`` true), never an error, so a tenant filter behaves the
+        same whichever index a pipeline uses."""
+        index = make_index(dim=self.dim)
+        chunks = sample_chunks()
+        vecs = self._fill(index, chunks)
+        f = parse_filter(raw_filter)
+        allowed = {c.id for c in chunks if matches(f, c.metadata)}
+        hits = index.search(self._query(index, chunks[0], vecs, 0), len(chunks), f)
+        assert {h.chunk_id for h in hits} <= allowed
+        if not allowed:
+            assert hits == []
+        elif index.input == "dense":
+            assert len(hits) == len(allowed)
+        index.close()
+
     def test_top_k_must_be_positive(self, make_index: Callable[..., Index]) -> None:
         index = make_index(dim=self.dim)
         self._fill(index, sample_chunks(4))
@@ -205,6 +236,22 @@ class EncoderContract:
                 assert m.dtype == np.float32 and m.ndim == 2 and m.shape[1] == encoder.dim
                 assert len(m) > 0
 
+    def test_vectors_are_finite_nonzero_and_dim_wide(self, encoder: Encoder) -> None:
+        """Zero or NaN vectors poison cosine scores and indexes silently; a vector of the
+        wrong width fails only at upsert, far from the encoder. Both sides are checked."""
+        texts = ["a short text", "another, somewhat longer text about retrieval " * 20]
+        for side, out in (("encode_documents", encoder.encode_documents(texts)),
+                          ("encode_queries", encoder.encode_queries(texts))):
+            assert len(out) == len(texts), f"{side}: {len(out)} outputs for {len(texts)} texts"
+            mats = [np.asarray(out, dtype=np.float64)] if encoder.kind == "dense" else [
+                np.asarray(m, dtype=np.float64) for m in out]
+            for m in mats:
+                assert m.ndim == 2 and m.shape[1] == encoder.dim, (
+                    f"{side}: shape {m.shape}, encoder.dim is {encoder.dim}")
+                assert np.isfinite(m).all(), f"{side}: NaN or infinite values"
+                norms = np.linalg.norm(m, axis=1)
+                assert (norms > 1e-6).all(), f"{side}: zero vectors"
+
     def test_deterministic(self, encoder: Encoder) -> None:
         a = encoder.encode_documents(["the same text"])
         b = encoder.encode_documents(["the same text"])
@@ -255,6 +302,22 @@ class RerankerContract:
         assert [h.rank for h in out] == [1, 2, 3]
         assert all(a.score >= b.score for a, b in itertools.pairwise(out))
         assert all("first" in h.scores_by_source for h in out)
+
+    def test_each_candidate_once_and_only_candidates(self, reranker: Reranker) -> None:
+        """Without ``top_k`` a reranker returns a permutation of its input: no hit twice, no
+        hit it was not given, each hit's document, text and metadata unchanged."""
+        hits = self._hits()
+        given = {h.chunk_id: h for h in hits}
+        out = reranker.rerank("cat", hits)
+        ids = [h.chunk_id for h in out]
+        assert len(ids) == len(set(ids)), f"duplicate hits: {ids}"
+        assert set(ids) <= set(given), f"hits that were not candidates: {set(ids) - set(given)}"
+        assert len(out) == len(hits), f"{len(out)} hits back from {len(hits)} without top_k"
+        for h in out:
+            src = given[h.chunk_id]
+            assert (h.doc_id, h.text, h.metadata) == (src.doc_id, src.text, src.metadata)
+            assert np.isfinite(h.score)
+        assert [h.rank for h in out] == list(range(1, len(out) + 1))
 
     def test_does_not_mutate_input(self, reranker: Reranker) -> None:
         hits = self._hits()
