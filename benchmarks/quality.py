@@ -1,10 +1,13 @@
 """Retrieval quality of every preset pipeline on every shared BEIR dataset.
 
-    python benchmarks/quality.py [--datasets scifact,cranfield] [--pipelines bm25,dense] [--max-queries N]
+    python benchmarks/quality.py [--quick] [--datasets scifact,cranfield] [--pipelines bm25,dense]
+                                 [--max-queries N]
 
 Indexes each dataset once per pipeline into the trawl cache (re-runs reuse it: unchanged
 documents are skipped) and prints nDCG@10 / Recall@10 / Recall@100 / MRR@10 and query
 latency p50/p95 as a markdown table; also writes benchmarks/out/quality.md.
+``--quick``: cranfield and limit-small, pipelines bm25/dense/hybrid, first 100 queries each.
+The script exits non-zero when any row failed.
 """
 
 from __future__ import annotations
@@ -66,12 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-queries", type=int, default=None)
     ap.add_argument("--rerank-max-queries", type=int, default=None, help=(
         "cap for hybrid-rerank only (its reranker encodes candidates at query time)"))
+    ap.add_argument("--quick", action="store_true", help=(
+        "cranfield + limit-small, bm25/dense/hybrid, first 100 queries"))
     args = ap.parse_args(argv)
+    if args.quick:
+        args.datasets = args.datasets or "cranfield,limit-small"
+        if args.pipelines == ",".join(PIPELINES):
+            args.pipelines = "bm25,dense,hybrid"
+        args.max_queries = args.max_queries or 100
     names = args.datasets.split(",") if args.datasets else sorted(
         p.name for p in DATASETS.iterdir() if (p / "corpus.jsonl").exists())
     host = PluginHost()
     lines = ["| dataset | pipeline | queries | nDCG@10 | R@10 | R@100 | MRR@10 | p50 ms | p95 ms |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    failed = 0
     for name in names:
         for pipeline in args.pipelines.split(","):
             try:
@@ -83,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| {name} | {pipeline} | error: {type(exc).__name__}: {exc} "
                              "| | | | | | |")
                 print(lines[-1], file=sys.stderr)
+                failed += 1
                 continue
             lines.append(f"| {name} | {pipeline} | {r['queries']} | {r['ndcg@10']:.4f} | "
                          f"{r['recall@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
@@ -93,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "quality.md").write_text(table + "\n", encoding="utf-8")
     print("\n" + table)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

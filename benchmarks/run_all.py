@@ -6,7 +6,8 @@ Each benchmark is its own script (``benchmarks/<name>.py``) that prints a markdo
 writes it to ``benchmarks/out/<name>.md``; this runner runs them one after another (never in
 parallel: the timings are ratios measured side by side inside each script, and two scripts
 sharing 2 cores would distort them), then stitches the tables together with the date, the
-machine and the command lines.
+machine and the command lines. ``--quick`` (a smoke pass) writes benchmarks/out/RESULTS-quick.md
+instead of RESULTS.md. The exit status is 1 when any script failed.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     sections = []
+    failed: list[str] = []
     for name in names:
         cmd = [sys.executable, str(HERE / f"{name}.py"), *(["--quick"] if args.quick else [])]
         out_file = HERE / "out" / f"{name}.md"
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode == 0 and out_file.exists():
             body = out_file.read_text(encoding="utf-8").strip()
         else:
+            failed.append(name)
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
             body = "failed:\n\n```\n" + "\n".join(tail) + "\n```"
         print(body, flush=True)
@@ -94,8 +97,14 @@ def main(argv: list[str] | None = None) -> int:
               "Speed figures are ratios measured side by side within one script run.\n"
               + ("Collected (`--collect`) from each script's last run; each caption gives the "
                  "load and any non-default options of its run.\n" if args.collect else ""))
-    (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
-    print(f"wrote {HERE / 'RESULTS.md'}")
+    # A --quick pass is a smoke test: it must not overwrite the full results.
+    target = HERE / "out" / "RESULTS-quick.md" if args.quick else HERE / "RESULTS.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
+    print(f"wrote {target}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -155,15 +156,39 @@ def test_config_errors_name_the_field() -> None:
         BM25Config(k=1)  # type: ignore[call-arg]
 
 
-def test_title_is_indexed_once() -> None:
-    index = make(stemmer=None, stopwords=None)
+def test_title_words_count_field_weight_times() -> None:
     a = Chunk(id="a", doc_id="a", text="wing flutter . more text", metadata={"title": "Wing flutter ."})
     b = Chunk(id="b", doc_id="b", text="more text", metadata={"title": "Wing flutter"})
     c = Chunk(id="c", doc_id="c", text="more text", metadata={"title": ""})
-    assert index._analyze(a) == ["wing", "flutter", "more", "text"]
-    assert index._analyze(b) == ["wing", "flutter", "more", "text"]
-    assert index._analyze(c) == ["more", "text"]
+    once = make(stemmer=None, stopwords=None, field_weights={})
+    assert once._analyze(a) == ["wing", "flutter", "more", "text"]  # the text starts with it
+    assert once._analyze(b) == ["wing", "flutter", "more", "text"]
+    assert once._analyze(c) == ["more", "text"]
+    # default: the title counts twice, whether or not the text repeats it
+    twice = make(stemmer=None, stopwords=None)
+    assert twice._analyze(a) == ["wing", "flutter", "wing", "flutter", "more", "text"]
+    assert twice._analyze(b) == ["wing", "flutter", "wing", "flutter", "more", "text"]
+    assert twice._analyze(c) == ["more", "text"]
     assert make(fields=["text"], stemmer=None)._analyze(b) == ["more", "text"]
+    assert make(stemmer=None, stopwords=None, field_weights={"text": 2})._analyze(c) == [
+        "more", "text", "more", "text"]
+    with pytest.raises(ValueError, match="field weights"):
+        BM25Config(field_weights={"title": 0})
+
+
+def test_lucene_idf_is_never_negative() -> None:
+    texts = ["wing wing flutter", "wing lift", "wing drag", "flutter"]
+    chunks = [Chunk(id=str(i), doc_id=str(i), text=t) for i, t in enumerate(texts)]
+    okapi, lucene = make(stemmer=None), make(stemmer=None, idf="lucene")
+    for index in (okapi, lucene):
+        index.upsert(chunks)
+    n, df = 4, 3  # "wing": in 3 of 4 chunks, so Okapi's IDF is negative (floored by epsilon)
+    hit = lucene.search(IndexQuery(text="wing"), 1)[0]
+    idf = math.log1p((n - df + 0.5) / (df + 0.5))
+    dl, avgdl = 3, 8 / 4
+    expected = idf * 2 * 2.5 / (2 + 1.5 * (1 - 0.75 + 0.75 * dl / avgdl))
+    assert hit.chunk_id == "0" and hit.score == pytest.approx(expected)
+    assert okapi.search(IndexQuery(text="wing"), 1)[0].score != pytest.approx(expected)
 
 
 # -- bad input -----------------------------------------------------------------------------
