@@ -346,8 +346,7 @@ class Trawl:
                     updated = [d.id for d, _, was_known in batch if was_known]
                     if updated:
                         self._delete_everywhere(updated)
-                    for name, r in self.pipeline.retrievers.items():
-                        r.write(chunks, encoded[name])
+                    self.pipeline.write(chunks, encoded)
                 except Exception:
                     self._roll_back(ids)
                     raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +28,49 @@ if TYPE_CHECKING:
     from .plugins import ComponentRegistry
 
 FloatArray = npt.NDArray[np.float32]
-EncoderKind = Literal["dense", "multivector"]
+EncoderKind = Literal["dense", "multivector", "sparse"]
 IndexInput = Literal["text", "dense"]
+FusionMethodName = Literal["rrf", "weighted", "dbsf"]
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Term id → weight: what a sparse (lexical) encoder gives per text.
+
+    ``indices`` are unique non-negative ids below 2**32 (term hashes, so two processes or
+    two machines give a term the same id without sharing a vocabulary); ``values`` their
+    weights. An index that stores sparse vectors scores ``Σ q_i · d_i`` over shared ids,
+    optionally times an IDF it keeps itself.
+    """
+
+    indices: npt.NDArray[np.uint32]
+    values: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+
+@dataclass(frozen=True)
+class VectorField:
+    """One named vector of an index shared by several retrievers (one per retriever).
+
+    ``dim`` is ``None`` for sparse fields; ``metric`` compares dense and multi-vector
+    fields (multi-vector fields score by MaxSim over that metric).
+    """
+
+    name: str
+    kind: EncoderKind
+    dim: int | None
+    metric: Literal["cosine", "dot"] = "cosine"
+
+
+@dataclass(frozen=True)
+class FusionRequest:
+    """How a shared index may fuse its fields' runs itself (see ``Index.search_fields``)."""
+
+    method: FusionMethodName
+    k: float = 60.0
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 class ComponentConfig(BaseModel):
@@ -45,7 +86,9 @@ class ComponentContext:
     ``storage_dir`` is where an index persists itself (``None``: in memory only).
     ``dim`` is the vector dimension an index will receive and ``metric`` how to compare
     them (``dot`` for MUVERA encodings, which are not normalised). ``registry`` lets a
-    component build others by name (e.g. a wrapper index).
+    component build others by name (e.g. a wrapper index). ``kind`` is what the encoder
+    feeding an index produces. ``fields`` is set only for an index that several
+    retrievers share (``store`` in their config): one named vector per retriever.
     """
 
     name: str
@@ -54,6 +97,8 @@ class ComponentContext:
     metric: Literal["cosine", "dot"] = "cosine"
     registry: ComponentRegistry | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: EncoderKind = "dense"
+    fields: tuple[VectorField, ...] = ()
 
 
 class Component(ABC):
@@ -116,6 +161,7 @@ _WORD_RE = re.compile(r"\w+|[^\w\s]")
 
 class Encoder(Component):
     """Texts → vectors. Dense: ``(n, dim)`` float32. Multi-vector: list of ``(t_i, dim)``.
+    Sparse: list of ``SparseVector`` (``dim`` is then the id space, 2**32).
 
     Queries and documents are encoded separately because many models are asymmetric
     (instruction prefixes, query markers, different lengths).
@@ -163,10 +209,19 @@ class Index(Component):
     """
 
     input: ClassVar[IndexInput] = "dense"
+    #: encoder kinds a vector index stores (``context.kind`` says which one it gets)
+    vector_kinds: ClassVar[frozenset[EncoderKind]] = frozenset({"dense"})
+    #: True when several retrievers may share one instance (``context.fields``): one stored
+    #: record per chunk with a named vector per retriever, written by ``upsert_fields``
+    shareable: ClassVar[bool] = False
+    #: fusion methods ``search_fields`` can compute inside the index (one request)
+    native_fusion: ClassVar[frozenset[FusionMethodName]] = frozenset()
 
     @abstractmethod
     def upsert(self, chunks: Sequence[Chunk], vectors: FloatArray | None = None) -> int:
-        """Insert or replace chunks by id; ``vectors`` is ``(len(chunks), dim)`` for dense indexes."""
+        """Insert or replace chunks by id; ``vectors`` is ``(len(chunks), dim)`` for dense
+        indexes, a list of ``SparseVector`` or of ``(t_i, dim)`` token arrays for sparse and
+        multi-vector ones."""
 
     @abstractmethod
     def delete(self, doc_ids: Sequence[str]) -> int:
@@ -188,13 +243,30 @@ class Index(Component):
         """Stored chunks by id (``None`` where missing); optional capability."""
         raise NotImplementedError(f"index {self.name!r} cannot fetch chunks by id")
 
+    # -- shared indexes (``shareable``): several retrievers, one record per chunk ----------
+    def upsert_fields(self, chunks: Sequence[Chunk], encoded: Mapping[str, Any]) -> int:
+        """Write chunks with every field's encodings at once (``encoded[field]`` as for
+        ``upsert``); every field of ``context.fields`` must be present."""
+        raise NotImplementedError(f"index {self.name!r} cannot be shared by retrievers")
+
+    def search_fields(self, queries: Mapping[str, IndexQuery], top_k: int,
+                      filters: Filter | None = None, fusion: FusionRequest | None = None
+                      ) -> dict[str, list[Hit]] | list[Hit]:
+        """One request for several fields: each field's top ``top_k`` run, or, when
+        ``fusion`` is given (a method in ``native_fusion``), the fused top ``top_k``."""
+        raise NotImplementedError(f"index {self.name!r} cannot be shared by retrievers")
+
 
 @dataclass
 class IndexQuery:
-    """What an index gets at search time: the text and, for vector indexes, the vector."""
+    """What an index gets at search time: the text and, for vector indexes, the encoding
+    (``vector`` dense, ``sparse`` for sparse fields, ``tokens`` ``(t, dim)`` for
+    multi-vector fields)."""
 
     text: str
     vector: FloatArray | None = None
+    sparse: SparseVector | None = None
+    tokens: FloatArray | None = None
 
 
 class Reranker(Component):

@@ -40,6 +40,9 @@ class RetrieverConfig(_Strict):
     exact_rerank: bool = True
     candidates: int = Field(100, ge=1, le=100_000)
     weight: float = Field(1.0, ge=0)
+    store: str | None = Field(None, description=(
+        "retrievers naming the same store share one index (e.g. one Qdrant collection with "
+        "a named vector per retriever); their index and index_config must agree"))
 
     @field_validator("name")
     @classmethod
@@ -84,6 +87,20 @@ class PipelineConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"retriever names must be unique, repeated: {dupes}")
+        stores: dict[str, RetrieverConfig] = {}
+        for r in self.retrievers:
+            if r.store is None:
+                continue
+            if not all(c.isalnum() or c in "-_" for c in r.store) or r.store in names:
+                raise ValueError(f"store {r.store!r} of retriever {r.name!r}: use letters, "
+                                 "digits, '-' and '_', and a name no retriever has")
+            first = stores.setdefault(r.store, r)
+            if (r.index, r.index_config or first.index_config) != (
+                    first.index, first.index_config or r.index_config):
+                raise ValueError(
+                    f"retrievers {first.name!r} and {r.name!r} share store {r.store!r} but "
+                    "name different indexes or index_config; give the config once (or "
+                    "identically)")
         return self
 
 
@@ -107,6 +124,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "retrievers": [_BM25, _DENSE],
         "fusion": _HYBRID_FUSION,
         "reranker": {"name": "maxsim", "depth": 50},
+    },
+    # Everything on Qdrant (embedded edge by default, or a server with url=): BM25 as sparse
+    # vectors with the engine's IDF plus dense, one point per chunk, one Query API request.
+    "qdrant-hybrid": {
+        "name": "qdrant-hybrid",
+        "retrievers": [{"name": "bm25", "index": "qdrant", "encoder": "bm25-sparse",
+                        "store": "qdrant"},
+                       {**_DENSE, "store": "qdrant"}],
+        "fusion": _HYBRID_FUSION,
     },
     # Core only: exact numpy index over the default dense encoder; no Qdrant needed.
     "dense-exact": {"name": "dense-exact",

@@ -19,10 +19,12 @@ from .components import (
     ComponentContext,
     Encoder,
     FloatArray,
+    FusionRequest,
     Index,
     IndexQuery,
     MultiVectorTransform,
     Reranker,
+    VectorField,
     plugin_call,
 )
 from .config import FusionConfig, PipelineConfig, RetrieverConfig
@@ -44,10 +46,27 @@ class Retriever:
     encoder: Encoder | None = None
     transform: MultiVectorTransform | None = None
     tokens: TokenStore | None = None
+    #: this retriever's named vector when it shares its index with others (``store``)
+    field: str | None = None
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    def as_index_input(self, encoded: Any) -> Any:
+        """Encoder output as the index takes it: a float32 matrix for dense encoders."""
+        if self.encoder is not None and self.encoder.kind == "dense":
+            return np.asarray(encoded, dtype=np.float32)
+        return encoded
+
+    def index_query(self, text: str, encoded: Any) -> IndexQuery:
+        """The query for this retriever's index (or its field of a shared index)."""
+        kind = self.encoder.kind if self.encoder is not None else None
+        if kind == "sparse":
+            return IndexQuery(text=text, sparse=encoded)
+        if kind == "multivector" and self.transform is None:
+            return IndexQuery(text=text, tokens=encoded)
+        return IndexQuery(text=text, vector=encoded)
 
     def encode_chunks(self, chunks: Sequence[Chunk], *, show_progress: bool = False) -> Any:
         """Encode chunk texts (CPU-bound, no locks needed); ``None`` for lexical indexes."""
@@ -72,9 +91,12 @@ class Retriever:
                 self.tokens.put([c.id for c in chunks], [c.doc_id for c in chunks], sets)
             with plugin_call(self.index, "index", "upsert"):
                 self.index.upsert(chunks, vectors)
+        elif self.field is not None:
+            with plugin_call(self.index, "index", "upsert_fields"):
+                self.index.upsert_fields(chunks, {self.field: self.as_index_input(encoded)})
         else:
             with plugin_call(self.index, "index", "upsert"):
-                self.index.upsert(chunks, np.asarray(encoded, dtype=np.float32))
+                self.index.upsert(chunks, self.as_index_input(encoded))
 
     def encode_query(self, text: str) -> Any:
         """Everything CPU-bound about a query, done before any index lock is taken."""
@@ -86,13 +108,20 @@ class Retriever:
             qset = cast(list[FloatArray], encoded)[0]
             with plugin_call(self.transform, "transform", "encode_query_set"):
                 return (qset, self.transform.encode_query_set([qset])[0])
-        return np.asarray(encoded, dtype=np.float32)[0]
+        if self.encoder.kind == "dense":
+            return np.asarray(encoded, dtype=np.float32)[0]
+        return encoded[0]  # a SparseVector, or one (t, dim) token array
 
     def search(self, text: str, encoded: Any, top_k: int, filters: Filter | None) -> list[Hit]:
         depth = max(top_k, self.config.candidates)
+        if self.field is not None:
+            with plugin_call(self.index, "index", "search_fields"):
+                found = self.index.search_fields({self.field: self.index_query(text, encoded)},
+                                                 depth, filters)
+            return cast(dict[str, list[Hit]], found)[self.field]
         if self.transform is None:
             with plugin_call(self.index, "index", "search"):
-                return self.index.search(IndexQuery(text=text, vector=encoded), depth, filters)
+                return self.index.search(self.index_query(text, encoded), depth, filters)
         qset, qvec = encoded
         with plugin_call(self.index, "index", "search"):
             hits = self.index.search(IndexQuery(text=text, vector=qvec), depth, filters)
@@ -159,9 +188,13 @@ class Pipeline:
         self.retrievers: dict[str, Retriever] = {}
         self.reranker: Reranker | None = None
         self.state: dict[str, Any] = dict(state or {})
+        self._stores: dict[str, Index] = {}
         try:
             for rc in config.retrievers:
-                self.retrievers[rc.name] = self._build_retriever(rc)
+                if rc.store is None:
+                    self.retrievers[rc.name] = self._build_retriever(rc)
+                else:
+                    self.retrievers[rc.name] = self._build_store_member(rc)
             if config.reranker is not None:
                 self.reranker = cast(Reranker, registry.build(
                     "reranker", config.reranker.name, config.reranker.config,
@@ -186,6 +219,7 @@ class Pipeline:
         tokens = None
         dim: int | None = None
         metric = "cosine"
+        kind = "dense"
         if index_cls.input == "dense":
             if rc.encoder is None:
                 raise ConfigError(f"retriever {rc.name!r}: index {rc.index!r} needs vectors, "
@@ -208,29 +242,92 @@ class Pipeline:
                 self.state[f"transform:{rc.name}"] = transform.state()
                 dim, metric = transform.dim, "dot"
                 tokens = TokenStore(sub / "tokens.sqlite" if sub else None)
-            elif encoder.kind != "dense":
-                raise ConfigError(f"retriever {rc.name!r}: encoder {rc.encoder!r} is multi-vector;"
-                                  " add a 'transform' (e.g. muvera) or use a dense encoder")
+            elif encoder.kind not in index_cls.vector_kinds:
+                hint = (" add a 'transform' (e.g. muvera) or use a dense encoder"
+                        if encoder.kind == "multivector" else "")
+                raise ConfigError(f"retriever {rc.name!r}: encoder {rc.encoder!r} is "
+                                  f"{encoder.kind}; index {rc.index!r} stores "
+                                  f"{sorted(index_cls.vector_kinds)};{hint}")
+            else:
+                kind = encoder.kind
+                dim = None if kind == "sparse" else dim
         elif rc.encoder is not None:
             raise ConfigError(f"retriever {rc.name!r}: index {rc.index!r} is lexical and takes "
                               "no encoder")
         index = cast(Index, self.registry.build(
             "index", rc.index, rc.index_config,
             ComponentContext(name=rc.name, storage_dir=sub, dim=dim,
-                             metric=metric)))  # type: ignore[arg-type]
+                             metric=metric, kind=kind)))  # type: ignore[arg-type]
         return Retriever(config=rc, index=index, encoder=encoder, transform=transform,
                          tokens=tokens)
+
+    def _build_store_member(self, rc: RetrieverConfig) -> Retriever:
+        """A retriever whose index it shares with the others naming the same ``store``.
+
+        The index is built once, when the store's first retriever is, with one field
+        (named vector) per member, so it knows every field before its first write.
+        """
+        store = cast(str, rc.store)
+        members = [m for m in self.config.retrievers if m.store == store]
+        index_cls = cast(type[Index], self.registry.get("index", rc.index).load())
+        if not index_cls.shareable:
+            raise ConfigError(f"retriever {rc.name!r}: index {rc.index!r} cannot be shared "
+                              f"by several retrievers (store {store!r})")
+        for m in members:
+            if m.transform is not None or m.encoder is None:
+                raise ConfigError(f"retriever {m.name!r} in store {store!r}: a shared index "
+                                  "takes retrievers with an encoder and no transform")
+        if store not in self._stores:
+            fields = []
+            for m in members:
+                enc = self._encoder(cast(str, m.encoder), m.encoder_config)
+                if enc.kind not in index_cls.vector_kinds:
+                    raise ConfigError(f"retriever {m.name!r}: encoder {m.encoder!r} is "
+                                      f"{enc.kind}; index {m.index!r} stores "
+                                      f"{sorted(index_cls.vector_kinds)}")
+                fields.append(VectorField(name=m.name, kind=enc.kind,
+                                          dim=None if enc.kind == "sparse" else enc.dim))
+            config = next((m.index_config for m in members if m.index_config), {})
+            sub = self.storage_dir / store if self.storage_dir else None
+            self._stores[store] = cast(Index, self.registry.build(
+                "index", rc.index, config,
+                ComponentContext(name=store, storage_dir=sub, fields=tuple(fields))))
+        encoder = self._encoder(cast(str, rc.encoder), rc.encoder_config)
+        return Retriever(config=rc, index=self._stores[store], encoder=encoder, field=rc.name)
 
     @property
     def encoders(self) -> list[Encoder]:
         return list(self._encoders.values())
 
     def primary_encoder(self) -> Encoder | None:
-        """The encoder whose tokenizer measures chunks and context budgets."""
-        for r in self.retrievers.values():
-            if r.encoder is not None:
-                return r.encoder
-        return None
+        """The encoder whose tokenizer measures chunks and context budgets: the first
+        model encoder (a sparse one only when there is no other), so adding a sparse
+        retriever does not change how a pipeline chunks."""
+        found = [r.encoder for r in self.retrievers.values() if r.encoder is not None]
+        for encoder in found:
+            if encoder.kind != "sparse":
+                return encoder
+        return found[0] if found else None
+
+    def write(self, chunks: Sequence[Chunk], encoded: dict[str, Any]) -> None:
+        """Store chunks (with ``encode_chunks`` output per retriever) in every index.
+
+        Retrievers sharing a store write once, together: one record per chunk holding
+        every member's vector, in one request per batch.
+        """
+        shared_done: set[str] = set()
+        for name, r in self.retrievers.items():
+            store = r.config.store
+            if store is None:
+                r.write(chunks, encoded[name])
+                continue
+            if store in shared_done or not chunks:
+                continue
+            shared_done.add(store)
+            members = [m for m in self.retrievers.values() if m.config.store == store]
+            with plugin_call(r.index, "index", "upsert_fields"):
+                r.index.upsert_fields(chunks, {cast(str, m.field): m.as_index_input(
+                    encoded[m.name]) for m in members})
 
     def search(self, query: str, top_k: int = 10, filters: Filter | None = None, *,
                retrievers: Sequence[str] | None = None, fusion: FusionConfig | None = None,
@@ -257,16 +354,29 @@ class Pipeline:
         runs: dict[str, list[Hit]] = {}
         from contextlib import nullcontext
 
+        fcfg = fusion or self.config.fusion
+        weights = {n: self.retrievers[n].config.weight for n in names}
+        fused_natively: list[Hit] | None = None
         with index_lock if index_lock is not None else nullcontext():
+            for store, members in self._store_groups(names).items():
+                found = self._search_store(store, members, query, encoded, depth, filters,
+                                           fcfg if len(members) == len(names) else None,
+                                           weights)
+                if isinstance(found, list):
+                    fused_natively = found
+                else:
+                    runs.update(found)
             for n in names:
-                runs[n] = self.retrievers[n].search(query, encoded[n], depth, filters)
+                if n not in runs and self.retrievers[n].field is None:
+                    runs[n] = self.retrievers[n].search(query, encoded[n], depth, filters)
         t2 = time.perf_counter()
         trace.encode_ms = (t1 - t0) * 1000
         trace.retrieve_ms = (t2 - t1) * 1000
         trace.per_source = {n: len(h) for n, h in runs.items()}
-        fcfg = fusion or self.config.fusion
-        weights = {n: self.retrievers[n].config.weight for n in names}
-        if len(runs) == 1:
+        if fused_natively is not None:
+            trace.per_source = {n: len(fused_natively) for n in names}
+            fused = fused_natively[:depth]
+        elif len(runs) == 1:
             (name, hits), = runs.items()
             fused = [h.model_copy(update={"rank": r, "scores_by_source": {
                 **h.scores_by_source, name: SourceScore(score=h.score, rank=r)}})
@@ -279,6 +389,35 @@ class Pipeline:
                 fused = self.reranker.rerank(query, fused, top_k)
             trace.rerank_ms = (time.perf_counter() - t3) * 1000
         return fused[:top_k]
+
+    def _store_groups(self, names: Sequence[str]) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for n in names:
+            store = self.retrievers[n].config.store
+            if store is not None:
+                groups.setdefault(store, []).append(n)
+        return groups
+
+    def _search_store(self, store: str, members: list[str], query: str,
+                      encoded: dict[str, Any], depth: int, filters: Filter | None,
+                      fusion: FusionConfig | None, weights: dict[str, float]
+                      ) -> dict[str, list[Hit]] | list[Hit]:
+        """One request to a shared index for all its selected retrievers: their runs, or
+        (when ``fusion`` is given and the index computes that method) the fused list."""
+        index = self._stores[store]
+        rs = [self.retrievers[n] for n in members]
+        queries = {cast(str, r.field): r.index_query(query, encoded[r.name]) for r in rs}
+        limit = max([depth] + [r.config.candidates for r in rs])
+        request = None
+        if fusion is not None and len(members) > 1 and fusion.method in index.native_fusion:
+            request = FusionRequest(method=fusion.method, k=fusion.k,
+                                    weights={cast(str, r.field): weights[r.name] for r in rs})
+        with plugin_call(index, "index", "search_fields"):
+            found = index.search_fields(queries, limit, filters, request)
+        if isinstance(found, list):
+            return found
+        by_field = {cast(str, r.field): r.name for r in rs}
+        return {by_field[f]: hits for f, hits in found.items()}
 
     def close(self) -> None:
         for r in self.retrievers.values():

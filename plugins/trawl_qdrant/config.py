@@ -73,6 +73,9 @@ class QdrantConfig(ComponentConfig):
         "rescoring; good for >=768-d models); edge/server")
     quantization_rescore: bool = Field(True, description="rescore quantized candidates "
                                        "with the original vectors")
+    quantization_oversampling: float | None = Field(
+        None, ge=1.0, description="fetch this many times top_k quantized candidates before "
+        "rescoring (None: the engine's default, 1.0); binary codes want 2-4")
     batch_size: int = Field(256, ge=1, le=65_536, description="points per upsert request")
     show_progress: bool = Field(False, description="progress bar for upserts of more than "
                                 "one batch")

@@ -4,6 +4,11 @@
 the same code, only the ``QdrantClient`` constructor differs). ``EdgeEngine`` speaks
 ``qdrant-edge-py``, the Qdrant engine in-process, whose API is its own. Both import their
 library inside ``__init__``, so nothing heavy loads before a pipeline builds the index.
+
+A collection holds one or more named vectors (``VectorField``): dense (HNSW), sparse
+(inverted index, IDF modifier) and multi-vector (MaxSim). Query vectors reach an engine
+as plain Python: ``list[float]`` (dense), ``(indices, values)`` (sparse) or
+``list[list[float]]`` (multi-vector).
 """
 
 from __future__ import annotations
@@ -16,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from trawl.components import VectorField
 from trawl.errors import (
     ConfigError,
     IndexCorruptError,
@@ -39,44 +43,76 @@ class EngineSpec:
     config: QdrantConfig
     folder: Path | None
     collection: str
-    metric: str
     name: str
     expect_existing: bool = False
 
-    @property
-    def vector_name(self) -> str:
-        """``dense`` for cosine encoders, ``fde`` for MUVERA's dot-product encodings."""
-        return "fde" if self.metric == "dot" else "dense"
+
+Scored = list[tuple[float, dict[str, Any]]]
+#: (vector name, query vector as plain Python) for one search of a batch
+FieldQuery = tuple[str, Any]
+
+
+def describe_fields(fields: dict[str, VectorField] | list[VectorField]) -> str:
+    """``bm25 (sparse, idf), dense (384-d cosine)``: for errors that name both sides."""
+    items = sorted(fields.values() if isinstance(fields, dict) else fields,
+                   key=lambda f: f.name)
+    parts = []
+    for f in items:
+        if f.kind == "sparse":
+            parts.append(f"{f.name} (sparse, idf)" if f.metric != "dot"
+                         else f"{f.name} (sparse, no idf)")
+        else:
+            multi = " multi-vector" if f.kind == "multivector" else ""
+            parts.append(f"{f.name} ({f.dim}-d{multi} {f.metric})")
+    return ", ".join(parts) or "(none)"
 
 
 class Engine:
-    """What ``QdrantIndex`` needs from a Qdrant API."""
+    """What ``QdrantIndex`` needs from a Qdrant API.
 
-    dim: int | None = None
+    ``fields`` is the collection's named vectors as found (``None`` while there is no
+    collection); a sparse field without the IDF modifier is reported with metric ``dot``.
+    """
+
+    fields: dict[str, VectorField] | None = None
 
     def __init__(self, spec: EngineSpec) -> None:
         self.spec = spec
         self.cfg = spec.config
-        self.vname = spec.vector_name
         self._translator: Translator | None = None
 
     def translate(self, f: Filter | None) -> Any:
         assert self._translator is not None
         return self._translator(f)
 
-    def create(self, dim: int) -> None: raise NotImplementedError
-    def upsert(self, ids: list[str], vectors: np.ndarray,
-               payloads: list[dict[str, Any]]) -> None: raise NotImplementedError
+    def create(self, fields: list[VectorField]) -> None: raise NotImplementedError
+    def upsert(self, ids: list[str], vectors: dict[str, list[Any]],
+               payloads: list[dict[str, Any]]) -> None:
+        """Write points; ``vectors[name][i]`` is point i's vector (``None``: it has none)."""
+        raise NotImplementedError
     def commit(self) -> None: """Make the writes so far durable."""
     def count_docs(self, doc_ids: list[str]) -> int: raise NotImplementedError
     def delete_docs(self, doc_ids: list[str]) -> None: raise NotImplementedError
     def count(self) -> int: raise NotImplementedError
     def scroll(self, fields: list[str]) -> Iterator[dict[str, Any]]: raise NotImplementedError
     def retrieve(self, ids: list[str]) -> list[dict[str, Any]]: raise NotImplementedError
-    def query(self, q: np.ndarray, k: int,
-              native_filter: Any) -> list[tuple[float, dict[str, Any]]]: raise NotImplementedError
+    def query_many(self, queries: list[FieldQuery], k: int, native_filter: Any
+                   ) -> list[Scored]:
+        """One batched request: the top ``k`` of each query."""
+        raise NotImplementedError
+    def query_fused(self, queries: list[FieldQuery], k: int, native_filter: Any,
+                    method: str, rrf_k: int) -> Scored:
+        """One request: a prefetch of ``k`` per query, fused by the engine (rrf | dbsf)."""
+        raise NotImplementedError
     def optimize(self) -> None: """Build indexes now (edge); others do it themselves."""
     def close(self) -> None: raise NotImplementedError
+
+    def query(self, name: str, q: Any, k: int, native_filter: Any) -> Scored:
+        return self.query_many([(name, q)], k, native_filter)[0]
+
+    def _kind(self, name: str) -> str:
+        assert self.fields is not None
+        return self.fields[name].kind
 
     def _index_fields(self) -> list[tuple[str, str]]:
         fields = [("doc_id", "keyword"), ("chunk_id", "keyword")]
@@ -91,6 +127,28 @@ def open_engine(spec: EngineSpec) -> Engine:
 
 def _scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
+
+
+def server_error_line(url: str, what: str, collection: str, exc: BaseException,
+                      secret: str | None) -> str:
+    """One line naming the server URL and what failed: unreachable, API key refused,
+    or the server's own message (never the key, never a traceback)."""
+    status = getattr(exc, "status_code", None)
+    where = f"qdrant server {url} ({what}, collection {collection!r})"
+    if status in (401, 403):
+        return (f"{where} refused the API key (HTTP {status}); check $TRAWL_QDRANT_API_KEY "
+                "or the index config's api_key")
+    text = " ".join(_scrub(str(exc), secret).split())[:300]
+    chain = [e for e in (exc, exc.__cause__, exc.__context__) if e is not None]
+    if status is None and (any(type(e).__name__ in _UNREACHABLE for e in chain)
+                           or "connection refused" in text.lower()):
+        return f"{where} is unreachable: {type(exc).__name__}: {text}"
+    code = f"HTTP {status}: " if status is not None else f"{type(exc).__name__}: "
+    return f"{where}: {code}{text}"
+
+
+_UNREACHABLE = {"ConnectError", "ConnectTimeout", "ResponseHandlingException",
+                "ConnectionRefusedError", "_InactiveRpcError", "ReadTimeout"}
 
 
 # -- qdrant-client: local and server ---------------------------------------------------
@@ -108,7 +166,7 @@ class ClientEngine(Engine):
         self._secret: str | None = None
         self.client = self._connect()
         try:
-            self.dim = self._existing_dim()
+            self.fields = self._existing_fields()
         except BaseException:
             self.client.close()
             raise
@@ -152,7 +210,8 @@ class ClientEngine(Engine):
                 "the folder and re-index") from exc
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a client call; server failures become TrawlErrors without the API key."""
+        """Run a client call; server failures become one-line TrawlErrors naming the URL
+        (never the API key)."""
         if self.spec.mode != "server":
             return fn(*args, **kwargs)
         try:
@@ -160,13 +219,11 @@ class ClientEngine(Engine):
         except TrawlError:
             raise
         except Exception as exc:
-            raise TrawlError(
-                f"qdrant server {self.cfg.url} ({what}, collection "
-                f"{self.spec.collection!r}): {type(exc).__name__}: "
-                f"{_scrub(str(exc), self._secret)[:300]}",
-                title="qdrant server error") from None
+            raise TrawlError(server_error_line(self.cfg.url or "", what, self.spec.collection,
+                                               exc, self._secret),
+                             title="qdrant server error") from None
 
-    def _existing_dim(self) -> int | None:
+    def _existing_fields(self) -> dict[str, VectorField] | None:
         c = self.spec.collection
         if not self._call("collection_exists", self.client.collection_exists, c):
             if self.spec.expect_existing and self.spec.mode == "local":
@@ -175,36 +232,48 @@ class ClientEngine(Engine):
                     "although trawl-qdrant.json says it was built there")
             return None
         info = self._call("get_collection", self.client.get_collection, c)
-        vectors = info.config.params.vectors
-        if not isinstance(vectors, dict) or self.vname not in vectors:
-            names = sorted(vectors) if isinstance(vectors, dict) else ["(unnamed)"]
-            raise ConfigError(
-                f"qdrant collection {c!r} has vectors {names}, trawl expects a named vector "
-                f"{self.vname!r}; point 'collection' at a collection trawl created")
+        params = info.config.params
+        fields: dict[str, VectorField] = {}
+        vectors = params.vectors
+        if vectors is not None and not isinstance(vectors, dict):
+            vectors = {"(unnamed)": vectors}
+        for name, v in (vectors or {}).items():
+            fields[name] = VectorField(
+                name=name, kind="multivector" if v.multivector_config else "dense",
+                dim=int(v.size), metric="dot" if v.distance == self.m.Distance.DOT else "cosine")
+        for name, sv in (params.sparse_vectors or {}).items():
+            idf = sv.modifier == self.m.Modifier.IDF
+            fields[name] = VectorField(name=name, kind="sparse", dim=None,
+                                       metric="cosine" if idf else "dot")
         self.ensure_indexes(set(info.payload_schema or {}))
-        return int(vectors[self.vname].size)
+        return fields
 
     # writes -------------------------------------------------------------------------
-    def create(self, dim: int) -> None:
+    def create(self, fields: list[VectorField]) -> None:
         m, cfg = self.m, self.cfg
-        distance = m.Distance.DOT if self.spec.metric == "dot" else m.Distance.COSINE
         quant: Any = None
         if cfg.quantization == "scalar":
             quant = m.ScalarQuantization(scalar=m.ScalarQuantizationConfig(
                 type=m.ScalarType.INT8, quantile=0.99, always_ram=True))
         elif cfg.quantization == "binary":
             quant = m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))
+        dense = {f.name: m.VectorParams(
+            size=f.dim, distance=m.Distance.DOT if f.metric == "dot" else m.Distance.COSINE,
+            on_disk=cfg.on_disk or None,
+            multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM)
+            if f.kind == "multivector" else None)
+            for f in fields if f.kind != "sparse"}
+        sparse = {f.name: m.SparseVectorParams(modifier=m.Modifier.IDF)
+                  for f in fields if f.kind == "sparse"}
         self._call("create_collection", self.client.create_collection,
-                   self.spec.collection,
-                   vectors_config={self.vname: m.VectorParams(size=dim, distance=distance,
-                                                             on_disk=cfg.on_disk or None)},
+                   self.spec.collection, vectors_config=dense, sparse_vectors_config=sparse,
                    hnsw_config=m.HnswConfigDiff(m=cfg.hnsw.m, ef_construct=cfg.hnsw.ef_construct,
                                                 full_scan_threshold=cfg.hnsw.full_scan_threshold),
                    quantization_config=quant,
                    optimizers_config=m.OptimizersConfigDiff(
                        indexing_threshold=cfg.hnsw.indexing_threshold_kb))
         self.ensure_indexes(set())
-        self.dim = dim
+        self.fields = {f.name: f for f in fields}
 
     def ensure_indexes(self, existing: set[str]) -> None:
         """Create the payload indexes the config lists that the collection lacks."""
@@ -220,9 +289,17 @@ class ClientEngine(Engine):
                            self.spec.collection, field_name=key, field_schema=kinds[kind],
                            wait=True)
 
-    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
-        batch = self.m.Batch(ids=ids, vectors={self.vname: vectors.tolist()}, payloads=payloads)
-        self._call("upsert", self.client.upsert, self.spec.collection, points=batch, wait=True)
+    def _vector(self, name: str, value: Any) -> Any:
+        if self._kind(name) == "sparse":
+            return self.m.SparseVector(indices=value[0], values=value[1])
+        return value
+
+    def upsert(self, ids: list[str], vectors: dict[str, list[Any]],
+               payloads: list[dict[str, Any]]) -> None:
+        points = [self.m.PointStruct(id=pid, payload=payload, vector={
+            name: self._vector(name, vs[i]) for name, vs in vectors.items() if vs[i] is not None})
+            for i, (pid, payload) in enumerate(zip(ids, payloads, strict=True))]
+        self._call("upsert", self.client.upsert, self.spec.collection, points=points, wait=True)
 
     def _doc_filter(self, doc_ids: list[str]) -> Any:
         m = self.m
@@ -259,15 +336,37 @@ class ClientEngine(Engine):
                              with_payload=True, with_vectors=False)
         return [r.payload or {} for r in records]
 
-    def query(self, q: np.ndarray, k: int, native_filter: Any) -> list[tuple[float, dict[str, Any]]]:
+    def _params(self, name: str) -> Any:
         m, cfg = self.m, self.cfg
+        if self._kind(name) == "sparse":
+            return None
         quant = None
         if cfg.quantization != "none":
-            quant = m.QuantizationSearchParams(rescore=cfg.quantization_rescore)
-        params = m.SearchParams(hnsw_ef=cfg.hnsw.ef, exact=cfg.exact, quantization=quant)
+            quant = m.QuantizationSearchParams(rescore=cfg.quantization_rescore,
+                                               oversampling=cfg.quantization_oversampling)
+        return m.SearchParams(hnsw_ef=cfg.hnsw.ef, exact=cfg.exact, quantization=quant)
+
+    def query_many(self, queries: list[FieldQuery], k: int, native_filter: Any
+                   ) -> list[Scored]:
+        requests = [self.m.QueryRequest(query=self._vector(name, q), using=name, limit=k,
+                                        filter=native_filter, params=self._params(name),
+                                        with_payload=True, with_vector=False)
+                    for name, q in queries]
+        res = self._call("query", self.client.query_batch_points, self.spec.collection,
+                         requests=requests)
+        return [[(float(p.score), p.payload or {}) for p in r.points] for r in res]
+
+    def query_fused(self, queries: list[FieldQuery], k: int, native_filter: Any,
+                    method: str, rrf_k: int) -> Scored:
+        m = self.m
+        prefetch = [m.Prefetch(query=self._vector(name, q), using=name, limit=k,
+                               filter=native_filter, params=self._params(name))
+                    for name, q in queries]
+        fusion: Any = (m.RrfQuery(rrf=m.Rrf(k=rrf_k)) if method == "rrf"
+                       else m.FusionQuery(fusion=m.Fusion.DBSF))
         res = self._call("query", self.client.query_points, self.spec.collection,
-                         query=q.tolist(), using=self.vname, limit=k, query_filter=native_filter,
-                         search_params=params, with_payload=True, with_vectors=False)
+                         prefetch=prefetch, query=fusion, limit=k, query_filter=native_filter,
+                         with_payload=True, with_vectors=False)
         return [(float(p.score), p.payload or {}) for p in res.points]
 
     def close(self) -> None:
@@ -312,14 +411,19 @@ class EdgeEngine(Engine):
         cfg_path = self.path / "edge_config.json"
         try:
             saved = json.loads(cfg_path.read_text(encoding="utf-8"))
-            vectors = saved["vectors"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            fields: dict[str, VectorField] = {}
+            for name, v in (saved.get("vectors") or {}).items():
+                fields[name] = VectorField(
+                    name=name, kind="multivector" if v.get("multivector_config") else "dense",
+                    dim=int(v["size"]), metric="dot" if v["distance"] == "Dot" else "cosine")
+            for name, v in (saved.get("sparse_vectors") or {}).items():
+                idf = (v or {}).get("modifier") == "idf"
+                fields[name] = VectorField(name=name, kind="sparse", dim=None,
+                                           metric="cosine" if idf else "dot")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IndexCorruptError(f"qdrant edge config {cfg_path} is unreadable ({exc}); "
                                     "nothing was changed. Restore it or delete the folder "
                                     "and re-index") from exc
-        if self.vname not in vectors:
-            raise ConfigError(f"qdrant edge shard {self.path} has vectors {sorted(vectors)}, "
-                              f"trawl expects {self.vname!r}")
         try:
             self.shard = self.e.EdgeShard.load(str(self.path))
         except Exception as exc:
@@ -333,21 +437,27 @@ class EdgeEngine(Engine):
                 f"qdrant edge shard {self.path} cannot be loaded ({text[:300]}); nothing "
                 "was changed. Restore it from a backup or delete the folder and "
                 "re-index") from exc
-        self.dim = int(vectors[self.vname]["size"])
+        self.fields = fields
         self.ensure_indexes(set(self.shard.info().payload_schema))
 
-    def create(self, dim: int) -> None:
+    def create(self, fields: list[VectorField]) -> None:
         e, cfg = self.e, self.cfg
-        distance = e.Distance.Dot if self.spec.metric == "dot" else e.Distance.Cosine
         quant: Any = None
         if cfg.quantization == "scalar":
             quant = e.ScalarQuantizationConfig(type=e.ScalarType.Int8, quantile=0.99,
                                                always_ram=True)
         elif cfg.quantization == "binary":
             quant = e.BinaryQuantizationConfig(always_ram=True)
+        dense = {f.name: e.EdgeVectorParams(
+            size=f.dim, distance=e.Distance.Dot if f.metric == "dot" else e.Distance.Cosine,
+            on_disk=cfg.on_disk or None,
+            multivector_config=e.MultiVectorConfig(e.MultiVectorComparator.MaxSim)
+            if f.kind == "multivector" else None)
+            for f in fields if f.kind != "sparse"}
+        sparse = {f.name: e.EdgeSparseVectorParams(modifier=e.Modifier.Idf)
+                  for f in fields if f.kind == "sparse"}
         config = e.EdgeConfig(
-            vectors={self.vname: e.EdgeVectorParams(size=dim, distance=distance,
-                                                    on_disk=cfg.on_disk or None)},
+            vectors=dense, sparse_vectors=sparse or None,
             hnsw_config=e.HnswIndexConfig(m=cfg.hnsw.m, ef_construct=cfg.hnsw.ef_construct,
                                           full_scan_threshold=cfg.hnsw.full_scan_threshold),
             quantization_config=quant, wal_enabled=cfg.wal,
@@ -355,7 +465,7 @@ class EdgeEngine(Engine):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.shard = e.EdgeShard.create(str(self.path), config)
         self.ensure_indexes(set())
-        self.dim = dim
+        self.fields = {f.name: f for f in fields}
 
     def ensure_indexes(self, existing: set[str]) -> None:
         """Create the payload indexes the config lists that the shard lacks."""
@@ -369,10 +479,17 @@ class EdgeEngine(Engine):
         if missing:
             self.shard.flush()
 
-    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
-        e, name = self.e, self.vname
-        points = [e.Point(pid, {name: vec}, payload)
-                  for pid, vec, payload in zip(ids, vectors.tolist(), payloads, strict=True)]
+    def _vector(self, name: str, value: Any) -> Any:
+        if self._kind(name) == "sparse":
+            return self.e.SparseVector(value[0], value[1])
+        return value
+
+    def upsert(self, ids: list[str], vectors: dict[str, list[Any]],
+               payloads: list[dict[str, Any]]) -> None:
+        e = self.e
+        points = [e.Point(pid, {name: self._vector(name, vs[i]) for name, vs in vectors.items()
+                                if vs[i] is not None}, payload)
+                  for i, (pid, payload) in enumerate(zip(ids, payloads, strict=True))]
         self.shard.update(e.UpdateOperation.upsert_points(points))
         self._since_optimize += len(points)
 
@@ -416,15 +533,41 @@ class EdgeEngine(Engine):
         records = self.shard.retrieve(ids, with_payload=True, with_vector=False)
         return [r.payload or {} for r in records]
 
-    def query(self, q: np.ndarray, k: int, native_filter: Any) -> list[tuple[float, dict[str, Any]]]:
+    def _params(self, name: str) -> Any:
         e, cfg = self.e, self.cfg
+        if self._kind(name) == "sparse":
+            return None
         quant = None
         if cfg.quantization != "none":
-            quant = e.QuantizationSearchParams(rescore=cfg.quantization_rescore)
-        params = e.SearchParams(hnsw_ef=cfg.hnsw.ef, exact=cfg.exact, quantization=quant)
-        res = self.shard.query(e.QueryRequest(
-            limit=k, query=e.Query.Nearest(q.tolist(), using=self.vname), filter=native_filter,
-            params=params, with_payload=True, with_vector=False))
+            quant = e.QuantizationSearchParams(rescore=cfg.quantization_rescore,
+                                               oversampling=cfg.quantization_oversampling)
+        return e.SearchParams(hnsw_ef=cfg.hnsw.ef, exact=cfg.exact, quantization=quant)
+
+    def query_many(self, queries: list[FieldQuery], k: int, native_filter: Any
+                   ) -> list[Scored]:
+        e = self.e
+        requests = [e.QueryRequest(limit=k, query=e.Query.Nearest(self._vector(name, q),
+                                                                  using=name),
+                                   filter=native_filter, params=self._params(name),
+                                   with_payload=True, with_vector=False)
+                    for name, q in queries]
+        if len(requests) == 1:
+            found = [self.shard.query(requests[0])]
+        else:
+            found = self.shard.query_batch(e.QueryBatchRequest(requests))
+        return [[(float(p.score), p.payload or {}) for p in res] for res in found]
+
+    def query_fused(self, queries: list[FieldQuery], k: int, native_filter: Any,
+                    method: str, rrf_k: int) -> Scored:
+        e = self.e
+        prefetch = [e.Prefetch(limit=k, query=e.Query.Nearest(self._vector(name, q),
+                                                               using=name),
+                               filter=native_filter, params=self._params(name))
+                    for name, q in queries]
+        fusion: Any = e.Fusion.Rrf(k=rrf_k) if method == "rrf" else e.Fusion.Dbsf()
+        res = self.shard.query(e.QueryRequest(limit=k, prefetches=prefetch, query=fusion,
+                                              filter=native_filter, with_payload=True,
+                                              with_vector=False))
         return [(float(p.score), p.payload or {}) for p in res]
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import contextlib
 import json
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,9 +25,11 @@ import numpy as np
 from trawl.components import (
     ComponentConfig,
     ComponentContext,
-    FloatArray,
+    FusionRequest,
     Index,
     IndexQuery,
+    SparseVector,
+    VectorField,
     make_hit,
 )
 from trawl.errors import ConfigError, DimensionMismatchError, IndexCorruptError, InputError
@@ -36,7 +38,7 @@ from trawl.models import Chunk, Hit
 from trawl.storage import FORMAT_VERSION, atomic_write_json
 
 from .config import QdrantConfig
-from .engines import Engine, EngineSpec, open_engine
+from .engines import Engine, EngineSpec, describe_fields, open_engine
 
 # Fixed namespace: the same chunk id gives the same point id on every machine, forever.
 TRAWL_NAMESPACE = uuid.UUID("6f0d3c5e-7a3b-5b8e-9a55-2f2b1b0a7c11")
@@ -56,9 +58,19 @@ def edge_available() -> bool:
 
 
 class QdrantIndex(Index):
-    """Dense vectors in Qdrant: embedded (edge engine or qdrant-client local) or a server."""
+    """Vectors in Qdrant: embedded (edge engine or qdrant-client local) or a server.
+
+    One retriever: one named vector (``dense``, ``fde`` for MUVERA's dot-product
+    encodings, ``sparse`` or ``tokens``). Several retrievers sharing a ``store``: one
+    point per chunk with a named vector per retriever (``context.fields``), written in one
+    request per batch and searched in one Query API request (a batch, or prefetches fused
+    by the engine with RRF / DBSF).
+    """
 
     input = "dense"
+    vector_kinds = frozenset({"dense", "sparse", "multivector"})
+    shareable = True
+    native_fusion = frozenset({"rrf", "dbsf"})
     Config = QdrantConfig
 
     def __init__(self, config: ComponentConfig | None = None,
@@ -74,6 +86,10 @@ class QdrantIndex(Index):
         self.collection = self.cfg.collection or (marker or {}).get("collection") or \
             _collection_name(self.context.name)
         self.metric = self.context.metric
+        self.shared = bool(self.context.fields)
+        #: the single field's vector name (None when shared by several retrievers)
+        self.single: str | None = None if self.shared else _single_name(
+            self.context.kind, self.metric)
         if self.mode == "server" and not self.cfg.url:
             raise ConfigError(f"qdrant index {self.name!r} at {self.folder} lives on a Qdrant "
                               "server: set 'url' (and the API key) in the index config")
@@ -81,7 +97,7 @@ class QdrantIndex(Index):
         if self.mode != "server" and built and self.cfg.collection not in (None, built):
             raise ConfigError(f"qdrant index {self.name!r} at {self.folder} holds collection "
                               f"{built!r}, config names {self.cfg.collection!r}")
-        if marker and marker.get("metric") not in (None, self.metric):
+        if not self.shared and marker and marker.get("metric") not in (None, self.metric):
             raise ConfigError(
                 f"qdrant index {self.name!r} at {self.folder}: built with metric "
                 f"{marker['metric']!r}, the pipeline now asks for {self.metric!r}; re-index "
@@ -92,23 +108,63 @@ class QdrantIndex(Index):
         self._read_lock: Any = self._lock if self.mode == "local" else contextlib.nullcontext()
         self.engine: Engine = open_engine(EngineSpec(
             mode=self.mode, config=self.cfg, folder=self.folder, collection=self.collection,
-            metric=self.metric, name=self.name, expect_existing=bool(marker)))
-        self.dim: int | None = self.engine.dim
-        want = self.context.dim
+            name=self.name, expect_existing=bool(marker)))
+        self.fields: dict[str, VectorField] | None = None
         try:
-            if self.dim is not None and want is not None and self.dim != want:
-                where = self.folder or self.cfg.url
-                raise DimensionMismatchError(
-                    f"qdrant index {self.name!r} (collection {self.collection!r} at {where}) "
-                    f"holds {self.dim}-d vectors, the encoder gives {want}-d; use the encoder "
-                    "it was built with or re-index into a new folder")
-            if self.dim is None and want is not None:
-                self._create(want)
+            self._check_fields(self.engine.fields, self._wanted())
         except BaseException:
             self.engine.close()
             raise
 
     # -- setup ---------------------------------------------------------------------
+    def _wanted(self) -> list[VectorField] | None:
+        """The fields the pipeline asks for (``None``: a dense field whose dimension the
+        first upsert tells)."""
+        if self.shared:
+            return [VectorField(f.name, f.kind, f.dim, f.metric) for f in self.context.fields]
+        assert self.single is not None
+        kind = self.context.kind
+        if kind != "sparse" and self.context.dim is None:
+            return None
+        return [VectorField(self.single, kind, None if kind == "sparse" else self.context.dim,
+                            self.metric)]
+
+    def _check_fields(self, existing: dict[str, VectorField] | None,
+                      wanted: list[VectorField] | None) -> None:
+        where = self.folder or self.cfg.url
+        if existing is None:
+            if wanted is not None:
+                self._create(wanted)
+            return
+        if wanted is None:
+            wanted = [f for f in existing.values() if f.name == self.single]
+            if not wanted or wanted[0].kind != self.context.kind:
+                wanted = [VectorField(cast(str, self.single), self.context.kind, None,
+                                      self.metric)]
+        same = {f.name: f for f in wanted} == existing
+        if not same and self.single is not None and set(existing) == {self.single} and \
+                existing[self.single].kind == wanted[0].kind == "dense" and \
+                existing[self.single].metric == wanted[0].metric:
+            raise DimensionMismatchError(
+                f"qdrant index {self.name!r} (collection {self.collection!r} at {where}) "
+                f"holds {existing[self.single].dim}-d vectors, the encoder gives "
+                f"{wanted[0].dim}-d; use the encoder it was built with or re-index into a "
+                "new folder")
+        if not same:
+            raise ConfigError(
+                f"qdrant collection {self.collection!r} at {where} has vectors "
+                f"[{describe_fields(existing)}]; the pipeline expects "
+                f"[{describe_fields(wanted)}]. Point 'collection' at a collection this "
+                "pipeline created, or re-index into a new folder/collection")
+        self.fields = existing
+
+    @property
+    def dim(self) -> int | None:
+        """The single dense field's dimension (``None`` before the first write)."""
+        if self.fields is None or self.single is None:
+            return None
+        return self.fields[self.single].dim
+
     def _read_marker(self) -> dict[str, Any] | None:
         if self.folder is None or not (self.folder / MARKER).exists():
             return None
@@ -146,20 +202,26 @@ class QdrantIndex(Index):
                                          purpose="qdrant index mode 'edge'")
         return mode
 
-    def _create(self, dim: int) -> None:
-        self.engine.create(dim)
-        self.dim = dim
+    def _create(self, fields: list[VectorField]) -> None:
+        self.engine.create(fields)
+        self.fields = {f.name: f for f in fields}
         if self.folder is not None:
-            atomic_write_json(self.folder / MARKER, {
+            marker: dict[str, Any] = {
                 "format": FORMAT_VERSION, "engine": self.mode, "collection": self.collection,
-                "dim": dim, "metric": self.metric})
+                "metric": self.metric}
+            if self.single is not None and self.fields[self.single].dim is not None:
+                marker["dim"] = self.fields[self.single].dim
+            if self.shared or self.context.kind != "dense":
+                marker["fields"] = [{"name": f.name, "kind": f.kind, "dim": f.dim,
+                                     "metric": f.metric} for f in fields]
+            atomic_write_json(self.folder / MARKER, marker)
 
     def _check_open(self) -> None:
         if self._closed:
             raise InputError(f"qdrant index {self.name!r} is closed")
 
     # -- writes --------------------------------------------------------------------
-    def upsert(self, chunks: Sequence[Chunk], vectors: FloatArray | None = None) -> int:
+    def upsert(self, chunks: Sequence[Chunk], vectors: Any = None) -> int:
         """Write chunks in batches of ``batch_size``; durable when this returns.
 
         Every request is sent with ``wait=True`` semantics: local mode writes each point
@@ -167,28 +229,40 @@ class QdrantIndex(Index):
         segments (WAL + data) to disk at the end of the call; a server acknowledges a
         batch only after it is applied to its WAL and visible to searches.
         """
+        if self.shared:
+            raise InputError(f"qdrant index {self.name!r} is shared by retrievers "
+                             f"{sorted(f.name for f in self.context.fields)}: write with "
+                             "upsert_fields")
         if not chunks:
             return 0
         if vectors is None:
             raise InputError(f"qdrant index {self.name!r} is a vector index: upsert needs "
                              "vectors")
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or len(vectors) != len(chunks):
-            raise InputError(f"qdrant index {self.name!r}: expected ({len(chunks)}, dim) "
-                             f"vectors, got shape {vectors.shape}")
-        if not np.isfinite(vectors).all():
-            raise InputError(f"qdrant index {self.name!r}: vectors contain NaN or inf")
+        assert self.single is not None
+        return self._write(chunks, {self.single: vectors})
+
+    def upsert_fields(self, chunks: Sequence[Chunk], encoded: Mapping[str, Any]) -> int:
+        if not chunks:
+            return 0
+        names = {f.name for f in self.context.fields} if self.shared else {self.single}
+        if set(encoded) != names:
+            raise InputError(f"qdrant index {self.name!r}: upsert_fields needs every field "
+                             f"{sorted(str(n) for n in names)}, got {sorted(encoded)}")
+        return self._write(chunks, encoded)
+
+    def _write(self, chunks: Sequence[Chunk], encoded: Mapping[str, Any]) -> int:
         with self._lock:
             self._check_open()
-            if self.dim is None:
-                self._create(int(vectors.shape[1]))
-            if vectors.shape[1] != self.dim:
-                raise DimensionMismatchError(
-                    f"qdrant index {self.name!r} (collection {self.collection!r}) holds "
-                    f"{self.dim}-d vectors, got {vectors.shape[1]}-d")
-            if self.metric == "cosine":
-                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-                vectors = vectors / np.maximum(norms, 1e-12)
+            if self.fields is None:  # a single dense field learns its dimension now
+                first = np.asarray(next(iter(encoded.values())), dtype=np.float32)
+                if first.ndim != 2:
+                    raise InputError(f"qdrant index {self.name!r}: expected ({len(chunks)}, "
+                                     f"dim) vectors, got shape {first.shape}")
+                self._create([VectorField(cast(str, self.single), "dense",
+                                          int(first.shape[1]), self.metric)])
+            assert self.fields is not None
+            plain = {name: self._plain(self.fields[name], chunks, value)
+                     for name, value in encoded.items()}
             batches = range(0, len(chunks), self.cfg.batch_size)
             progress = None
             if self.cfg.show_progress and len(batches) > 1:
@@ -198,9 +272,10 @@ class QdrantIndex(Index):
                                 unit="chunk")
             try:
                 for start in batches:
-                    part = chunks[start:start + self.cfg.batch_size]
-                    vecs = vectors[start:start + self.cfg.batch_size]
-                    self.engine.upsert([point_id(c.id) for c in part], vecs,
+                    stop = start + self.cfg.batch_size
+                    part = chunks[start:stop]
+                    self.engine.upsert([point_id(c.id) for c in part],
+                                       {n: vs[start:stop] for n, vs in plain.items()},
                                        [_payload(c) for c in part])
                     if progress is not None:
                         progress.update(len(part))
@@ -210,6 +285,33 @@ class QdrantIndex(Index):
             self.engine.commit()
         return len(chunks)
 
+    def _plain(self, f: VectorField, chunks: Sequence[Chunk], value: Any) -> list[Any]:
+        """Check one field's encodings of ``chunks``; plain Python per point (``None``: the
+        chunk has no vector in this field, e.g. no known term or no token)."""
+        n = len(chunks)
+        if f.kind == "dense":
+            vectors = np.asarray(value, dtype=np.float32)
+            if vectors.ndim != 2 or len(vectors) != n:
+                raise InputError(f"qdrant index {self.name!r}: expected ({n}, dim) vectors, "
+                                 f"got shape {vectors.shape}")
+            if not np.isfinite(vectors).all():
+                raise InputError(f"qdrant index {self.name!r}: vectors contain NaN or inf")
+            if vectors.shape[1] != f.dim:
+                raise DimensionMismatchError(
+                    f"qdrant index {self.name!r} (collection {self.collection!r}) holds "
+                    f"{f.dim}-d vectors in {f.name!r}, got {vectors.shape[1]}-d")
+            if f.metric == "cosine":
+                vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True),
+                                               1e-12)
+            return cast(list[Any], vectors.tolist())
+        items = list(value)
+        if len(items) != n:
+            raise InputError(f"qdrant index {self.name!r}: field {f.name!r} got {len(items)} "
+                             f"encodings for {n} chunks")
+        if f.kind == "sparse":
+            return [_sparse_plain(self.name, f.name, sv) for sv in items]
+        return [_tokens_plain(self.name, f, t) for t in items]
+
     def delete(self, doc_ids: Sequence[str]) -> int:
         """Remove every chunk of these documents (payload filter on ``doc_id``)."""
         ids = sorted({str(d) for d in doc_ids})
@@ -217,7 +319,7 @@ class QdrantIndex(Index):
             return 0
         with self._lock:
             self._check_open()
-            if self.dim is None:
+            if self.fields is None:
                 return 0
             removed = self.engine.count_docs(ids)
             if removed:
@@ -234,39 +336,85 @@ class QdrantIndex(Index):
 
     # -- reads ---------------------------------------------------------------------
     def search(self, query: IndexQuery, top_k: int, filters: Filter | None = None) -> list[Hit]:
+        if self.shared:
+            raise InputError(f"qdrant index {self.name!r} is shared by retrievers: search "
+                             "with search_fields")
+        found = self.search_fields({cast(str, self.single): query}, top_k, filters)
+        assert isinstance(found, dict)
+        return next(iter(found.values()))
+
+    def search_fields(self, queries: Mapping[str, IndexQuery], top_k: int,
+                      filters: Filter | None = None, fusion: FusionRequest | None = None
+                      ) -> dict[str, list[Hit]] | list[Hit]:
+        """Each field's run from one batched request, or, for ``fusion`` RRF (equal
+        weights, integral k) or DBSF (equal weights), one request whose prefetches the
+        engine fuses. Other fusions get the runs back (the caller fuses)."""
         if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k <= 0:
             raise InputError(f"top_k must be a positive integer, got {top_k!r}")
+        top_k = min(int(top_k), MAX_TOP_K)
+        native = self.engine.translate(filters)  # FilterError before touching the engine
+        with self._read_lock:
+            self._check_open()
+            fields = self.fields
+            if fields is None:
+                return {name: [] for name in queries}
+            plain: dict[str, Any] = {}
+            for name, q in queries.items():
+                if name not in fields:
+                    raise InputError(f"qdrant index {self.name!r} has no field {name!r} "
+                                     f"(it has {sorted(fields)})")
+                plain[name] = self._query_plain(fields[name], q)
+            asked = [(n, q) for n, q in plain.items() if q is not None]
+            rrf_k = _native_rrf_k(fusion, list(queries)) if fusion is not None else None
+            if fusion is not None and len(asked) > 1 and (
+                    (fusion.method == "rrf" and rrf_k is not None) or
+                    (fusion.method == "dbsf" and _equal_weights(fusion, list(queries)))):
+                found = self.engine.query_fused(asked, top_k, native, fusion.method,
+                                                rrf_k or 0)
+                return _hits(found, self.name)
+            runs = self.engine.query_many(asked, top_k, native) if asked else []
+        out = {name: [] for name in queries}  # type: dict[str, list[Hit]]
+        for (name, _), found in zip(asked, runs, strict=True):
+            out[name] = _hits(found, name if self.shared else self.name)
+        return out
+
+    def _query_plain(self, f: VectorField, query: IndexQuery) -> Any:
+        """The query for one field as plain Python; ``None`` for a sparse query without
+        terms (no hits, not an error)."""
+        if f.kind == "sparse":
+            if query.sparse is None:
+                raise InputError(f"qdrant index {self.name!r}: field {f.name!r} is sparse "
+                                 "and needs a sparse query (IndexQuery.sparse)")
+            indices, values = _sparse_plain(self.name, f.name, query.sparse) or ([], [])
+            return (indices, values) if indices else None
+        if f.kind == "multivector":
+            if query.tokens is None:
+                raise InputError(f"qdrant index {self.name!r}: field {f.name!r} is "
+                                 "multi-vector and needs query tokens (IndexQuery.tokens)")
+            tokens = _tokens_plain(self.name, f, query.tokens)
+            return tokens
         if query.vector is None:
             raise InputError(f"qdrant index {self.name!r} needs a query vector")
         q = np.asarray(query.vector, dtype=np.float32).reshape(-1)
         if not np.isfinite(q).all():
             raise InputError(f"qdrant index {self.name!r}: query vector contains NaN or inf")
-        top_k = min(int(top_k), MAX_TOP_K)
-        native = self.engine.translate(filters)  # FilterError before touching the engine
-        with self._read_lock:
-            self._check_open()
-            if self.dim is None:
-                return []
-            if q.shape[0] != self.dim:
-                raise DimensionMismatchError(
-                    f"qdrant index {self.name!r} (collection {self.collection!r}) holds "
-                    f"{self.dim}-d vectors, the query is {q.shape[0]}-d")
-            if self.metric == "cosine":
-                q = q / max(float(np.linalg.norm(q)), 1e-12)
-            found = self.engine.query(q, top_k, native)
-        found.sort(key=lambda sp: (-sp[0], str(sp[1].get("chunk_id", ""))))
-        return [make_hit(_chunk(p), score, rank, self.name)
-                for rank, (score, p) in enumerate(found, start=1)]
+        if q.shape[0] != f.dim:
+            raise DimensionMismatchError(
+                f"qdrant index {self.name!r} (collection {self.collection!r}) holds "
+                f"{f.dim}-d vectors, the query is {q.shape[0]}-d")
+        if f.metric == "cosine":
+            q = q / max(float(np.linalg.norm(q)), 1e-12)
+        return q.tolist()
 
     def count(self) -> int:
         with self._lock:
             self._check_open()
-            return 0 if self.dim is None else self.engine.count()
+            return 0 if self.fields is None else self.engine.count()
 
     def doc_ids(self) -> set[str]:
         with self._lock:
             self._check_open()
-            if self.dim is None:
+            if self.fields is None:
                 return set()
             return {str(p["doc_id"]) for p in self._scroll(["doc_id"])}
 
@@ -276,7 +424,7 @@ class QdrantIndex(Index):
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
         with self._lock:
             self._check_open()
-            if self.dim is None or not chunk_ids:
+            if self.fields is None or not chunk_ids:
                 return [None] * len(chunk_ids)
             found = self.engine.retrieve([point_id(c) for c in chunk_ids])
         by_chunk = {str(p.get("chunk_id")): _chunk(p) for p in found}
@@ -291,7 +439,70 @@ class QdrantIndex(Index):
 
     def __repr__(self) -> str:  # never shows the config (api key) or the URL's credentials
         return (f"QdrantIndex(name={self.name!r}, mode={self.mode!r}, "
-                f"collection={self.collection!r}, dim={self.dim})")
+                f"collection={self.collection!r}, fields={sorted(self.fields or {})})")
+
+
+def _single_name(kind: str, metric: str) -> str:
+    """Vector name of a one-retriever collection (``dense``/``fde`` as before stores)."""
+    if kind == "sparse":
+        return "sparse"
+    if kind == "multivector":
+        return "tokens"
+    return "fde" if metric == "dot" else "dense"
+
+
+def _equal_weights(fusion: FusionRequest, names: list[str]) -> bool:
+    weights = {float(fusion.weights.get(n, 1.0)) for n in names}
+    return len(weights) == 1 and weights != {0.0}
+
+
+def _native_rrf_k(fusion: FusionRequest, names: list[str]) -> int | None:
+    """Qdrant's RRF is ``Σ 1/(k' + rank - 1)`` with integral k' and no weights here; trawl's
+    is ``Σ w/(k + rank)``. Same order when the weights are equal and k' = k + 1."""
+    if fusion.method != "rrf" or not _equal_weights(fusion, names):
+        return None
+    k = fusion.k + 1
+    return int(k) if float(k).is_integer() else None
+
+
+def _sparse_plain(index: str, field: str, sv: Any) -> tuple[list[int], list[float]] | None:
+    if not isinstance(sv, SparseVector):
+        raise InputError(f"qdrant index {index!r}: field {field!r} is sparse and takes "
+                         f"trawl.SparseVector, got {type(sv).__name__}")
+    if len(sv) == 0:
+        return None
+    indices = np.asarray(sv.indices)
+    values = np.asarray(sv.values, dtype=np.float32)
+    if indices.shape != values.shape or indices.ndim != 1:
+        raise InputError(f"qdrant index {index!r}: sparse vector has {indices.shape} "
+                         f"indices and {values.shape} values")
+    if indices.min() < 0 or indices.max() >= 2**32 or len(np.unique(indices)) != len(indices):
+        raise InputError(f"qdrant index {index!r}: sparse indices must be unique and in "
+                         "[0, 2**32)")
+    if not np.isfinite(values).all():
+        raise InputError(f"qdrant index {index!r}: sparse values contain NaN or inf")
+    return [int(i) for i in indices.tolist()], values.tolist()
+
+
+def _tokens_plain(index: str, f: VectorField, tokens: Any) -> list[list[float]] | None:
+    t = np.asarray(tokens, dtype=np.float32)
+    if t.ndim != 2 or (len(t) and t.shape[1] != f.dim):
+        raise DimensionMismatchError(
+            f"qdrant index {index!r}: field {f.name!r} holds {f.dim}-d token vectors, got "
+            f"shape {t.shape}")
+    if not len(t):
+        return None
+    if not np.isfinite(t).all():
+        raise InputError(f"qdrant index {index!r}: token vectors contain NaN or inf")
+    if f.metric == "cosine":
+        t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    return cast(list[list[float]], t.tolist())
+
+
+def _hits(found: list[tuple[float, dict[str, Any]]], source: str) -> list[Hit]:
+    found = sorted(found, key=lambda sp: (-sp[0], str(sp[1].get("chunk_id", ""))))
+    return [make_hit(_chunk(p), score, rank, source)
+            for rank, (score, p) in enumerate(found, start=1)]
 
 
 def _collection_name(name: str) -> str:

@@ -1,0 +1,118 @@
+"""``bm25-sparse``: BM25 term weights as sparse vectors, for an index that keeps the IDF.
+
+The ``bm25`` index scores in-process from its own files. To put lexical retrieval on a
+vector engine (Qdrant, where sharding and replication are the engine's), the text side
+of BM25 moves into an encoder and the collection side into the engine:
+
+* terms come from the same :class:`~trawl_bm25.analysis.Analyzer` (tokeniser, stopwords,
+  Snowball stemmer) and the same config fields as the ``bm25`` index;
+* a term's id is the first 4 bytes of its BLAKE2b hash: stable across processes and
+  machines with no vocabulary to share (a 32-bit space: two of 50k distinct terms
+  collide with probability ~0.3, so collisions are rare and merge two terms' weights);
+* a document's weight for a term is Okapi's saturated, length-normalised term frequency
+  ``tf·(k1+1) / (tf + k1·(1 − b + b·dl/avgdl))``, with ``avgdl`` fixed in the config
+  (the engine cannot recompute it, and a weight must not change once stored);
+* a query's weight is its term count (a repeated query term counts again, as in
+  rank-bm25); the engine multiplies by its IDF (Qdrant's IDF modifier:
+  ``ln(1 + (N − n + 0.5)/(n + 0.5))``, always positive, kept current as the collection
+  grows). Okapi's ``ln((N − n + 0.5)/(n + 0.5))`` differs only for terms in a large share
+  of the documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, cast
+
+import numpy as np
+from pydantic import Field, create_model
+
+from trawl.components import ComponentConfig, Encoder, SparseVector
+
+from .analysis import Analyzer
+from .index import BM25Config
+
+ID_SPACE = 2**32
+#: the analyzer and saturation settings, shared with the ``bm25`` index so both agree
+SHARED_FIELDS = ("k1", "b", "stemmer", "stopwords", "lowercase", "min_token_length")
+
+BM25SparseConfig: type[ComponentConfig] = create_model(  # type: ignore[call-overload]
+    "BM25SparseConfig",
+    __base__=ComponentConfig,
+    __doc__="Config of ``bm25-sparse``: the ``bm25`` index's analyzer fields plus avgdl.",
+    avgdl=(float, Field(128.0, gt=0, description=(
+        "average document length in terms used for length normalisation; fixed, because "
+        "stored weights cannot follow a changing average. 128 sits between SciFact's (~164 "
+        "per abstract) and Cranfield's (~103) chunk lengths"))),
+    **{name: (BM25Config.model_fields[name].annotation, BM25Config.model_fields[name])
+       for name in SHARED_FIELDS},
+)
+
+
+def term_id(term: str) -> int:
+    """Stable 32-bit id of a term (the same on every machine, no vocabulary needed)."""
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(),
+                          "little")
+
+
+class BM25SparseEncoder(Encoder):
+    """Texts → ``SparseVector`` of BM25 document weights (or query term counts)."""
+
+    kind = "sparse"
+    Config = BM25SparseConfig
+
+    def __init__(self, config: ComponentConfig | None = None, context: Any = None) -> None:
+        super().__init__(config, context)
+        cfg = cast(Any, self.config)
+        stop = None if cfg.stopwords in (None, "none") else cfg.stopwords
+        self.analyzer = Analyzer(lowercase=cfg.lowercase, stemmer=cfg.stemmer, stopwords=stop,
+                                 min_token_length=cfg.min_token_length)
+        self.k1 = float(cfg.k1)
+        self.b = float(cfg.b)
+        self.avgdl = float(cfg.avgdl)
+        self._ids: dict[str, int] = {}
+
+    @property
+    def dim(self) -> int:
+        return ID_SPACE
+
+    @property
+    def max_length(self) -> int:
+        return 10**9  # no model window: only chunking by another encoder limits text
+
+    def _counts(self, text: str) -> tuple[Counter[int], int]:
+        terms = self.analyzer(text)
+        ids = self._ids
+        if len(ids) > 1_000_000:
+            ids.clear()
+        counts: Counter[int] = Counter()
+        for t in terms:
+            i = ids.get(t)
+            if i is None:
+                i = ids[t] = term_id(t)
+            counts[i] += 1
+        return counts, len(terms)
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False
+                         ) -> list[SparseVector]:
+        out = []
+        k1, b = self.k1, self.b
+        for text in texts:
+            counts, length = self._counts(text)
+            ids = np.fromiter(sorted(counts), dtype=np.uint32, count=len(counts))
+            tf = np.fromiter((counts[int(i)] for i in ids), dtype=np.float32, count=len(ids))
+            norm = k1 * (1.0 - b + b * length / self.avgdl)
+            out.append(SparseVector(indices=ids,
+                                    values=(tf * (k1 + 1.0) / (tf + norm)).astype(np.float32)))
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
+        out = []
+        for text in texts:
+            counts, _ = self._counts(text)
+            ids = np.fromiter(sorted(counts), dtype=np.uint32, count=len(counts))
+            out.append(SparseVector(indices=ids, values=np.fromiter(
+                (counts[int(i)] for i in ids), dtype=np.float32, count=len(ids))))
+        return out
