@@ -179,6 +179,11 @@ class Encoder(Component):
         """Longest input in tokens the model sees; chunking keeps chunks below it."""
         return 512
 
+    def document_text(self, chunk: Chunk) -> str:
+        """The text this encoder encodes for a chunk: its text by default; a lexical
+        encoder may add metadata fields (a title) the way its lexical index does."""
+        return chunk.text
+
     @abstractmethod
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> Any:
         """Encode passages: ``FloatArray (n, dim)`` or ``list[FloatArray (t_i, dim)]``."""

@@ -73,7 +73,7 @@ class Retriever:
         if self.encoder is None or not chunks:
             return None
         with plugin_call(self.encoder, "encoder", "encode_documents"):
-            return self.encoder.encode_documents([c.text for c in chunks],
+            return self.encoder.encode_documents([self.encoder.document_text(c) for c in chunks],
                                                  show_progress=show_progress)
 
     def write(self, chunks: Sequence[Chunk], encoded: Any) -> None:

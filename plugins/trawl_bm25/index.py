@@ -101,6 +101,34 @@ class BM25Config(ComponentConfig):
         return v
 
 
+def chunk_words(an: Analyzer, chunk: Chunk, fields: Sequence[str],
+                boost: Mapping[str, int]) -> list[str]:
+    """The words BM25 indexes for a chunk: each field's words, repeated by its weight
+    (also used by the ``bm25-sparse`` encoder, so both index the same terms)."""
+    words: list[str] = []
+    text_words: list[str] | None = None
+    for name in fields:
+        if name == "text":
+            text_words = an.words(chunk.text) if text_words is None else text_words
+            words.extend(text_words * boost.get("text", 1))
+            continue
+        value = chunk.metadata.get(name)
+        if value is None or value == "":
+            continue
+        field_words = an.words(value if isinstance(value, str) else str(value))
+        if not field_words:
+            continue
+        times = boost.get(name, 1)
+        if "text" in fields:
+            text_words = an.words(chunk.text) if text_words is None else text_words
+            if text_words[:len(field_words)] == field_words:
+                # the text already starts with it (Cranfield texts, BEIR "title text"):
+                # those words count once already
+                times -= 1
+        words.extend(field_words * times)
+    return words
+
+
 class _Base:
     """Term frequencies of rows ``[0, rows_end)`` in CSC order, fixed until the next merge.
 
@@ -204,30 +232,8 @@ class BM25Index(Index):
         self._columns = FilterColumns()
 
     def _analyze(self, chunk: Chunk) -> list[str]:
-        an = self.analyzer
-        words: list[str] = []
-        text_words: list[str] | None = None
-        boost = self.cfg.field_weights
-        for name in self.cfg.fields:
-            if name == "text":
-                text_words = an.words(chunk.text) if text_words is None else text_words
-                words.extend(text_words * boost.get("text", 1))
-                continue
-            value = chunk.metadata.get(name)
-            if value is None or value == "":
-                continue
-            field_words = an.words(value if isinstance(value, str) else str(value))
-            if not field_words:
-                continue
-            times = boost.get(name, 1)
-            if "text" in self.cfg.fields:
-                text_words = an.words(chunk.text) if text_words is None else text_words
-                if text_words[:len(field_words)] == field_words:
-                    # the text already starts with it (Cranfield texts, BEIR "title text"):
-                    # those words count once already
-                    times -= 1
-            words.extend(field_words * times)
-        return an.terms_of_words(words)
+        return self.analyzer.terms_of_words(chunk_words(self.analyzer, chunk, self.cfg.fields,
+                                                        self.cfg.field_weights))
 
     def _frequencies(self, token_lists: Sequence[list[str]]) -> tuple[IntArray, IntArray,
                                                                       IntArray, IntArray]:

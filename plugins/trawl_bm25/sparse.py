@@ -5,7 +5,8 @@ vector engine (Qdrant, where sharding and replication are the engine's), the tex
 of BM25 moves into an encoder and the collection side into the engine:
 
 * terms come from the same :class:`~trawl_bm25.analysis.Analyzer` (tokeniser, stopwords,
-  Snowball stemmer) and the same config fields as the ``bm25`` index;
+  Snowball stemmer), the same config fields and the same chunk fields (a title counted
+  ``field_weights`` times) as the ``bm25`` index;
 * a term's id is the first 4 bytes of its BLAKE2b hash: stable across processes and
   machines with no vocabulary to share (a 32-bit space: two of 50k distinct terms
   collide with probability ~0.3, so collisions are rare and merge two terms' weights);
@@ -30,13 +31,15 @@ import numpy as np
 from pydantic import Field, create_model
 
 from trawl.components import ComponentConfig, Encoder, SparseVector
+from trawl.models import Chunk
 
 from .analysis import Analyzer
-from .index import BM25Config
+from .index import BM25Config, chunk_words
 
 ID_SPACE = 2**32
 #: the analyzer and saturation settings, shared with the ``bm25`` index so both agree
-SHARED_FIELDS = ("k1", "b", "stemmer", "stopwords", "lowercase", "min_token_length")
+SHARED_FIELDS = ("k1", "b", "stemmer", "stopwords", "lowercase", "min_token_length", "fields",
+                 "field_weights")
 
 BM25SparseConfig: type[ComponentConfig] = create_model(  # type: ignore[call-overload]
     "BM25SparseConfig",
@@ -72,7 +75,14 @@ class BM25SparseEncoder(Encoder):
         self.k1 = float(cfg.k1)
         self.b = float(cfg.b)
         self.avgdl = float(cfg.avgdl)
+        self.fields = list(cfg.fields)
+        self.field_weights = dict(cfg.field_weights)
         self._ids: dict[str, int] = {}
+
+    def document_text(self, chunk: Chunk) -> str:
+        """The chunk's words as the ``bm25`` index counts them (title fields repeated by
+        their weight), joined by spaces: the analyzer splits them back into the same words."""
+        return " ".join(chunk_words(self.analyzer, chunk, self.fields, self.field_weights))
 
     @property
     def dim(self) -> int:

@@ -106,6 +106,30 @@ def test_sparse_encoder_weights_are_okapi_tf_with_the_bm25_analyzer() -> None:
     assert len(enc.encode_queries(["the and of"])[0]) == 0  # only stopwords: no terms
 
 
+def test_sparse_encoder_indexes_the_terms_the_bm25_index_does() -> None:
+    """Same analyzer, same fields: a title in the metadata counts as the bm25 index counts it
+    (twice by default), and not again when the text already starts with it."""
+    from collections import Counter
+
+    from trawl_bm25.index import BM25Index
+
+    enc, bm25 = BM25SparseEncoder(), BM25Index()
+    for chunk in (Chunk(id="a", doc_id="a", text="Wings stall at high angles.",
+                        metadata={"title": "Aerofoil wings"}),
+                  Chunk(id="b", doc_id="b", text="Aerofoil wings stall at high angles.",
+                        metadata={"title": "Aerofoil wings"}),
+                  Chunk(id="c", doc_id="c", text="No title here.")):
+        expected = Counter(term_id(t) for t in bm25._analyze(chunk))
+        (sv,) = enc.encode_documents([enc.document_text(chunk)])
+        got = dict(zip(sv.indices.tolist(), sv.values.tolist(), strict=True))
+        assert set(got) == set(expected)
+        length = sum(expected.values())
+        norm = 1.5 * (1 - 0.75 + 0.75 * length / enc.avgdl)
+        assert got == pytest.approx({i: tf * 2.5 / (tf + norm) for i, tf in expected.items()})
+    assert Counter(bm25._analyze(Chunk(id="a", doc_id="a", text="Wings stall.", metadata={
+        "title": "Aerofoil"})))["aerofoil"] == 2
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_sparse_scores_are_engine_idf_times_bm25_weights(mode: str, collection: str) -> None:
     """Score = Σ query count · doc weight · ln(1 + (N − n + 0.5)/(n + 0.5)), IDF from the
