@@ -22,6 +22,7 @@ from .components import (
 )
 from .config import PipelineConfig, TrawlSettings, load_pipeline
 from .context import Citation, Context
+from .display import escape_markup, safe_text
 from .errors import (
     ConfigError,
     DimensionMismatchError,
@@ -83,8 +84,10 @@ __all__ = [
     "UnknownComponentError",
     "VectorField",
     "default_host",
+    "escape_markup",
     "hookimpl",
     "load_pipeline",
     "make_hit",
     "parse_filter",
+    "safe_text",
 ]

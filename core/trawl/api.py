@@ -29,7 +29,14 @@ from .filters import Filter, parse_filter
 from .models import Chunk, Document, Hit, text_hash
 from .pipeline import Pipeline, SearchTrace
 from .plugins import PluginHost
-from .storage import FORMAT_VERSION, Manifest, atomic_write_json, read_json
+from .storage import (
+    FORMAT_VERSION,
+    Manifest,
+    atomic_write_json,
+    folder_sizes,
+    read_json,
+    remove_created_folder,
+)
 
 PIPELINE_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.sqlite"
@@ -134,6 +141,7 @@ class Trawl:
         self._lock_fh: TextIO | None = None
         self.last_trace = SearchTrace()
         state: dict[str, Any] = {}
+        created = path is not None and not path.exists()
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
             self._acquire_folder_lock(path)
@@ -151,6 +159,8 @@ class Trawl:
                 self.repair()
         except BaseException:
             self._release()
+            if created and path is not None:
+                remove_created_folder(path)  # a failed create leaves no half index behind
             raise
 
     # -- opening -------------------------------------------------------------------------
@@ -430,18 +440,15 @@ class Trawl:
 
     def stats(self) -> dict[str, Any]:
         """Counts and sizes for ``trawl stats`` and the TUI index screen."""
-        size = 0
-        if self.path is not None:
-            for p in self.path.rglob("*"):
-                if p.is_file():
-                    size += p.stat().st_size
+        allocated, apparent = folder_sizes(self.path) if self.path is not None else (0, 0)
         return {
             "path": str(self.path) if self.path else ":memory:",
             "pipeline": self.pipeline.config.name,
             "documents": self.manifest.count(),
             "chunks": {n: r.count() for n, r in self.pipeline.retrievers.items()},
             "encoders": [type(e).__name__ for e in self.pipeline.encoders],
-            "disk_bytes": size,
+            "disk_bytes": allocated,  # what the index takes on disk (st_blocks)
+            "apparent_bytes": apparent,  # sum of file sizes (sparse files count in full)
         }
 
     def close(self) -> None:

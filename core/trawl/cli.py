@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +14,90 @@ from typing import Any
 import click
 
 from .config import PRESETS, FusionConfig, TrawlSettings
-from .errors import MissingDependencyError, TrawlError
+from .display import safe_json, safe_text
+from .errors import (
+    InputError,
+    MissingDependencyError,
+    PluginLoadError,
+    TrawlError,
+    UnknownComponentError,
+)
 from .plugins import PluginHost, default_host
 
 
 def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    click.echo(safe_json(obj))
+
+
+class _Debug:
+    """``--traceback`` / ``TRAWL_DEBUG=1``: show original tracebacks of failures."""
+
+    enabled = os.environ.get("TRAWL_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+class TrawlGroup(click.Group):
+    """The ``trawl`` group: core commands are defined here; plugin commands load lazily.
+
+    No plugin is imported to run a core command (``uninstall`` works with a broken
+    plugin installed). An unknown subcommand name loads plugins in-process (each failure
+    contained and reported by name) and looks for a plugin command of that name. ``--help``
+    lists plugin commands from the isolated probe (plugin_probe.py), so a plugin that
+    hangs or calls ``os._exit`` cannot break the help either.
+    """
+
+    _plugin_commands: dict[str, click.Command] | None = None
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        commands = self._load_plugin_commands()
+        if cmd_name in commands:
+            return commands[cmd_name]
+        host = default_host()
+        failed = host.errors
+        if failed:
+            raise click.UsageError(
+                f"No such command {cmd_name!r}. It may come from a plugin that failed to load: "
+                + "; ".join(str(e) for e in failed[:5]), ctx)
+        return None
+
+    def _load_plugin_commands(self) -> dict[str, click.Command]:
+        if self._plugin_commands is None:
+            self._plugin_commands = {}
+            for plugin, command in default_host().plugin_commands():
+                name = command.name or ""
+                if name in self.commands or name in self._plugin_commands:
+                    click.echo(safe_text(f"warning: plugin {plugin!r} adds command {name!r}, "
+                                         "which already exists; ignored"), err=True)
+                    continue
+                self._plugin_commands[name] = command
+        return self._plugin_commands
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_commands(ctx, formatter)  # core commands only: list_commands is ours
+        from .plugin_probe import probe_plugins
+
+        try:
+            report = probe_plugins()
+        except TrawlError as exc:
+            rows = [("(unavailable)", safe_text(exc))]
+        else:
+            rows = [(safe_text(c.name), safe_text(f"{c.help} [plugin {c.plugin}]"))
+                    for c in sorted(report.commands, key=lambda c: c.name)
+                    if c.name not in self.commands]
+            broken = [p for p in report.plugins if p.error]
+            if broken:
+                rows.append(("(not loaded)", safe_text(
+                    ", ".join(p.name for p in broken) + ": see `trawl plugins`")))
+        if rows:
+            with formatter.section("Plugin commands"):
+                formatter.write_dl(rows)
+
+
+def _set_traceback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        _Debug.enabled = True
 
 
 def _open(index: str | None, pipeline: str | None, host: PluginHost, progress: bool = True,
@@ -26,8 +107,12 @@ def _open(index: str | None, pipeline: str | None, host: PluginHost, progress: b
     return Trawl.open(index, pipeline=pipeline, host=host, show_progress=progress, create=create)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=TrawlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trawl")
+@click.option("--traceback", is_flag=True, expose_value=False, is_eager=True,
+              callback=_set_traceback,
+              help="Show the original traceback of failures, plugin ones included "
+                   "(also TRAWL_DEBUG=1).")
 def cli() -> None:
     """trawl: plugin-based retrieval for RAG (BM25, dense, hybrid, MUVERA multi-vector)."""
 
@@ -36,26 +121,41 @@ def cli() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include core's own components.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins_cmd(show_all: bool, as_json: bool) -> None:
-    """List installed plugins, their components and load errors (imports no backend)."""
-    infos = default_host().plugin_infos(include_core=show_all)
+    """List installed plugins, their components, commands and load errors.
+
+    Plugins are loaded in a separate process with a time limit, so this works even when a
+    plugin exits or hangs while loading (imports no backend).
+    """
+    from .plugin_probe import probe_plugins
+
+    infos = probe_plugins(include_core=show_all).plugins
     if as_json:
         _echo_json([i.to_json() for i in infos])
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table("plugin", "distribution", "version", "components", "status")
     for i in infos:
-        comps = ", ".join(f"{c['kind']}:{c['name']}" for c in i.components) or "-"
-        status = f"[red]error: {i.error}[/red]" if i.error else "ok"
-        table.add_row(i.name, i.distribution, i.version, comps, status)
-    Console().print(table)
+        comps = ", ".join([f"{c['kind']}:{c['name']}" for c in i.components]
+                          + [f"command:{c}" for c in i.commands]) or "-"
+        status = Text(safe_text(f"error: {i.error}"), style="red") if i.error else Text("ok")
+        table.add_row(*(Text(safe_text(v)) for v in (i.name, i.distribution, i.version, comps)),
+                      status)
+    console = Console()
+    console.print(table)
+    if _Debug.enabled:
+        for i in infos:
+            if i.traceback:
+                console.print(Text(safe_text(f"plugin {i.name!r}:\n{i.traceback}",
+                                             multiline=True)))
 
 
 def _pip(args: list[str]) -> None:
     """Run pip in trawl's own interpreter (so plugins land where trawl can find them)."""
     cmd = [sys.executable, "-m", "pip", *args]
-    result = subprocess.run(cmd, check=False)
+    result = subprocess.run(cmd, check=False, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise click.ClickException(f"pip exited with status {result.returncode}: {' '.join(cmd)}")
 
@@ -81,8 +181,51 @@ def install(packages: tuple[str, ...], editable: bool, upgrade: bool, no_deps: b
 @click.argument("packages", nargs=-1, required=True)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def uninstall(packages: tuple[str, ...], yes: bool) -> None:
-    """Uninstall plugins (works even while a plugin is broken: it never imports them)."""
-    _pip(["uninstall", *(["-y"] if yes else []), *packages])
+    """Uninstall plugins by distribution or plugin name (never imports them, so it works
+    while a plugin is broken; refuses trawl itself and what trawl needs)."""
+    from .lifecycle import resolve_uninstall
+
+    targets = resolve_uninstall(packages)
+    listing = ", ".join(f"{t.distribution} (plugins: {', '.join(t.plugins)})" for t in targets)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"not uninstalling {listing} without confirmation: stdin is not a "
+                             "terminal; pass -y", title="cannot uninstall")
+        if not click.confirm(safe_text(f"Uninstall {listing}?"), default=False):
+            raise click.Abort()
+    _pip(["uninstall", "-y", *(t.distribution for t in targets)])
+
+
+def _check_globs(ctx: click.Context, param: click.Parameter,
+                 value: tuple[str, ...]) -> tuple[str, ...]:
+    from .ingest.walk import check_glob
+
+    for pattern in value:
+        try:
+            check_glob(pattern)
+        except InputError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+def _check_encodings(ctx: click.Context, param: click.Parameter,
+                     value: tuple[str, ...]) -> tuple[str, ...]:
+    for name in value:
+        try:
+            info = codecs.lookup(name)
+        except LookupError as exc:
+            raise click.BadParameter(f"unknown encoding {name!r} (Python codec names such as "
+                                     "cp1252, latin-1, shift_jis)") from exc
+        if not getattr(info, "_is_text_encoding", True):
+            raise click.BadParameter(f"{name!r} is not a text encoding")
+    return value
+
+
+def _check_finite(ctx: click.Context, param: click.Parameter,
+                  value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 @cli.command()
@@ -90,13 +233,15 @@ def uninstall(packages: tuple[str, ...], yes: bool) -> None:
 @click.option("--index", "-i", "index", default=None, help="Index name or folder.")
 @click.option("--pipeline", "-p", default=None,
               help=f"Preset ({', '.join(PRESETS)}) or TOML file, for a new index.")
-@click.option("--include", multiple=True, help="Glob of files to include (repeatable).")
-@click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
+@click.option("--include", multiple=True, callback=_check_globs,
+              help="Glob of files to include (repeatable).")
+@click.option("--exclude", multiple=True, callback=_check_globs,
+              help="Glob of files to skip (repeatable).")
 @click.option("--prune", is_flag=True, help="Remove documents whose files are gone.")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks out of the given roots.")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=None,
               help="Skip files larger than this many bytes (default 32 MiB).")
-@click.option("--encoding", "encodings", multiple=True,
+@click.option("--encoding", "encodings", multiple=True, callback=_check_encodings,
               help="Encoding to try for files that are not UTF-8 (repeatable, in order).")
 @click.option("--hidden", is_flag=True, help="Also index hidden files and folders.")
 @click.option("--no-ignore-files", is_flag=True, help="Do not read .gitignore/.trawlignore.")
@@ -119,13 +264,14 @@ def index(paths: tuple[Path, ...], index: str | None, pipeline: str | None,
     if as_json:
         _echo_json(report.model_dump())
     else:
-        click.echo(report.summary() if hasattr(report, "summary") else str(report))
+        summary = report.summary() if hasattr(report, "summary") else str(report)
+        click.echo(safe_text(summary, multiline=True))
 
 
 @cli.command()
 @click.argument("query")
 @click.option("--index", "-i", "index", default=None, help="Index name or folder.")
-@click.option("--top-k", "-k", default=10, show_default=True, type=int)
+@click.option("--top-k", "-k", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--where", "-w", multiple=True, help="Filter like year>=2020 (repeatable, AND).")
 @click.option("--filter", "filter_json", default=None, help="Filter as JSON.")
 @click.option("--retriever", "-r", "retrievers", multiple=True,
@@ -141,12 +287,12 @@ def search(query: str, index: str | None, top_k: int, where: tuple[str, ...],
 
     filters: Any = None
     if filter_json:
-        try:
-            filters = parse_filter(json.loads(filter_json))
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from exc
+        filters = parse_filter(_filter_object(filter_json))
     if where:
-        extra = parse_where(list(where))
+        try:
+            extra = parse_where(list(where))
+        except TrawlError as exc:
+            raise click.BadParameter(str(exc), param_hint="--where") from exc
         filters = parse_filter({"and": [to_json(filters), to_json(extra)]}) if filters else extra
     with _open(index, None, default_host(), progress=False, create=False) as t:
         fusion_cfg = None
@@ -160,18 +306,38 @@ def search(query: str, index: str | None, top_k: int, where: tuple[str, ...],
                     "hits": [h.model_dump() for h in hits]})
         return
     from rich.console import Console
+    from rich.text import Text
 
+    # Everything from the index is untrusted: shown as Text (never parsed as markup) and
+    # through safe_text (no control sequences reach the terminal).
     console = Console()
     if not hits:
-        console.print("[yellow]no hits[/yellow]")
+        console.print(Text("no hits", style="yellow"))
     for h in hits:
         sources = "  ".join(f"{k}={v.score:.3f}(#{v.rank})" for k, v in h.scores_by_source.items())
         title = h.title or h.source or h.doc_id
-        console.print(f"[bold]{h.rank:>2}.[/bold] [cyan]{title}[/cyan]  score={h.score:.4f}  "
-                      f"[dim]{sources}[/dim]")
+        console.print(Text.assemble((f"{h.rank:>2}.", "bold"), " ", (safe_text(title), "cyan"),
+                                    f"  score={h.score:.4f}  ", (safe_text(sources), "dim")))
         snippet = " ".join(h.text.split())[:240]
-        console.print(f"    {snippet}", markup=False, highlight=False)
-    console.print(f"[dim]{len(hits)} hits in {trace.total_ms:.1f} ms[/dim]")
+        console.print(Text(f"    {safe_text(snippet)}"))
+    console.print(Text(f"{len(hits)} hits in {trace.total_ms:.1f} ms", style="dim"))
+
+
+def _filter_object(text: str) -> Any:
+    """``--filter`` JSON: an object, with finite numbers only (``NaN`` is not JSON)."""
+    def no_constant(name: str) -> Any:
+        raise click.BadParameter(f"{name} is not a valid filter value (only finite numbers)",
+                                 param_hint="--filter")
+
+    try:
+        value = json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from exc
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"expected a JSON object such as "
+                                 f'{{"field": "year", "op": ">=", "value": 2020}}, got '
+                                 f"{type(value).__name__}", param_hint="--filter")
+    return value
 
 
 @cli.command(name="eval")
@@ -183,8 +349,9 @@ def search(query: str, index: str | None, top_k: int, where: tuple[str, ...],
 @click.option("--run-file", type=click.Path(path_type=Path), default=None,
               help="Where to write the TREC run (default: next to the index).")
 @click.option("--fusion", type=click.Choice(["rrf", "weighted", "dbsf"]), default=None)
-@click.option("--rrf-k", type=float, default=None)
-@click.option("--max-queries", type=int, default=None, help="Evaluate only the first N queries.")
+@click.option("--rrf-k", type=click.FloatRange(min=0), default=None, callback=_check_finite)
+@click.option("--max-queries", type=click.IntRange(min=1), default=None,
+              help="Evaluate only the first N queries.")
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(dataset_dir: Path, pipeline: str, index: str | None, run_file: Path | None,
              fusion: str | None, rrf_k: float | None, max_queries: int | None,
@@ -202,8 +369,8 @@ def eval_cmd(dataset_dir: Path, pipeline: str, index: str | None, run_file: Path
     with Trawl(folder, config, host=default_host(), settings=settings,
                show_progress=progress) as t:
         if not as_json:
-            click.echo(f"indexing {dataset.path} into {folder} (unchanged documents are skipped)",
-                       err=True)
+            click.echo(safe_text(f"indexing {dataset.path} into {folder} (unchanged documents "
+                                 "are skipped)"), err=True)
         t.add(dataset.corpus(), batch_size=128)
         fusion_cfg: FusionConfig | None = None
         if fusion or rrf_k is not None:
@@ -218,14 +385,16 @@ def eval_cmd(dataset_dir: Path, pipeline: str, index: str | None, run_file: Path
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{dataset.name} · {config.name} · {result.queries} queries")
+    table = Table(title=Text(safe_text(f"{dataset.name} · {config.name} · "
+                                       f"{result.queries} queries")))
     for col in ("nDCG@10", "Recall@10", "Recall@100", "MRR@10", "p50 ms", "p95 ms"):
         table.add_column(col, justify="right")
     table.add_row(*(f"{data[k]:.4f}" for k in ("ndcg@10", "recall@10", "recall@100", "mrr@10")),
                   f"{data['latency_ms_p50']:.1f}", f"{data['latency_ms_p95']:.1f}")
     Console().print(table)
-    click.echo(f"run file: {run_path}")
+    click.echo(safe_text(f"run file: {run_path}"))
 
 
 @cli.command()
@@ -239,7 +408,7 @@ def stats(index: str | None, as_json: bool) -> None:
         _echo_json(data)
     else:
         for k, v in data.items():
-            click.echo(f"{k}: {v}")
+            click.echo(safe_text(f"{k}: {v}"))
 
 
 @cli.command()
@@ -254,29 +423,41 @@ def tui(index: str | None, pipeline: str | None) -> None:
     run(index, pipeline)
 
 
-def _add_plugin_commands(group: click.Group, host: PluginHost) -> None:
-    """Let plugins add subcommands; a plugin failing here is reported, not fatal."""
-    for impl in host.pm.hook.register_commands.get_hookimpls():
-        try:
-            impl.function(cli=group)
-        except Exception as exc:
-            click.echo(f"warning: plugin {impl.plugin_name!r} failed to add commands: {exc}",
-                       err=True)
+def _show_traceback(exc: BaseException) -> None:
+    """The chained traceback, and each failed plugin's own one (``--traceback``)."""
+    import traceback
+
+    parts = ["".join(traceback.format_exception(exc))]
+    if isinstance(exc, UnknownComponentError):
+        parts += [f"plugin {e.entry_point!r} failed to load:\n{e.traceback}"
+                  for e in exc.plugin_errors]
+    click.echo(safe_text("\n".join(parts), multiline=True), err=True)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: TrawlErrors become one clear line on stderr and exit status 1."""
+    """Entry point: errors become one clear line on stderr (exit 1; usage errors exit 2)."""
     try:
-        _add_plugin_commands(cli, default_host())
         cli.main(args=argv, prog_name="trawl", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        hint = ""
+        if exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        click.echo(f"Error: {safe_text(exc.format_message())}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"Error: {safe_text(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except TrawlError as exc:
-        click.echo(f"Error ({exc.title}): {exc}", err=True)
+        hint = ""
+        if _Debug.enabled:
+            _show_traceback(exc)
+        elif isinstance(exc, PluginLoadError) or (
+                isinstance(exc, UnknownComponentError) and exc.plugin_errors):
+            hint = " (trawl --traceback shows the plugin's traceback)"
+        click.echo(f"Error ({exc.title}): {safe_text(exc)}{hint}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -284,7 +465,9 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except OSError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        if _Debug.enabled:
+            _show_traceback(exc)
+        click.echo(f"Error: {safe_text(exc)}", err=True)
         sys.exit(1)
 
 

@@ -6,6 +6,18 @@ possible, what exists instead and how to fix it.
 
 from __future__ import annotations
 
+import traceback as _traceback
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for any exception, including the ones a plugin should never raise."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "raised KeyboardInterrupt (or was interrupted with Ctrl-C)"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
 
 class TrawlError(Exception):
     """Base class: catch this to handle any trawl failure."""
@@ -33,14 +45,22 @@ class PluginLoadError(TrawlError):
 
     title = "plugin failed to load"
 
-    def __init__(self, *, distribution: str, entry_point: str, cause: BaseException) -> None:
+    def __init__(self, *, distribution: str, entry_point: str, cause: BaseException,
+                 during: str = "") -> None:
         self.distribution = distribution
         self.entry_point = entry_point
         self.cause = cause
+        self.during = during
+        where = f" in {during}" if during else ""
         super().__init__(
-            f"plugin {entry_point!r} from distribution {distribution!r} failed: "
-            f"{type(cause).__name__}: {cause}"
+            f"plugin {entry_point!r} from distribution {distribution!r} failed{where}: "
+            f"{describe_exception(cause)}"
         )
+
+    @property
+    def traceback(self) -> str:
+        """The plugin's original traceback (``trawl --traceback`` / ``TRAWL_DEBUG=1``)."""
+        return "".join(_traceback.format_exception(self.cause))
 
 
 class PluginRuntimeError(TrawlError):
@@ -74,9 +94,18 @@ class PluginConflictError(TrawlError):
 
 
 class UnknownComponentError(TrawlError, KeyError):
-    """A pipeline names a component that no loaded plugin registered."""
+    """A pipeline names a component that no loaded plugin registered.
+
+    ``plugin_errors`` holds the plugins that failed to load (one of them may be the one
+    that provides it); the message names them and why.
+    """
 
     title = "unknown component"
+
+    def __init__(self, message: str, *, plugin_errors: list[PluginLoadError] | None = None
+                 ) -> None:
+        self.plugin_errors = list(plugin_errors or [])
+        super().__init__(message)
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return self.message

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,19 +28,71 @@ Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
+               bool: "boolean", type(None): "null"}
+_GRADE = re.compile(r"^-?[0-9]+$")
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)``; a line that is not UTF-8 is an error naming file and line."""
     try:
-        fh = path.open(encoding="utf-8")
+        fh = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc}") from exc
     with fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+        for lineno, raw in enumerate(fh, start=1):
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                    f"{exc.start + 1}); BEIR files are UTF-8: convert the file") from exc
+            yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` for every non-blank line; each row must be a JSON object."""
+    for lineno, line in _text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{lineno}: expected a JSON object, got {_json_type(row)}")
+        yield lineno, row
+
+
+def _id_field(path: Path, lineno: int, row: Mapping[str, Any]) -> str:
+    value = row.get("_id")
+    if "_id" not in row:
+        raise InputError(f"{path}:{lineno}: field '_id' is missing")
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        got = repr(value) if isinstance(value, str) else _json_type(value)
+        raise InputError(f"{path}:{lineno}: field '_id' must be a non-empty string "
+                         f"(or an integer), got {got}")
+    return str(value)
+
+
+def _text_field(path: Path, lineno: int, row: Mapping[str, Any], name: str, *,
+                required: bool) -> str:
+    value = row.get(name)
+    if value is None:
+        if required:
+            state = "is null" if name in row else "is missing"
+            raise InputError(f"{path}:{lineno}: field {name!r} {state}")
+        return ""
+    if not isinstance(value, str):
+        raise InputError(f"{path}:{lineno}: field {name!r} must be a string, "
+                         f"got {_json_type(value)}")
+    if required and not value.strip():
+        raise InputError(f"{path}:{lineno}: field {name!r} is empty")
+    return value
 
 
 def beir_document(row: Mapping[str, Any]) -> Document:
@@ -67,31 +120,84 @@ class BeirDataset:
                            qrels={q: self.qrels[q] for q in queries})
 
     def corpus(self) -> Iterator[Document]:
-        for row in _read_jsonl(self.path / "corpus.jsonl"):
-            if "_id" not in row:
-                raise InputError(f"{self.path / 'corpus.jsonl'}: a row has no '_id'")
+        """Stream the corpus; a malformed row stops it with an error naming file and line."""
+        path = self.path / "corpus.jsonl"
+        count = 0
+        for lineno, row in _read_jsonl(path):
+            _id_field(path, lineno, row)
+            _text_field(path, lineno, row, "title", required=False)
+            _text_field(path, lineno, row, "text", required=False)
+            count += 1
             yield beir_document(row)
+        if not count:
+            raise InputError(f"{path}: no documents (the file is empty)")
+
+
+def _load_qrels(path: Path) -> tuple[Qrels, dict[str, int]]:
+    """Judgments and, per query, the line that first judged it."""
+    qrels: Qrels = {}
+    first_line: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for lineno, line in _text_lines(path):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\r\n").split("\t")
+        if lineno == 1 and parts[0] == "query-id":
+            continue
+        if len(parts) != 3:
+            raise InputError(f"{path}:{lineno}: expected 3 tab-separated columns "
+                             f"(query-id, corpus-id, score), got {len(parts)}")
+        qid, did, score = (p.strip() for p in parts)
+        for field_name, value in (("query-id", qid), ("corpus-id", did)):
+            if not value:
+                raise InputError(f"{path}:{lineno}: field {field_name!r} is empty")
+        if not _GRADE.match(score):
+            raise InputError(f"{path}:{lineno}: field 'score' must be an integer relevance "
+                             f"grade (0, 1, 2, ...), got {score!r}")
+        if (qid, did) in seen:
+            raise InputError(f"{path}:{lineno}: query {qid!r} judges document {did!r} twice "
+                             f"(first on line {seen[qid, did]})")
+        seen[qid, did] = lineno
+        first_line.setdefault(qid, lineno)
+        qrels.setdefault(qid, {})[did] = int(score)
+    if not qrels:
+        raise InputError(f"{path}: no judgments (the file is empty or holds only its header)")
+    return qrels, first_line
 
 
 def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
-    """Load queries and qrels of a BEIR folder (corpus is streamed by ``corpus()``)."""
+    """Load and check queries and qrels of a BEIR folder (corpus is streamed by ``corpus()``).
+
+    Every problem is an ``InputError`` naming file, line and field: a non-integer grade, a
+    query without ``_id`` or ``text``, a row that is not an object, a file that is not
+    UTF-8, an empty query file, judgments for a query that does not exist.
+    """
     root = Path(path)
     for needed in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
         if not (root / needed).is_file():
             raise InputError(f"{root} is not a BEIR dataset folder: {needed} is missing")
-    qrels: Qrels = {}
     qrels_path = root / "qrels" / f"{split}.tsv"
-    with qrels_path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            parts = line.rstrip("\n").split("\t")
-            if lineno == 1 and parts[0] == "query-id":
-                continue
-            if len(parts) != 3:
-                raise InputError(f"{qrels_path}:{lineno}: expected 3 tab-separated columns")
-            qid, did, score = parts
-            qrels.setdefault(qid, {})[did] = int(score)
-    queries = {str(r["_id"]): str(r["text"]) for r in _read_jsonl(root / "queries.jsonl")
-               if str(r["_id"]) in qrels}
+    qrels, qrels_line = _load_qrels(qrels_path)
+    queries_path = root / "queries.jsonl"
+    all_queries: dict[str, str] = {}
+    query_line: dict[str, int] = {}
+    for lineno, row in _read_jsonl(queries_path):
+        qid = _id_field(queries_path, lineno, row)
+        text = _text_field(queries_path, lineno, row, "text", required=True)
+        if qid in query_line:
+            raise InputError(f"{queries_path}:{lineno}: field '_id': {qid!r} is repeated "
+                             f"(first on line {query_line[qid]})")
+        query_line[qid] = lineno
+        all_queries[qid] = text
+    if not all_queries:
+        raise InputError(f"{queries_path}: no queries (the file is empty)")
+    missing = [q for q in qrels if q not in all_queries]
+    if missing:
+        q = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise InputError(f"{qrels_path}:{qrels_line[q]}: field 'query-id': {q!r} is not in "
+                         f"{queries_path.name}{more}")
+    queries = {q: t for q, t in all_queries.items() if q in qrels}
     return BeirDataset(name=root.name, path=root, queries=queries, qrels=qrels)
 
 

@@ -14,6 +14,7 @@ Hand-written because it is the contract between core and every backend.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal, TypeAlias
@@ -131,6 +132,9 @@ def parse_where(expressions: list[str]) -> Filter | None:
         if not m:
             raise FilterError(f"cannot parse filter {expr!r}; expected FIELD OP VALUE, e.g. year>=2020")
         field, op, raw = m.groups()
+        if not raw:
+            raise FilterError(f"filter {expr!r} has no value after {op!r}; expected FIELD OP "
+                              "VALUE, e.g. year>=2020")
         value: Any = raw
         for cast in (int, float):
             try:
@@ -138,6 +142,9 @@ def parse_where(expressions: list[str]) -> Filter | None:
                 break
             except ValueError:
                 continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise FilterError(f"filter {expr!r}: {raw!r} is not a finite number (use --filter "
+                              "JSON to compare with the string)")
         if raw in ("true", "false"):
             value = raw == "true"
         parsed = parse_filter({"field": field, "op": op, "value": value})

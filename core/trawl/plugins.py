@@ -15,7 +15,8 @@ import importlib
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from .errors import (
     PluginConflictError,
     PluginLoadError,
     UnknownComponentError,
+    describe_exception,
 )
 
 ENTRY_POINT_GROUP = "trawl"
@@ -86,13 +88,19 @@ class PluginInfo:
     components: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     builtin: bool = False
+    traceback: str | None = None  # the plugin's own traceback, for --traceback
+    commands: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "distribution": self.distribution, "version": self.version,
-            "hooks": self.hooks, "components": self.components, "error": self.error,
-            "builtin": self.builtin,
+            "hooks": self.hooks, "components": self.components, "commands": self.commands,
+            "error": self.error, "traceback": self.traceback, "builtin": self.builtin,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PluginInfo:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 class ComponentRegistry:
@@ -104,6 +112,7 @@ class ComponentRegistry:
         }
         self._aliases: dict[ComponentKind, dict[str, str]] = {k: {} for k in KIND_HOOKS}
         self.conflicts: list[PluginConflictError] = []
+        self.load_errors: list[PluginLoadError] = []  # set by the host: named in lookups
         self._conflicted: dict[tuple[str, str], PluginConflictError] = {}
 
     def add(self, entry: RegisteredComponent) -> None:
@@ -139,11 +148,17 @@ class ComponentRegistry:
         real = self._aliases[kind].get(name, name)
         if real not in table:
             known = ", ".join(self.names(kind)) or "none"
+            failed = "".join(
+                f"plugin {e.entry_point!r} (distribution {e.distribution!r}) failed to load"
+                f"{' in ' + e.during if e.during else ''}: {describe_exception(e.cause)}; "
+                for e in self.load_errors[:5])
+            if len(self.load_errors) > 5:
+                failed += f"{len(self.load_errors) - 5} more plugins failed to load; "
+            hint = ("fix or uninstall the failed plugin (`trawl plugins`, `trawl --traceback`)"
+                    if failed else "install the plugin that provides it (trawl install NAME)")
             raise UnknownComponentError(
-                f"no {kind} named {name!r}; registered {kind}s: {known}. "
-                "Install the plugin that provides it (trawl install NAME) and check "
-                "`trawl plugins` for load errors."
-            )
+                f"no {kind} named {name!r}; {failed}registered {kind}s: {known}. "
+                f"To fix: {hint}.", plugin_errors=self.load_errors)
         return table[real]
 
     def config_model(self, kind: ComponentKind, name: str) -> type[ComponentConfig]:
@@ -212,6 +227,7 @@ class PluginHost:
         plugins: Iterable[tuple[str, object]] = (),
         load: set[str] | None = None,
         disable: set[str] | None = None,
+        on_loading: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.pm = pluggy.PluginManager("trawl")
         self.pm.add_hookspecs(hookspecs)
@@ -219,6 +235,9 @@ class PluginHost:
         self._dists: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
         self._registry: ComponentRegistry | None = None
         self._lock = threading.Lock()
+        # called with (plugin, distribution, step) just before plugin code runs (its import,
+        # each hook): the isolated probe (plugin_probe.py) names a plugin that ends the process
+        self.on_loading = on_loading
         self._load = load if load is not None else _env_list("TRAWL_LOAD_PLUGINS")
         self._disable = disable if disable is not None else (
             _env_list("TRAWL_DISABLE_PLUGINS") or set())
@@ -248,14 +267,17 @@ class PluginHost:
             if wanted & self._disable:
                 self.pm.set_blocked(ep.name)
                 continue
+            if self.on_loading is not None:
+                self.on_loading(ep.name, dist_name, "import")
             try:
-                plugin = ep.load()
-            except BaseException as exc:  # a plugin's import must never take the host down
-                if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(
-                        exc, SystemExit):
-                    raise
-                self.load_errors.append(
-                    PluginLoadError(distribution=dist_name, entry_point=ep.name, cause=exc))
+                with _slow_plugin_warning(ep.name, dist_name, "import"):
+                    plugin = ep.load()
+            except BaseException as exc:
+                # SystemExit and KeyboardInterrupt too: a plugin calling sys.exit() at import
+                # would otherwise end every command (a Ctrl-C while an import hangs lands here
+                # as well, which reports the hanging plugin and goes on without it)
+                self.load_errors.append(PluginLoadError(
+                    distribution=dist_name, entry_point=ep.name, cause=exc, during="import"))
                 self._dists[ep.name] = (dist_name, version)
                 continue
             try:
@@ -319,22 +341,54 @@ class PluginHost:
                         kind=_kind, name=name, factory=factory, plugin=_plugin,
                         distribution=_dist, aliases=tuple(aliases)))
 
+                if self.on_loading is not None:
+                    self.on_loading(plugin_name, dist, hook_name)
                 try:
                     impl.function(register=register)
-                except Exception as exc:
+                except BaseException as exc:
                     self._hook_errors.append(PluginLoadError(
-                        distribution=dist, entry_point=plugin_name,
-                        cause=RuntimeError(f"{hook_name} raised {type(exc).__name__}: {exc}")))
+                        distribution=dist, entry_point=plugin_name, cause=exc,
+                        during=hook_name))
                     continue
                 for entry in pending:
                     registry.add(entry)
+        registry.load_errors = [*self.load_errors, *self._hook_errors]
         return registry
+
+    def plugin_commands(self) -> list[tuple[str, Any]]:
+        """``(plugin, click.Command)`` pairs from every ``register_commands`` hook.
+
+        Each plugin adds its commands to a group of its own, so one that fails (or exits)
+        adds nothing and is recorded in ``command_errors``; the CLI decides about name
+        clashes with its own commands.
+        """
+        import click
+
+        found: list[tuple[str, Any]] = []
+        self.command_errors: list[PluginLoadError] = []
+        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+            plugin_name = impl.plugin_name
+            dist = self._dists.get(plugin_name, (plugin_name, "unknown"))[0]
+            group = click.Group(name="trawl")
+            if self.on_loading is not None:
+                self.on_loading(plugin_name, dist, "register_commands")
+            try:
+                with _slow_plugin_warning(plugin_name, dist, "register_commands"):
+                    impl.function(cli=group)
+            except BaseException as exc:
+                self.command_errors.append(PluginLoadError(
+                    distribution=dist, entry_point=plugin_name, cause=exc,
+                    during="register_commands"))
+                continue
+            found.extend((plugin_name, cmd) for cmd in group.commands.values())
+        return found
 
     @property
     def errors(self) -> list[PluginLoadError]:
-        """Import-time and hook-time failures, in that order."""
+        """Import-time, hook-time and command-registration failures, in that order."""
         self.registry  # noqa: B018  (builds the registry so hook errors are known)
-        return [*self.load_errors, *getattr(self, "_hook_errors", [])]
+        return [*self.load_errors, *getattr(self, "_hook_errors", []),
+                *getattr(self, "command_errors", [])]
 
     # -- reporting ---------------------------------------------------------------------
     def plugin_infos(self, *, include_core: bool = False) -> list[PluginInfo]:
@@ -354,16 +408,41 @@ class PluginHost:
         for err in self.errors:
             match = next((i for i in infos if i.name == err.entry_point), None)
             if match is not None:
-                match.error = str(err)
+                match.error = str(err) if match.error is None else f"{match.error}; {err}"
+                match.traceback = (err.traceback if match.traceback is None
+                                   else match.traceback + err.traceback)
             else:
                 dist, version = self._dists.get(err.entry_point,
                                                 (err.distribution, "unknown"))
                 infos.append(PluginInfo(name=err.entry_point, distribution=dist,
-                                        version=version, error=str(err)))
+                                        version=version, error=str(err),
+                                        traceback=err.traceback))
         return infos
 
     def resolve_model_source(self, name: str) -> Any:
         return self.pm.hook.resolve_model_source(name=name)
+
+
+@contextmanager
+def _slow_plugin_warning(plugin: str, distribution: str, step: str) -> Iterator[None]:
+    """Say on stderr which plugin is still loading after a few seconds, so a hang is
+    attributable (Ctrl-C then reports that plugin and carries on without it)."""
+    delay = float(os.environ.get("TRAWL_PLUGIN_SLOW_S", "5"))
+
+    def warn() -> None:
+        from .display import safe_text
+
+        sys.stderr.write(safe_text(
+            f"trawl: plugin {plugin!r} (distribution {distribution!r}) is still in {step} "
+            f"after {delay:g} s; press Ctrl-C to skip it") + "\n")
+
+    timer = threading.Timer(delay, warn)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _version(dist: str) -> str:

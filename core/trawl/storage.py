@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import stat
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
@@ -56,6 +58,35 @@ def _fsync_dir(folder: Path) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+def folder_sizes(folder: Path) -> tuple[int, int]:
+    """``(allocated, apparent)`` bytes of the regular files under ``folder``.
+
+    Allocated is ``st_blocks * 512`` (what ``du`` reports): sparse files such as Qdrant's
+    preallocated segments count only what they really use. Hard links count once;
+    symlinks are not followed.
+    """
+    allocated = apparent = 0
+    seen: set[tuple[int, int]] = set()
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue  # removed while we walked
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            blocks = getattr(st, "st_blocks", None)  # absent on Windows
+            allocated += st.st_size if blocks is None else blocks * 512
+            apparent += st.st_size
+    return allocated, apparent
+
+
+def remove_created_folder(folder: Path) -> None:
+    """Remove an index folder that the failing call itself created (nothing else is in it)."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingDependencyError
+from ..errors import InputError, MissingDependencyError
 
 IGNORE_FILES = (".gitignore", ".trawlignore")
 
@@ -64,9 +64,37 @@ def _pathspec() -> Any:
     return pathspec
 
 
+def check_glob(pattern: str) -> None:
+    """Reject a glob that can never mean what was meant: empty, or a ``[`` that is never
+    closed (git's wildmatch then matches nothing; pathspec silently reads it literally)."""
+    if not pattern.strip():
+        raise InputError("empty glob pattern")
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[":
+            j = i + 1
+            if j < len(pattern) and pattern[j] in "!^":
+                j += 1
+            if j < len(pattern) and pattern[j] == "]":
+                j += 1  # a leading ']' is a member of the class
+            while j < len(pattern) and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            if j >= len(pattern):
+                raise InputError(f"glob {pattern!r}: '[' at position {i} is never closed "
+                                 "(write \\[ for a literal bracket)")
+            i = j
+        i += 1
+
+
 def compile_globs(patterns: Sequence[str]) -> Any:
     """gitignore-syntax globs (``*.md``, ``docs/**``, ``build/``) as one matcher, or None."""
     patterns = [p for p in patterns if p and p.strip()]
+    for pattern in patterns:
+        check_glob(pattern)
     if not patterns:
         return None
     return _pathspec().GitIgnoreSpec.from_lines(patterns)
