@@ -6,6 +6,8 @@ and no textual. Backends load when a pipeline that names them is built.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .api import AddResult, Trawl
 from .components import (
     ComponentConfig,
@@ -35,6 +37,8 @@ from .errors import (
     PluginConflictError,
     PluginLoadError,
     PluginRuntimeError,
+    ServerError,
+    ServerUnavailableError,
     TrawlError,
     UnknownComponentError,
 )
@@ -43,8 +47,22 @@ from .hookspecs import hookimpl
 from .models import Chunk, Document, Hit, Query, SourceScore
 from .pipeline import SearchTrace
 from .plugins import PluginHost, default_host
+from .protocol import IndexClient
+
+if TYPE_CHECKING:
+    from .client import RemoteTrawl
 
 __version__ = "0.1.0"
+
+
+def connect(url: str, *, api_key: str | None = None, timeout: float = 120.0) -> RemoteTrawl:
+    """A client of a running ``trawl serve`` at ``url``, with the methods of ``Trawl``
+    (see ``trawl.IndexClient``); ``api_key`` defaults to ``$TRAWL_API_KEY``. httpx is
+    imported only here, so ``import trawl`` stays cheap."""
+    from .client import connect as _connect
+
+    return _connect(url, api_key=api_key, timeout=timeout)
+
 
 __all__ = [
     "AddResult",
@@ -61,6 +79,7 @@ __all__ = [
     "FusionRequest",
     "Hit",
     "Index",
+    "IndexClient",
     "IndexCorruptError",
     "IndexLockedError",
     "IndexQuery",
@@ -76,6 +95,8 @@ __all__ = [
     "Query",
     "Reranker",
     "SearchTrace",
+    "ServerError",
+    "ServerUnavailableError",
     "SourceScore",
     "SparseVector",
     "Trawl",
@@ -83,6 +104,7 @@ __all__ = [
     "TrawlSettings",
     "UnknownComponentError",
     "VectorField",
+    "connect",
     "default_host",
     "escape_markup",
     "hookimpl",

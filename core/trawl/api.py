@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
 
 from pydantic import ValidationError
 
@@ -26,6 +26,7 @@ from .config import FusionConfig, PipelineConfig, TrawlSettings, load_pipeline
 from .context import Context, checked_counter, pack_context
 from .errors import ConfigError, IndexLockedError, InputError
 from .filters import Filter, parse_filter
+from .lockfile import LOCK_FILE, LockInfo, live_server, read_lock
 from .models import Chunk, Document, Hit, text_hash
 from .pipeline import Pipeline, SearchTrace
 from .plugins import PluginHost
@@ -40,6 +41,9 @@ from .storage import (
 
 PIPELINE_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.sqlite"
+
+if TYPE_CHECKING:
+    from .client import RemoteTrawl
 
 
 class _RWLock:
@@ -164,17 +168,42 @@ class Trawl:
             raise
 
     # -- opening -------------------------------------------------------------------------
+    @overload
     @classmethod
     def open(cls, path_or_config: str | Path | None = None, *,
              pipeline: str | Path | dict[str, Any] | PipelineConfig | None = None,
              host: PluginHost | None = None, settings: TrawlSettings | None = None,
-             show_progress: bool | None = None, create: bool = True) -> Trawl:
+             show_progress: bool | None = None, create: bool = True,
+             attach: Literal[False]) -> Trawl: ...
+
+    @overload
+    @classmethod
+    def open(cls, path_or_config: str | Path | None = None, *,
+             pipeline: str | Path | dict[str, Any] | PipelineConfig | None = None,
+             host: PluginHost | None = None, settings: TrawlSettings | None = None,
+             show_progress: bool | None = None, create: bool = True,
+             attach: bool = True) -> Trawl | RemoteTrawl: ...
+
+    @classmethod
+    def open(cls, path_or_config: str | Path | None = None, *,
+             pipeline: str | Path | dict[str, Any] | PipelineConfig | None = None,
+             host: PluginHost | None = None, settings: TrawlSettings | None = None,
+             show_progress: bool | None = None, create: bool = True,
+             attach: bool = True) -> Trawl | RemoteTrawl:
         """Open (or, with ``create``, create) an index folder.
 
         ``path_or_config`` is an index folder, a bare index name (under
         ``$TRAWL_HOME/indexes``), or a TOML file with ``path = ...`` and a ``[pipeline]``
         table. An existing index keeps the pipeline it was built with; passing a
         different one is an error rather than a silent rebuild.
+
+        When another process serves the folder (``trawl serve``, recorded in its lock
+        file) and ``attach`` is true, this returns a ``trawl.client.RemoteTrawl`` talking
+        to that server instead of raising ``IndexLockedError``: the same search, context,
+        add, delete and stats (the ``trawl.IndexClient`` Protocol), but no in-process
+        ``pipeline`` or ``manifest``. Pass ``attach=False`` to always get a ``Trawl``.
+        Query-time fusion/reranker overrides in ``pipeline`` are not sent to a server:
+        pass them per call.
         """
         settings = settings or TrawlSettings()
         if path_or_config is not None and str(path_or_config).endswith(".toml"):
@@ -211,7 +240,15 @@ class Trawl:
                               "create one with `trawl index PATH`")
         else:
             config = load_pipeline(pipeline or settings.default_pipeline)
-        return cls(path, config, host=host, settings=settings, show_progress=show_progress)
+        try:
+            return cls(path, config, host=host, settings=settings, show_progress=show_progress)
+        except IndexLockedError:
+            server = live_server(path) if attach else None
+            if server is None or server.url is None:
+                raise
+            from .client import RemoteTrawl
+
+            return RemoteTrawl(server.url, index_path=path)
 
     @classmethod
     def memory(cls, pipeline: str | dict[str, Any] | PipelineConfig = "bm25", *,
@@ -220,19 +257,34 @@ class Trawl:
         return cls(None, load_pipeline(pipeline), host=host, show_progress=False)
 
     def _acquire_folder_lock(self, path: Path) -> None:
-        fh = open(path / ".lock", "a+", encoding="utf-8")
+        fh = open(path / LOCK_FILE, "a+", encoding="utf-8")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             fh.close()
+            owner = read_lock(path)
+            who = f"process {owner.pid}" if owner is not None else "another process"
             raise IndexLockedError(
-                f"index {path} is open in another process (lock file {path / '.lock'}); "
-                "close it there first") from exc
+                f"index {path} is open in {who} (lock file {path / LOCK_FILE}); "
+                "close it there first, or serve it with `trawl serve` so that others "
+                "can attach") from exc
+        self._lock_fh = fh
+        self._write_lock_record(LockInfo(pid=os.getpid()))
+
+    def _write_lock_record(self, info: LockInfo) -> None:
+        fh = self._lock_fh
+        if fh is None:
+            raise InputError("this Trawl holds no index folder (an in-memory index)")
         fh.seek(0)
         fh.truncate()
-        fh.write(str(os.getpid()))
+        fh.write(info.to_text())
         fh.flush()
-        self._lock_fh = fh
+
+    def advertise(self, url: str | None, *, auth: bool = False) -> None:
+        """Record in the folder's lock file that this process serves the index at ``url``
+        (``None`` withdraws it), so ``Trawl.open`` elsewhere attaches instead of failing.
+        ``auth`` tells clients that the server wants ``TRAWL_API_KEY``."""
+        self._write_lock_record(LockInfo(pid=os.getpid(), url=url, auth=auth))
 
     def _release(self) -> None:
         if self._lock_fh is not None:
@@ -417,6 +469,12 @@ class Trawl:
         """``search`` for async apps: runs in a worker thread, never blocks the event loop."""
         return await asyncio.to_thread(self.search, query, top_k, filters, **kwargs)
 
+    async def acontext(self, query: str, *, max_tokens: int = 1500, top_k: int = 8,
+                       filters: Any = None, **kwargs: Any) -> Context:
+        """``context`` for async apps, in a worker thread."""
+        return await asyncio.to_thread(self.context, query, max_tokens=max_tokens,
+                                       top_k=top_k, filters=filters, **kwargs)
+
     def context(self, query: str, *, max_tokens: int = 1500, top_k: int = 8,
                 filters: Any = None, count_tokens: Callable[[str], int] | None = None,
                 per_doc_limit: int | None = None, **kwargs: Any) -> Context:
@@ -437,6 +495,11 @@ class Trawl:
         count = checked_counter(count_tokens)
         hits = self.search(query, top_k=top_k, filters=filters, **kwargs)
         return pack_context(hits, max_tokens, count, per_doc_limit=per_doc_limit)
+
+    @property
+    def config(self) -> PipelineConfig:
+        """The pipeline this index was built with (the ``IndexClient`` view of it)."""
+        return self.pipeline.config
 
     def stats(self) -> dict[str, Any]:
         """Counts and sizes for ``trawl stats`` and the TUI index screen."""

@@ -294,13 +294,16 @@ def search(query: str, index: str | None, top_k: int, where: tuple[str, ...],
         except TrawlError as exc:
             raise click.BadParameter(str(exc), param_hint="--where") from exc
         filters = parse_filter({"and": [to_json(filters), to_json(extra)]}) if filters else extra
+    from .pipeline import SearchTrace
+
+    trace = SearchTrace()
+    # a folder that `trawl serve` owns is searched through that server (same answers)
     with _open(index, None, default_host(), progress=False, create=False) as t:
         fusion_cfg = None
         if fusion:
-            fusion_cfg = t.pipeline.config.fusion.model_copy(update={"method": fusion})
+            fusion_cfg = t.config.fusion.model_copy(update={"method": fusion})
         hits = t.search(query, top_k, filters, retrievers=list(retrievers) or None,
-                        fusion=fusion_cfg, rerank=rerank)
-        trace = t.last_trace
+                        fusion=fusion_cfg, rerank=rerank, trace=trace)
     if as_json:
         _echo_json({"query": query, "latency_ms": round(trace.total_ms, 3),
                     "hits": [h.model_dump() for h in hits]})

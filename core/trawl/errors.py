@@ -159,3 +159,25 @@ class ModelSourceError(TrawlError):
     """A model name could not be resolved to local files, or its files are inconsistent."""
 
     title = "model not available"
+
+
+class ServerUnavailableError(TrawlError, ConnectionError):
+    """A served index (``trawl serve``) could not be reached, or went away mid-call.
+
+    Whatever an earlier call stored is durable: the server answers only after a write
+    is committed. A call that failed this way may or may not have been applied.
+    """
+
+    title = "server unavailable"
+
+
+class ServerError(TrawlError):
+    """A served index answered with an error that has no matching local class (a 5xx,
+    an authentication failure); ``status`` is the HTTP status, ``kind`` the error type."""
+
+    title = "server error"
+
+    def __init__(self, message: str, *, status: int = 500, kind: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind

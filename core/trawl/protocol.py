@@ -1,0 +1,72 @@
+"""``IndexClient``: the one surface shared by an in-process ``Trawl`` and a served index.
+
+Front ends (the CLI, the TUI, LLM applications) program against this Protocol, so they
+do not care whether the index lives in their process (``Trawl``) or in a ``trawl serve``
+process they attached to (``trawl.client.RemoteTrawl``, from ``trawl.connect(url)`` or
+from ``Trawl.open`` when the folder is served). Anything both sides offer is written
+down here once, so the two cannot drift apart; ``tests/serve`` checks both against it.
+
+What a front end can rely on:
+
+- ``config``: the index's ``PipelineConfig`` (retriever names, fusion, reranker), e.g. to
+  offer "search with bm25 only" or a rerank toggle;
+- ``search``/``asearch`` → ``list[Hit]`` with ``scores_by_source``; keyword options
+  ``retrievers``, ``fusion`` (a ``FusionConfig``), ``rerank`` and ``trace`` (a
+  ``SearchTrace`` that receives this call's timings: a remote call fills ``encode_ms``,
+  ``retrieve_ms`` and ``rerank_ms`` from the server's own timings);
+- ``context``/``acontext`` → ``Context`` (prompt text with numbered citations);
+- ``add(documents)`` → ``AddResult`` (documents as ``Document``, plain ``str`` or dicts,
+  unchanged ones skipped), ``delete(ids)`` → chunks removed; both durable once they return;
+- ``stats()`` → dict (documents, chunks per retriever, disk bytes, pipeline);
+- ``close()`` and use as a context manager.
+
+Errors are ``trawl.TrawlError`` subclasses on both sides; a served index that cannot be
+reached raises ``trawl.errors.ServerUnavailableError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .api import AddResult, Context
+    from .config import FusionConfig, PipelineConfig
+    from .models import Document, Hit
+    from .pipeline import SearchTrace
+
+
+@runtime_checkable
+class IndexClient(Protocol):
+    """What ``Trawl`` and ``RemoteTrawl`` both offer (see the module docstring)."""
+
+    @property
+    def config(self) -> PipelineConfig: ...
+
+    def search(self, query: str, top_k: int = 10, filters: Any = None, *,
+               retrievers: Sequence[str] | None = None, fusion: FusionConfig | None = None,
+               rerank: bool | None = None, trace: SearchTrace | None = None) -> list[Hit]: ...
+
+    async def asearch(self, query: str, top_k: int = 10, filters: Any = None, *,
+                      retrievers: Sequence[str] | None = None,
+                      fusion: FusionConfig | None = None, rerank: bool | None = None,
+                      trace: SearchTrace | None = None) -> list[Hit]: ...
+
+    def context(self, query: str, *, max_tokens: int = 1500, top_k: int = 8,
+                filters: Any = None, **kwargs: Any) -> Context: ...
+
+    async def acontext(self, query: str, *, max_tokens: int = 1500, top_k: int = 8,
+                       filters: Any = None, **kwargs: Any) -> Context: ...
+
+    def add(self, documents: Iterable[Document | str | dict[str, Any]], *,
+            batch_size: int = 64) -> AddResult: ...
+
+    def delete(self, doc_ids: Sequence[str] | str) -> int: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> IndexClient: ...
+
+    def __exit__(self, *exc: object) -> None: ...

@@ -1,0 +1,103 @@
+"""The JSON bodies a served index speaks, as pydantic models shared by server and client.
+
+``trawl serve`` (plugin ``trawl_serve``) declares its routes with these models, so its
+OpenAPI schema is generated from them, and ``trawl.client.RemoteTrawl`` parses answers
+with them: one schema, built from core's own ``Hit``, ``Document``, ``FusionConfig`` and
+``PipelineConfig``, never a second copy. Limits live here too, so both sides agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import FusionConfig
+from .models import Document, Hit
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_TOP_K = 1000
+MAX_QUERY_CHARS = 10_000
+MAX_CONTEXT_TOKENS = 100_000
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchRequest(_Request):
+    """``POST /search``; ``retrievers``/``fusion``/``rerank`` override the pipeline per call."""
+
+    query: str = Field(max_length=MAX_QUERY_CHARS, description="what to search for")
+    top_k: int = Field(10, ge=1, le=MAX_TOP_K, description="how many hits to return")
+    filters: dict[str, Any] | None = Field(
+        None, description='filter grammar, e.g. {"field": "year", "op": ">=", "value": 2020}')
+    retrievers: list[str] | None = Field(None, description="use only these retrievers")
+    fusion: FusionConfig | Literal["rrf", "weighted", "dbsf"] | None = Field(
+        None, description="fusion method (or full fusion config) for this call")
+    rerank: bool | None = Field(None, description="switch the pipeline's reranker on or off")
+
+
+class ContextRequest(SearchRequest):
+    """``POST /context``: numbered, cited passages within a token budget."""
+
+    top_k: int = Field(8, ge=1, le=MAX_TOP_K, description="passages to consider")
+    max_tokens: int = Field(1500, ge=1, le=MAX_CONTEXT_TOKENS,
+                            description="token budget of the returned text")
+
+
+class Timings(BaseModel):
+    """The server's own timings of one search (``SearchTrace``)."""
+
+    encode_ms: float = 0.0
+    retrieve_ms: float = 0.0
+    rerank_ms: float = 0.0
+
+
+class SearchResponse(BaseModel):
+    hits: list[Hit]
+    latency_ms: float = Field(description="time the server spent searching")
+    timings: Timings = Field(default_factory=Timings)
+
+
+class ContextResponse(BaseModel):
+    text: str = Field(description="prompt-ready passages, each headed [n] title — source")
+    hits: list[Hit] = Field(description="the cited hits, in citation order")
+    tokens: int
+    latency_ms: float
+
+
+class AddRequest(_Request):
+    """``POST /documents``: add or update; unchanged documents (same content) are skipped."""
+
+    documents: list[Document] = Field(description="documents: {id?, text, metadata?}")
+    batch_size: int = Field(64, ge=1, le=10_000)
+
+
+class AddResponse(BaseModel):
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+
+
+class DeleteRequest(_Request):
+    """``DELETE /documents``: remove documents (all their chunks) from every index."""
+
+    ids: list[str] = Field(description="document ids to remove")
+
+
+class DeleteResponse(BaseModel):
+    removed_chunks: int
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="TrawlError class name, 'validation', 'auth', 'internal'")
+    message: str
+    field: str | None = Field(None, description="the request field at fault, dotted")
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: 4xx for the caller's mistakes, 5xx for the server's."""
+
+    error: ErrorDetail

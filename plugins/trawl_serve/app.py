@@ -1,0 +1,209 @@
+"""The HTTP API of a served index: FastAPI routes over one ``Trawl``, MCP at ``/mcp``.
+
+FastAPI because its routes are declared with pydantic models, so the request and answer
+schemas are core's own (``trawl.wire``, ``Hit``, ``PipelineConfig``) and the OpenAPI
+schema at ``/openapi.json`` (browsable at ``/docs``) comes for free; it runs on Starlette,
+which the MCP SDK's streamable HTTP transport also uses, so both share one app and port.
+
+Handlers are plain functions, which FastAPI runs in its worker threads: ``Trawl`` is
+thread-safe (searches in parallel, writes exclusive), so the event loop never blocks on a
+search or an ingest. Every error is JSON (``trawl.wire.ErrorResponse``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from trawl import (
+    ConfigError,
+    DimensionMismatchError,
+    FilterError,
+    IndexLockedError,
+    InputError,
+    Trawl,
+    TrawlError,
+    UnknownComponentError,
+    __version__,
+)
+from trawl.config import FusionConfig, PipelineConfig
+from trawl.pipeline import SearchTrace
+from trawl.wire import (
+    MAX_BODY_BYTES,
+    AddRequest,
+    AddResponse,
+    ContextRequest,
+    ContextResponse,
+    DeleteRequest,
+    DeleteResponse,
+    ErrorResponse,
+    SearchRequest,
+    SearchResponse,
+    Timings,
+)
+
+from .security import BearerAuth, BodyLimit, error_body
+from .watch import FolderWatcher
+
+log = logging.getLogger("trawl.serve")
+
+_CLIENT_ERRORS: tuple[type[TrawlError], ...] = (
+    InputError, FilterError, ConfigError, UnknownComponentError, DimensionMismatchError)
+_ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse},
+           413: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+           500: {"model": ErrorResponse}}
+
+
+def _json(body: str | bytes, status: int = 200) -> Response:
+    return Response(content=body, status_code=status, media_type="application/json")
+
+
+def _error(status: int, kind: str, message: str, field: str | None = None) -> Response:
+    return _json(error_body(kind, message, field), status)
+
+
+def _fusion(trawl: Trawl, value: FusionConfig | str | None) -> FusionConfig | None:
+    if value is None or isinstance(value, FusionConfig):
+        return value
+    return trawl.config.fusion.model_copy(update={"method": value})
+
+
+def _search_kwargs(trawl: Trawl, req: SearchRequest, trace: SearchTrace) -> dict[str, Any]:
+    return {"retrievers": req.retrievers, "fusion": _fusion(trawl, req.fusion),
+            "rerank": req.rerank, "trace": trace}
+
+
+def create_app(trawl: Trawl, *, api_key: str | None = None,
+               watcher: FolderWatcher | None = None, mcp: bool = True,
+               host: str = "127.0.0.1", on_ready: Callable[[], None] | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The ASGI app serving ``trawl``; the caller keeps ownership of ``trawl``."""
+    mcp_server = None
+    if mcp:
+        from .mcp_tools import build_mcp
+
+        mcp_server = build_mcp(trawl)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if watcher is not None:
+            watcher.start()
+        try:
+            if mcp_server is not None:
+                async with mcp_server.session_manager.run():
+                    if on_ready is not None:
+                        on_ready()
+                    yield
+            else:
+                if on_ready is not None:
+                    on_ready()
+                yield
+        finally:
+            if watcher is not None:
+                watcher.stop()
+
+    app = FastAPI(title="trawl", version=__version__, lifespan=lifespan,
+                  description="A trawl index served over HTTP; MCP (streamable HTTP) at /mcp.")
+
+    # -- errors: always JSON, naming the field --------------------------------------------
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        if first.get("type") == "json_invalid":
+            field, message = "body", f"body is not valid JSON: {first.get('msg')}"
+        else:
+            field = ".".join(loc) or "body"
+            message = f"{field}: {first.get('msg')}"
+        return _error(422, "validation", message, field)
+
+    @app.exception_handler(TrawlError)
+    async def _trawl_error(request: Request, exc: TrawlError) -> Response:
+        if isinstance(exc, _CLIENT_ERRORS):
+            return _error(400, type(exc).__name__, str(exc))
+        if isinstance(exc, IndexLockedError):
+            return _error(409, type(exc).__name__, str(exc))
+        log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+        return _error(500, type(exc).__name__, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return _error(exc.status_code, kind, message)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "internal", f"internal server error ({type(exc).__name__}); "
+                                       "details are in the server log")
+
+    # -- routes ---------------------------------------------------------------------------
+    @app.get("/healthz", tags=["server"])
+    def healthz() -> dict[str, Any]:
+        """Liveness, the index folder, the server's pid and, with --watch, its state."""
+        return {"status": "ok", "index": str(trawl.path) if trawl.path else None,
+                "pid": os.getpid(), "version": __version__,
+                "watch": watcher.status() if watcher is not None else None}
+
+    @app.get("/pipeline", response_model=PipelineConfig, tags=["index"])
+    def pipeline() -> Response:
+        """The pipeline the index was built with (retrievers, fusion, reranker)."""
+        return _json(trawl.config.model_dump_json())
+
+    @app.get("/stats", tags=["index"])
+    def stats() -> dict[str, Any]:
+        """Documents, chunks per retriever, disk size and pipeline name."""
+        return trawl.stats()
+
+    @app.post("/search", response_model=SearchResponse, responses=_ERRORS, tags=["search"])
+    def search(req: SearchRequest) -> Response:
+        """Run the pipeline; hits carry each retriever's score and rank (scores_by_source)."""
+        trace = SearchTrace()
+        hits = trawl.search(req.query, req.top_k, req.filters,
+                            **_search_kwargs(trawl, req, trace))
+        timings = Timings(encode_ms=trace.encode_ms, retrieve_ms=trace.retrieve_ms,
+                          rerank_ms=trace.rerank_ms)
+        return _json(SearchResponse(hits=hits, latency_ms=round(trace.total_ms, 3),
+                                    timings=timings).model_dump_json())
+
+    @app.post("/context", response_model=ContextResponse, responses=_ERRORS, tags=["search"])
+    def context(req: ContextRequest) -> Response:
+        """Numbered, cited passages for a prompt, within max_tokens."""
+        trace = SearchTrace()
+        ctx = trawl.context(req.query, max_tokens=req.max_tokens, top_k=req.top_k,
+                            filters=req.filters, **_search_kwargs(trawl, req, trace))
+        return _json(ContextResponse(text=ctx.text, hits=ctx.hits, tokens=ctx.tokens,
+                                     latency_ms=round(trace.total_ms, 3)).model_dump_json())
+
+    @app.post("/documents", response_model=AddResponse, responses=_ERRORS, tags=["documents"])
+    def add_documents(req: AddRequest) -> Response:
+        """Add or update documents (unchanged ones are skipped); committed on return."""
+        result = trawl.add(req.documents, batch_size=req.batch_size, show_progress=False)
+        return _json(AddResponse(**result.to_json()).model_dump_json())
+
+    @app.delete("/documents", response_model=DeleteResponse, responses=_ERRORS,
+                tags=["documents"])
+    def delete_documents(req: DeleteRequest) -> Response:
+        """Remove documents; once this returns no search returns them."""
+        return _json(DeleteResponse(removed_chunks=trawl.delete(req.ids)).model_dump_json())
+
+    if mcp_server is not None:
+        # the SDK's own route (its ASGI handler at /mcp), driven by the lifespan above
+        sub = mcp_server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True,
+                                             json_response=True, host=host,
+                                             max_request_body_size=max_body_bytes)
+        app.router.routes.extend(sub.routes)
+
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    if api_key:
+        app.add_middleware(BearerAuth, api_key=api_key)
+    return app

@@ -1,0 +1,53 @@
+"""The ``serve`` and ``mcp`` subcommands (click only; the server stack loads on use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trawl.errors import MissingDependencyError
+
+
+def _require_stack() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import mcp  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or "fastapi", "serve",
+                                     purpose="`trawl serve`") from exc
+
+
+@click.command(name="serve")
+@click.argument("index", required=False)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback needs TRAWL_API_KEY.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0 picks a free one; the address is printed and recorded).")
+@click.option("--pipeline", "-p", default=None, help="Pipeline for a new index.")
+@click.option("--watch", "watch", multiple=True, type=click.Path(path_type=Path),
+              help="Keep this folder indexed as files change (repeatable).")
+@click.option("--no-mcp", is_flag=True, help="Do not mount the MCP endpoint at /mcp.")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
+                  watch: tuple[Path, ...], no_mcp: bool, log_level: str) -> None:
+    """Serve an index over HTTP and MCP, so every client can use it at once."""
+    _require_stack()
+    from .runner import serve
+
+    serve(index, host=host, port=port, pipeline=pipeline, watch=list(watch),
+          mcp=not no_mcp, log_level=log_level)
+
+
+@click.command(name="mcp")
+@click.argument("index", required=False)
+@click.option("--pipeline", "-p", default=None, help="Pipeline for a new index.")
+def mcp_command(index: str | None, pipeline: str | None) -> None:
+    """Speak MCP over stdin/stdout (for agents that spawn their tools). Attaches to a
+    running `trawl serve` of the same index, or opens the index itself."""
+    _require_stack()
+    from .runner import run_mcp_stdio
+
+    run_mcp_stdio(index, pipeline=pipeline)

@@ -1,0 +1,135 @@
+"""Running a server: open the index as its one owner, bind, advertise, serve, clean up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from trawl import ConfigError, IndexLockedError, Trawl
+from trawl.config import TrawlSettings
+from trawl.lockfile import live_server
+
+from .security import is_loopback
+
+log = logging.getLogger("trawl.serve")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: the kernel picks a free one)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"--host {host}: cannot resolve or use this address: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def client_url(sock: socket.socket) -> str:
+    """The URL a client on this machine uses to reach ``sock``."""
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def check_exposure(host: str, api_key: str | None) -> None:
+    if not is_loopback(host) and not api_key:
+        raise ConfigError(f"refusing to serve on {host} without TRAWL_API_KEY: set it (clients "
+                          "send it as a bearer token) or bind to 127.0.0.1")
+
+
+def open_owned(index: str | None, pipeline: str | None) -> Trawl:
+    """Open the index as its owner; a folder another server already serves is an error
+    that names that server."""
+    try:
+        return Trawl.open(index, pipeline=pipeline, show_progress=False, attach=False)
+    except IndexLockedError as exc:
+        path = None if index and index.endswith(".toml") else TrawlSettings().index_path(index)
+        server = live_server(path) if path is not None else None
+        if server is not None:
+            raise IndexLockedError(f"index {path} is already served at {server.url} by "
+                                   f"process {server.pid}") from exc
+        raise
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(sig: int, frame: object) -> None:
+    raise _Stopped(sig)
+
+
+def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
+          pipeline: str | None = None, watch: list[Path] | None = None, mcp: bool = True,
+          log_level: str = "warning") -> None:
+    """``trawl serve``: blocks until SIGINT/SIGTERM, then withdraws and closes the index."""
+    import uvicorn
+
+    from .app import create_app
+    from .watch import FolderWatcher
+
+    api_key = os.environ.get("TRAWL_API_KEY") or None
+    check_exposure(host, api_key)
+    trawl = open_owned(index, pipeline)
+    try:
+        watcher = FolderWatcher(trawl, list(watch)) if watch else None
+        sock = bind(host, port)
+        url = client_url(sock)
+
+        def ready() -> None:
+            trawl.advertise(url, auth=api_key is not None)
+            print(f"trawl serve: {url} index={trawl.path} pid={os.getpid()}"
+                  + (f" mcp={url}/mcp" if mcp else ""), flush=True)
+
+        app = create_app(trawl, api_key=api_key, watcher=watcher, mcp=mcp, host=host,
+                         on_ready=ready)
+        config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+                                timeout_graceful_shutdown=5)
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; our
+        # handler turns that into a normal return, so the lock record is withdrawn below.
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except _Stopped:
+            pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            sock.close()
+    finally:
+        try:
+            trawl.advertise(None)
+        finally:
+            trawl.close()
+
+
+def run_mcp_stdio(index: str | None, *, pipeline: str | None = None) -> None:
+    """``trawl mcp``: MCP over stdin/stdout, attached to a running server if there is one."""
+    import anyio
+
+    from .mcp_tools import build_mcp
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    client = Trawl.open(index, pipeline=pipeline, show_progress=False)
+    try:
+        anyio.run(build_mcp(client).run_stdio_async)
+    finally:
+        client.close()

@@ -1,0 +1,122 @@
+"""``--watch``: keep folders in step with the index while the server runs.
+
+watchfiles (Rust notify) reports changes; bursts are coalesced (a batch is handed over
+once no new change arrived for ``step_ms``, at most ``debounce_ms`` after the first), and
+each batch re-runs core's incremental ``index_paths`` with ``prune=True`` on the roots it
+touched: unchanged files are skipped by size and mtime, changed ones re-indexed, deleted
+ones pruned. Exactly what ``trawl index --prune`` does, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from watchfiles import Change, DefaultFilter, watch
+
+from trawl import InputError, Trawl
+from trawl.ingest import IngestReport, index_paths
+
+log = logging.getLogger("trawl.serve.watch")
+
+
+class FolderWatcher:
+    """A background thread that mirrors ``roots`` into ``trawl``."""
+
+    def __init__(self, trawl: Trawl, roots: list[Path], *, debounce_ms: int = 500,
+                 step_ms: int = 60) -> None:
+        self.trawl = trawl
+        self.roots: list[Path] = []
+        for root in roots:
+            if not root.exists():
+                raise InputError(f"--watch {root}: no such file or folder")
+            self.roots.append(root.resolve())
+        self.debounce_ms = debounce_ms
+        self.step_ms = step_ms
+        self._index_dir = os.path.realpath(trawl.path) if trawl.path is not None else None
+        self._default_filter = DefaultFilter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trawl-watch", daemon=True)
+        self.ready = threading.Event()
+        self.syncs = 0
+        self.last_report: IngestReport | None = None
+        self.last_error: str | None = None
+        self.last_sync_at: float | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def status(self) -> dict[str, Any]:
+        """For ``/healthz``: roots, whether the first sync is done, the last sync's counts."""
+        report = self.last_report
+        return {
+            "roots": [str(r) for r in self.roots], "ready": self.ready.is_set(),
+            "syncs": self.syncs, "last_sync_at": self.last_sync_at,
+            "last": report.model_dump(exclude={"skipped"}) if report is not None else None,
+            "last_error": self.last_error,
+        }
+
+    # -- work ----------------------------------------------------------------------------
+    def _wanted(self, change: Change, path: str) -> bool:
+        if self._index_dir is not None and (
+                path == self._index_dir or path.startswith(self._index_dir + os.sep)):
+            return False  # our own writes must not trigger syncs
+        return self._default_filter(change, path)
+
+    def _roots_of(self, paths: set[str]) -> list[Path]:
+        touched = []
+        for root in self.roots:
+            prefix = str(root)
+            if any(p == prefix or p.startswith(prefix.rstrip(os.sep) + os.sep) for p in paths):
+                touched.append(root)
+        return touched or list(self.roots)
+
+    def sync(self, roots: list[Path] | None = None) -> IngestReport:
+        """Run incremental ingestion with pruning over ``roots`` (default: all)."""
+        started = time.perf_counter()
+        report = index_paths(self.trawl, [str(r) for r in (roots or self.roots)], prune=True,
+                             show_progress=False)
+        self.syncs += 1
+        self.last_report = report
+        self.last_sync_at = time.time()
+        log.info("watch sync %.0f ms: +%d ~%d -%d", (time.perf_counter() - started) * 1000,
+                 report.added, report.updated, report.pruned)
+        return report
+
+    def _safe_sync(self, roots: list[Path] | None = None) -> None:
+        try:
+            self.sync(roots)
+            self.last_error = None
+        except Exception as exc:  # a bad sync must not end watching
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("watch sync failed")
+
+    def _run(self) -> None:
+        try:
+            for changes in watch(*self.roots, watch_filter=self._wanted,
+                                 debounce=self.debounce_ms, step=self.step_ms,
+                                 stop_event=self._stop, yield_on_timeout=True,
+                                 rust_timeout=200, raise_interrupt=False):
+                if self._stop.is_set():
+                    break
+                if not self.ready.is_set():
+                    # the watcher is running now, so nothing written from here on is missed
+                    self._safe_sync()
+                    self.ready.set()
+                elif changes:
+                    self._safe_sync(self._roots_of({p for _, p in changes}))
+        except Exception as exc:
+            self.last_error = f"watcher stopped: {type(exc).__name__}: {exc}"
+            log.exception("watcher stopped")
+        finally:
+            self.ready.set()

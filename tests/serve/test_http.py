@@ -1,0 +1,199 @@
+"""The HTTP API on a real uvicorn server (in a thread, 127.0.0.1, ephemeral port):
+round trips through ``RemoteTrawl``, limits, malformed input, auth, errors as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import trawl
+from tests.serve.support import app_in_thread, bm25_docs
+from trawl import FilterError, InputError, Trawl
+from trawl.client import RemoteTrawl
+from trawl.config import FusionConfig
+from trawl.errors import ServerError, ServerUnavailableError
+from trawl.wire import MAX_BODY_BYTES
+
+pytest.importorskip("fastapi")
+from trawl_serve.app import create_app
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trawl]:
+    t = Trawl.open(tmp_path_factory.mktemp("http") / "idx", pipeline="bm25",
+                   show_progress=False, attach=False)
+    t.add(bm25_docs(20, word="common"))
+    yield t
+    t.close()
+
+
+@pytest.fixture(scope="module")
+def url(index: Trawl) -> Iterator[str]:
+    with app_in_thread(create_app(index)) as u:
+        yield u
+
+
+@pytest.fixture
+def client(url: str) -> Iterator[RemoteTrawl]:
+    with trawl.connect(url) as c:
+        yield c
+
+
+def test_remote_matches_in_process(index: Trawl, client: RemoteTrawl) -> None:
+    assert isinstance(client, trawl.IndexClient) and isinstance(index, trawl.IndexClient)
+    local = index.search("tokd3 common", top_k=5)
+    remote = client.search("tokd3 common", top_k=5)
+    assert [h.model_dump() for h in remote] == [h.model_dump() for h in local]
+    assert remote[0].doc_id == "d3" and "bm25" in remote[0].scores_by_source
+    assert client.config == index.config
+    assert client.stats()["documents"] == index.stats()["documents"]
+    ctx = client.context("tokd3", max_tokens=40)
+    assert ctx.hits[0].doc_id == "d3" and ctx.text.startswith("[1]") and ctx.tokens <= 40
+    trace = trawl.SearchTrace()
+    client.search("common", trace=trace)
+    assert trace.total_ms > 0
+
+
+def test_filters_fusion_and_async(client: RemoteTrawl) -> None:
+    hits = client.search("common", top_k=50, filters={"title": "Doc d7"})
+    assert [h.doc_id for h in hits] == ["d7"]
+    assert client.search("common", top_k=3, fusion=FusionConfig(method="dbsf"))
+
+    async def run() -> tuple[list[trawl.Hit], trawl.Context]:
+        hits = await client.asearch("tokd5")
+        ctx = await client.acontext("tokd5", max_tokens=30)
+        await client.aclose()
+        return hits, ctx
+
+    hits, ctx = asyncio.run(run())
+    assert hits[0].doc_id == "d5" and ctx.hits[0].doc_id == "d5"
+
+
+def test_add_update_delete_round_trip(client: RemoteTrawl) -> None:
+    r = client.add([{"id": "new1", "text": "okapi zebra"}, "plain string doc okapi"])
+    assert (r.added, r.updated, r.unchanged) == (2, 0, 0)
+    assert client.add([{"id": "new1", "text": "okapi zebra"}]).unchanged == 1
+    assert client.add([{"id": "new1", "text": "okapi giraffe"}]).updated == 1
+    assert client.search("giraffe")[0].doc_id == "new1"
+    assert client.delete(["new1"]) >= 1
+    assert all(h.doc_id != "new1" for h in client.search("okapi giraffe zebra", top_k=50))
+
+
+def test_large_add_is_split_under_the_body_limit(client: RemoteTrawl) -> None:
+    big = [{"id": f"big{i}", "text": ("bulky " * 350_000) + f"tokbig{i}"} for i in range(4)]
+    result = client.add(big, batch_size=8)  # ~8.4 MB in all: more than one request
+    assert result.added == 4
+    assert client.search("tokbig3")[0].doc_id == "big3"
+    client.delete([d["id"] for d in big])
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"query": "x", "top_k": 0}, "top_k"),
+    ({"query": "x", "top_k": 1001}, "top_k"),
+    ({"query": "x" * 10_001}, "query"),
+    ({"query": 5}, "query"),
+    ({"top_k": 3}, "query"),
+    ({"query": "x", "colour": "red"}, "colour"),
+    ({"query": "x", "fusion": "borda"}, "fusion"),
+])
+def test_bad_search_requests_name_the_field(url: str, body: dict[str, object],
+                                            field: str) -> None:
+    r = httpx.post(f"{url}/search", json=body)
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["type"] == "validation" and err["field"].startswith(field)
+    assert field in err["message"]
+
+
+def test_malformed_and_oversize_bodies(url: str) -> None:
+    r = httpx.post(f"{url}/search", content=b'{"query": ', headers={
+        "content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "body"
+    huge = b'{"query": "' + b"a" * (MAX_BODY_BYTES + 10) + b'"}'
+    r = httpx.post(f"{url}/documents", content=huge, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["field"] == "body"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must still hold
+        yield b'{"documents": [{"text": "'
+        for _ in range(11):
+            yield b"b" * (1024 * 1024)
+        yield b'"}]}'
+
+    r = httpx.post(f"{url}/documents", content=chunks(), headers={
+        "content-type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
+    r = httpx.post(f"{url}/documents", json={"documents": [{"id": "x"}]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "documents.0.text"
+
+
+def test_trawl_errors_are_typed_json(url: str, client: RemoteTrawl) -> None:
+    r = httpx.post(f"{url}/search", json={"query": "x", "filters": {"field": "y", "op": "~",
+                                                                    "value": 1}})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "FilterError"
+    r = httpx.post(f"{url}/search", json={"query": "x", "retrievers": ["nope"]})
+    assert r.status_code == 400 and "nope" in r.json()["error"]["message"]
+    with pytest.raises(InputError):
+        client.search("x", retrievers=["nope"])
+    with pytest.raises(FilterError):
+        client.search("x", filters={"field": "y", "op": "~", "value": 1})
+    with pytest.raises(InputError, match="top_k"):
+        client.search("x", top_k=5000)
+    r = httpx.get(f"{url}/nowhere")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found"
+    r = httpx.put(f"{url}/search")
+    assert r.status_code == 405 and "error" in r.json()
+
+
+def test_openapi_schema_uses_core_models(url: str) -> None:
+    schema = httpx.get(f"{url}/openapi.json").json()
+    assert {"/search", "/context", "/documents", "/stats", "/healthz"} <= set(schema["paths"])
+    comps = schema["components"]["schemas"]
+    assert "Hit" in comps and "scores_by_source" in comps["Hit"]["properties"]
+    assert comps["SearchRequest"]["properties"]["top_k"]["maximum"] == 1000
+
+
+def test_internal_errors_are_json_without_traceback(tmp_path: Path) -> None:
+    t = Trawl.open(tmp_path / "idx", pipeline="bm25", show_progress=False, attach=False)
+    with app_in_thread(create_app(t, mcp=False)) as u:
+        t.manifest.close()  # a real failure below the API: sqlite on a closed connection
+        r = httpx.get(f"{u}/stats")
+        assert r.status_code == 500
+        assert r.json()["error"]["type"] == "internal"
+        assert "Traceback" not in r.text and "File " not in r.text
+        with trawl.connect(u) as c, pytest.raises(ServerError) as info:
+            c.stats()
+        assert info.value.status == 500
+    t.pipeline.close()
+    t._release()
+
+
+def test_auth(tmp_path: Path) -> None:
+    t = Trawl.open(tmp_path / "idx", pipeline="bm25", show_progress=False, attach=False)
+    t.add(bm25_docs(3))
+    try:
+        with app_in_thread(create_app(t, api_key="s3cret")) as u:
+            assert httpx.post(f"{u}/search", json={"query": "tokd1"}).status_code == 401
+            bad = httpx.post(f"{u}/search", json={"query": "tokd1"},
+                             headers={"authorization": "Bearer wrong"})
+            assert bad.status_code == 401 and bad.json()["error"]["type"] == "auth"
+            assert httpx.post(f"{u}/mcp", json={}).status_code == 401  # MCP too
+            with pytest.raises(ServerError, match="TRAWL_API_KEY"):
+                trawl.connect(u, api_key="wrong")
+            with trawl.connect(u, api_key="s3cret") as c:
+                assert c.search("tokd1")[0].doc_id == "d1"
+    finally:
+        t.close()
+
+
+def test_unreachable_server_is_a_typed_error(url: str) -> None:
+    from trawl_serve.runner import bind, client_url
+
+    sock = bind("127.0.0.1", 0)
+    dead = client_url(sock)
+    sock.close()  # nothing listens there now
+    with pytest.raises(ServerUnavailableError, match=dead):
+        trawl.connect(dead)
