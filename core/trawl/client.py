@@ -23,8 +23,9 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from . import errors
-from .api import AddResult, Context, _as_document
+from .api import AddResult, _as_document
 from .config import FusionConfig, PipelineConfig
+from .context import Context
 from .errors import InputError, ServerError, ServerUnavailableError, TrawlError
 from .filters import parse_filter, to_json
 from .models import Document, Hit
@@ -184,11 +185,21 @@ class RemoteTrawl:
         data = {"query": query, "top_k": top_k, "filters": filters,
                 "retrievers": list(retrievers) if retrievers is not None else None,
                 "fusion": fusion, "rerank": rerank, **extra}
-        model = ContextRequest if extra else SearchRequest
+        model = ContextRequest if "max_tokens" in extra else SearchRequest
         try:
             return model.model_validate(data)
         except ValidationError as exc:
             raise InputError(_validation_message(exc)) from exc
+
+    def _context_body(self, query: str, max_tokens: int, top_k: int, filters: Any,
+                      options: dict[str, Any]) -> Any:
+        """``count_tokens`` cannot travel: the server counts with the pipeline's tokenizer."""
+        body = self._search_body(query, top_k, filters, options.pop("retrievers", None),
+                                 options.pop("fusion", None), options.pop("rerank", None),
+                                 max_tokens=max_tokens,
+                                 per_doc_limit=options.pop("per_doc_limit", None))
+        _no_more(options)
+        return body
 
     @staticmethod
     def _fill(trace: SearchTrace | None, answer: SearchResponse) -> SearchTrace:
@@ -261,21 +272,15 @@ class RemoteTrawl:
 
     def context(self, query: str, *, max_tokens: int = 1500, top_k: int = 8,
                 filters: Any = None, **kwargs: Any) -> Context:
-        body = self._search_body(query, top_k, filters, kwargs.pop("retrievers", None),
-                                 kwargs.pop("fusion", None), kwargs.pop("rerank", None),
-                                 max_tokens=max_tokens)
-        _no_more(kwargs)
+        body = self._context_body(query, max_tokens, top_k, filters, kwargs)
         a = self._call("POST", "/context", ContextResponse, body)
-        return Context(text=a.text, hits=a.hits, tokens=a.tokens)
+        return Context(text=a.text, hits=a.hits, tokens=a.tokens, citations=a.citations)
 
     async def acontext(self, query: str, *, max_tokens: int = 1500, top_k: int = 8,
                        filters: Any = None, **kwargs: Any) -> Context:
-        body = self._search_body(query, top_k, filters, kwargs.pop("retrievers", None),
-                                 kwargs.pop("fusion", None), kwargs.pop("rerank", None),
-                                 max_tokens=max_tokens)
-        _no_more(kwargs)
+        body = self._context_body(query, max_tokens, top_k, filters, kwargs)
         a = await self._acall("POST", "/context", ContextResponse, body)
-        return Context(text=a.text, hits=a.hits, tokens=a.tokens)
+        return Context(text=a.text, hits=a.hits, tokens=a.tokens, citations=a.citations)
 
     def add(self, documents: Iterable[Document | str | dict[str, Any]], *,
             batch_size: int = 64) -> AddResult:

@@ -30,8 +30,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from .api import AddResult, Context
+    from .api import AddResult
     from .config import FusionConfig, PipelineConfig
+    from .context import Context
     from .models import Document, Hit
     from .pipeline import SearchTrace
 

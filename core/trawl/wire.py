@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import FusionConfig
+from .context import Citation
 from .models import Document, Hit
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -44,6 +45,7 @@ class ContextRequest(SearchRequest):
     top_k: int = Field(8, ge=1, le=MAX_TOP_K, description="passages to consider")
     max_tokens: int = Field(1500, ge=1, le=MAX_CONTEXT_TOKENS,
                             description="token budget of the returned text")
+    per_doc_limit: int | None = Field(None, ge=1, description="most hits taken from one document")
 
 
 class Timings(BaseModel):
@@ -62,8 +64,10 @@ class SearchResponse(BaseModel):
 
 class ContextResponse(BaseModel):
     text: str = Field(description="prompt-ready passages, each headed [n] title — source")
-    hits: list[Hit] = Field(description="the cited hits, in citation order")
+    hits: list[Hit] = Field(description="the hits whose text is included, best first")
     tokens: int
+    citations: list[Citation] = Field(default_factory=list,
+                                      description="one per cited document: number, source, spans")
     latency_ms: float
 
 

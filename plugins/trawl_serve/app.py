@@ -180,8 +180,10 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
         """Numbered, cited passages for a prompt, within max_tokens."""
         trace = SearchTrace()
         ctx = trawl.context(req.query, max_tokens=req.max_tokens, top_k=req.top_k,
-                            filters=req.filters, **_search_kwargs(trawl, req, trace))
+                            filters=req.filters, per_doc_limit=req.per_doc_limit,
+                            **_search_kwargs(trawl, req, trace))
         return _json(ContextResponse(text=ctx.text, hits=ctx.hits, tokens=ctx.tokens,
+                                     citations=ctx.citations,
                                      latency_ms=round(trace.total_ms, 3)).model_dump_json())
 
     @app.post("/documents", response_model=AddResponse, responses=_ERRORS, tags=["documents"])

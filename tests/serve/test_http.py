@@ -53,6 +53,8 @@ def test_remote_matches_in_process(index: Trawl, client: RemoteTrawl) -> None:
     assert client.stats()["documents"] == index.stats()["documents"]
     ctx = client.context("tokd3", max_tokens=40)
     assert ctx.hits[0].doc_id == "d3" and ctx.text.startswith("[1]") and ctx.tokens <= 40
+    local_ctx = index.context("tokd3", max_tokens=40)
+    assert ctx.text == local_ctx.text and ctx.citations == local_ctx.citations
     trace = trawl.SearchTrace()
     client.search("common", trace=trace)
     assert trace.total_ms > 0
