@@ -9,8 +9,19 @@ from __future__ import annotations
 import traceback as _traceback
 
 
+class PluginHardExit(BaseException):
+    """Raised in place of ending the process when plugin code calls ``os._exit`` while the
+    CLI loads it (see ``plugins._running_plugin_code``); never seen outside the host."""
+
+    def __init__(self, status: object) -> None:
+        self.status = status
+        super().__init__(status)
+
+
 def describe_exception(exc: BaseException) -> str:
     """One line for any exception, including the ones a plugin should never raise."""
+    if isinstance(exc, PluginHardExit):
+        return f"called os._exit({exc.status!r})"
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r})"
     if isinstance(exc, KeyboardInterrupt):

@@ -1,8 +1,9 @@
 """Load plugins in a child process, so diagnostics survive any plugin.
 
 A plugin runs arbitrary code when it is imported and in its hooks. In-process, trawl
-catches every exception there (``SystemExit`` and ``KeyboardInterrupt`` included), but
-``os._exit()``, a segfault or an endless loop cannot be caught. ``trawl plugins`` and the
+catches every exception there (``SystemExit`` and ``KeyboardInterrupt`` included; the CLI's
+host also turns ``os._exit`` into one), but a segfault, a signal or an endless loop cannot be
+caught. ``trawl plugins`` and the
 plugin-command list of ``trawl --help`` must work precisely when a plugin is that broken,
 so they load plugins here, in a child process that reports each step before it runs it:
 

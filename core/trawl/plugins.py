@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import pluggy
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from .components import Component, ComponentConfig, ComponentContext
 from .errors import (
     ConfigError,
     PluginConflictError,
+    PluginHardExit,
     PluginLoadError,
     UnknownComponentError,
     describe_exception,
@@ -228,6 +229,7 @@ class PluginHost:
         load: set[str] | None = None,
         disable: set[str] | None = None,
         on_loading: Callable[[str, str, str], None] | None = None,
+        contain_exit: bool = False,
     ) -> None:
         self.pm = pluggy.PluginManager("trawl")
         self.pm.add_hookspecs(hookspecs)
@@ -238,6 +240,7 @@ class PluginHost:
         # called with (plugin, distribution, step) just before plugin code runs (its import,
         # each hook): the isolated probe (plugin_probe.py) names a plugin that ends the process
         self.on_loading = on_loading
+        self.contain_exit = contain_exit  # os._exit in plugin code raises (the CLI's host)
         self._load = load if load is not None else _env_list("TRAWL_LOAD_PLUGINS")
         self._disable = disable if disable is not None else (
             _env_list("TRAWL_DISABLE_PLUGINS") or set())
@@ -270,7 +273,8 @@ class PluginHost:
             if self.on_loading is not None:
                 self.on_loading(ep.name, dist_name, "import")
             try:
-                with _slow_plugin_warning(ep.name, dist_name, "import"):
+                with _running_plugin_code(ep.name, dist_name, "import",
+                                          contain_exit=self.contain_exit):
                     plugin = ep.load()
             except BaseException as exc:
                 # SystemExit and KeyboardInterrupt too: a plugin calling sys.exit() at import
@@ -344,7 +348,9 @@ class PluginHost:
                 if self.on_loading is not None:
                     self.on_loading(plugin_name, dist, hook_name)
                 try:
-                    impl.function(register=register)
+                    with _running_plugin_code(plugin_name, dist, hook_name,
+                                              contain_exit=self.contain_exit):
+                        impl.function(register=register)
                 except BaseException as exc:
                     self._hook_errors.append(PluginLoadError(
                         distribution=dist, entry_point=plugin_name, cause=exc,
@@ -373,7 +379,8 @@ class PluginHost:
             if self.on_loading is not None:
                 self.on_loading(plugin_name, dist, "register_commands")
             try:
-                with _slow_plugin_warning(plugin_name, dist, "register_commands"):
+                with _running_plugin_code(plugin_name, dist, "register_commands",
+                                          contain_exit=self.contain_exit):
                     impl.function(cli=group)
             except BaseException as exc:
                 self.command_errors.append(PluginLoadError(
@@ -424,9 +431,18 @@ class PluginHost:
 
 
 @contextmanager
-def _slow_plugin_warning(plugin: str, distribution: str, step: str) -> Iterator[None]:
-    """Say on stderr which plugin is still loading after a few seconds, so a hang is
-    attributable (Ctrl-C then reports that plugin and carries on without it)."""
+def _running_plugin_code(plugin: str, distribution: str, step: str, *,
+                         contain_exit: bool) -> Iterator[None]:
+    """Guard a plugin's import or hook.
+
+    After a few seconds, say on stderr which plugin is still running, so a hang is
+    attributable (Ctrl-C then reports that plugin and carries on without it). With
+    ``contain_exit`` (the CLI's host), ``os._exit`` raises ``PluginHardExit`` instead of
+    ending the process: a plugin calling it at import would otherwise end every command
+    with its status and no word of why. Only the calling process is guarded (a child the
+    plugin forks still exits), and ``os._exit`` is restored afterwards; library hosts leave
+    it alone, as other threads may legitimately be exiting forked children meanwhile.
+    """
     delay = float(os.environ.get("TRAWL_PLUGIN_SLOW_S", "5"))
 
     def warn() -> None:
@@ -438,11 +454,23 @@ def _slow_plugin_warning(plugin: str, distribution: str, step: str) -> Iterator[
 
     timer = threading.Timer(delay, warn)
     timer.daemon = True
+    real_exit = os._exit
+    if contain_exit:
+        pid = os.getpid()
+
+        def guarded_exit(status: int) -> NoReturn:
+            if os.getpid() != pid:
+                real_exit(status)
+            raise PluginHardExit(status)
+
+        setattr(os, "_exit", guarded_exit)  # noqa: B010 - mypy rejects assigning a function
     timer.start()
     try:
         yield
     finally:
         timer.cancel()
+        if contain_exit:
+            setattr(os, "_exit", real_exit)  # noqa: B010
 
 
 def _version(dist: str) -> str:
@@ -461,5 +489,5 @@ def default_host() -> PluginHost:
     global _default_host
     with _default_lock:
         if _default_host is None:
-            _default_host = PluginHost()
+            _default_host = PluginHost(contain_exit=True)
         return _default_host
