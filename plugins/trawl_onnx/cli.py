@@ -18,7 +18,15 @@ import click
                    "exports classifier logits")
 @click.option("--no-optimize", is_flag=True,
               help="skip onnxruntime's offline BERT fusion (attention, layer norm, gelu)")
-def export_command(model: str, out: Path, int8: bool, kind: str, no_optimize: bool) -> None:
+@click.option("--exporter", type=click.Choice(["auto", "numpy", "torch"]), default="auto",
+              show_default=True,
+              help="numpy builds BERT/RoBERTa-family graphs from the weights without torch; "
+                   "torch traces the transformers model (needs the export extra); auto takes "
+                   "numpy when it knows the model_type")
+@click.option("--cross-check", is_flag=True,
+              help="also run the torch model and refuse a graph that differs (needs torch)")
+def export_command(model: str, out: Path, int8: bool, kind: str, no_optimize: bool,
+                   exporter: str, cross_check: bool) -> None:
     """Export MODEL (all-MiniLM-L6-v2, a folder, or a hub id) to ONNX with a manifest."""
     from trawl.errors import TrawlError
 
@@ -28,10 +36,12 @@ def export_command(model: str, out: Path, int8: bool, kind: str, no_optimize: bo
     try:
         folder = export_model(model, out, quantize="int8" if int8 else "fp32",
                               kind=kind,  # type: ignore[arg-type]
-                              optimize=not no_optimize, source_name=model)
+                              optimize=not no_optimize, source_name=model,
+                              exporter=exporter,  # type: ignore[arg-type]
+                              cross_check=cross_check)
         manifest = load_manifest(folder, verify=False)
     except TrawlError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"exported {model} -> {folder} ({manifest.quantize}, {manifest.kind}, "
                f"dim {manifest.dim}, max_length {manifest.max_length}, pooling "
-               f"{manifest.pooling}, optimized {manifest.optimized})")
+               f"{manifest.pooling}, optimized {manifest.optimized}, {manifest.exporter})")

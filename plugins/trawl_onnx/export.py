@@ -1,19 +1,24 @@
 """Hugging Face folder → ONNX (token states or classifier logits), optional int8, manifest.
 
-Export uses ``torch.onnx.export`` (TorchScript exporter) on a ``transformers`` model
-loaded with eager attention: optimum is not needed, and eager attention gives a graph
-that onnxruntime's BERT optimizer fuses (Attention, SkipLayerNorm, BiasGelu). The
-model output is ``last_hidden_state`` so one export serves dense pooling and
-multi-vector use. int8 is ``quantize_dynamic(per_channel=True)``: per-tensor int8
-loses too much (mean cosine to fp32 0.956 vs 0.992).
+Two exporters write the same graph contract (inputs ``input_ids``/``attention_mask``
+[/``token_type_ids``], output ``last_hidden_state`` or ``logits``):
 
-torch and transformers are imported only inside ``export_model`` (the ``export`` extra).
+- ``numpy`` (default, no torch): ``graph.py`` builds the graph from ``config.json`` and
+  the safetensors weights for the BERT and RoBERTa families;
+- ``torch`` (optional, the ``export`` extra): ``torch.onnx.export`` (TorchScript exporter)
+  on a ``transformers`` model loaded with eager attention, for other architectures and as
+  a cross-check.
+
+Both graphs are fused offline by onnxruntime's BERT optimizer (Attention, SkipLayerNorm,
+BiasGelu). int8 is ``quantize_dynamic(per_channel=True)``: per-tensor int8 loses too much
+(mean cosine to fp32 0.956 vs 0.992).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -21,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from trawl.errors import MissingDependencyError, ModelSourceError
 
@@ -30,12 +35,11 @@ from .sources import PACKAGED_MODELS, model_slug, resolve_model_folder
 
 log = logging.getLogger("trawl.onnx")
 Quantize = Literal["fp32", "int8"]
+Exporter = Literal["auto", "numpy", "torch"]
+EXPORTERS: tuple[str, ...] = get_args(Exporter)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "config.json")
-EXPORT_HELP = (
-    "install the export extra (pip install torch==2.13.0 first, then "
-    "pip install 'trawl[export]') or export once with `trawl export MODEL --out DIR` on a "
-    "machine that has it and pass model=DIR")
+TORCH_HELP = ("pip install torch==2.13.0 first (a CPU build), then pip install 'trawl[export]'")
 
 
 def cache_root() -> Path:
@@ -84,13 +88,38 @@ def file_lock(path: Path, timeout: float = 900.0) -> Iterator[None]:
                                "(another process is exporting this model)") from exc
 
 
-def _require_export_deps() -> None:
-    for package in ("torch", "transformers", "onnx"):
+def _require(packages: tuple[str, ...], extra: str, purpose: str) -> None:
+    for package in packages:
         try:
             __import__(package)
         except ImportError as exc:
-            raise MissingDependencyError(package, "export",
-                                         purpose="exporting a model to ONNX") from exc
+            raise MissingDependencyError(package, extra, purpose=purpose) from exc
+
+
+def _require_torch(why: str) -> None:
+    _require(("torch", "transformers"), "export", why)
+
+
+def choose_exporter(folder: Path, exporter: Exporter) -> Literal["numpy", "torch"]:
+    """``auto``: the torch-free builder for the families it knows, torch for the rest.
+
+    An architecture the builder does not know, with torch missing, raises
+    ``UnsupportedModelError`` naming its ``model_type`` and the torch install.
+    """
+    from .graph import UnsupportedModelError, read_config
+
+    if exporter not in EXPORTERS:
+        raise ModelSourceError(f"unknown exporter {exporter!r}; use one of {EXPORTERS}")
+    if exporter == "torch":
+        _require_torch(f"exporting {folder} with torch ({TORCH_HELP})")
+        return "torch"
+    try:
+        read_config(folder)
+    except UnsupportedModelError:
+        if exporter == "numpy" or importlib.util.find_spec("torch") is None:
+            raise
+        return "torch"
+    return "numpy"
 
 
 def _torch_export(folder: Path, onnx_path: Path, kind: Kind, opset: int) -> tuple[list[str], str]:
@@ -141,6 +170,9 @@ def _optimize(onnx_path: Path, out_path: Path, num_heads: int | None, hidden: in
         from onnxruntime.transformers import optimizer
     except ImportError:
         return False
+    quiet = logging.getLogger("onnxruntime.transformers")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "producer not matched" for graphs not made by torch
     try:
         model = optimizer.optimize_model(str(onnx_path), model_type="bert",
                                          num_heads=num_heads or 0, hidden_size=hidden,
@@ -153,6 +185,8 @@ def _optimize(onnx_path: Path, out_path: Path, num_heads: int | None, hidden: in
     except Exception as exc:  # optimizer coverage varies by architecture
         log.warning("onnxruntime transformer optimizer failed (%s); keeping the plain graph", exc)
         return False
+    finally:
+        quiet.setLevel(level)
     return True
 
 
@@ -171,32 +205,72 @@ def quantize_int8(src: Path, dst: Path) -> None:
         root.setLevel(level)
 
 
-def _check_parity(folder: Path, onnx_path: Path, inputs: list[str], output: str,
-                  kind: Kind) -> float:
-    """Run the exported graph and the torch model on two inputs; return the max abs diff."""
+def _check_feeds(folder: Path) -> dict[str, Any]:
+    """Two right-padded rows of in-vocabulary ids, padded with the model's own pad id."""
+    import json
+
+    import numpy as np
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    vocab = int(config.get("vocab_size") or 1000)
+    pad = int(config.get("pad_token_id") or 0)
+    ids = np.array([[5, 17, 29, 41, 53, 65, 77], [5, 11, 19, 0, 0, 0, 0]], dtype=np.int64)
+    ids = ids % max(vocab - 3, 1) + 2  # two ids up from 0 keep clear of most special tokens
+    lengths = [7, 3]
+    mask = np.array([[1] * n + [0] * (7 - n) for n in lengths], dtype=np.int64)
+    ids[mask == 0] = pad
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+def _run_graph(onnx_path: Path, feeds: dict[str, Any], inputs: list[str], output: str) -> Any:
     import numpy as np
     import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run([output], {k: feeds[k] for k in inputs})[0])
+
+
+def _max_diff(a: Any, b: Any, feeds: dict[str, Any], kind: Kind) -> float:
+    import numpy as np
+
+    diff = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+    if kind != "cross-encoder":  # padded positions carry no meaning
+        diff = diff[feeds["attention_mask"].astype(bool)]
+    return float(diff.max())
+
+
+def _check_parity(folder: Path, onnx_path: Path, inputs: list[str], output: str,
+                  kind: Kind) -> float:
+    """Max abs diff between the graph and the torch model on two padded inputs."""
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
     loader = AutoModelForSequenceClassification if kind == "cross-encoder" else AutoModel
-    model = loader.from_pretrained(str(folder)).eval()
-    ids = np.array([[101, 2023, 2003, 1037, 3231, 102, 0], [101, 2178, 102, 0, 0, 0, 0]])
-    feeds = {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int64),
-             "token_type_ids": np.zeros_like(ids)}
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = session.run([output], {k: feeds[k].astype(np.int64) for k in inputs})[0]
+    model = loader.from_pretrained(str(folder), attn_implementation="eager").eval()
+    feeds = _check_feeds(folder)
     with torch.no_grad():
-        ref = getattr(model(**{k: torch.from_numpy(feeds[k]).long() for k in inputs}), output)
-    mask = feeds["attention_mask"].astype(bool)
-    diff = np.abs(got - ref.numpy())
-    return float(diff[mask].max() if kind != "cross-encoder" else diff.max())
+        ref = getattr(model(**{k: torch.from_numpy(feeds[k]) for k in inputs}), output)
+    return _max_diff(_run_graph(onnx_path, feeds, inputs, output), ref.numpy(), feeds, kind)
+
+
+def _numpy_export(folder: Path, onnx_path: Path, kind: Kind) -> tuple[list[str], str]:
+    from .graph import build_graph, save_graph
+
+    model, inputs, output = build_graph(folder, kind)
+    save_graph(model, onnx_path)
+    return inputs, output
 
 
 def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
                  quantize: Quantize = "fp32", kind: Kind = "dense", optimize: bool = True,
-                 opset: int = 17, source_name: str | None = None) -> Path:
+                 opset: int = 17, source_name: str | None = None, exporter: Exporter = "auto",
+                 cross_check: bool = False) -> Path:
     """Export ``model`` (packaged name, folder or hub id) to ``out`` with a manifest.
+
+    ``exporter``: ``numpy`` builds the graph from the weights without torch, ``torch``
+    traces the transformers model, ``auto`` takes numpy when the architecture is one it
+    builds. ``cross_check`` also runs the torch model and refuses a graph that differs
+    (needs torch; the torch exporter always checks).
 
     The folder is built beside ``out`` and renamed into place, so a crash never leaves a
     half-written model that looks complete. ``out`` must not already hold other files.
@@ -212,12 +286,15 @@ def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
             raise ModelSourceError(f"{src_dir} holds an {manifest.quantize} export; export "
                                    "the original model instead")
         return _quantize_export(src_dir, manifest, out_dir)
-    _require_export_deps()
+    _require(("onnx", "onnxruntime"), "onnx", "exporting a model to ONNX")
     folder = resolve_model_folder(model)
     info = read_hf_info(folder)
     if kind == "cross-encoder" and not info.num_labels:
         raise ModelSourceError(f"{folder / 'config.json'} declares no labels: not a sequence "
                                "classification (cross-encoder) model")
+    chosen = choose_exporter(folder, exporter)
+    if cross_check:
+        _require_torch(f"cross-checking the export against torch ({TORCH_HELP})")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ModelSourceError(f"export target {out_dir} exists and is not empty")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -225,16 +302,31 @@ def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as tmp:
         work = Path(tmp)
         raw = work / "raw.onnx"
-        inputs, output = _torch_export(folder, raw, kind, opset)
-        diff = _check_parity(folder, raw, inputs, output, kind)
-        if diff > 1e-3:
-            raise ModelSourceError(f"exported graph of {folder} differs from the torch model "
-                                   f"(max abs diff {diff:.2e}); the export is not usable")
+        if chosen == "numpy":
+            inputs, output = _numpy_export(folder, raw, kind)
+            label = f"trawl numpy graph builder opset {opset}"
+        else:
+            inputs, output = _torch_export(folder, raw, kind, opset)
+            label = f"torch.onnx.export opset {opset}"
+        if chosen == "torch" or cross_check:
+            diff = _check_parity(folder, raw, inputs, output, kind)
+            if diff > 1e-4:
+                raise ModelSourceError(f"exported graph of {folder} differs from the torch model "
+                                       f"(max abs diff {diff:.2e}); the export is not usable")
         stage = work / "stage"
         stage.mkdir()
         optimized = bool(optimize and kind != "cross-encoder" and info.model_type in (
-            "bert", "roberta", "xlm-roberta", "distilbert") and _optimize(
+            "bert", "roberta", "xlm-roberta", "camembert", "distilbert") and _optimize(
                 raw, stage / "model.onnx", info.num_heads, info.hidden_size))
+        if optimized:
+            # A fusion that changed the numbers (e.g. position ids it assumed) is not kept.
+            feeds = _check_feeds(folder)
+            diff = _max_diff(_run_graph(raw, feeds, inputs, output),
+                             _run_graph(stage / "model.onnx", feeds, inputs, output), feeds, kind)
+            if diff > 1e-4:
+                log.warning("fused graph differs from the plain one (max abs diff %.2e); "
+                            "keeping the plain graph", diff)
+                optimized = False
         if not optimized:
             shutil.copyfile(raw, stage / "model.onnx")
         if quantize == "int8":
@@ -249,13 +341,14 @@ def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
             pooling=info.pooling, normalize=info.normalize, max_length=info.max_length,
             dim=int(info.num_labels or 1) if kind == "cross-encoder" else info.hidden_size,
             inputs=inputs, output=output, files=hash_files(stage, files), optimized=optimized,
-            exporter=f"torch.onnx.export opset {opset}",
+            exporter=label,
         )
         manifest.write(stage)
         if out_dir.exists():
             out_dir.rmdir()
         os.replace(stage, out_dir)
-    log.info("exported %s to %s in %.1fs", model, out_dir, time.perf_counter() - started)
+    log.info("exported %s to %s with %s in %.1fs", model, out_dir, chosen,
+             time.perf_counter() - started)
     return out_dir
 
 
@@ -284,8 +377,8 @@ def ensure_exported(model: str, quantize: Quantize = "fp32", kind: Kind = "dense
     """The exported folder for ``model``: an exported folder as is, else the cache entry.
 
     The first use exports into the cache (under a file lock, so parallel processes wait
-    for one export); int8 is quantised from the cached fp32 export. Without torch the
-    error says how to install the export extra or export elsewhere.
+    for one export); int8 is quantised from the cached fp32 export. BERT/RoBERTa models
+    need no torch; other architectures without torch fail naming their ``model_type``.
     """
     path = Path(model).expanduser()
     if path.is_dir() and (path / MANIFEST).is_file():
@@ -303,13 +396,7 @@ def ensure_exported(model: str, quantize: Quantize = "fp32", kind: Kind = "dense
             fp32 = ensure_exported(model, "fp32", kind)
             log.warning("quantising %s to int8 into %s (first use)", model, target)
             return _quantize_export(fp32, load_manifest(fp32, verify=False), target)
-        # Resolve first: a missing model should say so before a missing torch does.
-        resolve_model_folder(model)
-        try:
-            _require_export_deps()
-        except MissingDependencyError as exc:
-            raise ModelSourceError(
-                f"model {model!r} has no ONNX export in {target} and torch/transformers are "
-                f"not installed to create one: {EXPORT_HELP}") from exc
-        log.warning("exporting %s to ONNX into %s (first use, ~30s)", model, target)
+        folder = resolve_model_folder(model)
+        choose_exporter(folder, "auto")  # an unsupported model_type without torch fails here
+        log.warning("exporting %s to ONNX into %s (first use, once)", model, target)
         return export_model(model, target, quantize="fp32", kind=kind, source_name=model)

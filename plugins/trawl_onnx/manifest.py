@@ -30,7 +30,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -68,7 +68,7 @@ def read_hf_info(folder: Path) -> ModelInfo:
         raise ModelSourceError(
             f"model folder {folder} has no tokenizer.json ({folder / 'tokenizer.json'}); "
             "trawl needs the fast-tokenizer file")
-    config = _read_json(config_path)
+    config = read_json(config_path)
     hidden = int(config.get("hidden_size") or config.get("dim") or config.get("d_model") or 0)
     if hidden <= 0:
         raise ModelSourceError(f"{config_path} has no hidden_size")
@@ -76,9 +76,9 @@ def read_hf_info(folder: Path) -> ModelInfo:
     max_length: int | None = None
     sbert = folder / "sentence_bert_config.json"
     if sbert.is_file():
-        max_length = _read_json(sbert).get("max_seq_length")
+        max_length = read_json(sbert).get("max_seq_length")
     if max_length is None and (folder / "tokenizer_config.json").is_file():
-        value = _read_json(folder / "tokenizer_config.json").get("model_max_length")
+        value = read_json(folder / "tokenizer_config.json").get("model_max_length")
         if isinstance(value, int) and value < 100_000:
             max_length = value
     if max_length is None:
@@ -98,7 +98,7 @@ def read_hf_info(folder: Path) -> ModelInfo:
             if kind.endswith("Pooling"):
                 pconf = folder / module.get("path", "1_Pooling") / "config.json"
                 if pconf.is_file():
-                    p = _read_json(pconf)
+                    p = read_json(pconf)
                     if p.get("pooling_mode_cls_token"):
                         pooling = "cls"
                     elif p.get("pooling_mode_max_tokens"):
@@ -110,9 +110,13 @@ def read_hf_info(folder: Path) -> ModelInfo:
     else:
         normalize = True  # a plain encoder used for retrieval: cosine is the norm
     labels = config.get("id2label")
+    num_labels = len(labels) if isinstance(labels, dict) else config.get("num_labels")
+    if num_labels is None and any(str(a).endswith("ForSequenceClassification")
+                                  for a in config.get("architectures") or []):
+        num_labels = 2  # transformers leaves its default of two labels out of config.json
     return ModelInfo(
         hidden_size=hidden, max_length=int(max_length), pooling=pooling, normalize=normalize,
-        num_labels=len(labels) if isinstance(labels, dict) else config.get("num_labels"),
+        num_labels=num_labels,
         model_type=str(config.get("model_type", "bert")),
         num_heads=config.get("num_attention_heads"),
         max_position_embeddings=int(max_pos) if max_pos else None,
@@ -160,7 +164,7 @@ def load_manifest(folder: Path, *, verify: bool = True) -> Manifest:
         raise ModelSourceError(
             f"{folder} is not an exported trawl model: {path} is missing "
             f"(run `trawl export MODEL --out {folder}`)")
-    data = _read_json(path)
+    data = read_json(path)
     try:
         manifest = Manifest(**data)
     except TypeError as exc:

@@ -13,11 +13,17 @@ import pytest
 
 import trawl
 from tests.conftest import DATASETS
-from tests.plugins.conftest_onnx import HAS_TORCH, copy_export, minilm_fp32, minilm_int8
+from tests.plugins.conftest_onnx import (
+    HAS_TORCH,
+    copy_export,
+    minilm_fp32,
+    minilm_int8,
+    st_reference,
+)
 from trawl import ComponentContext, ConfigError, InputError, ModelSourceError
 from trawl.testing import EncoderContract
 
-__all__ = ["minilm_fp32", "minilm_int8"]  # fixtures re-exported for pytest
+__all__ = ["minilm_fp32", "minilm_int8", "st_reference"]  # fixtures re-exported for pytest
 
 
 def dense(folder: Path, **config: object) -> trawl.Encoder:
@@ -146,19 +152,31 @@ def test_folder_with_onnx_but_no_manifest(tmp_path: Path) -> None:
         dense(tmp_path)
 
 
-def test_missing_export_without_torch_says_how(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_unsupported_model_without_torch_names_model_type(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    import importlib.util
+
     import trawl_onnx.export as export
+    from trawl_onnx.graph import UnsupportedModelError
+    from trawl_onnx.sources import resolve_model_folder
 
-    def no_torch() -> None:
-        raise trawl.MissingDependencyError("torch", "export")
-
+    src = resolve_model_folder("all-MiniLM-L6-v2")
+    folder = tmp_path / "mpnet"
+    folder.mkdir()
+    config = json.loads((src / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "mpnet"}))
+    (folder / "tokenizer.json").write_bytes((src / "tokenizer.json").read_bytes())
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
     monkeypatch.setenv("TRAWL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(export, "_require_export_deps", no_torch)
-    with pytest.raises(ModelSourceError) as err:
-        export.ensure_exported("all-MiniLM-L6-v2")
-    assert "trawl[export]" in str(err.value) and "trawl export" in str(err.value)
-    assert "torch==2.13.0" in str(err.value)
+    with pytest.raises(UnsupportedModelError) as err:
+        export.ensure_exported(str(folder))
+    message = str(err.value)
+    assert "'mpnet'" in message and "torch==2.13.0" in message and "--exporter torch" in message
+    assert not (tmp_path / "cache" / "models").exists() or not any(
+        p.is_dir() and not p.name.endswith(".lock")
+        for p in (tmp_path / "cache" / "models").iterdir())
 
 
 def test_cache_dir_follows_trawl_cache_dir(monkeypatch: pytest.MonkeyPatch,
@@ -289,16 +307,9 @@ def _varied_sentences(n: int = 200) -> list[str]:
 @pytest.mark.export
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra")
-def test_parity_with_sentence_transformers(encoder: trawl.Encoder,
-                                           minilm_int8: Path) -> None:
-    from sentence_transformers import SentenceTransformer
-
-    from trawl_onnx.sources import resolve_model_folder
-
-    texts = _varied_sentences()
-    assert len(texts) >= 150
-    ref = SentenceTransformer(str(resolve_model_folder("all-MiniLM-L6-v2")), device="cpu")
-    expected = ref.encode(texts, batch_size=32, convert_to_numpy=True)
+def test_parity_with_sentence_transformers(encoder: trawl.Encoder, minilm_int8: Path,
+                                           st_reference: tuple[list[str], np.ndarray]) -> None:
+    texts, expected = st_reference
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         got = encoder.encode_documents(texts)
