@@ -4,9 +4,9 @@ Document text, titles, file paths, plugin names and plugin error messages all co
 outside trawl. Printed raw, an ``ESC [ 2 J`` clears the user's screen, an OSC 8 sequence
 plants a link, a ``\\x9b`` (C1 CSI) does the same on 8-bit terminals, bidi overrides
 reorder what the user reads, and ``[/cyan]`` in a title crashes Rich's markup parser.
-Every front end (CLI, TUI) passes such text through :func:`safe_text` (for plain output
-and ``rich.text.Text``) or :func:`escape_markup` (for strings that Rich or Textual will
-parse as markup).
+Every front end (CLI, TUI) passes such text through :func:`safe_text` (for plain output,
+``rich.text.Text`` and Textual's ``Content``) or :func:`escape_markup` (for strings that
+Rich will parse as markup).
 
 Controls are replaced by a visible escape (``\\x1b``, ``\\u202e``) rather than dropped, so
 the user can see that something odd was there. Hand-written because it is a single
@@ -46,11 +46,32 @@ def safe_text(value: object, *, multiline: bool = False) -> str:
     return pattern.sub(_visible, text)
 
 
-def escape_markup(value: object, *, multiline: bool = False) -> str:
-    """:func:`safe_text`, then escaped for Rich/Textual markup (``[`` cannot open a tag)."""
-    from rich.markup import escape
+# Rich's markup grammar (rich.markup.RE_TAGS): a tag is ``[`` + [a-z#/@] + ... + ``]``,
+# preceded by a run of backslashes: an odd run escapes the tag, each pair is one backslash.
+# Outside tags Rich turns ``\[`` into ``[``.
+_MARKUP_BRACKET = re.compile(r"(\\*)(\[[a-z#/@][^\[]*?\])|(\\*)\[|(\\+)$")
 
-    return escape(safe_text(value, multiline=multiline))
+
+def _escape_bracket(match: re.Match[str]) -> str:
+    if match.group(2) is not None:  # would parse as a tag: 2k+1 backslashes show k and a literal
+        return "\\" * (2 * len(match.group(1)) + 1) + match.group(2)
+    if match.group(4) is not None:  # trailing run: doubled so it cannot escape a closing tag
+        return match.group(4) * 2
+    return "\\" * (len(match.group(3)) + 1) + "["  # plain '[': Rich drops one backslash
+
+
+def escape_markup(value: object, *, multiline: bool = False) -> str:
+    """:func:`safe_text`, then escaped for Rich console markup, for embedding untrusted text
+    in a markup string: ``f"[cyan]{escape_markup(title)}[/cyan]"`` shows the title exactly.
+
+    ``rich.markup.escape`` is not enough: it leaves a backslash before a ``[`` that is not
+    tag-like (Rich then hides that backslash) and an odd run of three or more trailing
+    backslashes (which then escape the closing tag). Rich also replaces ``:emoji:`` codes in
+    markup strings; pass ``emoji=False`` or, better, render untrusted text as
+    ``rich.text.Text(safe_text(...))`` and never as markup (what the CLI does). Textual's
+    markup treats backslashes differently: there, use ``Content(safe_text(...))``.
+    """
+    return _MARKUP_BRACKET.sub(_escape_bracket, safe_text(value, multiline=multiline))
 
 
 _JSON_UNSAFE = re.compile(f"[{_OTHER_UNSAFE}]")

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trawl
 from trawl.display import escape_markup, safe_json, safe_text
@@ -109,3 +111,21 @@ def test_errors_on_stderr_are_one_line_without_control_sequences(tmp_path: Path)
     assert out.returncode == 1
     assert "\x1b" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert "no\\x1b[2J\\nwhere" in out.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40)
+       | st.lists(st.sampled_from(["[", "]", "\\", "/", "bold", "link=x", "red", "=", " ",
+                                   "\x1b", ":", "warning", "@click", "#"]), max_size=12)
+       .map("".join))
+def test_escape_markup_round_trips_through_rich_for_any_text(text: str) -> None:
+    from rich.text import Text
+
+    shown = safe_text(text)
+    assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f or 0xd800 <= ord(c) <= 0xdfff
+                   for c in shown)
+    # escape_markup is for embedding in markup: it must survive Rich's parser exactly
+    rendered = Text.from_markup(f"[bold]{escape_markup(text)}[/bold] [i]x[/i]", emoji=False)
+    assert rendered.plain == f"{shown} x"
+    assert [(s.start, s.end) for s in rendered.spans] == [(0, len(shown)),
+                                                          (len(shown) + 1, len(shown) + 2)]
