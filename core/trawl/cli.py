@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -257,10 +258,12 @@ def index(paths: tuple[Path, ...], index: str | None, pipeline: str | None,
         raise MissingDependencyError("trawl.ingest", "ingest", purpose="indexing") from exc
     with _open(index, pipeline, default_host(), progress=not as_json) as t:
         extra: dict[str, Any] = {} if max_bytes is None else {"max_bytes": max_bytes}
-        report = index_paths(t, list(paths), include=include, exclude=exclude, prune=prune,
-                             follow_symlinks=follow_symlinks, show_progress=not as_json,
-                             encodings=encodings, include_hidden=hidden,
-                             use_ignore_files=not no_ignore_files, **extra)
+        # a served folder is indexed by its server (RemoteTrawl.index_paths), same options
+        run = t.index_paths if hasattr(t, "index_paths") else partial(index_paths, t)
+        report = run(list(paths), include=include, exclude=exclude, prune=prune,
+                     follow_symlinks=follow_symlinks, show_progress=not as_json,
+                     encodings=encodings, include_hidden=hidden,
+                     use_ignore_files=not no_ignore_files, **extra)
     if as_json:
         _echo_json(report.model_dump())
     else:

@@ -28,6 +28,7 @@ from .config import FusionConfig, PipelineConfig
 from .context import Context
 from .errors import InputError, ServerError, ServerUnavailableError, TrawlError
 from .filters import parse_filter, to_json
+from .ingest.runner import IngestReport
 from .models import Document, Hit
 from .pipeline import SearchTrace
 from .wire import (
@@ -39,6 +40,7 @@ from .wire import (
     DeleteRequest,
     DeleteResponse,
     ErrorResponse,
+    IndexPathsRequest,
     SearchRequest,
     SearchResponse,
 )
@@ -311,6 +313,18 @@ class RemoteTrawl:
 
     def stats(self) -> dict[str, Any]:
         return self._json_object("/stats", self._get("/stats"))
+
+    def index_paths(self, paths: Sequence[str | os.PathLike[str]], **options: Any
+                    ) -> IngestReport:
+        """``trawl.ingest.index_paths`` run by the server on files of this machine (a
+        loopback server only); options as there (``include``, ``exclude``, ``prune``,
+        ...). Incremental like ``trawl index``: unchanged files are skipped."""
+        options.pop("show_progress", None)
+        try:
+            body = IndexPathsRequest(paths=[os.path.abspath(p) for p in paths], **options)
+        except ValidationError as exc:
+            raise InputError(_validation_message(exc)) from exc
+        return self._call("POST", "/index", IngestReport, body)
 
     async def astats(self) -> dict[str, Any]:
         try:

@@ -95,6 +95,21 @@ class DeleteResponse(BaseModel):
     removed_chunks: int
 
 
+class IndexPathsRequest(_Request):
+    """``POST /index``: the server runs ``trawl index`` on files of its own machine
+    (only a server bound to loopback accepts it: the client is on the same machine)."""
+
+    paths: list[str] = Field(min_length=1, description="absolute file or folder paths")
+    include: list[str] = Field(default_factory=list, description="globs to include")
+    exclude: list[str] = Field(default_factory=list, description="globs to skip")
+    prune: bool = Field(False, description="remove documents whose files are gone")
+    follow_symlinks: bool = False
+    max_bytes: int | None = Field(None, ge=1)
+    encodings: list[str] = Field(default_factory=list)
+    include_hidden: bool = False
+    use_ignore_files: bool = True
+
+
 class ErrorDetail(BaseModel):
     type: str = Field(description="TrawlError class name, 'validation', 'auth', 'internal'")
     message: str

@@ -35,6 +35,7 @@ from trawl import (
     __version__,
 )
 from trawl.config import FusionConfig, PipelineConfig
+from trawl.ingest import IngestReport, index_paths
 from trawl.pipeline import SearchTrace
 from trawl.wire import (
     MAX_BODY_BYTES,
@@ -45,12 +46,13 @@ from trawl.wire import (
     DeleteRequest,
     DeleteResponse,
     ErrorResponse,
+    IndexPathsRequest,
     SearchRequest,
     SearchResponse,
     Timings,
 )
 
-from .security import BearerAuth, BodyLimit, error_body
+from .security import BearerAuth, BodyLimit, error_body, is_loopback
 from .watch import FolderWatcher
 
 log = logging.getLogger("trawl.serve")
@@ -86,6 +88,7 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
                host: str = "127.0.0.1", on_ready: Callable[[], None] | None = None,
                max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The ASGI app serving ``trawl``; the caller keeps ownership of ``trawl``."""
+    local_paths = is_loopback(host)
     mcp_server = None
     if mcp:
         from .mcp_tools import build_mcp
@@ -197,6 +200,23 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
     def delete_documents(req: DeleteRequest) -> Response:
         """Remove documents; once this returns no search returns them."""
         return _json(DeleteResponse(removed_chunks=trawl.delete(req.ids)).model_dump_json())
+
+    @app.post("/index", response_model=IngestReport, responses=_ERRORS, tags=["documents"])
+    def index_files(req: IndexPathsRequest) -> Response:
+        """Index files and folders of the server's machine, incrementally (`trawl index`).
+        Only a server bound to loopback accepts it: its clients share its file system."""
+        if not local_paths:
+            return _error(403, "forbidden", "this server is not bound to loopback, so it does "
+                                            "not index paths for clients; send documents to "
+                                            "POST /documents instead")
+        relative = [p for p in req.paths if not os.path.isabs(p)]
+        if relative:
+            return _error(422, "validation", f"paths: {relative[0]!r} is not absolute", "paths")
+        options = req.model_dump(exclude={"paths", "max_bytes"})
+        if req.max_bytes is not None:
+            options["max_bytes"] = req.max_bytes
+        report = index_paths(trawl, req.paths, show_progress=False, **options)
+        return _json(report.model_dump_json())
 
     if mcp_server is not None:
         # the SDK's own route (its ASGI handler at /mcp), driven by the lifespan above

@@ -49,6 +49,14 @@ def test_cli_and_api_attach_while_served(tmp_path: Path) -> None:
             assert t.add([{"id": "late", "text": "toklate arrives"}]).added == 1
         out = _cli("search", "toklate", "-i", str(idx), "--json")
         assert json.loads(out.stdout)["hits"][0]["doc_id"] == "late"
+        notes = tmp_path / "notes"
+        notes.mkdir()
+        (notes / "a.md").write_text("# A\n\nthe served wombat\n")
+        out = _cli("index", str(notes), "-i", str(idx), "--json")  # indexed by the server
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["added"] == 1
+        out = _cli("index", str(notes), "-i", str(idx), "--json")
+        assert json.loads(out.stdout)["unchanged"] == 1  # incremental, as in-process
         with pytest.raises(IndexLockedError):
             Trawl.open(idx, attach=False)
         second = _cli("serve", str(idx), "--port", "0")
@@ -58,7 +66,8 @@ def test_cli_and_api_attach_while_served(tmp_path: Path) -> None:
     # stopped: the record is withdrawn and the folder opens in-process again
     assert "url" not in json.loads((idx / ".lock").read_text())
     with Trawl.open(idx) as t:
-        assert isinstance(t, Trawl) and t.stats()["documents"] == 11
+        assert isinstance(t, Trawl) and t.stats()["documents"] == 12
+        assert t.search("wombat")[0].doc_id == "notes/a.md"
 
 
 def test_stale_lock_is_taken_over(tmp_path: Path) -> None:
