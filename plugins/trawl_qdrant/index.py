@@ -274,8 +274,11 @@ class QdrantIndex(Index):
                 for start in batches:
                     stop = start + self.cfg.batch_size
                     part = chunks[start:stop]
+                    # dense matrices become lists one batch at a time (peak memory)
                     self.engine.upsert([point_id(c.id) for c in part],
-                                       {n: vs[start:stop] for n, vs in plain.items()},
+                                       {n: vs[start:stop].tolist() if isinstance(
+                                           vs, np.ndarray) else vs[start:stop]
+                                        for n, vs in plain.items()},
                                        [_payload(c) for c in part])
                     if progress is not None:
                         progress.update(len(part))
@@ -285,9 +288,9 @@ class QdrantIndex(Index):
             self.engine.commit()
         return len(chunks)
 
-    def _plain(self, f: VectorField, chunks: Sequence[Chunk], value: Any) -> list[Any]:
-        """Check one field's encodings of ``chunks``; plain Python per point (``None``: the
-        chunk has no vector in this field, e.g. no known term or no token)."""
+    def _plain(self, f: VectorField, chunks: Sequence[Chunk], value: Any) -> Any:
+        """Check one field's encodings of ``chunks``: a normalised matrix (dense) or plain
+        Python per point (``None``: no vector in this field, e.g. no known term)."""
         n = len(chunks)
         if f.kind == "dense":
             vectors = np.asarray(value, dtype=np.float32)
@@ -303,7 +306,7 @@ class QdrantIndex(Index):
             if f.metric == "cosine":
                 vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True),
                                                1e-12)
-            return cast(list[Any], vectors.tolist())
+            return vectors
         items = list(value)
         if len(items) != n:
             raise InputError(f"qdrant index {self.name!r}: field {f.name!r} got {len(items)} "

@@ -192,6 +192,39 @@ def test_multivector_field_scores_maxsim(mode: str, collection: str, tmp_path: P
         index.close()
 
 
+@pytest.mark.parametrize("mode", ["local", "edge"])
+def test_multivector_retriever_without_a_local_token_store(mode: str, tmp_path: Path) -> None:
+    """Token vectors as a native MaxSim field, alone and next to sparse + dense in one
+    collection: no tokens.sqlite, the ranking is exact MaxSim."""
+    from tests.plugins.test_muvera import HashTokens, _TestEncoders
+
+    host = trawl.PluginHost(entry_points=False, plugins=[
+        ("hashing-test", HashingPlugin), ("qdrant", trawl_qdrant), ("bm25", trawl_bm25),
+        ("tokens-test", _TestEncoders())])
+    docs = [Document(id=d, text=t, metadata={"lang": lang}) for d, t, lang in DOCS]
+    enc = HashTokens()
+    query = "cats purr all day"
+    exact = maxsim_scores(enc.encode_queries([query])[0], enc.encode_documents(
+        [t for _, t, _ in DOCS]))
+    expected = [DOCS[i][0] for i in np.argsort(-exact)]
+    alone = {"name": "mv", "retrievers": [{"name": "tokens", "index": "qdrant",
+                                           "encoder": "hash-tokens",
+                                           "index_config": {"mode": mode}}]}
+    three = _pipeline(mode, "x", fusion="rrf")
+    three["retrievers"].append({"name": "tokens", "index": "qdrant", "encoder": "hash-tokens",
+                                "store": "qdrant"})
+    for name, pipeline in (("alone", alone), ("three", three)):
+        with Trawl.open(tmp_path / name, pipeline=pipeline, host=host,
+                        show_progress=False) as t:
+            t.add(docs)
+            hits = t.search(query, 5, retrievers=["tokens"])
+            assert [h.doc_id for h in hits] == expected
+            assert [h.score for h in hits] == pytest.approx(sorted(exact, reverse=True),
+                                                            rel=1e-4)
+            assert len(t.search(query, 3)) == 3  # the three fused by the engine
+        assert not list((tmp_path / name).rglob("tokens.sqlite"))
+
+
 # -- one collection, several retrievers ----------------------------------------------------
 @pytest.mark.parametrize("mode", MODES)
 def test_shared_collection_through_trawl(mode: str, collection: str, tmp_path: Path) -> None:

@@ -1,0 +1,363 @@
+"""The embedded engine (qdrant edge) at 100k, 300k and 1M chunks: vector settings side by side.
+
+    python benchmarks/scale.py [--sizes 100000,300000] [--settings fp32,int8,binary,...]
+                               [--queries 50] [--quick]
+    python benchmarks/scale.py --truncation-quality EVAL_INDEX_FOLDER   # SciFact nDCG@10
+
+Vectors: real MiniLM sentence vectors (a seeded sample of ``--pool`` SciFact + Cranfield
+sentences, encoded once and cached under the trawl cache folder), reused with small
+perturbations: chunk i is ``normalise(pool[i % P] + eps * z_i)`` with ``z_i`` Gaussian noise
+of the pool's own covariance (``eps`` 0.5: a copy keeps cosine ~0.9 to its sentence). Real
+vectors keep the anisotropy and clusters of MiniLM's space, which is what HNSW and
+quantization errors depend on; the noise keeps the copies distinct. Encoding 1M real chunks
+would take days on 2 cores. Queries are real SciFact/Cranfield queries encoded by MiniLM.
+Chunk texts (for BM25) are 3-9 pool sentences per chunk, as in ``hybrid_latency.py``;
+they are independent of the vectors, which only matters for latency, not for the recall
+measured here (dense alone against exact search over the same vectors).
+
+Settings (``--settings``): ``fp32`` HNSW; ``int8`` scalar quantization + HNSW (rescored);
+``binary`` 1-bit codes + HNSW, originals on disk, oversampling 4 + rescoring (the seeds'
+Binary Embedding-based Retrieval); ``binary-flat`` the same codes without a graph (a scan
+of the codes, then rescoring); ``mrl256`` / ``mrl128`` Matryoshka-style truncation of every
+vector to the first 256 / 128 dimensions (renormalised) with fp32 HNSW.
+
+Per size x setting: write time (points into the engine, no encoding), optimise time (HNSW
+and quantized storage, blocking), RSS growth while building and querying (the process's
+resident memory, so file pages the engine touched count too) and disk per chunk, hybrid
+(``hybrid`` preset: query encoding + BM25 + dense + weighted fusion) p50/p95, and dense
+recall@10 against exact search over the full 384-d vectors. BM25's build time, memory and
+p50 at each size are reported once. Results append to benchmarks/out/scale.jsonl and
+print as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bm25 import queries, sentence_pool
+from hybrid_latency import picks_for, sentence_vectors
+
+from trawl import Chunk, ComponentContext, Hit, Index, IndexQuery, PluginHost, Trawl
+from trawl.config import load_pipeline
+from trawl.filters import Filter
+
+REPO = Path(__file__).resolve().parents[1]
+EPS = 0.5
+BLOCK = 10_000
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "fp32": {},
+    "int8": {"quantization": "scalar"},
+    "binary": {"quantization": "binary", "quantization_oversampling": 4.0, "on_disk": True},
+    "binary-flat": {"quantization": "binary", "quantization_oversampling": 4.0,
+                    "on_disk": True, "hnsw": {"indexing_threshold_kb": 0}},
+    "mrl256": {},
+    "mrl128": {},
+}
+DIMS = {"mrl256": 256, "mrl128": 128}
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def du_bytes(path: Path) -> int:
+    """Allocated bytes (sparse files count what they use)."""
+    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
+
+
+def pct(values: Sequence[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+class Generator:
+    """Chunk vectors from real sentence vectors plus covariance-matched noise (seeded)."""
+
+    def __init__(self, pool_vecs: np.ndarray, seed: int = 0) -> None:
+        self.pool = pool_vecs.astype(np.float32)
+        cov = np.cov(self.pool, rowvar=False).astype(np.float64)
+        self.chol = np.linalg.cholesky(cov + 1e-6 * np.eye(cov.shape[0])).astype(np.float32)
+        self.seed = seed
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, start])
+        base = self.pool[np.arange(start, stop) % len(self.pool)]
+        noise = rng.standard_normal((stop - start, self.pool.shape[1]), dtype=np.float32)
+        v = base + EPS * noise @ self.chol.T
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    def exact_top10(self, n: int, q: np.ndarray) -> list[list[int]]:
+        best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
+        best_i = np.zeros((len(q), 0), dtype=np.int64)
+        for s in range(0, n, 50_000):
+            v = self.block_range(s, min(n, s + 50_000))
+            scores = q @ v.T
+            cand_s = np.concatenate([best_s, scores], axis=1)
+            cand_i = np.concatenate([best_i, np.broadcast_to(np.arange(s, s + len(v)),
+                                                              scores.shape)], axis=1)
+            top = np.argpartition(-cand_s, 10, axis=1)[:, :10]
+            best_s = np.take_along_axis(cand_s, top, 1)
+            best_i = np.take_along_axis(cand_i, top, 1)
+        return [list(map(int, row)) for row in best_i]
+
+    def block_range(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` (``start`` a multiple of BLOCK), as ``block`` wrote them."""
+        return np.concatenate([self.block(s, min(stop, s + BLOCK))
+                               for s in range(start, stop, BLOCK)])
+
+
+class Truncated(Index):
+    """Matryoshka-style: the first ``dim`` dimensions of every vector, renormalised."""
+
+    def __init__(self, inner: Index, dim: int) -> None:
+        super().__init__(inner.config, inner.context)
+        self.inner, self.dim = inner, dim
+
+    def _cut(self, v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float32)[..., :self.dim]
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Any = None) -> int:
+        return self.inner.upsert(chunks, self._cut(vectors))
+
+    def search(self, query: IndexQuery, top_k: int, filters: Filter | None = None) -> list[Hit]:
+        assert query.vector is not None
+        return self.inner.search(IndexQuery(text=query.text, vector=self._cut(query.vector)),
+                                 top_k, filters)
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        return self.inner.delete(doc_ids)
+
+    def count(self) -> int:
+        return self.inner.count()
+
+    def doc_ids(self) -> set[str]:
+        return self.inner.doc_ids()
+
+    def optimize(self) -> None:
+        self.inner.optimize()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def chunks_for(start: int, stop: int, picks: list[np.ndarray], pool: list[str]) -> list[Chunk]:
+    out = []
+    for i in range(start, stop):
+        text = " ".join(pool[j] for j in picks[i])
+        out.append(Chunk(id=f"d{i}#0", doc_id=f"d{i}", text=text, end=len(text)))
+    return out
+
+
+def run_size(n: int, settings: list[str], gen: Generator, pool: list[str], qs: list[str],
+             qvecs: np.ndarray, host: PluginHost, skip_bm25_build: bool = False
+             ) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    folder = Path(tempfile.mkdtemp(prefix=f"trawl-scale-{n}-", dir=REPO / "benchmarks" / "out"))
+    config = load_pipeline("hybrid")
+    config.retrievers[1].index_config["optimize_after"] = 0
+    t0 = time.perf_counter()
+    exact = gen.exact_top10(n, qvecs)
+    print(f"[{n:,}] exact top-10 of {len(qs)} queries in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr, flush=True)
+    try:
+        with Trawl(folder / "trawl", config, host=host, show_progress=False) as t:
+            t.search("warm up the encoder", 10, retrievers=["dense"])
+            bm25 = t.pipeline.retrievers["bm25"].index
+            picks = picks_for(n, len(pool))
+            gc.collect()
+            r0, t0 = rss_mb(), time.perf_counter()
+            for s in range(0, n, BLOCK):
+                bm25.upsert(chunks_for(s, min(n, s + BLOCK), picks, pool))
+            bm25.search(IndexQuery(text="warm up"), 10)  # builds the weights
+            build = time.perf_counter() - t0
+            del picks
+            gc.collect()
+            bm25_mb = rss_mb() - r0
+            lat = []
+            for q in qs:
+                s0 = time.perf_counter()
+                bm25.search(IndexQuery(text=q), 10)
+                lat.append((time.perf_counter() - s0) * 1000)
+            rows.append({"n": n, "setting": "bm25", "build_s": build, "rss_mb": bm25_mb,
+                         "p50": pct(lat, 50), "p95": pct(lat, 95),
+                         "disk_b": du_bytes(folder / "trawl" / "bm25"),
+                         "load": os.getloadavg()[0]})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            retriever = t.pipeline.retrievers["dense"]
+            placeholder = retriever.index
+            for name in settings:
+                rows.append(run_setting(n, name, gen, t, retriever, folder, qs, exact, host))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            retriever.index = placeholder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def run_setting(n: int, name: str, gen: Generator, t: Trawl, retriever: Any, folder: Path,
+                qs: list[str], exact: list[list[int]], host: PluginHost) -> dict[str, Any]:
+    dim = DIMS.get(name, 384)
+    cfg = {"mode": "edge", "optimize_after": 0, **SETTINGS[name]}
+    where = folder / name
+    gc.collect()
+    r0 = rss_mb()
+    index: Index = host.registry.build("index", "qdrant", cfg, ComponentContext(
+        name="dense", storage_dir=where, dim=dim))  # type: ignore[assignment]
+    if dim != 384:
+        index = Truncated(index, dim)
+    t0 = time.perf_counter()
+    for s in range(0, n, BLOCK):
+        stop = min(n, s + BLOCK)
+        chunks = [Chunk(id=f"d{i}#0", doc_id=f"d{i}", text="") for i in range(s, stop)]
+        index.upsert(chunks, gen.block(s, stop))
+    write_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index.optimize()  # type: ignore[attr-defined]
+    optimize_s = time.perf_counter() - t0
+    retriever.index = index
+    t.search("warm up", 10)
+    lat, found = [], []
+    for q in qs:
+        s0 = time.perf_counter()
+        t.search(q, 10)
+        lat.append((time.perf_counter() - s0) * 1000)
+    for q in qs:
+        found.append([int(h.doc_id[1:]) for h in t.search(q, 10, retrievers=["dense"])])
+    recall = statistics.mean(len(set(a) & set(b)) / 10 for a, b in zip(exact, found,
+                                                                        strict=True))
+    ram = rss_mb() - r0
+    disk = du_bytes(where)
+    index.close()
+    shutil.rmtree(where, ignore_errors=True)
+    return {"n": n, "setting": name, "write_s": write_s, "optimize_s": optimize_s,
+            "rss_mb": ram, "disk_b": disk, "p50": pct(lat, 50), "p95": pct(lat, 95),
+            "recall": recall, "load": os.getloadavg()[0]}
+
+
+def truncation_quality(folder: Path, host: PluginHost) -> None:
+    """nDCG@10 of exact dense search on an eval index's stored MiniLM vectors, full and
+    truncated (the eval index of ``trawl eval scifact -p qdrant-hybrid``)."""
+    import qdrant_edge as e
+
+    from trawl.evaluation import load_beir, ndcg_at
+
+    pipeline = json.loads((folder / "pipeline.json").read_text())
+    dataset = Path(os.environ.get("TRAWL_DATASETS", REPO.parent / "shared" / "datasets"))
+    name = folder.name.rsplit("-", 1)[0]
+    store = next(p for p in folder.iterdir() if (p / "edge").is_dir())
+    shard = e.EdgeShard.load(str(store / "edge"))
+    ids, vecs, offset = [], [], None
+    while True:
+        recs, offset = shard.scroll(e.ScrollRequest(offset=offset, limit=10_000,
+                                                    with_payload=["doc_id"], with_vector=["dense"]))
+        for r in recs:
+            ids.append(str(r.payload["doc_id"]))
+            vecs.append(r.vector["dense"])
+        if offset is None:
+            break
+    shard.close()
+    v = np.asarray(vecs, dtype=np.float32)
+    beir = load_beir(dataset / name)
+    queries_, qrels = beir.queries, beir.qrels
+    qids = list(queries_)
+    enc = host.registry.build("encoder", "onnx-dense",
+                              pipeline["pipeline"]["retrievers"][1]["encoder_config"],
+                              ComponentContext(name="dense"))
+    q = np.asarray(enc.encode_queries([queries_[i] for i in qids]), dtype=np.float32)
+    lines = ["| dims | nDCG@10 | vs 384 |", "|---:|---:|---:|"]
+    full = None
+    for d in (384, 256, 128, 64):
+        vd = v[:, :d] / np.linalg.norm(v[:, :d], axis=1, keepdims=True)
+        qd = q[:, :d] / np.linalg.norm(q[:, :d], axis=1, keepdims=True)
+        scores = qd @ vd.T
+        nd = []
+        for row, qid in zip(scores, qids, strict=True):
+            top = np.argsort(-row)[:100]
+            run: dict[str, float] = {}
+            for i in top:  # a document scores as its best chunk
+                run[ids[i]] = max(run.get(ids[i], -1.0), float(row[i]))
+            nd.append(ndcg_at(run, qrels[qid], 10))
+        score = statistics.mean(nd)
+        full = score if full is None else full
+        lines.append(f"| {d} | {score:.4f} | {score - full:+.4f} |")
+    print("\n".join(lines))
+    print(f"\n{name}: {len(v):,} chunk vectors from {folder}, {len(qids)} queries, exact "
+          "cosine search, a document scores as its best chunk")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100000,300000")
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--pool", type=int, default=20_000)
+    ap.add_argument("--quick", action="store_true", help="20k chunks, fp32 and binary, 20 "
+                    "queries")
+    ap.add_argument("--truncation-quality", type=Path, default=None)
+    args = ap.parse_args(argv)
+    host = PluginHost()
+    if args.truncation_quality is not None:
+        truncation_quality(args.truncation_quality, host)
+        return 0
+    sizes = [20_000] if args.quick else [int(x) for x in args.sizes.split(",")]
+    settings = ["fp32", "binary"] if args.quick else args.settings.split(",")
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        ap.error(f"unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
+    qs = queries()[: (20 if args.quick else args.queries)]
+    full = sentence_pool()
+    sample = np.random.default_rng(7).choice(len(full), size=min(args.pool, len(full)),
+                                             replace=False)
+    pool = [full[i] for i in sorted(sample)]
+    gen = Generator(sentence_vectors(pool, host))
+    probe = gen.block(0, 2000)
+    cos = float(np.mean(np.sum(probe * gen.pool[:2000], axis=1)))
+    print(f"chunk vector vs its sentence: mean cosine {cos:.3f}", file=sys.stderr)
+    from trawl import ComponentContext as Ctx
+
+    enc = host.registry.build("encoder", "onnx-dense", {}, Ctx(name="dense"))
+    qvecs = np.asarray(enc.encode_queries(qs), dtype=np.float32)
+    enc.close()
+    out = REPO / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["| chunks | setting | write s | optimise s | RSS MB | RAM B/chunk | disk B/chunk | "
+             "hybrid p50 ms | p95 ms | dense recall@10 | load |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n in sizes:
+        for r in run_size(n, settings, gen, pool, qs, qvecs, host):
+            r["command"] = f"python benchmarks/scale.py {' '.join(argv or sys.argv[1:])}"
+            with (out / "scale.jsonl").open("a") as fh:
+                fh.write(json.dumps(r) + "\n")
+            lines.append(
+                f"| {n:,} | {r['setting']} | {r.get('write_s', r.get('build_s', 0)):.1f} | "
+                f"{r.get('optimize_s', 0):.1f} | {r['rss_mb']:.0f} | "
+                f"{r['rss_mb'] * 2**20 / n:.0f} | {r['disk_b'] / n:.0f} | {r['p50']:.1f} | "
+                f"{r['p95']:.1f} | {r.get('recall', float('nan')):.3f} | {r['load']:.1f} |")
+            print(lines[-1], flush=True)
+    print("\n".join(lines))
+    print(f"\n{len(qs)} queries, top 10; chunk vectors: real MiniLM sentence vectors "
+          f"(pool {len(pool):,}) + covariance-matched noise (mean cosine {cos:.3f} to their "
+          "sentence). bm25 row: build s, RSS MB, BM25 alone p50/p95.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
