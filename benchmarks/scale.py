@@ -2,7 +2,6 @@
 
     python benchmarks/scale.py [--sizes 100000,300000] [--settings fp32,int8,binary,...]
                                [--queries 50] [--quick]
-    python benchmarks/scale.py --truncation-quality EVAL_INDEX_FOLDER   # SciFact nDCG@10
 
 Vectors: real MiniLM sentence vectors (a seeded sample of ``--pool`` SciFact + Cranfield
 sentences, encoded once and cached under the trawl cache folder), reused with small
@@ -19,7 +18,8 @@ Settings (``--settings``): ``fp32`` HNSW; ``int8`` scalar quantization + HNSW (r
 ``binary`` 1-bit codes + HNSW, originals on disk, oversampling 4 + rescoring (the seeds'
 Binary Embedding-based Retrieval); ``binary-flat`` the same codes without a graph (a scan
 of the codes, then rescoring); ``mrl256`` / ``mrl128`` Matryoshka-style truncation of every
-vector to the first 256 / 128 dimensions (renormalised) with fp32 HNSW.
+vector to the first 256 / 128 dimensions (renormalised) with fp32 HNSW (its quality cost on
+SciFact: ``benchmarks/qdrant_hybrid.py``).
 
 Per size x setting: write time (points into the engine, no encoding), optimise time (HNSW
 and quantized storage, blocking), RSS growth while building and querying (the process's
@@ -252,57 +252,6 @@ def run_setting(n: int, name: str, gen: Generator, t: Trawl, retriever: Any, fol
             "recall": recall, "load": os.getloadavg()[0]}
 
 
-def truncation_quality(folder: Path, host: PluginHost) -> None:
-    """nDCG@10 of exact dense search on an eval index's stored MiniLM vectors, full and
-    truncated (the eval index of ``trawl eval scifact -p qdrant-hybrid``)."""
-    import qdrant_edge as e
-
-    from trawl.evaluation import load_beir, ndcg_at
-
-    pipeline = json.loads((folder / "pipeline.json").read_text())
-    dataset = Path(os.environ.get("TRAWL_DATASETS", REPO.parent / "shared" / "datasets"))
-    name = folder.name.rsplit("-", 1)[0]
-    store = next(p for p in folder.iterdir() if (p / "edge").is_dir())
-    shard = e.EdgeShard.load(str(store / "edge"))
-    ids, vecs, offset = [], [], None
-    while True:
-        recs, offset = shard.scroll(e.ScrollRequest(offset=offset, limit=10_000,
-                                                    with_payload=["doc_id"], with_vector=["dense"]))
-        for r in recs:
-            ids.append(str(r.payload["doc_id"]))
-            vecs.append(r.vector["dense"])
-        if offset is None:
-            break
-    shard.close()
-    v = np.asarray(vecs, dtype=np.float32)
-    beir = load_beir(dataset / name)
-    queries_, qrels = beir.queries, beir.qrels
-    qids = list(queries_)
-    enc = host.registry.build("encoder", "onnx-dense",
-                              pipeline["pipeline"]["retrievers"][1]["encoder_config"],
-                              ComponentContext(name="dense"))
-    q = np.asarray(enc.encode_queries([queries_[i] for i in qids]), dtype=np.float32)
-    lines = ["| dims | nDCG@10 | vs 384 |", "|---:|---:|---:|"]
-    full = None
-    for d in (384, 256, 128, 64):
-        vd = v[:, :d] / np.linalg.norm(v[:, :d], axis=1, keepdims=True)
-        qd = q[:, :d] / np.linalg.norm(q[:, :d], axis=1, keepdims=True)
-        scores = qd @ vd.T
-        nd = []
-        for row, qid in zip(scores, qids, strict=True):
-            top = np.argsort(-row)[:100]
-            run: dict[str, float] = {}
-            for i in top:  # a document scores as its best chunk
-                run[ids[i]] = max(run.get(ids[i], -1.0), float(row[i]))
-            nd.append(ndcg_at(run, qrels[qid], 10))
-        score = statistics.mean(nd)
-        full = score if full is None else full
-        lines.append(f"| {d} | {score:.4f} | {score - full:+.4f} |")
-    print("\n".join(lines))
-    print(f"\n{name}: {len(v):,} chunk vectors from {folder}, {len(qids)} queries, exact "
-          "cosine search, a document scores as its best chunk")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,300000")
@@ -311,12 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pool", type=int, default=20_000)
     ap.add_argument("--quick", action="store_true", help="20k chunks, fp32 and binary, 20 "
                     "queries")
-    ap.add_argument("--truncation-quality", type=Path, default=None)
     args = ap.parse_args(argv)
     host = PluginHost()
-    if args.truncation_quality is not None:
-        truncation_quality(args.truncation_quality, host)
-        return 0
     sizes = [20_000] if args.quick else [int(x) for x in args.sizes.split(",")]
     settings = ["fp32", "binary"] if args.quick else args.settings.split(",")
     unknown = set(settings) - set(SETTINGS)
