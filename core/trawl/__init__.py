@@ -25,6 +25,7 @@ from .components import (
 from .config import PipelineConfig, TrawlSettings, load_pipeline
 from .context import Citation, Context
 from .display import escape_markup, safe_text
+from .documents import DocumentInfo
 from .errors import (
     ConfigError,
     DimensionMismatchError,
@@ -41,6 +42,7 @@ from .errors import (
     ServerUnavailableError,
     TrawlError,
     UnknownComponentError,
+    UnknownDocumentError,
 )
 from .filters import parse_filter
 from .hookspecs import hookimpl
@@ -74,6 +76,7 @@ __all__ = [
     "Context",
     "DimensionMismatchError",
     "Document",
+    "DocumentInfo",
     "Encoder",
     "FilterError",
     "FusionRequest",
@@ -103,6 +106,7 @@ __all__ = [
     "TrawlError",
     "TrawlSettings",
     "UnknownComponentError",
+    "UnknownDocumentError",
     "VectorField",
     "connect",
     "default_host",

@@ -12,7 +12,7 @@ import asyncio
 import fcntl
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +21,27 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
 from pydantic import ValidationError
 
 from .chunking import chunk_document
-from .components import word_spans
+from .components import Index, plugin_call, word_spans
 from .config import FusionConfig, PipelineConfig, TrawlSettings, load_pipeline
 from .context import Context, checked_counter, pack_context
-from .errors import ConfigError, IndexLockedError, InputError
+from .documents import (
+    DocumentInfo,
+    assemble_text,
+    check_metadata_patch,
+    document_metadata,
+    patched,
+)
+from .errors import (
+    ConfigError,
+    IndexCorruptError,
+    IndexLockedError,
+    InputError,
+    UnknownDocumentError,
+)
 from .filters import Filter, parse_filter
 from .lockfile import LOCK_FILE, LockInfo, live_server, read_lock
 from .models import Chunk, Document, Hit, text_hash
-from .pipeline import Pipeline, SearchTrace
+from .pipeline import Pipeline, Retriever, SearchTrace
 from .plugins import PluginHost
 from .storage import (
     FORMAT_VERSION,
@@ -501,6 +514,165 @@ class Trawl:
         """The pipeline this index was built with (the ``IndexClient`` view of it)."""
         return self.pipeline.config
 
+    def search_batch(self, queries: Sequence[str], top_k: int = 10, filters: Any = None, *,
+                     retrievers: Sequence[str] | None = None,
+                     fusion: FusionConfig | None = None,
+                     rerank: bool | None = None) -> list[list[Hit]]:
+        """``search`` for many queries at once: each encoder encodes them all in one batch
+        (the expensive part), then each query is retrieved, fused and reranked. Returns
+        one hit list per query, in order; a blank query gets ``[]``."""
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise InputError(f"queries must be a list of strings, got {type(queries).__name__}")
+        if not queries:
+            raise InputError("search_batch needs at least one query (got an empty batch)")
+        for i, q in enumerate(queries):
+            if not isinstance(q, str):
+                raise InputError(f"queries[{i}] must be a string, got {type(q).__name__}")
+        parsed: Filter | None = parse_filter(filters)
+        live = [i for i, q in enumerate(queries) if q.strip()]
+        out: list[list[Hit]] = [[] for _ in queries]
+        if not live:
+            return out
+        results = self.pipeline.search_batch(
+            [queries[i][:20_000] for i in live], top_k, parsed, retrievers=retrievers,
+            fusion=fusion, rerank=rerank, index_lock=self._lock.read())
+        for i, hits in zip(live, results, strict=True):
+            out[i] = hits
+        return out
+
+    # -- stored documents ------------------------------------------------------------------
+    def _chunk_source(self) -> Retriever:
+        """The first retriever whose index returns stored chunks (``get_chunks``)."""
+        for r in self.pipeline.retrievers.values():
+            if type(r.index).get_chunks is not Index.get_chunks:
+                return r
+        raise ConfigError(f"no index of pipeline {self.pipeline.config.name!r} can return "
+                          "stored chunks (Index.get_chunks), so documents cannot be read back")
+
+    def _stored_chunks(self, entries: Sequence[tuple[str, list[str]]]) -> dict[str, list[Chunk]]:
+        """Chunks of ``(doc_id, chunk_ids)`` entries, read under the shared lock."""
+        source = self._chunk_source()
+        wanted = [cid for _, ids in entries for cid in ids]
+        with self._lock.read(), plugin_call(source.index, "index", "get_chunks"):
+            found = source.index.get_chunks(wanted)
+        by_id = {c.id: c for c in found if c is not None}
+        out: dict[str, list[Chunk]] = {}
+        for doc_id, ids in entries:
+            missing = [cid for cid in ids if cid not in by_id]
+            if missing:
+                raise IndexCorruptError(
+                    f"document {doc_id!r}: index {source.name!r} lacks chunk(s) {missing[:5]} "
+                    "the manifest lists; reopen the index (repair) or re-add the document")
+            out[doc_id] = [by_id[cid] for cid in ids]
+        return out
+
+    def _entries(self, ids: Sequence[str]) -> dict[str, tuple[str, str | None, list[str]]]:
+        """``{doc_id: (hash, source, chunk_ids)}``; unknown ids are an ``UnknownDocumentError``."""
+        found = {d: (h, src, cids) for d, h, src, cids in self.manifest.entries(list(ids))}
+        unknown = [i for i in ids if i not in found]
+        if unknown:
+            raise UnknownDocumentError(unknown)
+        return found
+
+    def get(self, ids: Sequence[str] | str) -> list[Document]:
+        """Stored documents by id, in the order asked: the text rebuilt exactly from the
+        chunks, the metadata as stored with them (see ``trawl.documents``). Unknown ids
+        raise ``UnknownDocumentError`` listing every one of them."""
+        wanted = [ids] if isinstance(ids, str) else list(ids)
+        for i in wanted:
+            if not isinstance(i, str):
+                raise InputError(f"document ids must be strings, got {type(i).__name__}")
+        if not wanted:
+            return []
+        entries = self._entries(wanted)
+        chunks = self._stored_chunks([(d, entries[d][2]) for d in dict.fromkeys(wanted)])
+        return [Document(id=d, text=assemble_text(d, chunks[d]),
+                         metadata=document_metadata(chunks[d])) for d in wanted]
+
+    def documents(self, *, page_size: int = 256) -> Iterator[DocumentInfo]:
+        """Every stored document (id, metadata, chunk count, source), in id order.
+
+        Reads the manifest and each document's first chunk a page at a time, so it is
+        safe on large indexes; documents added or deleted while iterating may or may
+        not be seen."""
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise InputError(f"page_size must be an integer >= 1, got {page_size!r}")
+        after: str | None = None
+        while True:
+            rows = self.manifest.page(after, page_size)
+            if not rows:
+                return
+            after = rows[-1][0]
+            firsts = self._stored_chunks([(d, cids[:1]) for d, _, cids in rows if cids])
+            for doc_id, source, cids in rows:
+                yield DocumentInfo(id=doc_id, metadata=document_metadata(firsts.get(doc_id, [])),
+                                   chunks=len(cids), source=source, chunk_ids=cids)
+
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> Document:
+        """Change a document's metadata in every index without encoding it again.
+
+        ``metadata`` is merged into what is stored; a key set to ``None`` is removed.
+        Indexes that implement ``Index.update_metadata`` (every built-in one) replace
+        their payloads in place; any other vector index gets the chunks encoded again
+        and upserted (correct, slower). If an index fails, the ones already changed are
+        put back and the error is raised: nothing stored is lost. A later ``add`` of the
+        document with different metadata (e.g. re-indexing its file) overrides this.
+        Returns the updated document.
+        """
+        if not isinstance(doc_id, str):
+            raise InputError(f"document id must be a string, got {type(doc_id).__name__}")
+        patch = check_metadata_patch(doc_id, metadata)
+        with self._write_mutex:
+            _, source, chunk_ids = self._entries([doc_id])[doc_id]
+            old = self._stored_chunks([(doc_id, chunk_ids)])[doc_id]
+            new = [c.model_copy(update={"metadata": patched(c.metadata, patch)}) for c in old]
+            text = assemble_text(doc_id, new)
+            meta = document_metadata(new)
+            digest = text_hash(text + "\x00" + repr(sorted(meta.items())))
+            retrievers = list(self.pipeline.retrievers.values())
+            # indexes that cannot update in place get the (same) vectors again: encoded
+            # here, outside the exclusive lock, like ``add`` does
+            encoded = {r.name: r.encode_chunks(new) for r in retrievers
+                       if not type(r.index).updates_metadata_in_place()}
+            done: list[Retriever] = []
+            with self._lock.write():
+                try:
+                    for r in retrievers:
+                        _write_metadata(r, new, encoded.get(r.name))
+                        done.append(r)
+                except Exception:
+                    for r in done:  # put back what was changed; report the original error
+                        try:
+                            _write_metadata(r, old, encoded.get(r.name))
+                        except Exception:
+                            pass
+                    raise
+                self.manifest.mark([(doc_id, digest, source, chunk_ids)], "committed")
+        return Document(id=doc_id, text=text, metadata=meta)
+
+    # -- async -----------------------------------------------------------------------------
+    async def aadd(self, documents: Iterable[Document | str | dict[str, Any]],
+                   **kwargs: Any) -> AddResult:
+        """``add`` in a worker thread (``on_progress`` is then called from that thread)."""
+        return await asyncio.to_thread(self.add, documents, **kwargs)
+
+    async def adelete(self, doc_ids: Sequence[str] | str) -> int:
+        """``delete`` in a worker thread."""
+        return await asyncio.to_thread(self.delete, doc_ids)
+
+    async def asearch_batch(self, queries: Sequence[str], top_k: int = 10,
+                            filters: Any = None, **kwargs: Any) -> list[list[Hit]]:
+        """``search_batch`` in a worker thread."""
+        return await asyncio.to_thread(self.search_batch, queries, top_k, filters, **kwargs)
+
+    async def aget(self, ids: Sequence[str] | str) -> list[Document]:
+        """``get`` in a worker thread."""
+        return await asyncio.to_thread(self.get, ids)
+
+    async def aupdate_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> Document:
+        """``update_metadata`` in a worker thread."""
+        return await asyncio.to_thread(self.update_metadata, doc_id, metadata)
+
     def stats(self) -> dict[str, Any]:
         """Counts and sizes for ``trawl stats`` and the TUI index screen."""
         allocated, apparent = folder_sizes(self.path) if self.path is not None else (0, 0)
@@ -526,6 +698,15 @@ class Trawl:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _write_metadata(r: Retriever, chunks: list[Chunk], encoded: Any) -> None:
+    """New metadata into one retriever's index: in place, or by upserting ``encoded``."""
+    if encoded is not None:
+        r.write(chunks, encoded)
+        return
+    with plugin_call(r.index, "index", "update_metadata"):
+        r.index.update_metadata(chunks)
 
 
 class _Bar:

@@ -177,6 +177,14 @@ class ExactIndex(Index):
         with self._lock:
             return [self._chunks[self._row[c]] if c in self._row else None for c in chunk_ids]
 
+    def update_metadata(self, chunks: Sequence[Chunk]) -> None:
+        with self._lock:
+            for chunk in chunks:
+                row = self._row.get(chunk.id)
+                if row is not None:
+                    self._chunks[row] = chunk
+            self._save()
+
 
 @hookimpl
 def register_indexes(register: Any) -> None:

@@ -261,6 +261,25 @@ class Index(Component):
         ``fusion`` is given (a method in ``native_fusion``), the fused top ``top_k``."""
         raise NotImplementedError(f"index {self.name!r} cannot be shared by retrievers")
 
+    def update_metadata(self, chunks: Sequence[Chunk]) -> None:
+        """Replace the stored metadata of ``chunks`` (ids and texts unchanged), keeping
+        their vectors: ``Trawl.update_metadata`` calls it so nothing is re-encoded.
+
+        Optional. The default serves lexical indexes by upserting the chunks again (they
+        need no vectors); a vector index that does not override it raises
+        ``NotImplementedError`` and ``Trawl`` falls back to encoding the chunks again and
+        upserting them, which is correct but costs the encoder's time.
+        """
+        if self.input == "text":
+            self.upsert(chunks)
+            return
+        raise NotImplementedError(f"index {self.name!r} cannot replace metadata in place")
+
+    @classmethod
+    def updates_metadata_in_place(cls) -> bool:
+        """Whether ``update_metadata`` works without vectors (overridden, or a text index)."""
+        return cls.input == "text" or cls.update_metadata is not Index.update_metadata
+
 
 @dataclass
 class IndexQuery:

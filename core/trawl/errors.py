@@ -192,3 +192,17 @@ class ServerError(TrawlError):
         super().__init__(message)
         self.status = status
         self.kind = kind
+
+
+class UnknownDocumentError(InputError, KeyError):
+    """Document ids that the index does not hold; ``ids`` lists them."""
+
+    title = "unknown document"
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        shown = ", ".join(repr(i) for i in ids[:10]) + (" ..." if len(ids) > 10 else "")
+        super().__init__(f"no document with id {shown} in this index")
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.message

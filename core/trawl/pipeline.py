@@ -100,17 +100,23 @@ class Retriever:
 
     def encode_query(self, text: str) -> Any:
         """Everything CPU-bound about a query, done before any index lock is taken."""
+        return self.encode_queries([text])[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> list[Any]:
+        """``encode_query`` for many queries in one encoder (and transform) call."""
         if self.encoder is None:
-            return None
+            return [None] * len(texts)
         with plugin_call(self.encoder, "encoder", "encode_queries"):
-            encoded = self.encoder.encode_queries([text])
+            encoded = self.encoder.encode_queries(list(texts))
         if self.transform is not None:
-            qset = cast(list[FloatArray], encoded)[0]
+            qsets = cast(list[FloatArray], encoded)
             with plugin_call(self.transform, "transform", "encode_query_set"):
-                return (qset, self.transform.encode_query_set([qset])[0])
+                qvecs = self.transform.encode_query_set(qsets)
+            return [(qsets[i], qvecs[i]) for i in range(len(texts))]
         if self.encoder.kind == "dense":
-            return np.asarray(encoded, dtype=np.float32)[0]
-        return encoded[0]  # a SparseVector, or one (t, dim) token array
+            matrix = np.asarray(encoded, dtype=np.float32)
+            return [matrix[i] for i in range(len(texts))]
+        return list(encoded)  # SparseVectors, or (t, dim) token arrays
 
     def search(self, text: str, encoded: Any, top_k: int, filters: Filter | None) -> list[Hit]:
         depth = max(top_k, self.config.candidates)
@@ -333,6 +339,18 @@ class Pipeline:
                retrievers: Sequence[str] | None = None, fusion: FusionConfig | None = None,
                rerank: bool | None = None, trace: SearchTrace | None = None,
                index_lock: Any = None) -> list[Hit]:
+        return self.search_batch([query], top_k, filters, retrievers=retrievers, fusion=fusion,
+                                 rerank=rerank, traces=[trace or SearchTrace()],
+                                 index_lock=index_lock)[0]
+
+    def search_batch(self, queries: Sequence[str], top_k: int = 10,
+                     filters: Filter | None = None, *, retrievers: Sequence[str] | None = None,
+                     fusion: FusionConfig | None = None, rerank: bool | None = None,
+                     traces: Sequence[SearchTrace] | None = None,
+                     index_lock: Any = None) -> list[list[Hit]]:
+        """Search many queries: each encoder sees all of them in one call, then every
+        query is retrieved (under one ``index_lock`` hold), fused and reranked as
+        ``search`` would. ``traces`` (one per query) get the encoding time shared out."""
         if top_k <= 0:
             raise InputError(f"top_k must be >= 1, got {top_k}")
         if top_k > 10_000:
@@ -342,53 +360,66 @@ class Pipeline:
         if unknown:
             raise InputError(f"unknown retriever(s) {unknown}; this pipeline has "
                              f"{list(self.retrievers)}")
-        trace = trace or SearchTrace()
+        traces = list(traces) if traces is not None else [SearchTrace() for _ in queries]
         use_rerank = self.reranker is not None and (
             rerank if rerank is not None else bool(self.config.reranker and
                                                    self.config.reranker.enabled))
         depth = max(top_k, self.config.reranker.depth) if (
             use_rerank and self.config.reranker) else top_k
-        t0 = time.perf_counter()
-        encoded = {n: self.retrievers[n].encode_query(query) for n in names}
-        t1 = time.perf_counter()
-        runs: dict[str, list[Hit]] = {}
-        from contextlib import nullcontext
-
         fcfg = fusion or self.config.fusion
         weights = {n: self.retrievers[n].config.weight for n in names}
-        fused_natively: list[Hit] | None = None
+        t0 = time.perf_counter()
+        encoded = {n: self.retrievers[n].encode_queries(queries) for n in names}
+        encode_ms = (time.perf_counter() - t0) * 1000 / max(1, len(queries))
+        found: list[tuple[dict[str, list[Hit]], list[Hit] | None]] = []
+        from contextlib import nullcontext
+
         with index_lock if index_lock is not None else nullcontext():
-            for store, members in self._store_groups(names).items():
-                found = self._search_store(store, members, query, encoded, depth, filters,
-                                           fcfg if len(members) == len(names) else None,
-                                           weights)
-                if isinstance(found, list):
-                    fused_natively = found
-                else:
-                    runs.update(found)
-            for n in names:
-                if n not in runs and self.retrievers[n].field is None:
-                    runs[n] = self.retrievers[n].search(query, encoded[n], depth, filters)
-        t2 = time.perf_counter()
-        trace.encode_ms = (t1 - t0) * 1000
-        trace.retrieve_ms = (t2 - t1) * 1000
-        trace.per_source = {n: len(h) for n, h in runs.items()}
-        if fused_natively is not None:
-            trace.per_source = {n: len(fused_natively) for n in names}
-            fused = fused_natively[:depth]
-        elif len(runs) == 1:
-            (name, hits), = runs.items()
-            fused = [h.model_copy(update={"rank": r, "scores_by_source": {
-                **h.scores_by_source, name: SourceScore(score=h.score, rank=r)}})
-                for r, h in enumerate(hits[:depth], start=1)]
-        else:
-            fused = fuse(runs, fcfg.method, k=fcfg.k, weights=weights, top_k=depth)
-        if use_rerank and self.reranker is not None:
-            t3 = time.perf_counter()
-            with plugin_call(self.reranker, "reranker", "rerank"):
-                fused = self.reranker.rerank(query, fused, top_k)
-            trace.rerank_ms = (time.perf_counter() - t3) * 1000
-        return fused[:top_k]
+            for i, query in enumerate(queries):
+                t1 = time.perf_counter()
+                found.append(self._retrieve(query, {n: e[i] for n, e in encoded.items()},
+                                            names, depth, filters, fcfg, weights))
+                traces[i].encode_ms = encode_ms
+                traces[i].retrieve_ms = (time.perf_counter() - t1) * 1000
+        out = []
+        for query, (runs, fused_natively), trace in zip(queries, found, traces, strict=True):
+            trace.per_source = {n: len(h) for n, h in runs.items()}
+            if fused_natively is not None:
+                trace.per_source = {n: len(fused_natively) for n in names}
+                fused = fused_natively[:depth]
+            elif len(runs) == 1:
+                (name, hits), = runs.items()
+                fused = [h.model_copy(update={"rank": r, "scores_by_source": {
+                    **h.scores_by_source, name: SourceScore(score=h.score, rank=r)}})
+                    for r, h in enumerate(hits[:depth], start=1)]
+            else:
+                fused = fuse(runs, fcfg.method, k=fcfg.k, weights=weights, top_k=depth)
+            if use_rerank and self.reranker is not None:
+                t3 = time.perf_counter()
+                with plugin_call(self.reranker, "reranker", "rerank"):
+                    fused = self.reranker.rerank(query, fused, top_k)
+                trace.rerank_ms = (time.perf_counter() - t3) * 1000
+            out.append(fused[:top_k])
+        return out
+
+    def _retrieve(self, query: str, encoded: dict[str, Any], names: list[str], depth: int,
+                  filters: Filter | None, fcfg: FusionConfig, weights: dict[str, float]
+                  ) -> tuple[dict[str, list[Hit]], list[Hit] | None]:
+        """Every selected retriever's run for one query, or a shared index's fused list."""
+        runs: dict[str, list[Hit]] = {}
+        fused_natively: list[Hit] | None = None
+        for store, members in self._store_groups(names).items():
+            found = self._search_store(store, members, query, encoded, depth, filters,
+                                       fcfg if len(members) == len(names) else None,
+                                       weights)
+            if isinstance(found, list):
+                fused_natively = found
+            else:
+                runs.update(found)
+        for n in names:
+            if n not in runs and self.retrievers[n].field is None:
+                runs[n] = self.retrievers[n].search(query, encoded[n], depth, filters)
+        return runs, fused_natively
 
     def _store_groups(self, names: Sequence[str]) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}

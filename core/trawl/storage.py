@@ -172,6 +172,20 @@ class Manifest:
             )
             self._conn.execute("COMMIT")
 
+    def entries(self, doc_ids: Sequence[str]) -> list[tuple[str, str, str | None, list[str]]]:
+        """Committed ``(doc_id, hash, source, chunk_ids)`` rows of these documents, the shape
+        ``mark`` takes (so a failed update can put them back)."""
+        out = []
+        with self._lock:
+            for start in range(0, len(doc_ids), 900):
+                part = list(doc_ids[start:start + 900])
+                marks = ",".join("?" * len(part))
+                for doc_id, h, source, chunk_ids in self._conn.execute(
+                        "SELECT doc_id, hash, source, chunk_ids FROM docs "
+                        f"WHERE state='committed' AND doc_id IN ({marks})", part):
+                    out.append((doc_id, h, source, list(json.loads(chunk_ids))))
+        return out
+
     def remove(self, doc_ids: Sequence[str]) -> None:
         with self._lock:
             self._conn.execute("BEGIN")
@@ -196,6 +210,15 @@ class Manifest:
                     "SELECT doc_id, source FROM docs WHERE state='committed'"):
                 out.setdefault(source or "", []).append(doc_id)
         return out
+
+    def page(self, after: str | None, limit: int) -> list[tuple[str, str | None, list[str]]]:
+        """Up to ``limit`` committed ``(doc_id, source, chunk_ids)`` rows in id order, the
+        first with an id greater than ``after``: a cursor for iterating every document."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT doc_id, source, chunk_ids FROM docs WHERE state='committed' AND "
+                "doc_id > ? ORDER BY doc_id LIMIT ?", (after or "", limit)).fetchall()
+        return [(d, s, list(json.loads(c))) for d, s, c in rows]
 
     def count(self) -> int:
         with self._lock:

@@ -93,6 +93,8 @@ class Engine:
     def commit(self) -> None: """Make the writes so far durable."""
     def count_docs(self, doc_ids: list[str]) -> int: raise NotImplementedError
     def delete_docs(self, doc_ids: list[str]) -> None: raise NotImplementedError
+    def overwrite_payloads(self, ids: list[str], payloads: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
     def count(self) -> int: raise NotImplementedError
     def scroll(self, fields: list[str]) -> Iterator[dict[str, Any]]: raise NotImplementedError
     def retrieve(self, ids: list[str]) -> list[dict[str, Any]]: raise NotImplementedError
@@ -301,6 +303,11 @@ class ClientEngine(Engine):
             for i, (pid, payload) in enumerate(zip(ids, payloads, strict=True))]
         self._call("upsert", self.client.upsert, self.spec.collection, points=points, wait=True)
 
+    def overwrite_payloads(self, ids: list[str], payloads: list[dict[str, Any]]) -> None:
+        for pid, payload in zip(ids, payloads, strict=True):
+            self._call("overwrite_payload", self.client.overwrite_payload, self.spec.collection,
+                       payload=payload, points=[pid], wait=True)
+
     def _doc_filter(self, doc_ids: list[str]) -> Any:
         m = self.m
         return m.Filter(must=[m.FieldCondition(key="doc_id", match=m.MatchAny(any=doc_ids))])
@@ -492,6 +499,10 @@ class EdgeEngine(Engine):
                   for i, (pid, payload) in enumerate(zip(ids, payloads, strict=True))]
         self.shard.update(e.UpdateOperation.upsert_points(points))
         self._since_optimize += len(points)
+
+    def overwrite_payloads(self, ids: list[str], payloads: list[dict[str, Any]]) -> None:
+        for pid, payload in zip(ids, payloads, strict=True):
+            self.shard.update(self.e.UpdateOperation.overwrite_payload([pid], payload))
 
     def commit(self) -> None:
         self.shard.flush()

@@ -330,6 +330,21 @@ class QdrantIndex(Index):
                 self.engine.commit()
         return removed
 
+    def update_metadata(self, chunks: Sequence[Chunk]) -> None:
+        """Overwrite the payloads of these points; vectors stay as they are."""
+        if not chunks:
+            return
+        with self._lock:
+            self._check_open()
+            if self.dim is None:
+                return
+            present = {str(p.get("chunk_id")) for p in
+                       self.engine.retrieve([point_id(c.id) for c in chunks])}
+            keep = [c for c in chunks if c.id in present]  # never create a point
+            self.engine.overwrite_payloads([point_id(c.id) for c in keep],
+                                           [_payload(c) for c in keep])
+            self.engine.commit()
+
     def optimize(self) -> None:
         """Edge: build the HNSW graph and payload-index segments now (a server does this
         in the background; local mode has nothing to build)."""

@@ -172,6 +172,29 @@ class IndexContract:
             assert len(hits) == len(allowed)
         index.close()
 
+    def test_update_metadata_in_place(self, make_index: Callable[..., Index]) -> None:
+        """``update_metadata`` changes what filters see and what hits carry, not the
+        vectors or texts (indexes that cannot do it in place are skipped)."""
+        index = make_index(dim=self.dim)
+        chunks = sample_chunks()
+        vecs = self._fill(index, chunks)
+        q = self._query(index, chunks[2], vecs, 2)
+        before = [(h.chunk_id, round(h.score, 5)) for h in index.search(q, 5)]
+        changed = [c.model_copy(update={"metadata": {**c.metadata, "lang": "xx", "v": 2}})
+                   for c in chunks if c.doc_id == "doc1"]
+        try:
+            index.update_metadata(changed)
+        except NotImplementedError:
+            index.close()
+            pytest.skip("index does not update metadata in place")
+        assert index.count() == len(chunks)
+        hits = index.search(q, len(chunks), parse_filter({"lang": "xx"}))
+        assert {h.chunk_id for h in hits} == {c.id for c in changed}
+        texts = {c.id: c.text for c in chunks}
+        assert all(h.metadata["v"] == 2 and h.text == texts[h.chunk_id] for h in hits)
+        assert [(h.chunk_id, round(h.score, 5)) for h in index.search(q, 5)] == before
+        index.close()
+
     def test_top_k_must_be_positive(self, make_index: Callable[..., Index]) -> None:
         index = make_index(dim=self.dim)
         self._fill(index, sample_chunks(4))
