@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
+from typing import TYPE_CHECKING, Any, Literal, TextIO, cast, overload
 
 from pydantic import ValidationError
 
@@ -629,21 +629,24 @@ class Trawl:
             text = assemble_text(doc_id, new)
             meta = document_metadata(new)
             digest = text_hash(text + "\x00" + repr(sorted(meta.items())))
-            retrievers = list(self.pipeline.retrievers.values())
+            # one group per index object: retrievers sharing a store share one index
+            groups: dict[int, list[Retriever]] = {}
+            for r in self.pipeline.retrievers.values():
+                groups.setdefault(id(r.index), []).append(r)
             # indexes that cannot update in place get the (same) vectors again: encoded
             # here, outside the exclusive lock, like ``add`` does
-            encoded = {r.name: r.encode_chunks(new) for r in retrievers
-                       if not type(r.index).updates_metadata_in_place()}
-            done: list[Retriever] = []
+            encoded = {r.name: r.encode_chunks(new) for g in groups.values()
+                       if not type(g[0].index).updates_metadata_in_place() for r in g}
+            done: list[list[Retriever]] = []
             with self._lock.write():
                 try:
-                    for r in retrievers:
-                        _write_metadata(r, new, encoded.get(r.name))
-                        done.append(r)
+                    for group in groups.values():
+                        _write_metadata(group, new, encoded)
+                        done.append(group)
                 except Exception:
-                    for r in done:  # put back what was changed; report the original error
+                    for group in done:  # put back what was changed; report the original error
                         try:
-                            _write_metadata(r, old, encoded.get(r.name))
+                            _write_metadata(group, old, encoded)
                         except Exception:
                             pass
                     raise
@@ -700,13 +703,20 @@ class Trawl:
         self.close()
 
 
-def _write_metadata(r: Retriever, chunks: list[Chunk], encoded: Any) -> None:
-    """New metadata into one retriever's index: in place, or by upserting ``encoded``."""
-    if encoded is not None:
-        r.write(chunks, encoded)
-        return
-    with plugin_call(r.index, "index", "update_metadata"):
-        r.index.update_metadata(chunks)
+def _write_metadata(group: list[Retriever], chunks: list[Chunk],
+                    encoded: dict[str, Any]) -> None:
+    """New metadata into one index (``group``: the retrievers using it): in place, or by
+    upserting the chunks with their ``encoded`` vectors again."""
+    index = group[0].index
+    if not any(r.name in encoded for r in group):
+        with plugin_call(index, "index", "update_metadata"):
+            index.update_metadata(chunks)
+    elif group[0].field is not None:  # a shared store: every member's vector at once
+        with plugin_call(index, "index", "upsert_fields"):
+            index.upsert_fields(chunks, {cast(str, r.field): r.as_index_input(encoded[r.name])
+                                         for r in group})
+    else:
+        group[0].write(chunks, encoded[group[0].name])
 
 
 class _Bar:

@@ -336,7 +336,7 @@ class QdrantIndex(Index):
             return
         with self._lock:
             self._check_open()
-            if self.dim is None:
+            if self.fields is None:
                 return
             present = {str(p.get("chunk_id")) for p in
                        self.engine.retrieve([point_id(c.id) for c in chunks])}
