@@ -589,15 +589,18 @@ class Trawl:
         return [Document(id=d, text=assemble_text(d, chunks[d]),
                          metadata=document_metadata(chunks[d])) for d in wanted]
 
-    def documents(self, *, page_size: int = 256) -> Iterator[DocumentInfo]:
-        """Every stored document (id, metadata, chunk count, source), in id order.
+    def documents(self, *, page_size: int = 256,
+                  after: str | None = None) -> Iterator[DocumentInfo]:
+        """Every stored document (id, metadata, chunk count, source), in id order; with
+        ``after``, only those whose id sorts after it (a cursor, as ``trawl serve`` pages).
 
         Reads the manifest and each document's first chunk a page at a time, so it is
         safe on large indexes; documents added or deleted while iterating may or may
         not be seen."""
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise InputError(f"page_size must be an integer >= 1, got {page_size!r}")
-        after: str | None = None
+        if after is not None and not isinstance(after, str):
+            raise InputError(f"after must be a document id (a string), got {type(after).__name__}")
         while True:
             rows = self.manifest.page(after, page_size)
             if not rows:

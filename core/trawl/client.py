@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +26,7 @@ from . import errors
 from .api import AddResult, _as_document
 from .config import FusionConfig, PipelineConfig
 from .context import Context
+from .documents import DocumentInfo
 from .errors import InputError, ServerError, ServerUnavailableError, TrawlError
 from .filters import parse_filter, to_json
 from .ingest.runner import IngestReport
@@ -33,14 +34,21 @@ from .models import Document, Hit
 from .pipeline import SearchTrace
 from .wire import (
     MAX_BODY_BYTES,
+    MAX_PAGE,
     AddRequest,
     AddResponse,
     ContextRequest,
     ContextResponse,
     DeleteRequest,
     DeleteResponse,
+    DocumentsPage,
     ErrorResponse,
+    GetRequest,
+    GetResponse,
     IndexPathsRequest,
+    MetadataRequest,
+    SearchBatchRequest,
+    SearchBatchResponse,
     SearchRequest,
     SearchResponse,
 )
@@ -144,6 +152,8 @@ class RemoteTrawl:
             return ServerError(f"trawl server at {self.url} answered {method} {route} with "
                                f"HTTP {response.status_code}", status=response.status_code)
         message = detail.message
+        if detail.type == "UnknownDocumentError" and detail.ids is not None:
+            return errors.UnknownDocumentError(detail.ids)
         if detail.type == "validation":
             return InputError(message)
         cls = _PASSTHROUGH.get(detail.type)
@@ -192,6 +202,25 @@ class RemoteTrawl:
             return model.model_validate(data)
         except ValidationError as exc:
             raise InputError(_validation_message(exc)) from exc
+
+    @staticmethod
+    def _validated(model: type[M], data: dict[str, Any]) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise InputError(_validation_message(exc)) from exc
+
+    def _batch_body(self, queries: Sequence[str], top_k: int, filters: Any,
+                    retrievers: Sequence[str] | None, fusion: FusionConfig | str | None,
+                    rerank: bool | None) -> SearchBatchRequest:
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise InputError(f"queries must be a list of strings, got {type(queries).__name__}")
+        if filters is not None:
+            filters = to_json(parse_filter(filters))
+        return self._validated(SearchBatchRequest, {
+            "queries": list(queries), "top_k": top_k, "filters": filters,
+            "retrievers": list(retrievers) if retrievers is not None else None,
+            "fusion": fusion, "rerank": rerank})
 
     def _context_body(self, query: str, max_tokens: int, top_k: int, filters: Any,
                       options: dict[str, Any]) -> Any:
@@ -310,6 +339,69 @@ class RemoteTrawl:
             return 0
         answer = await self._acall("DELETE", "/documents", DeleteResponse, DeleteRequest(ids=ids))
         return answer.removed_chunks
+
+    def search_batch(self, queries: Sequence[str], top_k: int = 10, filters: Any = None, *,
+                     retrievers: Sequence[str] | None = None,
+                     fusion: FusionConfig | None = None,
+                     rerank: bool | None = None) -> list[list[Hit]]:
+        """``Trawl.search_batch`` on the server: one hit list per query, in order."""
+        body = self._batch_body(queries, top_k, filters, retrievers, fusion, rerank)
+        return self._call("POST", "/search/batch", SearchBatchResponse, body).results
+
+    async def asearch_batch(self, queries: Sequence[str], top_k: int = 10,
+                            filters: Any = None, *, retrievers: Sequence[str] | None = None,
+                            fusion: FusionConfig | None = None,
+                            rerank: bool | None = None) -> list[list[Hit]]:
+        body = self._batch_body(queries, top_k, filters, retrievers, fusion, rerank)
+        return (await self._acall("POST", "/search/batch", SearchBatchResponse, body)).results
+
+    def get(self, ids: Sequence[str] | str) -> list[Document]:
+        """Stored documents by id, in the order asked (``UnknownDocumentError`` lists
+        unknown ids)."""
+        wanted = [ids] if isinstance(ids, str) else list(ids)
+        if not wanted:
+            return []
+        return self._call("POST", "/documents/get", GetResponse,
+                          self._validated(GetRequest, {"ids": wanted})).documents
+
+    async def aget(self, ids: Sequence[str] | str) -> list[Document]:
+        wanted = [ids] if isinstance(ids, str) else list(ids)
+        if not wanted:
+            return []
+        body = self._validated(GetRequest, {"ids": wanted})
+        return (await self._acall("POST", "/documents/get", GetResponse, body)).documents
+
+    def documents(self, *, page_size: int = 256,
+                  after: str | None = None) -> Iterator[DocumentInfo]:
+        """Every stored document (id, metadata, chunk count, source) in id order, fetched
+        a page at a time."""
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not (
+                1 <= page_size <= MAX_PAGE):
+            raise InputError(f"page_size must be an integer from 1 to {MAX_PAGE}, "
+                             f"got {page_size!r}")
+        cursor = after
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if cursor is not None:
+                params["after"] = cursor
+            try:
+                response = self._http.get("/documents", params=params)
+            except httpx.TransportError as exc:
+                raise self._unavailable("GET", "/documents", exc) from exc
+            page = self._decode(response, "GET", "/documents", DocumentsPage)
+            yield from page.documents
+            if page.next is None:
+                return
+            cursor = page.next
+
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> Document:
+        """Merge into a document's metadata on the server (``None`` removes a key)."""
+        body = self._validated(MetadataRequest, {"id": doc_id, "metadata": metadata})
+        return self._call("POST", "/documents/metadata", Document, body)
+
+    async def aupdate_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> Document:
+        body = self._validated(MetadataRequest, {"id": doc_id, "metadata": metadata})
+        return await self._acall("POST", "/documents/metadata", Document, body)
 
     def stats(self) -> dict[str, Any]:
         return self._json_object("/stats", self._get("/stats"))

@@ -17,6 +17,11 @@ What a front end can rely on:
 - ``context``/``acontext`` → ``Context`` (prompt text with numbered citations);
 - ``add(documents)`` → ``AddResult`` (documents as ``Document``, plain ``str`` or dicts,
   unchanged ones skipped), ``delete(ids)`` → chunks removed; both durable once they return;
+- ``search_batch(queries)`` → one hit list per query (queries encoded in one batch);
+- ``get(ids)`` → stored ``Document``s (``UnknownDocumentError`` lists unknown ids),
+  ``documents()`` → an iterator of ``DocumentInfo`` (id, metadata, chunks, source) in id
+  order, ``update_metadata(id, patch)`` → the updated ``Document`` (``None`` removes a key);
+- async twins: ``aadd``, ``adelete``, ``asearch_batch``, ``aget``, ``aupdate_metadata``;
 - ``stats()`` → dict (documents, chunks per retriever, disk bytes, pipeline);
 - ``close()`` and use as a context manager.
 
@@ -26,13 +31,14 @@ reached raises ``trawl.errors.ServerUnavailableError``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .api import AddResult
     from .config import FusionConfig, PipelineConfig
     from .context import Context
+    from .documents import DocumentInfo
     from .models import Document, Hit
     from .pipeline import SearchTrace
 
@@ -63,6 +69,33 @@ class IndexClient(Protocol):
             batch_size: int = 64) -> AddResult: ...
 
     def delete(self, doc_ids: Sequence[str] | str) -> int: ...
+
+    def search_batch(self, queries: Sequence[str], top_k: int = 10, filters: Any = None, *,
+                     retrievers: Sequence[str] | None = None,
+                     fusion: FusionConfig | None = None,
+                     rerank: bool | None = None) -> list[list[Hit]]: ...
+
+    async def asearch_batch(self, queries: Sequence[str], top_k: int = 10,
+                            filters: Any = None, *, retrievers: Sequence[str] | None = None,
+                            fusion: FusionConfig | None = None,
+                            rerank: bool | None = None) -> list[list[Hit]]: ...
+
+    def get(self, ids: Sequence[str] | str) -> list[Document]: ...
+
+    async def aget(self, ids: Sequence[str] | str) -> list[Document]: ...
+
+    def documents(self, *, page_size: int = 256,
+                  after: str | None = None) -> Iterator[DocumentInfo]: ...
+
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> Document: ...
+
+    async def aupdate_metadata(self, doc_id: str,
+                               metadata: Mapping[str, Any]) -> Document: ...
+
+    async def aadd(self, documents: Iterable[Document | str | dict[str, Any]], *,
+                   batch_size: int = 64) -> AddResult: ...
+
+    async def adelete(self, doc_ids: Sequence[str] | str) -> int: ...
 
     def stats(self) -> dict[str, Any]: ...
 

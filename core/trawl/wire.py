@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .config import FusionConfig
 from .context import Citation
+from .documents import DocumentInfo
 from .models import Document, Hit
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_TOP_K = 1000
 MAX_QUERY_CHARS = 10_000
 MAX_CONTEXT_TOKENS = 100_000
+MAX_BATCH_QUERIES = 256
+MAX_PAGE = 1000
 
 
 class _Request(BaseModel):
@@ -95,6 +98,55 @@ class DeleteResponse(BaseModel):
     removed_chunks: int
 
 
+class SearchBatchRequest(_Request):
+    """``POST /search/batch``: many queries, encoded in one batch, the same options."""
+
+    queries: list[str] = Field(min_length=1, max_length=MAX_BATCH_QUERIES,
+                               description="the queries (each at most the query length cap)")
+    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    filters: dict[str, Any] | None = None
+    retrievers: list[str] | None = None
+    fusion: FusionConfig | Literal["rrf", "weighted", "dbsf"] | None = None
+    rerank: bool | None = None
+
+    @field_validator("queries")
+    @classmethod
+    def _query_lengths(cls, value: list[str]) -> list[str]:
+        for i, q in enumerate(value):
+            if len(q) > MAX_QUERY_CHARS:
+                raise ValueError(f"queries[{i}] is longer than {MAX_QUERY_CHARS} characters")
+        return value
+
+
+class SearchBatchResponse(BaseModel):
+    results: list[list[Hit]] = Field(description="one hit list per query, in order")
+    latency_ms: float
+
+
+class GetRequest(_Request):
+    """``POST /documents/get``: stored documents by id (text rebuilt from the chunks)."""
+
+    ids: list[str] = Field(max_length=10_000)
+
+
+class GetResponse(BaseModel):
+    documents: list[Document]
+
+
+class DocumentsPage(BaseModel):
+    """``GET /documents?after=&limit=``: one page of stored documents, in id order."""
+
+    documents: list[DocumentInfo]
+    next: str | None = Field(None, description="pass as ?after= for the next page")
+
+
+class MetadataRequest(_Request):
+    """``POST /documents/metadata``: merge into a document's metadata (None removes a key)."""
+
+    id: str
+    metadata: dict[str, Any]
+
+
 class IndexPathsRequest(_Request):
     """``POST /index``: the server runs ``trawl index`` on files of its own machine
     (only a server bound to loopback accepts it: the client is on the same machine)."""
@@ -114,6 +166,7 @@ class ErrorDetail(BaseModel):
     type: str = Field(description="TrawlError class name, 'validation', 'auth', 'internal'")
     message: str
     field: str | None = Field(None, description="the request field at fault, dotted")
+    ids: list[str] | None = Field(None, description="unknown document ids (UnknownDocumentError)")
 
 
 class ErrorResponse(BaseModel):

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from itertools import islice
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
@@ -26,12 +28,14 @@ from starlette.exceptions import HTTPException
 from trawl import (
     ConfigError,
     DimensionMismatchError,
+    Document,
     FilterError,
     IndexLockedError,
     InputError,
     Trawl,
     TrawlError,
     UnknownComponentError,
+    UnknownDocumentError,
     __version__,
 )
 from trawl.config import FusionConfig, PipelineConfig
@@ -39,14 +43,22 @@ from trawl.ingest import IngestReport, index_paths
 from trawl.pipeline import SearchTrace
 from trawl.wire import (
     MAX_BODY_BYTES,
+    MAX_PAGE,
     AddRequest,
     AddResponse,
     ContextRequest,
     ContextResponse,
     DeleteRequest,
     DeleteResponse,
+    DocumentsPage,
+    ErrorDetail,
     ErrorResponse,
+    GetRequest,
+    GetResponse,
     IndexPathsRequest,
+    MetadataRequest,
+    SearchBatchRequest,
+    SearchBatchResponse,
     SearchRequest,
     SearchResponse,
     Timings,
@@ -130,6 +142,10 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
 
     @app.exception_handler(TrawlError)
     async def _trawl_error(request: Request, exc: TrawlError) -> Response:
+        if isinstance(exc, UnknownDocumentError):
+            return _json(ErrorResponse(error=ErrorDetail(
+                type="UnknownDocumentError", message=str(exc), ids=exc.ids)).model_dump_json(),
+                404)
         if isinstance(exc, _CLIENT_ERRORS):
             return _error(400, type(exc).__name__, str(exc))
         if isinstance(exc, IndexLockedError):
@@ -188,6 +204,37 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
         return _json(ContextResponse(text=ctx.text, hits=ctx.hits, tokens=ctx.tokens,
                                      citations=ctx.citations,
                                      latency_ms=round(trace.total_ms, 3)).model_dump_json())
+
+    @app.post("/search/batch", response_model=SearchBatchResponse, responses=_ERRORS,
+              tags=["search"])
+    def search_batch(req: SearchBatchRequest) -> Response:
+        """Many queries at once: each encoder encodes them in one batch."""
+        started = time.perf_counter()
+        results = trawl.search_batch(req.queries, req.top_k, req.filters,
+                                     retrievers=req.retrievers, fusion=_fusion(trawl, req.fusion),
+                                     rerank=req.rerank)
+        took = round((time.perf_counter() - started) * 1000, 3)
+        return _json(SearchBatchResponse(results=results, latency_ms=took).model_dump_json())
+
+    @app.get("/documents", response_model=DocumentsPage, responses=_ERRORS, tags=["documents"])
+    def list_documents(after: str | None = None,
+                       limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 256) -> Response:
+        """Stored documents (id, metadata, chunk count, source) in id order, a page at a time."""
+        page = list(islice(trawl.documents(page_size=limit, after=after), limit))
+        nxt = page[-1].id if len(page) == limit else None
+        return _json(DocumentsPage(documents=page, next=nxt).model_dump_json())
+
+    @app.post("/documents/get", response_model=GetResponse, responses=_ERRORS,
+              tags=["documents"])
+    def get_documents(req: GetRequest) -> Response:
+        """Stored documents by id, text rebuilt exactly from the chunks."""
+        return _json(GetResponse(documents=trawl.get(req.ids)).model_dump_json())
+
+    @app.post("/documents/metadata", response_model=Document, responses=_ERRORS,
+              tags=["documents"])
+    def update_metadata(req: MetadataRequest) -> Response:
+        """Merge into a document's metadata in every index, without re-encoding it."""
+        return _json(trawl.update_metadata(req.id, req.metadata).model_dump_json())
 
     @app.post("/documents", response_model=AddResponse, responses=_ERRORS, tags=["documents"])
     def add_documents(req: AddRequest) -> Response:

@@ -12,7 +12,7 @@ import pytest
 
 import trawl
 from tests.serve.support import app_in_thread, bm25_docs
-from trawl import FilterError, InputError, Trawl
+from trawl import FilterError, InputError, Trawl, UnknownDocumentError
 from trawl.client import RemoteTrawl
 from trawl.config import FusionConfig
 from trawl.errors import ServerError, ServerUnavailableError
@@ -83,6 +83,31 @@ def test_add_update_delete_round_trip(client: RemoteTrawl) -> None:
     assert client.search("giraffe")[0].doc_id == "new1"
     assert client.delete(["new1"]) >= 1
     assert all(h.doc_id != "new1" for h in client.search("okapi giraffe zebra", top_k=50))
+
+
+def test_batch_get_documents_and_metadata(index: Trawl, client: RemoteTrawl, url: str) -> None:
+    queries = ["tokd1", "tokd2 common", "   "]
+    remote = client.search_batch(queries, top_k=3)
+    local = index.search_batch(queries, top_k=3)
+    assert [[h.doc_id for h in r] for r in remote] == [[h.doc_id for h in r] for r in local]
+    assert remote[2] == []
+    assert client.get(["d4", "d2"]) == index.get(["d4", "d2"])
+    with pytest.raises(UnknownDocumentError) as info:
+        client.get(["d1", "nope", "nada"])
+    assert info.value.ids == ["nope", "nada"]
+    listed = list(client.documents(page_size=7))  # three pages and a bit
+    assert [d.id for d in listed] == [d.id for d in index.documents()]
+    assert [d.id for d in client.documents(after="d3")] == [
+        d.id for d in index.documents() if d.id > "d3"]
+    doc = client.update_metadata("d9", {"lang": "de"})
+    assert doc.metadata["lang"] == "de"
+    assert [h.doc_id for h in client.search("common", top_k=50, filters={"lang": "de"})] == ["d9"]
+    client.update_metadata("d9", {"lang": None})
+    assert "lang" not in index.get(["d9"])[0].metadata
+    r = httpx.post(f"{url}/search/batch", json={"queries": ["ok", "x" * 10_001]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "queries"
+    with pytest.raises(InputError, match="queries"):
+        client.search_batch([])
 
 
 def test_large_add_is_split_under_the_body_limit(client: RemoteTrawl) -> None:
