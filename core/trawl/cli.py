@@ -184,7 +184,7 @@ def install(packages: tuple[str, ...], editable: bool, upgrade: bool, no_deps: b
 def uninstall(packages: tuple[str, ...], yes: bool) -> None:
     """Uninstall plugins by distribution or plugin name (never imports them, so it works
     while a plugin is broken; refuses trawl itself and what trawl needs)."""
-    from .lifecycle import resolve_uninstall
+    from .lifecycle import resolve_uninstall, still_installed
 
     targets = resolve_uninstall(packages)
     listing = ", ".join(f"{t.distribution} (plugins: {', '.join(t.plugins)})" for t in targets)
@@ -195,6 +195,10 @@ def uninstall(packages: tuple[str, ...], yes: bool) -> None:
         if not click.confirm(safe_text(f"Uninstall {listing}?"), default=False):
             raise click.Abort()
     _pip(["uninstall", "-y", *(t.distribution for t in targets)])
+    left = still_installed(targets)
+    if left:  # pip exits 0 when it declines (e.g. a distribution outside its environment)
+        raise TrawlError(f"pip did not remove {', '.join(left)} (see pip's message above)",
+                         title="uninstall failed")
 
 
 def _check_globs(ctx: click.Context, param: click.Parameter,

@@ -109,3 +109,15 @@ def resolve_uninstall(names: list[str] | tuple[str, ...]) -> list[UninstallTarge
     if problems:
         raise InputError("; ".join(problems), title="cannot uninstall")
     return list(targets.values())
+
+
+def still_installed(targets: list[UninstallTarget]) -> list[str]:
+    """The targets' distributions that are still importable-visible after pip ran."""
+    left = []
+    for target in targets:
+        try:
+            metadata.distribution(target.distribution)
+        except metadata.PackageNotFoundError:
+            continue
+        left.append(target.distribution)
+    return left

@@ -257,3 +257,30 @@ def test_uninstall_cli_exit_codes_and_confirmation(site: Path, tmp_path: Path) -
     assert "stdin is not a terminal; pass -y" in no_tty.stderr and "trawl-hello" in no_tty.stderr
     assert len(no_tty.stderr.strip().splitlines()) == 1
     assert (site / "trawl_hello_mod.py").exists()
+
+
+def test_uninstall_removes_a_plugin_by_its_entry_point_name(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+
+    # pip only removes distributions inside its environment: a site folder under sys.prefix
+    site = Path(tempfile.mkdtemp(prefix="trawl-uninstall-test-", dir=sys.prefix))
+    try:
+        write_fake_plugin(site, "trawl-byebye", "byebye", "trawl_byebye_mod", "")
+        info = site / "trawl_byebye-0.3.1.dist-info"
+        files = ["trawl_byebye_mod.py", *(f"{info.name}/{f.name}" for f in info.iterdir()),
+                 f"{info.name}/RECORD"]
+        (info / "RECORD").write_text("".join(f"{f},,\n" for f in files), encoding="utf-8")
+        gone = _trawl("uninstall", "-y", "byebye", site=site, home=tmp_path)
+        assert gone.returncode == 0, gone.stderr
+        assert not (site / "trawl_byebye_mod.py").exists() and not info.exists()
+        again = _trawl("uninstall", "-y", "byebye", site=site, home=tmp_path)
+        assert again.returncode == 1 and "'byebye' is not installed" in again.stderr
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
+
+
+def test_uninstall_fails_when_pip_declines(site: Path, tmp_path: Path) -> None:
+    out = _trawl("uninstall", "-y", "hello", site=site, home=tmp_path)  # outside the venv
+    assert out.returncode == 1 and "pip did not remove trawl-hello" in out.stderr
+    assert (site / "trawl_hello_mod.py").exists()
