@@ -82,8 +82,12 @@ def probe_plugins(*, include_core: bool = False, timeout: float | None = None) -
     for _ in range(max_rounds):
         args = [sys.executable, "-m", "trawl.plugin_probe", *(["--all"] if include_core else []),
                 "--skip", ",".join(casualties)]
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL)
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL)
+        except OSError as exc:
+            raise TrawlError(f"cannot start the plugin probe ({sys.executable}): {exc}",
+                             title="plugin probe failed") from exc
         assert proc.stdout is not None
         lines: queue.Queue[bytes | None] = queue.Queue()
         threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
