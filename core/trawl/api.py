@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, cast, overload
 
 from pydantic import ValidationError
 
+from .catalog import IndexInfo, RetrieverInfo
 from .chunking import chunk_document
 from .components import Index, plugin_call, word_spans
 from .config import FusionConfig, PipelineConfig, TrawlSettings, load_pipeline
@@ -678,6 +679,58 @@ class Trawl:
     async def aupdate_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> Document:
         """``update_metadata`` in a worker thread."""
         return await asyncio.to_thread(self.update_metadata, doc_id, metadata)
+
+    def info(self) -> IndexInfo:
+        """The pipeline's shape for a client: retrievers, fusion, reranker, document count."""
+        cfg = self.pipeline.config
+        retrievers = tuple(RetrieverInfo(r.name, r.index, r.encoder) for r in cfg.retrievers)
+        reranker = cfg.reranker.name if cfg.reranker is not None else None
+        return IndexInfo(str(self.path) if self.path else None, cfg.name, retrievers,
+                         cfg.fusion, reranker,
+                         bool(cfg.reranker is not None and cfg.reranker.enabled
+                              and self.pipeline.reranker is not None),
+                         self.manifest.count())
+
+    def chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
+        """Stored chunks by id (``None`` where unknown), from the first index that keeps text."""
+        source = self._chunk_source()
+        with self._lock.read(), plugin_call(source.index, "index", "get_chunks"):
+            return list(source.index.get_chunks(list(chunk_ids)))
+
+    def neighbours(self, chunk_id: str, doc_id: str, *,
+                   window: int = 1) -> tuple[list[Chunk], list[Chunk]]:
+        """Up to ``window`` chunks before and after ``chunk_id`` in its document, in order."""
+        entries = self.manifest.entries([doc_id])
+        order = entries[0][3] if entries else []
+        if chunk_id not in order:
+            return [], []
+        at = order.index(chunk_id)
+        before_ids = order[max(0, at - window):at]
+        after_ids = order[at + 1:at + 1 + window]
+        found = self.chunks(before_ids + after_ids) if before_ids or after_ids else []
+        before = [c for c in found[:len(before_ids)] if c is not None]
+        after = [c for c in found[len(before_ids):] if c is not None]
+        return before, after
+
+    def metadata_fields(self, sample: int = 200) -> dict[str, list[str]]:
+        """Metadata field names seen on a sample of documents, each with a few example values
+        (what a filter bar completes)."""
+        ids = self.manifest.first_chunk_ids(sample)
+        try:
+            chunks = self.chunks(ids) if ids else []
+        except ConfigError:  # no index keeps stored chunks
+            return {}
+        seen: dict[str, set[str]] = {}
+        for chunk in chunks:
+            if chunk is None:
+                continue
+            for key, value in chunk.metadata.items():
+                values = seen.setdefault(key, set())
+                if isinstance(value, (str, int, float, bool)) and len(values) < 20:
+                    text = str(value)
+                    if len(text) <= 40:
+                        values.add(text)
+        return {k: sorted(v) for k, v in sorted(seen.items())}
 
     def stats(self) -> dict[str, Any]:
         """Counts and sizes for ``trawl stats`` and the TUI index screen."""

@@ -421,18 +421,6 @@ def stats(index: str | None, as_json: bool) -> None:
             click.echo(safe_text(f"{k}: {v}"))
 
 
-@cli.command()
-@click.argument("index", required=False)
-@click.option("--pipeline", "-p", default=None, help="Pipeline for a new index.")
-def tui(index: str | None, pipeline: str | None) -> None:
-    """Open the terminal UI on an index (the default index if none is given)."""
-    try:
-        from trawl_tui.app import run
-    except ImportError as exc:
-        raise MissingDependencyError("textual", "tui", purpose="the terminal UI") from exc
-    run(index, pipeline)
-
-
 def _show_traceback(exc: BaseException) -> None:
     """The chained traceback, and each failed plugin's own one (``--traceback``)."""
     import traceback

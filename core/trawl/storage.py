@@ -220,6 +220,13 @@ class Manifest:
                 "doc_id > ? ORDER BY doc_id LIMIT ?", (after or "", limit)).fetchall()
         return [(d, s, list(json.loads(c))) for d, s, c in rows]
 
+    def first_chunk_ids(self, limit: int) -> list[str]:
+        """The first chunk of up to ``limit`` recently updated documents (a metadata sample)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT chunk_ids FROM docs WHERE state='committed' "
+                                      "ORDER BY updated DESC LIMIT ?", (limit,)).fetchall()
+        return [str(ids[0]) for ids in (json.loads(r[0]) for r in rows) if ids]
+
     def count(self) -> int:
         with self._lock:
             row = self._conn.execute(

@@ -12,7 +12,7 @@ import tui_hashing
 from conftest import LEX, corpus_documents
 from textual import events
 from textual.widgets import Input, SelectionList
-from tui_helpers import settle, type_query
+from tui_helpers import settle, type_query, wait_for
 
 import trawl
 from trawl.errors import PluginLoadError
@@ -22,6 +22,7 @@ from trawl_tui.screens import (
     DetailScreen,
     HelpScreen,
     IndexScreen,
+    OpenFailedScreen,
     PipelineScreen,
     PluginsScreen,
 )
@@ -128,7 +129,8 @@ async def test_pipeline_switch_changes_results_and_is_remembered(
         hits = _results(app).hits
         assert len(hits) == 3
         assert all(set(h.scores_by_source) == {"grams"} for h in hits)
-        assert "grams · rerank default · top 3" in app.main.query_one(StatusBar).options_label
+        assert "grams · rerank overlap (pipeline) · top 3" in \
+            app.main.query_one(StatusBar).options_label
         # the choice survives new queries
         app.main.query_one(SearchInput).value = ""
         await type_query(pilot, "comets")
@@ -144,14 +146,16 @@ async def test_pipeline_switch_changes_results_and_is_remembered(
         await pilot.press("ctrl+t", "ctrl+t")
         await settle(pilot)
         assert app.session.options.retrievers == ()
-        # fusion cycles rrf → weighted; scores change with the method
+        # fusion cycles the pipeline's own (rrf) → weighted; scores change with the method
+        assert "rrf · pipeline" in app.main.query_one(StatusBar).options_label
         rrf_scores = [h.score for h in _results(app).hits]
         await pilot.press("ctrl+f")
         await settle(pilot)
         assert app.session.options.fusion == "weighted"
+        assert "weighted · override" in app.main.query_one(StatusBar).options_label
         assert [h.score for h in _results(app).hits] != rrf_scores
         # reranker (configured but disabled by default) on: its score appears
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+e")
         await settle(pilot)
         assert app.session.options.rerank is True
         assert all("overlap" in h.scores_by_source for h in _results(app).hits)
@@ -161,7 +165,7 @@ async def test_command_palette_switches_retrievers(mem_trawl: trawl.Trawl) -> No
     app = _app(mem_trawl)
     async with app.run_test(size=SIZE) as pilot:
         await type_query(pilot, "sun")
-        await pilot.press("ctrl+p")
+        await pilot.press("f10")
         await settle(pilot)
         await pilot.press(*f"only {LEX}")
         await pilot.pause(0.3)
@@ -177,16 +181,17 @@ async def test_detail_shows_chunk_neighbours_and_copies_citation(
     async with app.run_test(size=SIZE) as pilot:
         await type_query(pilot, "spring neap")
         assert _results(app).hits[0].chunk_id == "tides#1"
-        await pilot.press("enter")  # records the query, moves to the results
-        assert app.focused is _results(app)
-        await pilot.press("enter")  # opens the highlighted hit
+        await pilot.press("enter")  # records the query, opens the highlighted hit
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, DetailScreen)
         assert screen.hit.chunk_id == "tides#1"
         assert screen.neighbours[0] is not None and screen.neighbours[0].id == "tides#0"
         assert screen.neighbours[1] is not None and screen.neighbours[1].id == "tides#2"
-        await pilot.press("c")
+        await pilot.press("c")  # the copy menu
+        await settle(pilot)
+        await pilot.press("c")  # citation
+        await settle(pilot)
         assert app.clipboard.startswith("Tides — docs/tides.md (chars ")
         assert app.clipboard.endswith("[tides#1]")
         await pilot.press("right")
@@ -199,8 +204,8 @@ async def test_detail_shows_chunk_neighbours_and_copies_citation(
         assert app.session.history.entries == ["spring neap"]
 
 
-async def test_history_recall_and_session_round_trip(mem_trawl: trawl.Trawl,
-                                                      tmp_path: Path) -> None:
+async def test_history_on_ctrl_r_keeps_the_draft_and_persists(
+        mem_trawl: trawl.Trawl, tmp_path: Path) -> None:
     app = _app(mem_trawl)
     saved = tmp_path / "session.json"
     async with app.run_test(size=SIZE) as pilot:
@@ -209,37 +214,66 @@ async def test_history_recall_and_session_round_trip(mem_trawl: trawl.Trawl,
             field.value = ""
             field.focus()
             await type_query(pilot, q)
-            await pilot.press("enter")
-        field.focus()
-        await pilot.press("up")
+            await pilot.press("enter")  # records it and opens the hit
+            await settle(pilot)
+            await pilot.press("escape")
+            await settle(pilot)
+        field.value = ""
+        await type_query(pilot, "unsent dra")
+        # arrows move through hits, never replace the query
+        await pilot.press("up", "down")
+        assert field.value == "unsent dra"
+        await pilot.press("ctrl+r")
         await settle(pilot)
-        assert field.value == "chess"
-        await pilot.press("up", "up")
+        await pilot.press("escape")  # nothing chosen: the draft is untouched
+        await settle(pilot)
+        assert field.value == "unsent dra"
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        await pilot.press("down", "down", "enter")  # newest first: chess, honey bees, moon
         await settle(pilot)
         assert field.value == "moon"
         assert _results(app).hits[0].doc_id == "tides"  # recall re-runs the search
-        await pilot.press("down")
-        assert field.value == "honey bees"
+        assert "unsent dra" in app.session.history.entries  # the draft was kept
         app.set_top_k(5)
-        # save through the prompt
         await pilot.press("ctrl+s")
         await settle(pilot)
         app.screen.query_one("#prompt-path", Input).value = str(saved)
         await pilot.press("enter")
         await settle(pilot)
     data = json.loads(saved.read_text())
-    assert data["history"] == ["moon", "honey bees", "chess"]
+    assert data["history"][:3] == ["moon", "honey bees", "chess"]
     assert data["options"]["top_k"] == 5
 
     reopened = make_app(mem_trawl, session=saved, debounce=0, cursor_blink=False)
     async with reopened.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert reopened.session.options.top_k == 5
-        reopened.main.query_one(SearchInput).focus()
-        await pilot.press("up")
+        await pilot.press("ctrl+r", "enter")  # the newest query
         await settle(pilot)
-        assert reopened.main.query_one(SearchInput).value == "chess"
         assert len(_results(reopened).hits) == 5
+
+
+async def test_history_persists_per_index_across_runs(disk_trawl: trawl.Trawl,
+                                                      tmp_path: Path) -> None:
+    disk_trawl.add(corpus_documents(), show_progress=False)
+    home = tmp_path / "home"
+    for run in range(2):
+        app = _app(disk_trawl, history_home=home)
+        async with app.run_test(size=SIZE) as pilot:
+            if run == 0:
+                await type_query(pilot, "volcano")
+                await pilot.press("enter")
+                await settle(pilot)
+            else:
+                await settle(pilot)
+                assert app.session.history.entries == ["volcano"]
+    files = list((home / "tui" / "history").glob("*.json"))
+    assert len(files) == 1 and files[0].stat().st_mode & 0o077 == 0
+    off = _app(disk_trawl, history_home=home, history=False)
+    async with off.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert off.session.history.entries == []
 
 
 async def test_add_folder_from_index_screen_updates_counts(disk_trawl: trawl.Trawl,
@@ -254,15 +288,15 @@ async def test_add_folder_from_index_screen_updates_counts(disk_trawl: trawl.Tra
         screen = app.screen
         assert isinstance(screen, IndexScreen)
         assert re.search(r"documents\s+0 *\n", _static_text(screen, "#index-stats"))
-        original = screen.ingest_progress
-        screen.ingest_progress = lambda m: (progress.append((m.done, m.total)),  # type: ignore[method-assign]
-                                            original(m))
+        original = screen.show_progress
+        screen.show_progress = lambda d, t, text: (  # type: ignore[method-assign]
+            progress.append((d, t)), original(d, t, text))
         screen.query_one("#index-folder", Input).value = str(corpus_dir)
         await pilot.click("#index-add")
         await settle(pilot, rounds=5)
         stats = _static_text(screen, "#index-stats")
         assert re.search(r"documents\s+8 *\n", stats)  # 8 .md files; hidden folder and .png skipped
-        assert disk_trawl.manifest.count() == 8
+        assert disk_trawl.info().documents == 8
         assert progress and progress[-1] == (8, 8)
         assert "8 added" in str(screen.query_one("#index-progress-label").render())
         await pilot.press("escape")
@@ -272,7 +306,7 @@ async def test_add_folder_from_index_screen_updates_counts(disk_trawl: trawl.Tra
         # a second run changes nothing
         app.start_ingest(str(corpus_dir))
         await settle(pilot, rounds=5)
-        assert disk_trawl.manifest.count() == 8
+        assert disk_trawl.info().documents == 8
 
 
 def _static_text(screen: object, selector: str) -> str:
@@ -341,8 +375,8 @@ async def test_help_screen_and_remapped_keys(mem_trawl: trawl.Trawl) -> None:
         await settle(pilot)
         assert isinstance(app.screen, HelpScreen)
         text = _static_text(app.screen, "#help-keys")
-        for binding_id in ("pipeline", "cycle-mode", "copy-citation", "history-prev",
-                           "next-chunk"):
+        for binding_id in ("pipeline", "cycle-mode", "copy-hit", "hit-next", "history",
+                           "next-chunk", "focus-filter", "toggle-group"):
             assert binding_id in text
         assert "f9" in text
         await pilot.press("escape")
@@ -351,13 +385,8 @@ async def test_help_screen_and_remapped_keys(mem_trawl: trawl.Trawl) -> None:
         assert isinstance(app.screen, PipelineScreen)
         await pilot.press("escape")
         await settle(pilot)
-        # "?" opens help from the results list (in the search box it is just a character)
-        await type_query(pilot, "sun?")
+        await type_query(pilot, "sun?")  # "?" is just a character in the search box
         assert app.main.query_one(SearchInput).value == "sun?"
-        await pilot.press("enter")
-        await pilot.press("question_mark")
-        await settle(pilot)
-        assert isinstance(app.screen, HelpScreen)
 
 
 async def test_opening_by_path_in_a_worker(tmp_path: Path, host: trawl.PluginHost,
@@ -372,6 +401,30 @@ async def test_opening_by_path_in_a_worker(tmp_path: Path, host: trawl.PluginHos
         await settle(pilot)
         assert app.trawl is None and app.is_running
         assert app.errors_shown and "hash-words" in app.errors_shown[-1]
-        await pilot.press("f2")  # no index: a warning, not a crash
+        # not a dead end: pick, retry or quit; quitting exits non-zero
+        assert isinstance(app.screen, OpenFailedScreen)
+        await pilot.press("r")  # retry fails the same way and asks again
         await settle(pilot)
-        assert app.screen is app.main
+        ok = await wait_for(pilot, lambda: isinstance(app.screen, OpenFailedScreen))
+        assert ok, (app.errors_shown, [w for w in app.workers], app.screen_stack)
+        await pilot.press("q")
+        await settle(pilot)
+    assert app.return_code == 1
+
+
+async def test_ranks_exactly_like_trawl_search(host: trawl.PluginHost) -> None:
+    """A fresh session uses the pipeline's own fusion (weighted here) and reranker."""
+    pipeline = {**tui_hashing.hybrid_pipeline(lexical=LEX),
+                "fusion": {"method": "weighted"}}
+    with trawl.Trawl.memory(pipeline, host=host) as t:
+        t.add(corpus_documents(), show_progress=False)
+        app = _app(t)
+        async with app.run_test(size=SIZE) as pilot:
+            for query in ("sun moon tides", "bread yeast", "sea"):
+                app.main.query_one(SearchInput).value = ""
+                await type_query(pilot, query)
+                expected = t.search(query, 10)
+                shown = _results(app).hits
+                assert [(h.chunk_id, h.score) for h in shown] == \
+                    [(h.chunk_id, h.score) for h in expected]
+            assert "weighted · pipeline" in app.main.query_one(StatusBar).options_label

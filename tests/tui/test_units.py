@@ -15,7 +15,6 @@ from trawl_tui.app import parse_keymap
 from trawl_tui.highlight import bar, citation, highlight, query_terms, snippet
 from trawl_tui.ingest import ingest_folder
 from trawl_tui.messages import IngestFinished, IngestProgress
-from trawl_tui.screens.detail import neighbour_ids
 from trawl_tui.session import History, SearchOptions, Session
 
 
@@ -60,8 +59,14 @@ def test_session_round_trip_and_validation(tmp_path: Path) -> None:
     path = s.save(tmp_path / "s" / "session.json")
     loaded = Session.load(path)
     assert loaded.options == s.options and loaded.history.entries == ["query one"]
-    kwargs = loaded.options.search_kwargs()
+    from trawl.config import FusionConfig
+
+    kwargs = loaded.options.search_kwargs(FusionConfig(method="rrf", k=7))
     assert kwargs["retrievers"] == ["bm25"] and kwargs["fusion"].method == "dbsf"
+    assert kwargs["fusion"].k == 7  # an override keeps the pipeline's other settings
+    # a fresh session leaves fusion and reranking to the pipeline
+    fresh = SearchOptions().search_kwargs()
+    assert fresh["fusion"] is None and fresh["rerank"] is None and fresh["filters"] is None
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": 1, "options": {"fusion": "max"}}))
     with pytest.raises(InputError, match="fusion"):
@@ -74,12 +79,9 @@ def test_session_round_trip_and_validation(tmp_path: Path) -> None:
         Session.load(bad)
 
 
-def test_parse_keymap_and_neighbour_ids() -> None:
+def test_parse_keymap() -> None:
     assert parse_keymap("help=f12, pipeline=ctrl+k;bad;=x") == {"help": "f12",
                                                                  "pipeline": "ctrl+k"}
-    assert neighbour_ids("doc#0") == (None, "doc#1")
-    assert neighbour_ids("a#b#3") == ("a#b#2", "a#b#4")
-    assert neighbour_ids("plain") == (None, None)
 
 
 def test_progress_messages_coalesce() -> None:
@@ -105,7 +107,7 @@ def test_ingest_folder_reports_progress(corpus_dir: Path, disk_trawl: trawl.Traw
 def test_import_trawl_does_not_import_textual() -> None:
     code = ("import sys, trawl; trawl.PluginHost().registry; "
             "assert 'textual' not in sys.modules, 'textual imported'; "
-            "assert 'trawl_tui' not in sys.modules; print('ok')")
+            "assert 'trawl_tui.app' not in sys.modules; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=False)
     assert out.returncode == 0, out.stderr

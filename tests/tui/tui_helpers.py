@@ -19,3 +19,15 @@ async def type_query(pilot: Pilot, text: str) -> None:
     await settle(pilot, rounds=1)  # the first key must not arrive before focus is set
     await pilot.press(*[("space" if c == " " else c) for c in text])
     await settle(pilot)
+
+
+async def wait_for(pilot: Pilot, condition: object, timeout: float = 15.0) -> bool:
+    """Pause until ``condition()`` holds (workers posting back on a loaded machine)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        await pilot.pause(0.05)
+    return bool(condition())  # type: ignore[operator]

@@ -19,25 +19,40 @@ from textual.binding import Binding, BindingType
 from textual.worker import get_current_worker
 
 from trawl.api import Trawl
+from trawl.catalog import IndexInfo
 from trawl.errors import TrawlError
 from trawl.models import Hit
 from trawl.plugins import PluginHost, default_host
 
+from . import actions
 from .commands import TrawlCommands
-from .highlight import citation
 from .ingest import IngestSummary, ingest_folder
 from .messages import IngestFinished, IngestProgress, SearchRequest
+from .safe import clean
 from .screens import (
+    ConfirmScreen,
+    CopyMenu,
     DetailScreen,
     HelpScreen,
     HistoryScreen,
+    IndexPicker,
     IndexScreen,
     MainScreen,
+    OpenFailedScreen,
     PathPrompt,
     PipelineScreen,
     PluginsScreen,
 )
-from .session import FUSION_METHODS, SearchOptions, Session, default_session_path
+from .session import (
+    FUSION_METHODS,
+    HISTORY_ENV,
+    SearchOptions,
+    Session,
+    default_session_path,
+    history_file,
+    load_history,
+    save_history,
+)
 from .widgets import SearchInput
 
 KEYMAP_ENV = "TRAWL_TUI_KEYMAP"
@@ -59,15 +74,17 @@ class TrawlApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "trawl"
     COMMANDS = App.COMMANDS | {TrawlCommands}
+    # ctrl+p moves up through the hits (as in fzf), so the palette has its own key
+    COMMAND_PALETTE_BINDING = "f10"
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
         Binding("f1", "help", "Help", id="help"),
+        Binding("ctrl+r", "history", "History", id="history", priority=True),
         Binding("f2", "pipeline", "Pipeline", id="pipeline"),
         Binding("f3", "index_screen", "Index", id="index-screen"),
         Binding("f4", "plugins_screen", "Plugins", id="plugins-screen"),
-        Binding("f5", "history", "History", id="history"),
+        Binding("f6", "pick_index", "Indexes", show=False, id="pick-index"),
         Binding("ctrl+s", "save_session", "Save session", show=False, id="save-session"),
-        Binding("ctrl+o", "load_session", "Load session", show=False, id="load-session"),
-        Binding("ctrl+q", "quit", "Quit", id="quit"),
     ]
     BINDING_GROUP_TITLE = "App"
 
@@ -75,8 +92,16 @@ class TrawlApp(App[None]):
                  pipeline: str | None = None, session: Session | None = None,
                  debounce: float = 0.06, mask_latency: bool = False, cursor_blink: bool = True,
                  keymap: Mapping[str, str] | None = None, owns_trawl: bool = False,
-                 host: PluginHost | None = None) -> None:
+                 host: PluginHost | None = None, persist_history: bool = True,
+                 pick: bool = False, history_home: Path | None = None) -> None:
         super().__init__()
+        self.info: IndexInfo | None = None
+        self.pick = pick
+        self.persist_history = persist_history and os.environ.get(HISTORY_ENV, "1") != "0"
+        self.history_home = history_home
+        self.history_path: Path | None = None
+        self.open_failed = False
+        self.ingest_started = 0.0
         self.trawl = trawl
         self.index_path = index_path
         self.pipeline_spec = pipeline
@@ -101,49 +126,142 @@ class TrawlApp(App[None]):
     def on_mount(self) -> None:
         if self.keymap:
             self.set_keymap(self.keymap)
-        if self.trawl is None and self.index_path is not None:
-            self.opening_label = f"opening {self.index_path}…"
-            self._open_index(self.index_path, self.pipeline_spec)
+        if self.trawl is None and self.pick:
+            self.action_pick_index()
+        elif self.trawl is None and self.index_path is not None:
+            self.open_index(self.index_path, self.pipeline_spec)
 
     def _index_ready(self) -> None:
         """Called by the main screen once mounted, and again when an index finishes opening."""
         if self.trawl is not None:
-            self.sub_title = str(self.trawl.path) if self.trawl.path else "in-memory index"
-            self.session.index = str(self.trawl.path) if self.trawl.path else None
-            unknown = [r for r in self.session.options.retrievers if r not in
-                       self.trawl.pipeline.retrievers]
+            if self.info is None:
+                self.info = self.trawl.info()
+            self.sub_title = clean(self.info.path or "in-memory index")
+            self.session.index = self.info.path
+            self._load_history()
+            unknown = [r for r in self.session.options.retrievers
+                       if r not in self.info.retriever_names]
             if unknown:
-                self.notify(f"Session names retrievers this index lacks: {unknown}",
-                            severity="warning")
+                self.notify(f"Session names retrievers this index lacks: {clean(unknown)}",
+                            severity="warning", markup=False)
+            self.main.load_fields()
         self.main.refresh_status()
         if self.trawl is not None and self.main.query_one(SearchInput).value:
             self.main.search_now(force=True)
 
+    # -- opening -------------------------------------------------------------------------
+    def open_index(self, target: str, pipeline: str | None, *, create: bool = False) -> None:
+        """Open ``target`` (a name, folder or TOML file) in a worker. A name that is not an
+        index yet asks first instead of creating it."""
+        from trawl.config import TrawlSettings
+
+        self.index_path, self.pipeline_spec = target, pipeline
+        if not create and not target.endswith(".toml"):
+            try:
+                folder = TrawlSettings().index_path(target)
+                exists = (folder / "pipeline.json").exists()
+            except Exception as exc:  # a name that is not a valid path
+                self._open_failed(exc)
+                return
+            if not exists:
+                def answer(yes: bool | None) -> None:
+                    if yes:
+                        self.open_index(target, pipeline, create=True)
+                    else:
+                        self.action_pick_index()
+
+                self.push_screen(ConfirmScreen(
+                    f"No index {clean(target)!r} at {clean(folder)}.\n\nCreate index "
+                    f"{clean(target)!r} (pipeline {clean(pipeline or TrawlSettings().default_pipeline)})?",
+                    yes="Create", no="Pick another"), answer)
+                return
+        self.opening_label = f"opening {clean(target)}…"
+        if self.is_mounted(self.main):
+            self.main.refresh_status()
+        self._open_index(target, pipeline, create)
+
+    def is_mounted(self, widget: Any) -> bool:
+        return bool(getattr(widget, "is_mounted", False))
+
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
-    def _open_index(self, path: str, pipeline: str | None) -> None:
+    def _open_index(self, path: str, pipeline: str | None, create: bool = True) -> None:
         try:
-            trawl = Trawl.open(path, pipeline=pipeline, show_progress=False)
+            trawl = Trawl.open(path, pipeline=pipeline, show_progress=False, create=create)
+            info = trawl.info()
         except Exception as exc:
             self.call_from_thread(self._open_failed, exc)
             return
-        self.call_from_thread(self._opened, trawl)
+        self.call_from_thread(self._opened, trawl, info)
 
-    def _opened(self, trawl: Trawl) -> None:
-        self.trawl = trawl
+    def _opened(self, trawl: Trawl, info: IndexInfo) -> None:
+        self.close_index()
+        self.trawl, self.info = trawl, info
         self.owns_trawl = True
+        self.open_failed = False
         self.opening_label = ""
         self._index_ready()
 
     def _open_failed(self, exc: BaseException) -> None:
+        """A failed open is never a dead end: pick another index, retry, or quit (exit 1)."""
+        self.open_failed = True
         self.opening_label = "no index (open failed)"
         self.show_error(exc, "cannot open index")
         self.main.refresh_status()
 
+        def choice(what: str | None) -> None:
+            # after the dialog has gone: a fast second failure must not race its removal
+            if what == "retry" and self.index_path is not None:
+                self.call_after_refresh(self.open_index, self.index_path, self.pipeline_spec,
+                                        create=True)
+            elif what == "pick":
+                self.call_after_refresh(self.action_pick_index)
+            elif what == "quit":
+                self.exit(return_code=1)
+
+        self.push_screen(OpenFailedScreen(str(self.index_path or ""), exc), choice)
+
+    def action_pick_index(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.open_index(name, None)
+            elif self.trawl is None and not self.open_failed:
+                self.main.refresh_status()
+
+        self.push_screen(IndexPicker(), chosen)
+
     def close_index(self) -> None:
+        self._save_history()
         if self.trawl is not None and self.owns_trawl:
             with self.search_lock:
                 self.trawl.close()
-            self.trawl = None
+        self.trawl = None
+        self.info = None
+
+    # -- history -------------------------------------------------------------------------
+    def _load_history(self) -> None:
+        path = None
+        if self.persist_history and self.info is not None:
+            path = history_file(self.info.path, self.history_home)
+        if path is None or path == self.history_path:
+            return
+        self.history_path = path
+        saved = load_history(path, self.session.history.limit)
+        merged = [q for q in saved.entries if q not in self.session.history.entries]
+        self.session.history.entries[:0] = merged
+
+    def _save_history(self) -> None:
+        if self.history_path is None:
+            return
+        try:
+            save_history(self.history_path, self.session.history)
+        except OSError as exc:
+            self.history_path = None  # say it once, keep working
+            self.show_error(exc, "saving query history")
+
+    def remember_query(self, query: str) -> None:
+        if query.strip():
+            self.session.history.add(query)
+            self._save_history()
 
     @property
     def main(self) -> MainScreen:
@@ -157,12 +275,13 @@ class TrawlApp(App[None]):
         """Every failure ends here: a notification, never a crash."""
         if isinstance(error, TrawlError):
             title = error.title
-            text = str(error)
+            text = clean(error)
         else:
             title = context or "error"
-            text = f"{type(error).__name__}: {error}"
+            text = clean(f"{type(error).__name__}: {error}")
         if context and isinstance(error, TrawlError):
             title = f"{context}: {title}"
+        title = clean(title)
         self.errors_shown.append(text)
         self.notify(text, title=title, severity="error", timeout=10, markup=False)
 
@@ -172,16 +291,13 @@ class TrawlApp(App[None]):
         return self._host or default_host()
 
     def retriever_names(self) -> list[str]:
-        return list(self.trawl.pipeline.retrievers) if self.trawl is not None else []
+        return self.info.retriever_names if self.info is not None else []
 
     def has_reranker(self) -> bool:
-        return self.trawl is not None and self.trawl.pipeline.reranker is not None
+        return self.info is not None and self.info.reranker is not None
 
     def reranker_default(self) -> bool:
-        if self.trawl is None:
-            return False
-        cfg = self.trawl.pipeline.config.reranker
-        return bool(self.trawl.pipeline.reranker is not None and cfg is not None and cfg.enabled)
+        return self.info is not None and self.info.reranker_enabled
 
     def record_paint(self, request: SearchRequest) -> None:
         now = time.perf_counter()
@@ -192,10 +308,50 @@ class TrawlApp(App[None]):
     def open_detail(self, hit: Hit, query: str) -> None:
         self.push_screen(DetailScreen(hit, query))
 
-    def copy_citation(self, hit: Hit) -> None:
-        text = citation(hit)
-        self.copy_to_clipboard(text)
-        self.notify(text, title="Citation copied", markup=False)
+    def copy_menu(self, hit: Hit) -> None:
+        def chosen(kind: str | None) -> None:
+            if kind is not None:
+                self.copy_text(actions.copy_payload(hit, kind), kind)
+
+        self.push_screen(CopyMenu(hit), chosen)
+
+    def copy_text(self, text: str, what: str) -> None:
+        """System clipboard tool when there is one, else OSC 52 through the terminal."""
+        via = actions.copy_with_tool(text)
+        if via is None:
+            self.copy_to_clipboard(text)
+            via = "terminal (OSC 52)"
+        else:
+            self._clipboard = text
+        self.notify(f"{what} copied via {via}", title="Copied", markup=False)
+
+    def open_hit(self, hit: Hit) -> None:
+        """$VISUAL/$EDITOR at the chunk's line (app suspended), else $PAGER, else the
+        system opener."""
+        try:
+            plan = actions.open_plan(hit)
+        except TrawlError as exc:
+            self.show_error(exc, "open")
+            return
+        try:
+            if plan.suspend:
+                try:
+                    with self.suspend():
+                        code = actions.run_plan(plan)
+                except Exception as exc:  # no terminal to hand over (headless, tests)
+                    if type(exc).__name__ != "SuspendNotSupported":
+                        raise
+                    code = actions.run_plan(plan)
+            else:
+                code = actions.run_plan(plan)
+        except OSError as exc:
+            self.show_error(exc, f"open with {plan.label}")
+            return
+        if code:
+            self.notify(f"{plan.label} exited with status {code}", severity="warning",
+                        markup=False)
+        else:
+            self.notify(clean(plan.describe()), title="Opened", markup=False)
 
     # -- pipeline choice -----------------------------------------------------------------
     def set_options(self, options: SearchOptions) -> None:
@@ -207,8 +363,9 @@ class TrawlApp(App[None]):
     def set_retrievers(self, retrievers: tuple[str, ...]) -> None:
         self.set_options(self.session.options.with_(retrievers=tuple(retrievers)))
 
-    def set_fusion(self, method: str) -> None:
-        self.set_options(self.session.options.with_(fusion=method))
+    def set_fusion(self, method: str | None) -> None:
+        own = self.info.fusion.method if self.info is not None else None
+        self.set_options(self.session.options.with_(fusion=None if method == own else method))
 
     def set_rerank(self, value: bool | None) -> None:
         if value and not self.has_reranker():
@@ -230,8 +387,12 @@ class TrawlApp(App[None]):
         self.set_retrievers(modes[(position + 1) % len(modes)])
 
     def cycle_fusion(self) -> None:
+        """The pipeline's own fusion first, then each other method."""
+        own = self.info.fusion.method if self.info is not None else "rrf"
+        modes: list[str | None] = [None, *(m for m in FUSION_METHODS if m != own)]
         current = self.session.options.fusion
-        self.set_fusion(FUSION_METHODS[(FUSION_METHODS.index(current) + 1) % len(FUSION_METHODS)])
+        position = modes.index(current) if current in modes else 0
+        self.set_fusion(modes[(position + 1) % len(modes)])
 
     def toggle_rerank(self) -> None:
         if not self.has_reranker():
@@ -247,9 +408,11 @@ class TrawlApp(App[None]):
             return
         from .screens.detail import DetailScreen as _D
         from .screens.index import IndexScreen as _I
+        from .widgets import FilterBar, ResultsList
 
         groups = [(cls.BINDING_GROUP_TITLE or cls.__name__, list(cls.BINDINGS))
-                  for cls in (TrawlApp, MainScreen, SearchInput, _D, _I, PipelineScreen)]
+                  for cls in (TrawlApp, MainScreen, SearchInput, ResultsList, FilterBar, _D, _I,
+                              PipelineScreen)]
         self.push_screen(HelpScreen(groups, self.keymap))  # type: ignore[arg-type]
 
     def action_pipeline(self) -> None:
@@ -279,9 +442,15 @@ class TrawlApp(App[None]):
             self.push_screen(PluginsScreen())
 
     def action_history(self) -> None:
+        if isinstance(self.screen, HistoryScreen):
+            return
+
         def done(query: str | None) -> None:
             if query is not None:
                 self._back_to_main()
+                draft = self.main.query_one(SearchInput).value
+                if draft.strip() and draft != query:
+                    self.session.history.add(draft)  # the unsent query is never lost
                 self.main.set_query(query)
 
         self.push_screen(HistoryScreen(self.session.history.entries), done)
@@ -303,7 +472,7 @@ class TrawlApp(App[None]):
 
         self.push_screen(PathPrompt("Save session", str(default_session_path())), done)
 
-    def action_load_session(self) -> None:
+    def action_load_session(self) -> None:  # palette only: ctrl+o opens the hit
         def done(path: str | None) -> None:
             if path is not None:
                 self.load_session(path)
@@ -332,6 +501,9 @@ class TrawlApp(App[None]):
             self.notify("An ingestion is already running", severity="warning")
             return
         self.ingest_state = (0, None, "starting")
+        self.ingest_started = time.monotonic()
+        # the rate, elapsed time and ETA move at least once a second, batches or not
+        self._ingest_timer = self.set_interval(1.0, self._show_ingest_progress)
         self._ingest(folder)
 
     @work(thread=True, exclusive=True, group="ingest", exit_on_error=False)
@@ -359,14 +531,23 @@ class TrawlApp(App[None]):
 
     def on_ingest_progress(self, message: IngestProgress) -> None:
         self.ingest_state = (message.done, message.total, message.label)
+        self._show_ingest_progress()
+
+    def _show_ingest_progress(self) -> None:
+        if self.ingest_state is None:
+            return
+        done, total, label = self.ingest_state
+        text = progress_text(done, total, label, time.monotonic() - self.ingest_started)
         for screen in self.screen_stack:
             if isinstance(screen, IndexScreen):
-                screen.ingest_progress(message)
-        pct = f"{message.done}/{message.total}" if message.total else f"{message.done}"
-        self._set_activity(f"indexing {pct}")
+                screen.show_progress(done, total, text)
+        self._set_activity(text)
 
     def on_ingest_finished(self, message: IngestFinished) -> None:
         self.ingest_state = None
+        timer = getattr(self, "_ingest_timer", None)
+        if timer is not None:
+            timer.stop()
         self._set_activity("")
         if message.error is not None:
             self.show_error(message.error, f"add folder {message.folder}")
@@ -387,6 +568,26 @@ class TrawlApp(App[None]):
         status.refresh_text()
 
 
+def progress_text(done: int, total: int | None, label: str, elapsed: float) -> str:
+    """``indexing 120/500 · 35.2 docs/s · 0:03 elapsed · ETA 0:11``."""
+    count = f"{done}/{total}" if total else f"{done}"
+    parts = [f"{label} {count}"]
+    if elapsed > 0 and done:
+        rate = done / elapsed
+        parts.append(f"{rate:.1f} docs/s")
+    parts.append(f"{_clock(elapsed)} elapsed")
+    if total and done and done < total:
+        parts.append(f"ETA {_clock((total - done) / (done / elapsed))}")
+    return " · ".join(parts)
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def _env_keymap() -> dict[str, str]:
     return parse_keymap(os.environ.get(KEYMAP_ENV, ""))
 
@@ -394,35 +595,41 @@ def _env_keymap() -> dict[str, str]:
 def make_app(trawl_or_path: Trawl | str | Path | None = None, *, pipeline: str | None = None,
              session: Session | str | Path | None = None, debounce: float = 0.06,
              mask_latency: bool = False, cursor_blink: bool = True,
-             keymap: Mapping[str, str] | None = None) -> TrawlApp:
-    """Build the app on an open ``Trawl`` (caller keeps ownership) or on an index path/name
-    (opened in a worker when the app starts, closed by ``run``)."""
+             keymap: Mapping[str, str] | None = None, history: bool = True,
+             history_home: Path | None = None) -> TrawlApp:
+    """Build the app on an open ``Trawl`` (caller keeps ownership), on an index name, folder
+    or TOML file (opened in a worker when the app starts, closed by ``run``), or, with
+    ``None``, on the index picker."""
     if session is not None and not isinstance(session, Session):
         session = Session.load(session)
     keys = {**_env_keymap(), **dict(keymap or {})}
     common: dict[str, Any] = {"session": session, "debounce": debounce,
                               "mask_latency": mask_latency, "cursor_blink": cursor_blink,
-                              "keymap": keys}
+                              "keymap": keys, "persist_history": history,
+                              "history_home": history_home}
     if isinstance(trawl_or_path, Trawl):
         return TrawlApp(trawl_or_path, **common)
-    from trawl.config import TrawlSettings
-
-    target = str(trawl_or_path) if trawl_or_path is not None else TrawlSettings().default_index
-    return TrawlApp(None, index_path=target, pipeline=pipeline, owns_trawl=True, **common)
+    if trawl_or_path is None:
+        return TrawlApp(None, pipeline=pipeline, owns_trawl=True, pick=True, **common)
+    return TrawlApp(None, index_path=str(trawl_or_path), pipeline=pipeline, owns_trawl=True,
+                    **common)
 
 
 def run(index: str | None = None, pipeline: str | None = None, *,
-        session: str | None = None) -> int:
-    """Entry point of ``trawl tui [INDEX]``; returns a process exit code."""
-    try:
-        app = make_app(index, pipeline=pipeline, session=session)
-    except TrawlError as exc:
-        import sys
+        session: str | None = None, history: bool = True) -> int:
+    """Entry point of ``trawl tui [INDEX]``; returns a process exit code (1 when the user
+    quits after an index failed to open)."""
+    import sys
 
-        print(f"trawl tui: {exc}", file=sys.stderr)
+    try:
+        app = make_app(index, pipeline=pipeline, session=session, history=history)
+    except TrawlError as exc:
+        print(f"trawl tui: {clean(exc)}", file=sys.stderr)
         return 2
     try:
         app.run()
     finally:
         app.close_index()
-    return 0
+    if app.return_code:
+        return app.return_code
+    return 1 if app.open_failed else 0

@@ -25,19 +25,26 @@ class TrawlCommands(Provider):
             ("Session: save", "Write history and pipeline choice as JSON",
              app.action_save_session),
             ("Session: load", "Read a saved session", app.action_load_session),
-            ("History: show", "Queries of this session", app.action_history),
+            ("History: show", "Earlier queries on this index", app.action_history),
+            ("Index: open another…", "Pick from the index list", app.action_pick_index),
+            ("Group by document: toggle", "One row per document",
+             app.main.action_toggle_group),
             ("Help: keys", "Every key binding and its id", app.action_help),
         ]
         retrievers = app.retriever_names()
         if len(retrievers) > 1:
             cmds.append(("Retrievers: all (hybrid)", "Search with every retriever",
                          partial(app.set_retrievers, ())))
-        for name in retrievers:
+        for name in retrievers if len(retrievers) > 1 else []:
             cmds.append((f"Retrievers: only {name}", f"Search with {name} alone",
                          partial(app.set_retrievers, (name,))))
-        for method in FUSION_METHODS:
-            cmds.append((f"Fusion: {method}", f"Fuse runs with {method}",
-                         partial(app.set_fusion, method)))
+        if len(retrievers) > 1:
+            own = app.info.fusion.method if app.info is not None else ""
+            cmds.append((f"Fusion: pipeline's own ({own})", "Rank exactly like `trawl search`",
+                         partial(app.set_fusion, None)))
+            for method in FUSION_METHODS:
+                cmds.append((f"Fusion: {method}", f"Fuse runs with {method}",
+                             partial(app.set_fusion, method)))
         if app.has_reranker():
             cmds.append(("Reranker: on", "", partial(app.set_rerank, True)))
             cmds.append(("Reranker: off", "", partial(app.set_rerank, False)))

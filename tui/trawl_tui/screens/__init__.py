@@ -1,12 +1,14 @@
 """Screens of the trawl TUI."""
 
 from .detail import DetailScreen
-from .dialogs import HistoryScreen, PathPrompt
+from .dialogs import ConfirmScreen, CopyMenu, HistoryScreen, OpenFailedScreen, PathPrompt
 from .help import HelpScreen
 from .index import IndexScreen
 from .main import MainScreen
+from .picker import IndexPicker
 from .pipeline import PipelineScreen
 from .plugins import PluginsScreen
 
-__all__ = ["DetailScreen", "HelpScreen", "HistoryScreen", "IndexScreen", "MainScreen",
-           "PathPrompt", "PipelineScreen", "PluginsScreen"]
+__all__ = ["ConfirmScreen", "CopyMenu", "DetailScreen", "HelpScreen", "HistoryScreen",
+           "IndexPicker", "IndexScreen", "MainScreen", "OpenFailedScreen", "PathPrompt",
+           "PipelineScreen", "PluginsScreen"]

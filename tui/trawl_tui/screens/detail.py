@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -16,44 +15,18 @@ from textual.worker import get_current_worker
 
 from trawl.models import Chunk, Hit
 
-from ..highlight import citation, highlight, snippet
+from ..present import chunk_text, hit_from_chunk, metadata_table, neighbours_text
+from ..safe import one_line
 
 if TYPE_CHECKING:
     from ..app import TrawlApp
 
-HIDDEN_META = {"chunk_start", "chunk_end", "chunk_index"}
-
-
-def neighbour_ids(chunk_id: str) -> tuple[str | None, str | None]:
-    """``doc#3`` → (``doc#2``, ``doc#4``); ``None`` where there is none or the id has no number."""
-    doc, sep, num = chunk_id.rpartition("#")
-    if not sep or not num.isdigit():
-        return None, None
-    n = int(num)
-    return (f"{doc}#{n - 1}" if n > 0 else None), f"{doc}#{n + 1}"
-
-
-def fetch_chunks(trawl: Any, chunk_ids: list[str]) -> list[Chunk | None] | None:
-    """Chunks by id from the first index that can fetch them; ``None`` if none can."""
-    for retriever in trawl.pipeline.retrievers.values():
-        try:
-            return list(retriever.index.get_chunks(chunk_ids))
-        except NotImplementedError:
-            continue
-    return None
-
-
-def hit_from_chunk(chunk: Chunk) -> Hit:
-    return Hit(doc_id=chunk.doc_id, chunk_id=chunk.id, score=0.0, rank=0, text=chunk.text,
-               metadata={**chunk.metadata, "chunk_index": chunk.index,
-                         "chunk_start": chunk.start, "chunk_end": chunk.end})
-
 
 class DetailScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back", id="close-detail"),
-        Binding("c", "copy_citation", "Copy citation", id="copy-citation-detail"),
-        Binding("o", "open_path", "Open file", id="open-path"),
+        Binding("escape,q", "app.pop_screen", "Back", id="close-detail"),
+        Binding("o", "open_path", "Open in editor", id="open-path"),
+        Binding("y,c", "copy", "Copy…", id="copy-detail"),
         Binding("left,[", "neighbour(-1)", "Prev chunk", id="prev-chunk"),
         Binding("right,]", "neighbour(1)", "Next chunk", id="next-chunk"),
     ]
@@ -64,7 +37,6 @@ class DetailScreen(Screen[None]):
         self.hit = hit
         self.query_text = query
         self.neighbours: tuple[Chunk | None, Chunk | None] = (None, None)
-        self.neighbours_supported = True
 
     @property
     def tapp(self) -> TrawlApp:
@@ -83,48 +55,30 @@ class DetailScreen(Screen[None]):
 
     def render_hit(self) -> None:
         hit = self.hit
-        self.sub_title = hit.title or hit.doc_id
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column()
-        table.add_row("title", hit.title or "-")
-        table.add_row("source", hit.source or "-")
-        table.add_row("chunk", f"{hit.chunk_id}  (chars {hit.metadata.get('chunk_start')}–"
-                               f"{hit.metadata.get('chunk_end')})")
-        if hit.rank:
-            table.add_row("rank / score", f"#{hit.rank}  {hit.score:.4f}")
-        for name, src in sorted(hit.scores_by_source.items()):
-            table.add_row(f"  {name}", f"#{src.rank}  {src.score:.4f}")
-        for key, value in sorted(hit.metadata.items()):
-            if key in HIDDEN_META or key in ("title", "path", "source"):
-                continue
-            table.add_row(key, Text(str(value)[:200]))
-        self.query_one("#detail-meta", Static).update(table)
-        self.query_one("#detail-text", Static).update(highlight(hit.text.rstrip(), self.query_text))
+        self.sub_title = one_line(hit.title or hit.doc_id)
+        self.query_one("#detail-meta", Static).update(metadata_table(hit))
+        self.query_one("#detail-text", Static).update(chunk_text(hit, self.query_text))
         self.query_one("#detail-neighbours", Static).update(Text("neighbours: loading…",
                                                                  style="dim"))
         self.query_one("#detail-body", VerticalScroll).scroll_home(animate=False)
-        self._load_neighbours(hit.chunk_id)
+        self._load_neighbours(hit)
 
     @work(thread=True, exclusive=True, group="neighbours", exit_on_error=False)
-    def _load_neighbours(self, chunk_id: str) -> None:
+    def _load_neighbours(self, hit: Hit) -> None:
         worker = get_current_worker()
         trawl = self.tapp.trawl
-        before, after = neighbour_ids(chunk_id)
-        ids = [i for i in (before, after) if i is not None]
-        chunks: list[Chunk | None] | None = None
-        error: BaseException | None = None
-        if trawl is not None and ids:
-            try:
-                chunks = fetch_chunks(trawl, ids)
-            except Exception as exc:
-                error = exc
-        if worker.is_cancelled:
+        if trawl is None:
             return
-        self.app.call_from_thread(self._show_neighbours, chunk_id, before, chunks, error)
+        try:
+            before, after = trawl.neighbours(hit.chunk_id, hit.doc_id)
+            error: BaseException | None = None
+        except Exception as exc:
+            before, after, error = [], [], exc
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._show_neighbours, hit.chunk_id, before, after, error)
 
-    def _show_neighbours(self, chunk_id: str, before: str | None,
-                         chunks: list[Chunk | None] | None, error: BaseException | None) -> None:
+    def _show_neighbours(self, chunk_id: str, before: list[Chunk], after: list[Chunk],
+                         error: BaseException | None) -> None:
         if chunk_id != self.hit.chunk_id:
             return
         widget = self.query_one("#detail-neighbours", Static)
@@ -132,29 +86,10 @@ class DetailScreen(Screen[None]):
             self.tapp.show_error(error, context="neighbouring chunks")
             widget.update(Text("neighbours: unavailable", style="dim"))
             return
-        if chunks is None and before is None and "#" not in chunk_id:
-            chunks = []
-        if chunks is None:
-            self.neighbours_supported = False
-            widget.update(Text("neighbours: this index cannot fetch chunks by id", style="dim"))
-            return
-        if before is None and not chunks:
-            widget.update(Text("neighbours: none (chunk id has no position)", style="dim"))
-            return
-        prev = chunks[0] if before is not None else None
-        nxt = chunks[-1]
-        self.neighbours = (prev, nxt)
-        out = Text()
-        for label, chunk, key in (("previous", prev, "←"), ("next", nxt, "→")):
-            out.append(f"{key} {label}: ", style="bold")
-            if chunk is None:
-                out.append("none\n", style="dim")
-            else:
-                out.append(f"{chunk.id}\n", style="dim")
-                out.append("   ")
-                width = max(40, self.size.width - 8) if self.size.width else 200
-                out.append_text(snippet(chunk.text, self.query_text, width))
-                out.append("\n")
+        self.neighbours = (before[-1] if before else None, after[0] if after else None)
+        width = (self.size.width - 8) if self.size.width else 100
+        out = Text("← → or [ ] walk to the neighbouring chunks\n", style="dim")
+        out.append_text(neighbours_text(before, after, self.query_text, width))
         widget.update(out)
 
     def action_neighbour(self, step: int) -> None:
@@ -166,18 +101,8 @@ class DetailScreen(Screen[None]):
         self.neighbours = (None, None)
         self.render_hit()
 
-    def action_copy_citation(self) -> None:
-        self.tapp.copy_citation(self.hit)
+    def action_copy(self) -> None:
+        self.tapp.copy_menu(self.hit)
 
     def action_open_path(self) -> None:
-        path = self.hit.source
-        if not path:
-            self.notify("This chunk has no source path", severity="warning")
-            return
-        url = path if "://" in path else f"file://{path}"
-        try:
-            self.app.open_url(url)
-        except Exception as exc:
-            self.tapp.show_error(exc, context="open file")
-            return
-        self.notify(citation(self.hit), title="Opening")
+        self.tapp.open_hit(self.hit)

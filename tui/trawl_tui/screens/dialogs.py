@@ -1,21 +1,34 @@
-"""Small modal dialogs: a path prompt (save/load session) and the query history."""
+"""Modal dialogs: path prompt, history, yes/no, failed open, copy menu.
+
+Every dialog scrolls when the terminal is small (``VerticalScroll`` with a max height) and
+has its own footer listing its keys.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+from trawl.errors import TrawlError
+from trawl.models import Hit
+
+from ..actions import COPY_KINDS, copy_payload
+from ..safe import clean, one_line
 
 
 class PathPrompt(ModalScreen[str | None]):
+    AUTO_FOCUS = "#prompt-path"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="prompt-cancel"),
+        Binding("enter", "noop", "Confirm", id="prompt-confirm"),
     ]
 
     def __init__(self, title: str, value: str) -> None:
@@ -24,38 +37,162 @@ class PathPrompt(ModalScreen[str | None]):
         self.value = value
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog") as box:
+        with VerticalScroll(classes="dialog") as box:
             box.border_title = self.title_text
-            yield Label("File (enter to confirm, escape to cancel)")
+            yield Label("File:")
             yield Input(self.value, id="prompt-path")
+        yield Footer()
 
     @on(Input.Submitted, "#prompt-path")
     def _submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
+
+    def action_noop(self) -> None:
+        self.dismiss(self.query_one(Input).value.strip() or None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
 class HistoryScreen(ModalScreen[str | None]):
+    """Earlier queries of this index, newest first; escape leaves the query as it was."""
+
+    AUTO_FOCUS = "#history-list"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="history-cancel"),
+        Binding("escape", "cancel", "Keep current query", id="history-cancel"),
+        Binding("enter", "choose", "Use query", id="history-choose"),
     ]
 
     def __init__(self, entries: list[str]) -> None:
-        super().__init__()
+        super().__init__(id="history")
         self.entries = list(reversed(entries))
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog") as box:
-            box.border_title = "Session history"
+        with VerticalScroll(classes="dialog") as box:
+            box.border_title = "Query history"
             if not self.entries:
                 yield Label("No queries yet: enter in the search box records one.")
-            yield OptionList(*[Option(q) for q in self.entries], id="history-list")
+            yield OptionList(*[Option(Text(one_line(q))) for q in self.entries],
+                             id="history-list")
+        yield Footer()
 
     @on(OptionList.OptionSelected, "#history-list")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.entries[event.option_index])
 
+    def action_choose(self) -> None:
+        index = self.query_one(OptionList).highlighted
+        if index is not None and self.entries:
+            self.dismiss(self.entries[index])
+
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes", id="confirm-yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm-no"),
+    ]
+
+    def __init__(self, question: str, *, yes: str = "Yes", no: str = "No") -> None:
+        super().__init__(id="confirm")
+        self.question, self.yes, self.no = question, yes, no
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog") as box:
+            box.border_title = "Confirm"
+            yield Static(Text(self.question), id="confirm-question")
+            with Horizontal(classes="buttons"):
+                yield Button(f"{self.yes} (y)", variant="primary", id="confirm-yes-button")
+                yield Button(f"{self.no} (n)", id="confirm-no-button")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm-yes-button", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm-yes-button")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+
+class OpenFailedScreen(ModalScreen[str]):
+    """``pick``, ``retry`` or ``quit`` (the app then exits with status 1)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "choose('pick')", "Pick index", id="failed-pick"),
+        Binding("r", "choose('retry')", "Retry", id="failed-retry"),
+        Binding("q,escape", "choose('quit')", "Quit", id="failed-quit"),
+    ]
+
+    def __init__(self, target: str, error: BaseException) -> None:
+        super().__init__(id="open-failed")
+        self.target = target
+        self.error = error
+
+    def compose(self) -> ComposeResult:
+        title = self.error.title if isinstance(self.error, TrawlError) else \
+            type(self.error).__name__
+        with VerticalScroll(classes="dialog") as box:
+            box.border_title = "Cannot open index"
+            text = Text()
+            text.append(f"{one_line(self.target) or 'index'}\n\n", style="bold")
+            text.append(f"{clean(title)}: ", style="bold red")
+            text.append(clean(self.error))
+            yield Static(text, id="failed-message")
+            with Horizontal(classes="buttons"):
+                yield Button("Pick another (p)", variant="primary", id="failed-pick-button")
+                yield Button("Retry (r)", id="failed-retry-button")
+                yield Button("Quit (q)", id="failed-quit-button")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#failed-pick-button", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(str(event.button.id).split("-")[1])
+
+    def action_choose(self, what: str) -> None:
+        self.dismiss(what)
+
+
+class CopyMenu(ModalScreen[str | None]):
+    """Copy the hit's path, text, citation or JSON."""
+
+    AUTO_FOCUS = "#copy-list"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "copy('path')", "Path", id="copy-path"),
+        Binding("t", "copy('text')", "Text", id="copy-text"),
+        Binding("c", "copy('citation')", "Citation", id="copy-citation"),
+        Binding("j", "copy('json')", "JSON", id="copy-json"),
+        Binding("escape", "copy('')", "Cancel", id="copy-cancel"),
+    ]
+
+    def __init__(self, hit: Hit) -> None:
+        super().__init__(id="copy")
+        self.hit = hit
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog") as box:
+            box.border_title = "Copy"
+            options = []
+            for kind in COPY_KINDS:
+                preview = one_line(copy_payload(self.hit, kind))
+                preview = preview[:50] + ("…" if len(preview) > 50 else "")
+                line = Text()
+                line.append(f"{kind[0]}  {kind:<9}", style="bold")
+                line.append(preview, style="dim")
+                options.append(Option(line, id=kind))
+            yield OptionList(*options, id="copy-list")
+        yield Footer()
+
+    @on(OptionList.OptionSelected, "#copy-list")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_copy(self, kind: str) -> None:
+        self.dismiss(kind or None)

@@ -14,31 +14,25 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from ..messages import IngestFinished, IngestProgress, StatsLoaded
+from ..messages import IngestFinished, StatsLoaded
+from ..present import human_bytes
+from ..safe import one_line
 
 if TYPE_CHECKING:
     from ..app import TrawlApp
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def stats_table(stats: dict[str, Any]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("index", str(stats.get("path", "-")))
-    table.add_row("pipeline", str(stats.get("pipeline", "-")))
+    table.add_row("index", Text(one_line(stats.get("path", "-"))))
+    table.add_row("pipeline", Text(one_line(stats.get("pipeline", "-"))))
     table.add_row("documents", str(stats.get("documents", 0)))
     for name, count in sorted(dict(stats.get("chunks", {})).items()):
-        table.add_row(f"chunks · {name}", str(count))
-    table.add_row("encoders", ", ".join(stats.get("encoders", [])) or "none (lexical only)")
+        table.add_row(Text(f"chunks · {one_line(name)}"), str(count))
+    table.add_row("encoders", Text(one_line(", ".join(stats.get("encoders", [])))
+                                   or "none (lexical only)"))
     table.add_row("disk", human_bytes(int(stats.get("disk_bytes", 0))))
     return table
 
@@ -46,7 +40,7 @@ def stats_table(stats: dict[str, Any]) -> Table:
 class IndexScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back", id="close-index"),
-        Binding("ctrl+r", "reload_stats", "Reload stats", id="reload-stats"),
+        Binding("f5", "reload_stats", "Reload stats", id="reload-stats"),
     ]
     BINDING_GROUP_TITLE = "Index"
 
@@ -74,9 +68,8 @@ class IndexScreen(Screen[None]):
         self.sub_title = "index"
         self.query_one(ProgressBar).display = False  # shown once an ingestion starts
         self.action_reload_stats()
-        state = self.tapp.ingest_state
-        if state is not None:
-            self.show_progress(*state)
+        if self.tapp.ingest_state is not None:
+            self.tapp._show_ingest_progress()
 
     def action_reload_stats(self) -> None:
         self._load_stats()
@@ -107,20 +100,17 @@ class IndexScreen(Screen[None]):
             return
         self.tapp.start_ingest(folder)
 
-    def show_progress(self, done: int, total: int | None, label: str) -> None:
+    def show_progress(self, done: int, total: int | None, text: str) -> None:
+        """``text`` carries the count, rate, elapsed time and ETA (updated every second)."""
         bar = self.query_one(ProgressBar)
         bar.display = True
         bar.update(total=total, progress=done)
-        of = f"/{total}" if total is not None else ""
-        self.query_one("#index-progress-label", Label).update(f"{label}: {done}{of} documents")
-
-    def ingest_progress(self, message: IngestProgress) -> None:
-        self.show_progress(message.done, message.total, message.label)
+        self.query_one("#index-progress-label", Label).update(Text(text))
 
     def ingest_finished(self, message: IngestFinished) -> None:
         label = self.query_one("#index-progress-label", Label)
         if message.summary is not None:
-            label.update(f"done: {message.summary.describe()}")
+            label.update(Text(f"done: {one_line(message.summary.describe())}"))
         else:
             label.update("failed")
         self.action_reload_stats()

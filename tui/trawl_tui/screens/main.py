@@ -1,40 +1,62 @@
-"""The search screen: query input, results list, status line."""
+"""The search screen: query, filter bar, results with a live preview, status line."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Container
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, OptionList
+from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.worker import get_current_worker
 
 from trawl.models import Hit
 from trawl.pipeline import SearchTrace
 
 from ..messages import SearchDone, SearchFailed, SearchRequest
-from ..widgets import ResultsList, SearchInput, StatusBar
+from ..safe import clean
+from ..session import parse_where_text
+from ..widgets import FilterBar, PreviewPane, ResultsList, SearchInput, StatusBar
 
 if TYPE_CHECKING:
     from ..app import TrawlApp
+
+WIDE = 120  # columns from which the preview sits beside the list
+GROUP_DEPTH = 5  # grouping by document fetches top_k × this many chunks (at most 200)
+
+
+def group_by_document(hits: list[Hit], top_k: int) -> tuple[list[Hit], dict[str, int]]:
+    """One hit per document (its best chunk, renumbered) and each document's chunk count."""
+    best: dict[str, Hit] = {}
+    counts: dict[str, int] = {}
+    for hit in hits:
+        counts[hit.doc_id] = counts.get(hit.doc_id, 0) + 1
+        best.setdefault(hit.doc_id, hit)
+    grouped = [h.model_copy(update={"rank": i}) for i, h in
+               enumerate(list(best.values())[:top_k], start=1)]
+    return grouped, counts
 
 
 class MainScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+t", "cycle_mode", "Mode", tooltip="Cycle retrievers: all, then each alone",
                 id="cycle-mode"),
-        Binding("ctrl+f", "cycle_fusion", "Fusion", tooltip="Cycle fusion rrf/weighted/dbsf",
-                id="cycle-fusion"),
-        Binding("ctrl+r", "toggle_rerank", "Rerank", id="toggle-rerank"),
-        Binding("ctrl+y", "copy_citation", "Copy cite", id="copy-citation"),
-        Binding("ctrl+l", "focus_search", "Search", show=False, id="focus-search"),
+        Binding("ctrl+f", "cycle_fusion", "Fusion", tooltip="Cycle fusion: pipeline's, then "
+                "the others", id="cycle-fusion", priority=True),
+        Binding("ctrl+e", "toggle_rerank", "Rerank", id="toggle-rerank", priority=True),
+        Binding("ctrl+g", "toggle_group", "Group", tooltip="One row per document",
+                id="toggle-group"),
+        Binding("ctrl+o", "open_hit", "Open", tooltip="Open the file in $VISUAL/$EDITOR",
+                id="open-hit", priority=True),
+        Binding("ctrl+y", "copy_hit", "Copy", tooltip="Copy path, text, citation or JSON",
+                id="copy-hit"),
+        Binding("ctrl+l", "focus_filter", "Filter", tooltip="Edit the filter (--where syntax)",
+                id="focus-filter"),
         Binding("escape", "focus_search", "Search", show=False, id="back-to-search"),
-        Binding("question_mark", "app.help", "Help", show=False, key_display="?",
-                id="help-question"),
     ]
     BINDING_GROUP_TITLE = "Search"
     AUTO_FOCUS = "#query"
@@ -46,6 +68,7 @@ class MainScreen(Screen[None]):
         self._last_change = 0.0
         self.painted: SearchRequest | None = None
         self._last_issued: tuple[str, object] | None = None
+        self.failed = False
 
     @property
     def tapp(self) -> TrawlApp:
@@ -54,28 +77,97 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield SearchInput(self.tapp.session.history, id="query",
-                          placeholder="Search… (enter: results · ↑↓ history · F1 help)",
+                          placeholder="Search…  (↓↑ hits · enter open · ctrl+r history · F1 help)",
                           cursor_blink=self.tapp.cursor_blink)
-        yield ResultsList(id="results")
+        yield FilterBar(id="where")
+        with Container(id="body"):
+            yield ResultsList(id="results")
+            yield Static(id="empty")
+            yield PreviewPane(id="preview")
         yield StatusBar(id="status", mask_latency=self.tapp.mask_latency)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(SearchInput).focus()
+        self.query_one(FilterBar).value = self.tapp.session.options.where
+        self._layout(self.size.width)
         self.tapp._index_ready()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._layout(event.size.width)
+
+    def _layout(self, width: int) -> None:
+        self.set_class(width >= WIDE, "-wide")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only the controls that apply: no rerank key without a reranker, no mode or
+        fusion keys with a single retriever."""
+        if action == "toggle_rerank":
+            return self.tapp.has_reranker()
+        if action in ("cycle_mode", "cycle_fusion"):
+            return len(self.tapp.retriever_names()) > 1
+        if action in ("open_hit", "copy_hit"):
+            return True if self.query_one(ResultsList).current_hit is not None else None
+        return True
 
     # -- status --------------------------------------------------------------------------
     def refresh_status(self) -> None:
         status = self.query_one(StatusBar)
-        trawl = self.tapp.trawl
-        if trawl is None:
+        info = self.tapp.info
+        if info is None:
             status.index_label = self.tapp.opening_label or "no index"
             status.options_label = ""
         else:
-            status.index_label = f"{trawl.pipeline.config.name}"
+            status.index_label = clean(info.pipeline)
             status.options_label = self.tapp.session.options.describe(
-                list(trawl.pipeline.retrievers))
+                info.retriever_names, info.fusion.method,
+                info.reranker if self.tapp.has_reranker() else None)
         status.refresh_text()
+        self.refresh_bindings()
+        self._show_empty_state()
+
+    def _show_empty_state(self) -> None:
+        """What to do when there is nothing to list."""
+        results = self.query_one(ResultsList)
+        empty = self.query_one("#empty", Static)
+        query = self.query_one(SearchInput).value
+        info = self.tapp.info
+        message = ""
+        if info is None:
+            message = (self.tapp.opening_label or "no index open") + \
+                "\n\nF3 index screen · ctrl+q quit"
+        elif not results.hits:
+            if info.documents == 0:
+                message = "index empty: F3 adds a folder"
+            elif not query.strip():
+                message = f"type to search {info.documents} documents"
+            elif self.failed:
+                message = "search failed: see the notification; edit the query or filter"
+            else:
+                tips = []
+                if self.tapp.session.options.where.strip():
+                    tips.append("clear the filter (ctrl+l)")
+                names = info.retriever_names
+                dense = [r.name for r in info.retrievers if r.encoder]
+                if len(names) > 1 and dense:
+                    tips.append(f"ctrl+t {dense[0]}")
+                message = "no hits" + (": try " + " or ".join(tips) if tips else "")
+        empty.update(message)
+        empty.display = bool(message)
+        results.display = not message
+        self.query_one(PreviewPane).display = not message
+
+    @work(thread=True, exclusive=True, group="fields", exit_on_error=False)
+    def load_fields(self) -> None:
+        """The index's metadata fields, for the filter bar's completion."""
+        trawl = self.tapp.trawl
+        if trawl is None:
+            return
+        try:
+            fields = trawl.metadata_fields()
+        except Exception:
+            return
+        self.app.call_from_thread(self.query_one(FilterBar).set_fields, fields)
 
     # -- searching -----------------------------------------------------------------------
     @on(Input.Changed, "#query")
@@ -94,10 +186,25 @@ class MainScreen(Screen[None]):
 
     @on(Input.Submitted, "#query")
     def _query_submitted(self, event: Input.Submitted) -> None:
-        self.tapp.session.history.add(event.value)
-        results = self.query_one(ResultsList)
-        if results.option_count:
-            results.focus()
+        self.tapp.remember_query(event.value)
+        self._open_current()
+
+    @on(Input.Submitted, "#where")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.apply_filter(event.value)
+
+    def apply_filter(self, text: str) -> bool:
+        bar = self.query_one(FilterBar)
+        try:
+            parse_where_text(text)
+        except Exception as exc:
+            bar.add_class("-invalid")
+            self.tapp.show_error(exc, "filter")
+            return False
+        bar.remove_class("-invalid")
+        self.tapp.set_options(self.tapp.session.options.with_(where=text.strip()))
+        self.query_one(SearchInput).focus()
+        return True
 
     def search_now(self, force: bool = False) -> None:
         """Search for what the input holds now, with the session's options.
@@ -127,22 +234,25 @@ class MainScreen(Screen[None]):
     def _search(self, request: SearchRequest) -> None:
         worker = get_current_worker()
         trawl = self.tapp.trawl
+        info = self.tapp.info
         if trawl is None:
             return
-        # One search at a time: a cancelled one still running finishes first, so
-        # ``last_trace`` always belongs to the search that just returned.
-        with self.tapp.search_lock:
-            if worker.is_cancelled:
+        options = request.options
+        kwargs = options.search_kwargs(info.fusion if info is not None else None)
+        if options.group_by_document:
+            kwargs["top_k"] = min(max(options.top_k, options.top_k * GROUP_DEPTH), 200)
+        trace = SearchTrace()  # this call's own timings, whatever other threads do
+        with self.tapp.search_lock:  # one search at a time; close waits for it
+            if worker.is_cancelled or self.tapp.trawl is not trawl:
                 return
             start = time.perf_counter()
             try:
-                hits = trawl.search(request.query, **request.options.search_kwargs())
+                hits = trawl.search(request.query, trace=trace, **kwargs)
             except Exception as exc:  # any failure becomes a notification
                 if not worker.is_cancelled:
                     self.post_message(SearchFailed(request, exc))
                 return
             elapsed = (time.perf_counter() - start) * 1000
-            trace = trawl.last_trace
         if not worker.is_cancelled:
             self.post_message(SearchDone(request, hits, trace, elapsed))
 
@@ -153,50 +263,97 @@ class MainScreen(Screen[None]):
     def on_search_done(self, message: SearchDone) -> None:
         if not self._is_current(message.request):
             return  # an older answer; a newer search is on its way or already painted
+        self.failed = False
         self._paint(message.request, message.hits, message.trace, message.elapsed_ms)
 
     def on_search_failed(self, message: SearchFailed) -> None:
         if not self._is_current(message.request):
             return
         self._last_issued = None  # retrying the same query is allowed
+        self.failed = True
         self.tapp.show_error(message.error, context="search failed")
         self.query_one(StatusBar).hits_label = "error"
         self.query_one(StatusBar).refresh_text()
+        if not self.query_one(ResultsList).hits:
+            self._show_empty_state()
 
     def _paint(self, request: SearchRequest, hits: list[Hit], trace: SearchTrace | None,
                elapsed_ms: float) -> None:
         results = self.query_one(ResultsList)
-        results.show(hits, request.query)
+        counts: dict[str, int] = {}
+        if request.options.group_by_document:
+            hits, counts = group_by_document(hits, request.options.top_k)
+        results.show(hits, request.query, counts)
         status = self.query_one(StatusBar)
         if request.query.strip():
-            status.hits_label = f"{len(hits)} hits"
+            unit = "documents" if request.options.group_by_document else "hits"
+            status.hits_label = f"{len(hits)} {unit}"
             if trace is not None:
-                status.set_latency(elapsed_ms, trace)
+                info = self.tapp.info
+                status.set_latency(elapsed_ms, trace,
+                                   has_encoder=info is None or info.has_encoder)
         else:
             status.hits_label = ""
             status.latency_label = ""
         self.refresh_status()
+        self._update_preview()
         self.painted = request
         # timestamp once the compositor has drawn the new results (benchmarks read it)
         self.call_after_refresh(self.tapp.record_paint, request)
 
+    # -- moving through hits -------------------------------------------------------------
+    @on(OptionList.OptionHighlighted, "#results")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self._update_preview()
+        self.refresh_bindings()
+
+    def _update_preview(self) -> None:
+        results = self.query_one(ResultsList)
+        self.query_one(PreviewPane).show(results.current_hit, results.query_text)
+
+    def move_hit(self, action: str) -> None:
+        """Move the highlight from wherever focus is (the query keeps focus)."""
+        results = self.query_one(ResultsList)
+        if results.option_count:
+            getattr(results, f"action_{action}")()
+
+    def type_into_query(self, text: str) -> None:
+        """Letters typed in the list go to the query (fzf-style)."""
+        field = self.query_one(SearchInput)
+        field.focus()
+        field.insert_text_at_cursor(text)
+
     # -- result actions ------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#results")
-    def _open_detail(self, event: OptionList.OptionSelected) -> None:
-        hit = self.query_one(ResultsList).current_hit
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self._open_current()
+
+    def _open_current(self) -> None:
+        results = self.query_one(ResultsList)
+        hit = results.current_hit
         if hit is not None:
-            self.tapp.session.history.add(self.query_one(ResultsList).query_text)
-            self.tapp.open_detail(hit, self.query_one(ResultsList).query_text)
+            self.tapp.remember_query(results.query_text)
+            self.tapp.open_detail(hit, results.query_text)
 
     def action_focus_search(self) -> None:
         self.query_one(SearchInput).focus()
 
-    def action_copy_citation(self) -> None:
+    def action_focus_filter(self) -> None:
+        self.query_one(FilterBar).focus()
+
+    def action_copy_hit(self) -> None:
         hit = self.query_one(ResultsList).current_hit
         if hit is None:
             self.notify("No hit selected", severity="warning")
             return
-        self.tapp.copy_citation(hit)
+        self.tapp.copy_menu(hit)
+
+    def action_open_hit(self) -> None:
+        hit = self.query_one(ResultsList).current_hit
+        if hit is None:
+            self.notify("No hit selected", severity="warning")
+            return
+        self.tapp.open_hit(hit)
 
     def action_cycle_mode(self) -> None:
         self.tapp.cycle_mode()
@@ -206,6 +363,10 @@ class MainScreen(Screen[None]):
 
     def action_toggle_rerank(self) -> None:
         self.tapp.toggle_rerank()
+
+    def action_toggle_group(self) -> None:
+        options = self.tapp.session.options
+        self.tapp.set_options(options.with_(group_by_document=not options.group_by_document))
 
     def set_query(self, query: str) -> None:
         field = self.query_one(SearchInput)

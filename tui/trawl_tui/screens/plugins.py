@@ -12,6 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from ..safe import clean, one_line
+
 
 def plugins_table(infos: list[Any]) -> Table:
     table = Table(expand=True, show_lines=False, header_style="bold")
@@ -20,15 +22,16 @@ def plugins_table(infos: list[Any]) -> Table:
     table.add_column("version")
     table.add_column("components", ratio=2)
     for info in infos:
-        comps = ", ".join(f"{c['kind']}:{c['name']}" for c in info.components) or "-"
-        name = Text(info.name + (" (core)" if info.builtin else ""))
+        comps = one_line(", ".join(f"{c['kind']}:{c['name']}" for c in info.components) or "-")
+        name = Text(one_line(info.name) + (" (core)" if info.builtin else ""))
         if info.error:
             name.stylize("bold red")
             comps_text = Text(f"{comps}\n") if info.components else Text()
-            comps_text.append(info.error, style="red")
+            comps_text.append(clean(info.error), style="red")
         else:
             comps_text = Text(comps)
-        table.add_row(name, info.distribution, info.version, comps_text)
+        table.add_row(name, Text(one_line(info.distribution)), Text(one_line(info.version)),
+                      comps_text)
     return table
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
+from textual import events
+from textual.binding import Binding, BindingType
 from textual.content import Content, Span
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
@@ -9,42 +14,55 @@ from textual.widgets.option_list import Option
 from trawl.models import Hit
 
 from ..highlight import HIGHLIGHT_STYLE, bar, match_spans, snippet_text
+from ..safe import one_line
 
 
 def _fmt(score: float) -> str:
     return f"{score:.4f}" if abs(score) < 10 else f"{score:.2f}"
 
 
-def render_hit(hit: Hit, query: str, source_max: dict[str, float], snippet_width: int) -> Content:
+def render_hit(hit: Hit, query: str, source_max: dict[str, float], snippet_width: int,
+               rank_width: int = 3, chunks_in_doc: int = 0) -> Content:
     """Three lines: rank, score, title and path / per-source rank, bar and score / snippet.
 
-    Built as textual ``Content`` from (text, style) parts: building rich ``Text`` and
-    converting it costs several times more, and this runs on every keystroke.
+    Rank columns are as wide as the largest rank shown, so #100 and beyond never run into
+    the bars. Built as textual ``Content`` from plain (text, style) parts (never parsed as
+    markup; control characters removed): this runs on every keystroke.
     """
-    title = hit.title or hit.source or hit.doc_id
+    title = one_line(hit.title or hit.source or hit.doc_id)
+    indent = " " * (rank_width + 2)
     parts: list[str | tuple[str, str]] = [
-        (f"{hit.rank:>3} ", "bold"), (f"{_fmt(hit.score):>8}  ", "cyan"), (title, "bold")]
+        (f"{hit.rank:>{rank_width}}  ", "bold"), (f"{_fmt(hit.score):>8}  ", "cyan"),
+        (title, "bold")]
+    if chunks_in_doc > 1:
+        parts.append((f"  ({chunks_in_doc} chunks)", "yellow"))
     if hit.title and hit.source:
-        parts.append((f"  {hit.source}", "dim"))
+        parts.append((f"  {one_line(hit.source)}", "dim"))
     parts.append("\n")
     if hit.scores_by_source:
-        parts.append("     ")
+        parts.append(indent)
+        src_width = max(len(str(s.rank)) for s in hit.scores_by_source.values())
         for name, src in sorted(hit.scores_by_source.items()):
             top = source_max.get(name, 0.0)
             frac = src.score / top if top > 0 else 0.0
-            parts += [(f"{name} ", "dim"), (f"#{src.rank:<3}", "magenta"),
+            parts += [(f"{one_line(name)} ", "dim"), (f"#{src.rank:<{src_width}} ", "magenta"),
                       (bar(frac, 5), "green"), (f" {_fmt(src.score)}   ", "dim")]
         parts.append("\n")
-    head = Content.assemble(*parts, "     ", strip_control_codes=False)
-    text = snippet_text(hit.text, query, snippet_width)
+    head = Content.assemble(*parts, indent, strip_control_codes=False)
+    text = snippet_text(one_line(hit.text), query, snippet_width)
     offset = len(head.plain)
     spans = [Span(offset + a, offset + b, HIGHLIGHT_STYLE) for a, b in match_spans(text, query)]
     return Content(head.plain + text, spans=[*head.spans, *spans])
 
 
 class ResultsList(OptionList):
-    """Hits of the last painted search; ``enter`` opens the detail screen."""
+    """Hits of the last painted search; ``enter`` opens the detail screen, ``j``/``k`` move,
+    and printable keys go back to the query (as in fzf)."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, id="list-down"),
+        Binding("k", "cursor_up", "Up", show=False, id="list-up"),
+    ]
     DEFAULT_CSS = """
     ResultsList { height: 1fr; }
     ResultsList > .option-list--option { padding: 0 1; }
@@ -54,26 +72,51 @@ class ResultsList(OptionList):
         super().__init__(id=id)
         self.hits: list[Hit] = []
         self.query_text = ""
+        self.chunk_counts: Mapping[str, int] = {}
+        self._rendered_width = 0
 
     @property
     def snippet_width(self) -> int:
         """One line of snippet: the list's width less the indent, padding and scrollbar."""
         width = self.size.width
-        return max(30, width - 10) if width else 100
+        return max(20, width - 11) if width else 100
 
-    def show(self, hits: list[Hit], query: str) -> None:
+    def show(self, hits: list[Hit], query: str,
+             chunk_counts: Mapping[str, int] | None = None) -> None:
         self.hits = list(hits)
         self.query_text = query
+        self.chunk_counts = dict(chunk_counts or {})
+        self._render_options(keep_highlight=False)
+
+    def _render_options(self, keep_highlight: bool) -> None:
+        hits = self.hits
         source_max: dict[str, float] = {}
         for h in hits:
             for name, src in h.scores_by_source.items():
                 source_max[name] = max(source_max.get(name, 0.0), src.score)
         width = self.snippet_width
-        options = [Option(render_hit(h, query, source_max, width), id=h.chunk_id) for h in hits]
+        self._rendered_width = self.size.width
+        rank_width = max([3, *(len(str(h.rank)) for h in hits)])
+        previous = self.highlighted
+        options = [Option(render_hit(h, self.query_text, source_max, width, rank_width,
+                                     self.chunk_counts.get(h.doc_id, 0)), id=h.chunk_id)
+                   for h in hits]
         with self.app.batch_update():
             self.set_options(options)
             if options:
-                self.highlighted = 0
+                keep = keep_highlight and previous is not None and previous < len(options)
+                self.highlighted = previous if keep else 0
+
+    def on_resize(self, event: events.Resize) -> None:
+        # snippets are cut to the width: redraw them for the new one
+        if self.hits and event.size.width != self._rendered_width:
+            self._render_options(keep_highlight=True)
+
+    def on_key(self, event: events.Key) -> None:
+        if event.is_printable and event.character and event.key not in ("j", "k"):
+            event.stop()
+            event.prevent_default()
+            self.screen.type_into_query(event.character)  # type: ignore[attr-defined]
 
     @property
     def current_hit(self) -> Hit | None:

@@ -1,4 +1,4 @@
-"""The query input: search-as-you-type, with shell-like history on up/down."""
+"""The query input: search-as-you-type; arrows and ctrl+n/ctrl+p move through the hits."""
 
 from __future__ import annotations
 
@@ -11,9 +11,16 @@ from ..session import History
 
 
 class SearchInput(Input):
+    """Focus stays here while the highlight moves (as in fzf); history is on ctrl+r, so an
+    arrow key never replaces the query being typed."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "history_prev", "Older query", show=False, id="history-prev"),
-        Binding("down", "history_next", "Newer query", show=False, id="history-next"),
+        Binding("down,ctrl+n", "move('cursor_down')", "Next hit", show=False, id="hit-next",
+                priority=True),
+        Binding("up,ctrl+p", "move('cursor_up')", "Previous hit", show=False, id="hit-prev",
+                priority=True),
+        Binding("pagedown", "move('page_down')", "Page down", show=False, id="hit-page-down"),
+        Binding("pageup", "move('page_up')", "Page up", show=False, id="hit-page-up"),
     ]
     BINDING_GROUP_TITLE = "Query"
 
@@ -23,15 +30,5 @@ class SearchInput(Input):
         self.history = history
         self.cursor_blink = cursor_blink
 
-    def _recall(self, value: str | None) -> None:
-        if value is None:
-            self.app.bell()
-            return
-        self.value = value
-        self.cursor_position = len(value)
-
-    def action_history_prev(self) -> None:
-        self._recall(self.history.previous())
-
-    def action_history_next(self) -> None:
-        self._recall(self.history.next())
+    def action_move(self, action: str) -> None:
+        self.screen.move_hit(action)  # type: ignore[attr-defined]

@@ -22,14 +22,17 @@ class StatusBar(Static):
         self.latency_label = ""
         self.activity = ""
 
-    def set_latency(self, elapsed_ms: float, trace: SearchTrace) -> None:
+    def set_latency(self, elapsed_ms: float, trace: SearchTrace, *,
+                    has_encoder: bool = True) -> None:
+        """Total time with its split; no encoder time on lexical-only pipelines."""
         if self.mask_latency:
             self.latency_label = "‒ ms"
         else:
-            parts = f"enc {trace.encode_ms:.1f} · ret {trace.retrieve_ms:.1f}"
+            parts = [f"enc {trace.encode_ms:.1f}"] if has_encoder else []
+            parts.append(f"ret {trace.retrieve_ms:.1f}")
             if trace.rerank_ms:
-                parts += f" · rr {trace.rerank_ms:.1f}"
-            self.latency_label = f"{elapsed_ms:.1f} ms ({parts})"
+                parts.append(f"rr {trace.rerank_ms:.1f}")
+            self.latency_label = f"{elapsed_ms:.1f} ms ({' · '.join(parts)})"
         self.refresh_text()
 
     def refresh_text(self) -> None:
