@@ -428,7 +428,9 @@ class TrawlApp(App[None]):
 
         self.push_screen(PipelineScreen(self.session.options, self.retriever_names(),
                                         has_reranker=self.has_reranker(),
-                                        reranker_default=self.reranker_default()), done)
+                                        reranker_default=self.reranker_default(),
+                                        pipeline_fusion=self.info.fusion.method
+                                        if self.info is not None else "rrf"), done)
 
     def action_index_screen(self) -> None:
         if self.trawl is None:

@@ -42,7 +42,12 @@ def group_by_document(hits: list[Hit], top_k: int) -> tuple[list[Hit], dict[str,
 
 
 class MainScreen(Screen[None]):
+    # Footer order is importance order: at 80 columns the last ones are cut. F1, ctrl+q and
+    # ctrl+r repeat the app's bindings so that they come first here.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "app.help", "Help", id="main-help"),
+        Binding("ctrl+q", "app.quit", "Quit", id="main-quit", priority=True),
+        Binding("ctrl+r", "app.history", "History", id="main-history", priority=True),
         Binding("ctrl+t", "cycle_mode", "Mode", tooltip="Cycle retrievers: all, then each alone",
                 id="cycle-mode"),
         Binding("ctrl+f", "cycle_fusion", "Fusion", tooltip="Cycle fusion: pipeline's, then "
@@ -54,8 +59,10 @@ class MainScreen(Screen[None]):
                 id="open-hit", priority=True),
         Binding("ctrl+y", "copy_hit", "Copy", tooltip="Copy path, text, citation or JSON",
                 id="copy-hit"),
+        Binding("f2", "app.pipeline", "Pipeline", id="main-pipeline"),
+        Binding("f3", "app.index_screen", "Index", id="main-index"),
         Binding("ctrl+l", "focus_filter", "Filter", tooltip="Edit the filter (--where syntax)",
-                id="focus-filter"),
+                id="focus-filter", show=False),
         Binding("escape", "focus_search", "Search", show=False, id="back-to-search"),
     ]
     BINDING_GROUP_TITLE = "Search"
@@ -98,6 +105,9 @@ class MainScreen(Screen[None]):
 
     def _layout(self, width: int) -> None:
         self.set_class(width >= WIDE, "-wide")
+        footer = self.query_one(Footer)
+        footer.compact = width < WIDE
+        footer.show_command_palette = width >= WIDE
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Only the controls that apply: no rerank key without a reranker, no mode or

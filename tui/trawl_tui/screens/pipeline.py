@@ -7,9 +7,18 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, RadioButton, RadioSet, SelectionList, Switch
+from textual.widgets import (
+    Button,
+    Footer,
+    Input,
+    Label,
+    RadioButton,
+    RadioSet,
+    SelectionList,
+    Switch,
+)
 
 from ..session import FUSION_METHODS, SearchOptions
 
@@ -24,16 +33,18 @@ class PipelineScreen(ModalScreen[SearchOptions | None]):
     BINDING_GROUP_TITLE = "Pipeline"
 
     def __init__(self, options: SearchOptions, retrievers: list[str], *,
-                 has_reranker: bool, reranker_default: bool) -> None:
+                 has_reranker: bool, reranker_default: bool,
+                 pipeline_fusion: str = "rrf") -> None:
         super().__init__(id="pipeline")
         self.options = options
         self.retrievers = retrievers
         self.has_reranker = has_reranker
         self.reranker_default = reranker_default
+        self.pipeline_fusion = pipeline_fusion
 
     def compose(self) -> ComposeResult:
         chosen = set(self.options.retrievers) or set(self.retrievers)
-        with Vertical(id="pipeline-dialog", classes="dialog") as box:
+        with VerticalScroll(id="pipeline-dialog", classes="dialog") as box:
             box.border_title = "Pipeline"
             yield Label("Retrievers")
             yield SelectionList[str](*[(name, name, name in chosen) for name in self.retrievers],
@@ -41,8 +52,9 @@ class PipelineScreen(ModalScreen[SearchOptions | None]):
             yield Label("Fusion (when two or more retrievers run)")
             with RadioSet(id="pipeline-fusion"):
                 for method in FUSION_METHODS:
-                    yield RadioButton(method, value=method == self.options.fusion,
-                                      id=f"fusion-{method}")
+                    current = self.options.fusion or self.pipeline_fusion
+                    label = f"{method} (pipeline)" if method == self.pipeline_fusion else method
+                    yield RadioButton(label, value=method == current, id=f"fusion-{method}")
             with Horizontal(classes="row"):
                 yield Label("Reranker ", classes="row-label")
                 rerank = self.options.rerank
@@ -57,6 +69,7 @@ class PipelineScreen(ModalScreen[SearchOptions | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Apply", variant="primary", id="pipeline-apply-button")
                 yield Button("Cancel", id="pipeline-cancel-button")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).focus()
@@ -75,7 +88,10 @@ class PipelineScreen(ModalScreen[SearchOptions | None]):
             self.notify("top_k must be a number from 1 to 1000", severity="warning")
             return None
         pressed = self.query_one(RadioSet).pressed_button
-        fusion = str(pressed.label) if pressed is not None else self.options.fusion
+        fusion = (str(pressed.id).removeprefix("fusion-") if pressed is not None
+                  else self.options.fusion)
+        if fusion == self.pipeline_fusion:
+            fusion = None  # the pipeline's own: ranks like `trawl search`
         ordered = tuple(n for n in self.retrievers if n in chosen)
         retrievers = () if len(ordered) == len(self.retrievers) else ordered
         rerank: bool | None = self.options.rerank

@@ -51,7 +51,7 @@ class FilterBar(Input):
 
     def __init__(self, *, id: str | None = None) -> None:
         self.field_suggester = FieldSuggester()
-        super().__init__(placeholder="filter: year>=2020 lang=en  (tab completes fields)",
+        super().__init__(placeholder="filter (ctrl+l): year>=2020 lang=en · tab completes fields",
                          id=id, suggester=self.field_suggester, select_on_focus=False)
 
     def set_fields(self, fields: dict[str, list[str]]) -> None:
