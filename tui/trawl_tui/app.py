@@ -20,7 +20,7 @@ from textual.worker import get_current_worker
 
 from trawl.api import Trawl
 from trawl.catalog import IndexInfo
-from trawl.errors import TrawlError
+from trawl.errors import InputError, TrawlError
 from trawl.models import Hit
 from trawl.plugins import PluginHost, default_host
 
@@ -186,7 +186,13 @@ class TrawlApp(App[None]):
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _open_index(self, path: str, pipeline: str | None, create: bool = True) -> None:
         try:
-            trawl = Trawl.open(path, pipeline=pipeline, show_progress=False, create=create)
+            opened = Trawl.open(path, pipeline=pipeline, show_progress=False, create=create)
+            if not isinstance(opened, Trawl):  # a served index (`trawl serve` holds it)
+                opened.close()
+                raise InputError(f"index {path} is served by `trawl serve`; the TUI cannot "
+                                 "attach to a served index yet: stop the server or search "
+                                 "through it with `trawl search`")
+            trawl = opened
             info = trawl.info()
         except Exception as exc:
             self.call_from_thread(self._open_failed, exc)

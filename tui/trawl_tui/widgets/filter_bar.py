@@ -44,15 +44,15 @@ class FilterBar(Input):
         Binding("tab", "accept_or_next", "Complete", show=False, id="filter-complete"),
     ]
     DEFAULT_CSS = """
-    FilterBar { border: none; height: 1; padding: 0 1; background: $boost; }
-    FilterBar:focus { border: none; background: $boost; }
+    FilterBar, FilterBar:focus { height: 1; padding: 0 1; background: $boost; }
     FilterBar.-invalid { color: $error; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         self.field_suggester = FieldSuggester()
         super().__init__(placeholder="filter (ctrl+l): year>=2020 lang=en · tab completes fields",
-                         id=id, suggester=self.field_suggester, select_on_focus=False)
+                         id=id, suggester=self.field_suggester, select_on_focus=False,
+                         compact=True)
 
     def set_fields(self, fields: dict[str, list[str]]) -> None:
         self.field_suggester.fields = dict(fields)
