@@ -235,3 +235,14 @@ def test_async_variants(host: trawl.PluginHost) -> None:
             await t.aget("d1")
 
     asyncio.run(main())
+
+
+def test_a_filter_on_a_field_no_document_has_is_empty_on_every_retriever(
+        host: trawl.PluginHost) -> None:
+    t = Trawl.memory(HYBRID, host=host)
+    t.add(DOCS)
+    for retrievers in (["bm25"], ["dense"], None):
+        assert t.search("document topic", 5, {"tenant": "acme"}, retrievers=retrievers) == []
+        everything = t.search("document topic", 10, {"not": {"tenant": "acme"}},
+                              retrievers=retrievers)
+        assert len(everything) == len(t.search("document topic", 10, retrievers=retrievers))
