@@ -418,7 +418,19 @@ def stats(index: str | None, as_json: bool) -> None:
         _echo_json(data)
     else:
         for k, v in data.items():
+            if k in ("disk_bytes", "apparent_bytes") and isinstance(v, int):
+                v = f"{v} ({_human_bytes(v)}{' allocated on disk' if k == 'disk_bytes' else ''})"
             click.echo(safe_text(f"{k}: {v}"))
+
+
+def _human_bytes(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB"):
+        n /= 1024
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GiB"
 
 
 def _show_traceback(exc: BaseException) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,22 @@ def test_folder_sizes_count_hard_links_once_and_skip_symlinks(tmp_path: Path) ->
     (tmp_path / "c").symlink_to(tmp_path / "a")
     allocated, apparent = folder_sizes(tmp_path)
     assert apparent == 5000 and allocated == os.stat(tmp_path / "a").st_blocks * 512
+
+
+
+@pytest.mark.skipif("bm25" not in trawl.PluginHost().registry.names("index"),
+                    reason="trawl_bm25 plugin not available")
+def test_cli_stats_prints_allocated_and_apparent_size(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "idx"
+    with trawl.Trawl.open(folder, pipeline="bm25", show_progress=False) as t:
+        t.add(["some text to store"])
+    env = {**os.environ, "TRAWL_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "trawl.cli", "stats", "--index", str(folder)],
+                         capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(": ", 1) for line in out.stdout.splitlines())
+    assert re.fullmatch(r"\d+ \(\d+\.\d KiB allocated on disk\)", lines["disk_bytes"])
+    assert re.fullmatch(r"\d+ \(\d+\.\d KiB\)", lines["apparent_bytes"])

@@ -284,3 +284,29 @@ def test_uninstall_fails_when_pip_declines(site: Path, tmp_path: Path) -> None:
     out = _trawl("uninstall", "-y", "hello", site=site, home=tmp_path)  # outside the venv
     assert out.returncode == 1 and "pip did not remove trawl-hello" in out.stderr
     assert (site / "trawl_hello_mod.py").exists()
+
+
+@needs_bm25
+def test_ctrl_c_skips_a_plugin_that_hangs_in_process(site: Path, tmp_path: Path,
+                                                    bm25_index: Path) -> None:
+    import signal
+
+    write_fake_plugin(site, "trawl-sloth", "sloth", "trawl_sloth_mod",
+                      "import time\ntime.sleep(120)\n")
+    env = {**os.environ, "TRAWL_HOME": str(tmp_path), "TRAWL_PLUGIN_SLOW_S": "0.5",
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "trawl.cli", "search", "turbine", "--index",
+                             str(bm25_index), "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        warning = proc.stderr.readline()  # blocks until the slow-plugin warning
+        assert "plugin 'sloth' (distribution 'trawl-sloth') is still in import" in warning
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert [h["doc_id"] for h in json.loads(out)["hits"]] == ["a"]
