@@ -182,7 +182,7 @@ class CopyMenu(ModalScreen[str | None]):
             options = []
             for kind in COPY_KINDS:
                 preview = one_line(copy_payload(self.hit, kind))
-                preview = preview[:50] + ("…" if len(preview) > 50 else "")
+                preview = preview[:40] + ("…" if len(preview) > 40 else "")
                 line = Text()
                 line.append(f"{kind[0]}  {kind:<9}", style="bold")
                 line.append(preview, style="dim")
