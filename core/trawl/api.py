@@ -52,6 +52,7 @@ from .storage import (
     read_json,
     remove_created_folder,
 )
+from .tokens_repair import repair_token_store
 
 PIPELINE_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.sqlite"
@@ -332,19 +333,18 @@ class Trawl:
                     r.delete(extra)
                     stray += len(extra)
                 missing |= committed - held
-                if r.tokens is not None:
-                    tok_extra = sorted(r.tokens.doc_ids() - committed)
-                    if tok_extra:
-                        r.tokens.delete_docs(tok_extra)
             if missing:
                 self._delete_everywhere(sorted(missing))
                 self.manifest.remove(sorted(missing))
-        return {"pending": len(pending), "stray": stray, "missing": len(missing)}
+            tokens = repair_token_store(self, committed - missing)
+        return {"pending": len(pending), "stray": stray, "missing": len(missing),
+                "tokens_rebuilt": tokens}
 
     def _delete_everywhere(self, doc_ids: Sequence[str]) -> int:
         removed = 0
         for r in self.pipeline.retrievers.values():
             removed = max(removed, r.delete(doc_ids))
+        self.pipeline.delete_tokens(doc_ids)
         return removed
 
     # -- writing ---------------------------------------------------------------------------
@@ -415,6 +415,7 @@ class Trawl:
             # CPU-heavy encoding happens here, outside the exclusive lock, and before anything
             # is marked: an encoder that fails leaves the index and manifest untouched.
             encoded = {n: r.encode_chunks(chunks) for n, r in self.pipeline.retrievers.items()}
+            token_sets = self.pipeline.encode_tokens(chunks, encoded)
             ids = [d.id for d, _, _ in batch]
             self.manifest.mark(entries, "pending")
             with self._lock.write():
@@ -423,6 +424,7 @@ class Trawl:
                     if updated:
                         self._delete_everywhere(updated)
                     self.pipeline.write(chunks, encoded)
+                    self.pipeline.write_tokens(chunks, token_sets)
                 except Exception:
                     self._roll_back(ids)
                     raise

@@ -26,6 +26,7 @@ from .models import Chunk, Hit
 
 if TYPE_CHECKING:
     from .plugins import ComponentRegistry
+    from .tokens import TokenStore
 
 FloatArray = npt.NDArray[np.float32]
 EncoderKind = Literal["dense", "multivector", "sparse"]
@@ -294,11 +295,28 @@ class IndexQuery:
 
 
 class Reranker(Component):
-    """Reorders candidate hits; returns new ``Hit`` objects with its score in ``scores_by_source``."""
+    """Reorders candidate hits; returns new ``Hit`` objects with its score in ``scores_by_source``.
+
+    A reranker that scores from per-chunk token vectors (late interaction) returns its
+    multi-vector encoder from ``token_encoder``: the host then encodes every chunk with it
+    at index time, keeps the vectors in the index's token store and hands the store over
+    with ``use_token_store``, so no stored passage is encoded at query time.
+    """
+
+    #: Set by ``use_token_store``: where stored chunks' token vectors are read from.
+    token_store: TokenStore | None = None
 
     @abstractmethod
     def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
         """Best ``top_k`` of ``hits`` by this reranker's score, rank from 1."""
+
+    def token_encoder(self) -> Encoder | None:
+        """The multi-vector encoder whose document vectors should be stored (default: none)."""
+        return None
+
+    def use_token_store(self, store: TokenStore) -> None:
+        """Read candidates' token vectors (made by ``token_encoder``) from ``store``."""
+        self.token_store = store
 
 
 class MultiVectorTransform(Component):

@@ -8,6 +8,7 @@ of documents (``Trawl`` does that).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,10 @@ from .filters import Filter
 from .fusion import fuse
 from .models import Chunk, Hit, SourceScore
 from .plugins import ComponentRegistry
-from .storage import TokenStore
-from .vectors import maxsim_scores
+from .tokens import LEGACY_FILE, TokenStore
+
+# Retriever folders cannot hold a dot, so no retriever (even one named "tokens") clashes.
+TOKENS_DIR = "tokens.d"
 
 
 @dataclass
@@ -77,7 +80,9 @@ class Retriever:
                                                  show_progress=show_progress)
 
     def write(self, chunks: Sequence[Chunk], encoded: Any) -> None:
-        """Store chunks (and their encodings from ``encode_chunks``) in the index."""
+        """Store chunks (and their encodings from ``encode_chunks``) in the index.
+
+        Token vectors go to the pipeline's token store (``Pipeline.write_tokens``)."""
         if not chunks:
             return
         if self.index.input == "text":
@@ -87,8 +92,6 @@ class Retriever:
             sets = cast(list[FloatArray], encoded)
             with plugin_call(self.transform, "transform", "encode_document_set"):
                 vectors = self.transform.encode_document_set(sets)
-            if self.tokens is not None:
-                self.tokens.put([c.id for c in chunks], [c.doc_id for c in chunks], sets)
             with plugin_call(self.index, "index", "upsert"):
                 self.index.upsert(chunks, vectors)
         elif self.field is not None:
@@ -133,9 +136,11 @@ class Retriever:
             hits = self.index.search(IndexQuery(text=text, vector=qvec), depth, filters)
         if not self.config.exact_rerank or self.tokens is None or not hits:
             return hits
-        docs = self.tokens.get([h.chunk_id for h in hits])
-        empty = np.zeros((0, qset.shape[1]), dtype=np.float32)
-        exact = maxsim_scores(qset, [d if d is not None else empty for d in docs])
+        exact, stored = self.tokens.maxsim(qset, [h.chunk_id for h in hits])
+        if not stored.all():
+            warnings.warn(f"retriever {self.name!r}: {int((~stored).sum())} candidates have no "
+                          "stored token vectors (scored 0); reopen the index to rebuild the "
+                          "token store", RuntimeWarning, stacklevel=2)
         order = sorted(range(len(hits)), key=lambda i: (-float(exact[i]), hits[i].chunk_id))
         out = []
         for rank, i in enumerate(order, start=1):
@@ -153,10 +158,7 @@ class Retriever:
 
     def delete(self, doc_ids: Sequence[str]) -> int:
         with plugin_call(self.index, "index", "delete"):
-            removed = self.index.delete(doc_ids)
-        if self.tokens is not None:
-            self.tokens.delete_docs(doc_ids)
-        return removed
+            return self.index.delete(doc_ids)
 
     def count(self) -> int:
         with plugin_call(self.index, "index", "count"):
@@ -164,8 +166,6 @@ class Retriever:
 
     def close(self) -> None:
         self.index.close()
-        if self.tokens is not None:
-            self.tokens.close()
 
 
 @dataclass
@@ -195,6 +195,12 @@ class Pipeline:
         self.reranker: Reranker | None = None
         self.state: dict[str, Any] = dict(state or {})
         self._stores: dict[str, Index] = {}
+        #: The index's token store (one per index) and the encoder that fills it; the
+        #: producer is a multi-vector retriever (its encodings are stored as they are
+        #: written) or else a reranker that scores from stored token vectors.
+        self.tokens: TokenStore | None = None
+        self.token_encoder: Encoder | None = None
+        self._token_retriever: str | None = None
         try:
             for rc in config.retrievers:
                 if rc.store is None:
@@ -205,9 +211,92 @@ class Pipeline:
                 self.reranker = cast(Reranker, registry.build(
                     "reranker", config.reranker.name, config.reranker.config,
                     ComponentContext(name=config.reranker.name)))
+            self._open_token_store()
         except BaseException:
             self.close()
             raise
+
+    # -- token store ----------------------------------------------------------------------
+    def _open_token_store(self) -> None:
+        for r in self.retrievers.values():
+            if r.transform is not None and r.encoder is not None:
+                self.token_encoder, self._token_retriever = r.encoder, r.name
+                break
+        if self.reranker is not None:
+            wanted = self.reranker.token_encoder()
+            if wanted is not None and self.token_encoder is None:
+                self.token_encoder = wanted
+        folder = self.storage_dir / TOKENS_DIR if self.storage_dir else None
+        legacy = [self.storage_dir / r.name / LEGACY_FILE for r in self.retrievers.values()
+                  if self.storage_dir is not None
+                  and (self.storage_dir / r.name / LEGACY_FILE).exists()]
+        exists = folder is not None and folder.exists()
+        if self.token_encoder is None and not exists:
+            return  # nothing here reads or writes token vectors
+        # Opened even when nothing in this pipeline reads it, so deletes keep it in step.
+        self.tokens = TokenStore(folder)
+        for path in legacy:  # an index from an earlier version: one SQLite store per retriever
+            self.tokens.import_legacy(path)
+            for suffix in ("", "-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+        for r in self.retrievers.values():
+            if r.transform is not None:
+                r.tokens = self.tokens
+        fingerprint = self.token_fingerprint()
+        if fingerprint is not None:
+            stored = self.tokens.producer
+            if stored is not None and stored != fingerprint:
+                warnings.warn(f"token store {folder or ':memory:'}: made by another encoder "
+                              f"configuration ({stored}); its vectors are re-encoded",
+                              RuntimeWarning, stacklevel=2)
+                self.tokens.clear()
+            self.tokens.set_producer(fingerprint)
+        wanted = self.reranker.token_encoder() if self.reranker is not None else None
+        if self.reranker is not None and wanted is not None and \
+                _fingerprint(wanted) == fingerprint:
+            self.reranker.use_token_store(self.tokens)
+
+    def token_fingerprint(self) -> dict[str, Any] | None:
+        return _fingerprint(self.token_encoder) if self.token_encoder is not None else None
+
+    def encode_tokens(self, chunks: Sequence[Chunk], encoded: dict[str, Any], *,
+                      show_progress: bool = False) -> list[FloatArray] | None:
+        """Token vectors to store for ``chunks`` (``None``: this pipeline keeps none).
+
+        A multi-vector retriever's encodings are reused; otherwise the reranker's token
+        encoder runs here, at index time, so queries never encode a stored passage."""
+        if self.tokens is None or self.token_encoder is None or not chunks:
+            return None
+        if self._token_retriever is not None and encoded.get(self._token_retriever) is not None:
+            return cast(list[FloatArray], encoded[self._token_retriever])
+        encoder = self.token_encoder
+        with plugin_call(encoder, "encoder", "encode_documents"):
+            return cast(list[FloatArray], encoder.encode_documents(
+                [encoder.document_text(c) for c in chunks], show_progress=show_progress))
+
+    def write_tokens(self, chunks: Sequence[Chunk], sets: list[FloatArray] | None) -> None:
+        if self.tokens is not None and sets is not None and chunks:
+            self.tokens.put([c.id for c in chunks], [c.doc_id for c in chunks], sets)
+
+    def delete_tokens(self, doc_ids: Sequence[str]) -> None:
+        if self.tokens is not None:
+            self.tokens.delete_docs(doc_ids)
+
+    def stored_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
+        """Chunks by id from the first index that can return them (for rebuilding)."""
+        out: list[Chunk | None] = [None] * len(chunk_ids)
+        for r in self.retrievers.values():
+            todo = [i for i, c in enumerate(out) if c is None]
+            if not todo:
+                break
+            try:
+                with plugin_call(r.index, "index", "get_chunks"):
+                    got = r.index.get_chunks([chunk_ids[i] for i in todo])
+            except NotImplementedError:
+                continue
+            for i, chunk in zip(todo, got, strict=True):
+                out[i] = chunk
+        return out
 
     def _encoder(self, name: str, cfg: dict[str, Any]) -> Encoder:
         import json
@@ -222,7 +311,6 @@ class Pipeline:
         sub = self.storage_dir / rc.name if self.storage_dir else None
         index_cls = cast(type[Index], self.registry.get("index", rc.index).load())
         encoder = transform = None
-        tokens = None
         dim: int | None = None
         metric = "cosine"
         kind = "dense"
@@ -247,7 +335,6 @@ class Pipeline:
                     ComponentContext(name=rc.transform, dim=encoder.dim)))
                 self.state[f"transform:{rc.name}"] = transform.state()
                 dim, metric = transform.dim, "dot"
-                tokens = TokenStore(sub / "tokens.sqlite" if sub else None)
             elif encoder.kind not in index_cls.vector_kinds:
                 hint = (" add a 'transform' (e.g. muvera) or use a dense encoder"
                         if encoder.kind == "multivector" else "")
@@ -264,8 +351,7 @@ class Pipeline:
             "index", rc.index, rc.index_config,
             ComponentContext(name=rc.name, storage_dir=sub, dim=dim,
                              metric=metric, kind=kind)))  # type: ignore[arg-type]
-        return Retriever(config=rc, index=index, encoder=encoder, transform=transform,
-                         tokens=tokens)
+        return Retriever(config=rc, index=index, encoder=encoder, transform=transform)
 
     def _build_store_member(self, rc: RetrieverConfig) -> Retriever:
         """A retriever whose index it shares with the others naming the same ``store``.
@@ -453,7 +539,16 @@ class Pipeline:
     def close(self) -> None:
         for r in self.retrievers.values():
             r.close()
+        if self.tokens is not None:
+            self.tokens.close()
         for e in self._encoders.values():
             e.close()
         if self.reranker is not None:
             self.reranker.close()
+
+
+def _fingerprint(encoder: Encoder) -> dict[str, Any]:
+    """What decides an encoder's token vectors: its class and its full config."""
+    cls = type(encoder)
+    return {"encoder": f"{cls.__module__}.{cls.__qualname__}",
+            "config": encoder.config.model_dump(mode="json")}

@@ -1,5 +1,5 @@
 """Small durable stores used by the core: atomic file writes, the ingestion manifest and
-the token-vector side store for multi-vector reranking.
+the chunk ids each document was split into (the token store lives in ``tokens.py``).
 
 SQLite (stdlib) gives transactions that survive a crash without any pickle: the manifest
 and the token store are SQLite files; everything else is JSON or ``.npy``.
@@ -18,9 +18,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .components import FloatArray
 from .errors import IndexCorruptError
 
 FORMAT_VERSION = 1
@@ -227,65 +224,25 @@ class Manifest:
                                       "ORDER BY updated DESC LIMIT ?", (limit,)).fetchall()
         return [str(ids[0]) for ids in (json.loads(r[0]) for r in rows) if ids]
 
+    def chunk_ids(self, doc_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Committed documents' chunk ids (only the given ids)."""
+        ids = list(doc_ids)
+        out: dict[str, list[str]] = {}
+        with self._lock:
+            for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                part = ids[start:start + 900]
+                marks = ",".join("?" * len(part))
+                for doc_id, chunks in self._conn.execute(
+                        f"SELECT doc_id, chunk_ids FROM docs WHERE state='committed' "
+                        f"AND doc_id IN ({marks})", part):
+                    out[doc_id] = json.loads(chunks)
+        return out
+
     def count(self) -> int:
         with self._lock:
             row = self._conn.execute(
                 "SELECT COUNT(*) FROM docs WHERE state='committed'").fetchone()
         return int(row[0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-
-class TokenStore:
-    """Per-chunk token matrices (float16) for exact MaxSim reranking of candidates."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._lock = threading.RLock()
-        self._conn = _connect(path, "token store") if path else sqlite3.connect(
-            ":memory:", check_same_thread=False, isolation_level=None)
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS tokens (chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL,"
-            " rows INTEGER NOT NULL, dim INTEGER NOT NULL, data BLOB NOT NULL)")
-        self._conn.execute("CREATE INDEX IF NOT EXISTS tokens_doc ON tokens(doc_id)")
-
-    def put(self, chunk_ids: Sequence[str], doc_ids: Sequence[str],
-            matrices: Sequence[FloatArray]) -> None:
-        rows = []
-        for cid, did, m in zip(chunk_ids, doc_ids, matrices, strict=True):
-            arr = np.ascontiguousarray(m, dtype=np.float16)
-            rows.append((cid, did, int(arr.shape[0]), int(arr.shape[1]) if arr.ndim == 2 else 0,
-                         arr.tobytes()))
-        with self._lock:
-            self._conn.execute("BEGIN")
-            self._conn.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?)", rows)
-            self._conn.execute("COMMIT")
-
-    def get(self, chunk_ids: Sequence[str]) -> list[FloatArray | None]:
-        if not chunk_ids:
-            return []
-        found: dict[str, FloatArray] = {}
-        with self._lock:
-            for start in range(0, len(chunk_ids), 900):
-                part = list(chunk_ids[start:start + 900])
-                marks = ",".join("?" * len(part))
-                for cid, rows, dim, data in self._conn.execute(
-                        f"SELECT chunk_id, rows, dim, data FROM tokens WHERE chunk_id IN ({marks})",
-                        part):
-                    found[cid] = np.frombuffer(data, dtype=np.float16).reshape(
-                        rows, dim).astype(np.float32)
-        return [found.get(c) for c in chunk_ids]
-
-    def delete_docs(self, doc_ids: Sequence[str]) -> None:
-        with self._lock:
-            self._conn.execute("BEGIN")
-            self._conn.executemany("DELETE FROM tokens WHERE doc_id=?", [(d,) for d in doc_ids])
-            self._conn.execute("COMMIT")
-
-    def doc_ids(self) -> set[str]:
-        with self._lock:
-            return {r[0] for r in self._conn.execute("SELECT DISTINCT doc_id FROM tokens")}
 
     def close(self) -> None:
         with self._lock:

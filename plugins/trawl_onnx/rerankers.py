@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from threading import Lock
@@ -101,10 +102,12 @@ class _TokenCache:
 class MaxSimReranker(Reranker):
     """Reranks candidates by exact MaxSim (``Σ_q max_d <q, d>``) of ``onnx-tokens`` vectors.
 
-    Works with the shipped MiniLM model: no trained reranker is needed. Document token
-    vectors are computed from the hits' texts at query time (depth 50 of 300-token
-    abstracts ≈ 1–3 s on 2 cores) and kept in a bounded cache (``cache_mb``), so
-    candidates seen in an earlier query cost only the MaxSim product.
+    Works with the shipped MiniLM model: no trained reranker is needed. In a pipeline,
+    every chunk's token vectors are encoded at index time into the index's token store
+    (``token_encoder``), so a query encodes only itself and MaxSim runs over the stored,
+    memory-mapped vectors. Used on its own (no store), it encodes the hits' texts at query
+    time (depth 50 of 300-token abstracts ≈ 1–3 s on 2 cores) and keeps them in a bounded
+    cache (``cache_mb``).
     """
 
     Config = MaxSimRerankerConfig
@@ -117,6 +120,7 @@ class MaxSimReranker(Reranker):
             OnnxTokenConfig.model_validate(self.config.model_dump(exclude={"cache_mb"})),
             ComponentContext(name=f"{self.name}:tokens"))
         self.cache = _TokenCache(self.config.cache_mb * 1024 * 1024)
+        self._warned_missing = False
 
     def document_tokens(self, texts: Sequence[str]) -> list[FloatArray]:
         """Token matrices of ``texts``, from the cache where present, encoding the rest."""
@@ -130,13 +134,28 @@ class MaxSimReranker(Reranker):
                 self.cache.put(keys[i], vecs)
         return [f for f in found if f is not None]
 
+    def token_encoder(self) -> OnnxTokenEncoder:
+        return self.encoder
+
     def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
         check_texts([query], "query")
         if not hits:
             return []
         qset = self.encoder.encode_queries([query])[0]
-        docs = self.document_tokens([h.text for h in hits])
-        return _reorder(hits, maxsim_scores(qset, docs), _source_name(self, "maxsim"), top_k)
+        if self.token_store is None:
+            docs = self.document_tokens([h.text for h in hits])
+            return _reorder(hits, maxsim_scores(qset, docs), _source_name(self, "maxsim"), top_k)
+        scores, found = self.token_store.maxsim(qset, [h.chunk_id for h in hits])
+        if not found.all():  # a chunk the store lacks (written while no store was kept)
+            missing = np.flatnonzero(~found)
+            if not self._warned_missing:
+                self._warned_missing = True
+                warnings.warn(f"reranker {self.name!r}: {len(missing)} candidates have no stored "
+                              "token vectors and were encoded now; reopen the index to rebuild "
+                              "its token store", RuntimeWarning, stacklevel=2)
+            docs = self.document_tokens([hits[int(i)].text for i in missing])
+            scores[missing] = maxsim_scores(qset, docs)
+        return _reorder(hits, scores, _source_name(self, "maxsim"), top_k)
 
     def close(self) -> None:
         self.encoder.close()

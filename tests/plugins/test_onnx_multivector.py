@@ -129,6 +129,38 @@ def test_maxsim_reranks_by_exact_late_interaction(maxsim_reranker: trawl.Reranke
         maxsim_reranker.rerank(query, _hits(texts), top_k=0)
 
 
+def test_maxsim_in_a_pipeline_reads_stored_vectors_only(
+        minilm_fp32: Path, token_encoder: trawl.Encoder, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = ["the stock market fell sharply today", "weather forecast: rain tomorrow",
+             "photosynthesis converts sunlight into chemical energy in plants",
+             "plants need water, and sunlight makes the weather warm"]
+    pipeline = {"name": "bm25-maxsim", "retrievers": [{"name": "bm25", "index": "bm25"}],
+                "reranker": {"name": "maxsim", "depth": 10,
+                             "config": {"model": str(minilm_fp32), "threads": 2}}}
+    host = trawl.PluginHost(load={"onnx", "bm25"})
+    with trawl.Trawl.open(tmp_path / "idx", pipeline=pipeline, host=host,
+                          show_progress=False) as t:
+        t.add([{"id": f"d{i}", "text": x} for i, x in enumerate(texts)])
+        reranker = t.pipeline.reranker
+        assert reranker is not None and reranker.token_store is t.pipeline.tokens
+
+        def no_passages(*args: object, **kwargs: object) -> object:
+            raise AssertionError("a stored passage was encoded at query time")
+
+        monkeypatch.setattr(reranker.encoder, "encode_documents", no_passages)  # type: ignore[attr-defined]
+        hits = t.search("sunlight plants weather", top_k=4)
+    query = token_encoder.encode_queries(["sunlight plants weather"])[0]
+    fresh = dict(zip([f"d{i}" for i in range(4)],
+                     maxsim_scores(query, token_encoder.encode_documents(texts)), strict=True))
+    assert {h.doc_id for h in hits} == {"d1", "d2", "d3"}  # bm25 candidates
+    for h in hits:  # stored float16 vectors: MaxSim within 1e-2 of freshly encoded ones
+        assert h.scores_by_source["maxsim"].score == pytest.approx(float(fresh[h.doc_id]),
+                                                                   abs=1e-2)
+    assert [h.doc_id for h in hits] == sorted(
+        (h.doc_id for h in hits), key=lambda d: -fresh[d])
+
+
 def test_maxsim_token_cache_reuses_vectors_and_never_serves_stale(
         minilm_fp32: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from trawl_onnx.rerankers import MaxSimReranker

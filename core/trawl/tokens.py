@@ -1,0 +1,379 @@
+"""The token store: every chunk's token vectors, for exact MaxSim at query time.
+
+One store per index, shared by every component that scores late interaction (the
+``multivector`` retriever's exact rerank and the ``maxsim`` reranker of ``hybrid-rerank``),
+so nothing about a stored passage is encoded at query time.
+
+Layout of ``<index>/tokens.d/`` (retriever names hold no dot, so no retriever folder clashes):
+
+* ``rows-<generation>.f16``: one contiguous float16 array ``(total rows, dim)``, append-only,
+  memory-mapped for reads (raw little-endian, no header, no pickle);
+* ``tokens.sqlite``: ``chunk_id -> (doc_id, first row, rows)`` plus meta (dim, the data
+  file's generation, the producing encoder's fingerprint).
+
+Crash safety: rows are appended and fsynced *before* the SQLite transaction that points at
+them commits, so a crash leaves at worst unreferenced bytes past the end, cut off on the
+next open. Deleted rows are dead space until more than half the file is dead; then the live
+rows are copied into the next generation's file, and one transaction switches every offset
+and the generation at once (a crash before it keeps the old file, after it the new one;
+whichever file is not current is removed on open).
+
+Why hand-written: no library offers an append-only, crash-safe, memory-mapped ragged array
+keyed by chunk id; it is ~200 lines on numpy + sqlite3 (stdlib).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import DimensionMismatchError, IndexCorruptError
+from .vectors import FloatArray
+
+STORE_DTYPE = np.dtype("<f2")
+LEGACY_FILE = "tokens.sqlite"  # the per-retriever SQLite store of earlier versions
+_COMPACT_MIN_ROWS = 65_536
+
+
+def _connect(path: Path | None) -> sqlite3.Connection:
+    try:
+        if path is None:
+            return sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(f"token store {path} is not a valid database ({exc}); "
+                                "delete the tokens folder and reopen to rebuild it") from exc
+
+
+class TokenStore:
+    """Per-chunk token matrices in one memory-mapped float16 array (``folder=None``: memory)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._lock = threading.RLock()
+        self._conn = _connect(folder / "tokens.sqlite" if folder else None)
+        try:
+            self._conn.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS chunks (chunk_id TEXT PRIMARY KEY,
+                    doc_id TEXT NOT NULL, start INTEGER NOT NULL, rows INTEGER NOT NULL);
+                CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                """)
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"token store in {folder} is unreadable ({exc}); delete "
+                                    "the tokens folder and reopen the index to rebuild it") from exc
+        self.dim: int | None = self._meta("dim")
+        self.generation: int = self._meta("generation") or 0
+        self._spans: dict[str, tuple[int, int]] = {}
+        self._rows_used = 0
+        for cid, start, rows in self._conn.execute("SELECT chunk_id, start, rows FROM chunks"):
+            self._spans[cid] = (int(start), int(rows))
+            self._rows_used = max(self._rows_used, int(start) + int(rows))
+        self._live_rows = sum(r for _, r in self._spans.values())
+        self._memory = np.zeros((0, self.dim or 0), dtype=STORE_DTYPE)  # folder=None only
+        self._view: npt.NDArray[np.float16] | None = None
+        if folder is not None:
+            self._tidy_files()
+        self._remap()
+
+    # -- meta -------------------------------------------------------------------------------
+    def _meta(self, key: str) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    @property
+    def producer(self) -> Any:
+        """Fingerprint of the encoder that made the stored vectors (None: nothing stored yet)."""
+        with self._lock:
+            return self._meta("producer")
+
+    def set_producer(self, fingerprint: Any) -> None:
+        with self._lock:
+            self._set_meta("producer", fingerprint)
+
+    # -- files ------------------------------------------------------------------------------
+    def _data_path(self, generation: int | None = None) -> Path:
+        assert self.folder is not None
+        return self.folder / f"rows-{self.generation if generation is None else generation}.f16"
+
+    def _tidy_files(self) -> None:
+        """Cut bytes past the last committed row (a crash mid-append); drop old generations."""
+        assert self.folder is not None
+        current = self._data_path()
+        for p in self.folder.glob("rows-*.f16"):
+            if p != current:
+                p.unlink(missing_ok=True)
+        row_bytes = (self.dim or 0) * STORE_DTYPE.itemsize
+        need = self._rows_used * row_bytes
+        size = current.stat().st_size if current.exists() else 0
+        if size < need:
+            raise IndexCorruptError(
+                f"token store {current} holds {size} bytes but its table points at {need}; "
+                f"delete {self.folder} and reopen the index: the vectors are re-encoded")
+        if size > need:
+            with open(current, "r+b") as fh:
+                fh.truncate(need)
+                os.fsync(fh.fileno())
+
+    def _remap(self) -> None:
+        """Point the read view at all committed rows (a new memory map after appends)."""
+        if self.folder is None:
+            self._view = self._memory[: self._rows_used]
+            return
+        if self._rows_used == 0 or not self.dim:
+            self._view = None
+            return
+        self._view = np.memmap(self._data_path(), dtype=STORE_DTYPE, mode="r",
+                               shape=(self._rows_used, self.dim))
+
+    def _append(self, rows: npt.NDArray[np.float16]) -> int:
+        """Write rows after the last committed one; returns the first row's number."""
+        start = self._rows_used
+        if self.folder is None:
+            if len(self._memory) < start + len(rows):
+                grown = np.zeros((max(2 * len(self._memory), start + len(rows)), rows.shape[1]),
+                                 dtype=STORE_DTYPE)
+                grown[:start] = self._memory[:start]
+                self._memory = grown
+            self._memory[start:start + len(rows)] = rows
+            return start
+        path = self._data_path()
+        with open(path, "ab") as fh:
+            fh.truncate(start * rows.shape[1] * STORE_DTYPE.itemsize)
+            fh.write(rows.tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        return start
+
+    # -- writing ----------------------------------------------------------------------------
+    def put(self, chunk_ids: Sequence[str], doc_ids: Sequence[str],
+            matrices: Sequence[FloatArray]) -> None:
+        """Store (or replace) chunks' token matrices, durable when this returns."""
+        if not chunk_ids:
+            return
+        arrays = [np.asarray(m, dtype=np.float32) for m in matrices]
+        if len(arrays) != len(chunk_ids) or len(doc_ids) != len(chunk_ids):
+            raise ValueError("chunk_ids, doc_ids and matrices differ in length")
+        dims = {a.shape[1] for a in arrays if a.ndim == 2}
+        if any(a.ndim != 2 for a in arrays) or len(dims) > 1:
+            raise DimensionMismatchError("token matrices must be 2-D and equally wide, got "
+                                         f"shapes {sorted({a.shape for a in arrays})[:3]}")
+        with self._lock:
+            dim = dims.pop() if dims else (self.dim or 0)
+            if self.dim is None:
+                self.dim = dim
+                self._memory = np.zeros((0, dim), dtype=STORE_DTYPE)
+            elif dim != self.dim:
+                raise DimensionMismatchError(
+                    f"token store {self.folder or ':memory:'} holds {self.dim}-d vectors, "
+                    f"got {dim}-d")
+            block = np.concatenate(arrays).astype(STORE_DTYPE) if arrays else np.zeros(
+                (0, dim), STORE_DTYPE)
+            start = self._append(block)
+            rows = []
+            offset = start
+            for cid, did, a in zip(chunk_ids, doc_ids, arrays, strict=True):
+                rows.append((cid, did, offset, len(a)))
+                offset += len(a)
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", rows)
+                self._set_meta("dim", self.dim)
+                self._set_meta("generation", self.generation)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            for cid, _, s, n in rows:
+                old = self._spans.get(cid)
+                if old is not None:
+                    self._live_rows -= old[1]
+                self._spans[cid] = (s, n)
+                self._live_rows += n
+            self._rows_used = offset
+            self._remap()
+
+    def delete_docs(self, doc_ids: Sequence[str]) -> None:
+        if not doc_ids:
+            return
+        with self._lock:
+            gone: list[str] = []
+            for start in range(0, len(doc_ids), 900):
+                part = list(doc_ids[start:start + 900])
+                marks = ",".join("?" * len(part))
+                gone += [r[0] for r in self._conn.execute(
+                    f"SELECT chunk_id FROM chunks WHERE doc_id IN ({marks})", part)]
+            if not gone:
+                return
+            self._conn.execute("BEGIN")
+            self._conn.executemany("DELETE FROM chunks WHERE doc_id=?", [(d,) for d in doc_ids])
+            self._conn.execute("COMMIT")
+            for cid in gone:
+                _, n = self._spans.pop(cid)
+                self._live_rows -= n
+            if self._rows_used > _COMPACT_MIN_ROWS and self._live_rows * 2 < self._rows_used:
+                self.compact()
+
+    def clear(self) -> None:
+        """Forget every vector (the producing encoder changed)."""
+        with self._lock:
+            self.delete_docs(sorted(self.doc_ids()))
+            self.compact()
+
+    def compact(self) -> None:
+        """Copy live rows into the next generation's file and switch to it atomically."""
+        with self._lock:
+            order = sorted(self._spans.items(), key=lambda kv: kv[1][0])
+            dim = self.dim or 0
+            new_spans: dict[str, tuple[int, int]] = {}
+            offset = 0
+            parts = []
+            view = self._view
+            for cid, (s, n) in order:
+                new_spans[cid] = (offset, n)
+                if view is not None:
+                    parts.append(np.asarray(view[s:s + n]))
+                offset += n
+            block = np.concatenate(parts) if parts else np.zeros((0, dim), STORE_DTYPE)
+            if self.folder is None:
+                self._memory = block.copy()
+            else:
+                new_gen = self.generation + 1
+                path = self._data_path(new_gen)
+                with open(path, "wb") as fh:
+                    fh.write(block.tobytes())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany("UPDATE chunks SET start=? WHERE chunk_id=?",
+                                       [(s, cid) for cid, (s, _) in new_spans.items()])
+                if self.folder is not None:
+                    self._set_meta("generation", self.generation + 1)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            old = self._data_path() if self.folder is not None else None
+            if self.folder is not None:
+                self.generation += 1
+            self._spans = new_spans
+            self._rows_used = offset
+            self._live_rows = offset
+            self._view = None  # release the old map before removing its file
+            if old is not None:
+                old.unlink(missing_ok=True)
+            self._remap()
+
+    # -- reading ----------------------------------------------------------------------------
+    def get(self, chunk_ids: Sequence[str]) -> list[FloatArray | None]:
+        """Token matrices as float32 (``None`` where a chunk has none stored)."""
+        with self._lock:
+            view = self._view
+            spans = [self._spans.get(c) for c in chunk_ids]
+        out: list[FloatArray | None] = []
+        for span in spans:
+            if span is None or view is None:
+                out.append(None if span is None else np.zeros((0, self.dim or 0), np.float32))
+            else:
+                out.append(np.asarray(view[span[0]:span[0] + span[1]], dtype=np.float32))
+        return out
+
+    def has(self, chunk_ids: Sequence[str]) -> list[bool]:
+        with self._lock:
+            return [c in self._spans for c in chunk_ids]
+
+    def maxsim(self, query: FloatArray, chunk_ids: Sequence[str]
+               ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """Exact MaxSim ``Σ_q max_d <q, d>`` of the query against each chunk, vectorised.
+
+        The candidates' rows are gathered from the memory map in one fancy-index, converted
+        to float32 once and multiplied with the query in one GEMM; per-chunk maxima come from
+        ``np.maximum.reduceat``. Returns the scores and a mask of chunks found (a chunk
+        without stored vectors scores 0 and is ``False`` in the mask).
+        """
+        n = len(chunk_ids)
+        scores = np.zeros(n, dtype=np.float32)
+        with self._lock:
+            view = self._view
+            spans = [self._spans.get(c) for c in chunk_ids]
+        found = np.fromiter((s is not None for s in spans), dtype=bool, count=n)
+        if view is None or len(query) == 0:
+            return scores, found
+        starts = np.fromiter((s[0] if s else 0 for s in spans), dtype=np.int64, count=n)
+        lengths = np.fromiter((s[1] if s else 0 for s in spans), dtype=np.int64, count=n)
+        keep = np.flatnonzero(lengths > 0)
+        if len(keep) == 0:
+            return scores, found
+        lens = lengths[keep]
+        offsets = np.cumsum(lens) - lens
+        rows = np.repeat(starts[keep] - offsets, lens) + np.arange(int(lens.sum()))
+        tokens = np.asarray(view[rows], dtype=np.float32)
+        sims = tokens @ np.ascontiguousarray(query, dtype=np.float32).T  # (rows, t_q)
+        scores[keep] = np.maximum.reduceat(sims, offsets, axis=0).sum(axis=1)
+        return scores, found
+
+    def doc_ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT DISTINCT doc_id FROM chunks")}
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._spans)
+
+    def nbytes(self) -> int:
+        """Bytes of the data file (live and dead rows)."""
+        return self._rows_used * (self.dim or 0) * STORE_DTYPE.itemsize
+
+    def close(self) -> None:
+        with self._lock:
+            self._view = None
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+
+    # -- migration --------------------------------------------------------------------------
+    def import_legacy(self, path: Path) -> int:
+        """Copy an earlier version's SQLite token store (float16 or float32 blobs) into this
+        one; returns the chunks copied. The old file is left for the caller to remove."""
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            rows = conn.execute("SELECT chunk_id, doc_id, rows, dim, data FROM tokens").fetchall()
+            conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"old token store {path} is unreadable ({exc}); delete it "
+                                    "and reopen the index: the vectors are re-encoded") from exc
+        batch_ids: list[str] = []
+        batch_docs: list[str] = []
+        batch: list[FloatArray] = []
+        for cid, did, n, dim, data in rows:
+            width = len(data) // max(1, n * dim) if n and dim else 2
+            dtype = {2: np.float16, 4: np.float32}.get(width)
+            if dtype is None:
+                raise IndexCorruptError(f"old token store {path}: chunk {cid!r} has {len(data)} "
+                                        f"bytes for {n}x{dim} values")
+            batch_ids.append(cid)
+            batch_docs.append(did)
+            batch.append(np.frombuffer(data, dtype=dtype).reshape(n, dim).astype(np.float32))
+            if len(batch) >= 1024:
+                self.put(batch_ids, batch_docs, batch)
+                batch_ids, batch_docs, batch = [], [], []
+        self.put(batch_ids, batch_docs, batch)
+        return len(rows)
