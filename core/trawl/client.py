@@ -21,23 +21,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import errors
 from .api import AddResult, _as_document
+from .catalog import IndexInfo
 from .config import FusionConfig, PipelineConfig
 from .context import Context
 from .documents import DocumentInfo
 from .errors import InputError, ServerError, ServerUnavailableError, TrawlError
 from .filters import parse_filter, to_json
 from .ingest.runner import IngestReport
-from .models import Document, Hit
+from .models import Chunk, Document, Hit
 from .pipeline import SearchTrace
 from .wire import (
     MAX_BODY_BYTES,
     MAX_PAGE,
     AddRequest,
     AddResponse,
+    ChunksRequest,
+    ChunksResponse,
     ContextRequest,
     ContextResponse,
     DeleteRequest,
@@ -48,6 +51,8 @@ from .wire import (
     GetResponse,
     IndexPathsRequest,
     MetadataRequest,
+    NeighboursRequest,
+    NeighboursResponse,
     SearchBatchRequest,
     SearchBatchResponse,
     SearchRequest,
@@ -64,7 +69,8 @@ _PASSTHROUGH: dict[str, type[TrawlError]] = {
 # Small request/answer exchanges: send each write at once instead of waiting for an ACK
 # (Nagle), which otherwise can add milliseconds per call on loopback.
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-_ADD_BYTES = MAX_BODY_BYTES // 2  # room for JSON escaping when splitting large adds
+_ADD_BYTES = MAX_BODY_BYTES // 2
+_INDEX_INFO: TypeAdapter[IndexInfo] = TypeAdapter(IndexInfo)  # room for JSON escaping when splitting large adds
 
 
 def connect(url: str, *, api_key: str | None = None, timeout: float = 120.0) -> RemoteTrawl:
@@ -408,6 +414,39 @@ class RemoteTrawl:
     async def aupdate_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> Document:
         body = self._validated(MetadataRequest, {"id": doc_id, "metadata": metadata})
         return await self._acall("POST", "/documents/metadata", Document, body)
+
+    def info(self) -> IndexInfo:
+        """The served pipeline's shape: retrievers, fusion, reranker, document count."""
+        response = self._get("/info")
+        if response.status_code >= 400:
+            raise self._error(response, "GET", "/info")
+        try:
+            return _INDEX_INFO.validate_json(response.content)
+        except ValidationError as exc:
+            raise ServerError(f"trawl server at {self.url} sent an unreadable answer to GET "
+                              "/info", status=response.status_code, kind="protocol") from exc
+
+    def chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
+        """Stored chunks by id (``None`` where unknown)."""
+        body = self._validated(ChunksRequest, {"ids": list(chunk_ids)})
+        return self._call("POST", "/chunks", ChunksResponse, body).chunks
+
+    def neighbours(self, chunk_id: str, doc_id: str, *,
+                   window: int = 1) -> tuple[list[Chunk], list[Chunk]]:
+        """Up to ``window`` chunks before and after ``chunk_id`` in its document."""
+        body = self._validated(NeighboursRequest, {"chunk_id": chunk_id, "doc_id": doc_id,
+                                                   "window": window})
+        answer = self._call("POST", "/chunks/neighbours", NeighboursResponse, body)
+        return answer.before, answer.after
+
+    def metadata_fields(self, sample: int = 200) -> dict[str, list[str]]:
+        """Metadata field names on a sample of documents, with a few example values."""
+        try:
+            response = self._http.get("/metadata/fields", params={"sample": sample})
+        except httpx.TransportError as exc:
+            raise self._unavailable("GET", "/metadata/fields", exc) from exc
+        data = self._json_object("/metadata/fields", response)
+        return {str(k): [str(x) for x in v] for k, v in data.items() if isinstance(v, list)}
 
     def stats(self) -> dict[str, Any]:
         return self._json_object("/stats", self._get("/stats"))

@@ -22,6 +22,10 @@ What a front end can rely on:
   ``documents()`` → an iterator of ``DocumentInfo`` (id, metadata, chunks, source) in id
   order, ``update_metadata(id, patch)`` → the updated ``Document`` (``None`` removes a key);
 - async twins: ``aadd``, ``adelete``, ``asearch_batch``, ``aget``, ``aupdate_metadata``;
+- ``info()`` → ``IndexInfo`` (retrievers, fusion, reranker and whether it is on, document
+  count), ``chunks(ids)``, ``neighbours(chunk_id, doc_id, window=)`` (the chunks around a
+  hit, for previews), ``metadata_fields()`` (field names with example values, for a filter
+  bar): what a terminal UI needs besides search;
 - ``stats()`` → dict (documents, chunks per retriever, disk bytes, pipeline);
 - ``close()`` and use as a context manager.
 
@@ -36,10 +40,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .api import AddResult
+    from .catalog import IndexInfo
     from .config import FusionConfig, PipelineConfig
     from .context import Context
     from .documents import DocumentInfo
-    from .models import Document, Hit
+    from .models import Chunk, Document, Hit
     from .pipeline import SearchTrace
 
 
@@ -96,6 +101,15 @@ class IndexClient(Protocol):
                    batch_size: int = 64) -> AddResult: ...
 
     async def adelete(self, doc_ids: Sequence[str] | str) -> int: ...
+
+    def info(self) -> IndexInfo: ...
+
+    def chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]: ...
+
+    def neighbours(self, chunk_id: str, doc_id: str, *,
+                   window: int = 1) -> tuple[list[Chunk], list[Chunk]]: ...
+
+    def metadata_fields(self, sample: int = 200) -> dict[str, list[str]]: ...
 
     def stats(self) -> dict[str, Any]: ...
 

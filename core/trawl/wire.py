@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .config import FusionConfig
 from .context import Citation
 from .documents import DocumentInfo
-from .models import Document, Hit
+from .models import Chunk, Document, Hit
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_TOP_K = 1000
@@ -145,6 +145,29 @@ class MetadataRequest(_Request):
 
     id: str
     metadata: dict[str, Any]
+
+
+class ChunksRequest(_Request):
+    """``POST /chunks``: stored chunks by id."""
+
+    ids: list[str] = Field(max_length=10_000)
+
+
+class ChunksResponse(BaseModel):
+    chunks: list[Chunk | None] = Field(description="in the order asked; null where unknown")
+
+
+class NeighboursRequest(_Request):
+    """``POST /chunks/neighbours``: the chunks around one chunk of a document."""
+
+    chunk_id: str
+    doc_id: str
+    window: int = Field(1, ge=0, le=100)
+
+
+class NeighboursResponse(BaseModel):
+    before: list[Chunk]
+    after: list[Chunk]
 
 
 class IndexPathsRequest(_Request):

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 
 from trawl import (
@@ -38,6 +39,7 @@ from trawl import (
     UnknownDocumentError,
     __version__,
 )
+from trawl.catalog import IndexInfo
 from trawl.config import FusionConfig, PipelineConfig
 from trawl.ingest import IngestReport, index_paths
 from trawl.pipeline import SearchTrace
@@ -46,6 +48,8 @@ from trawl.wire import (
     MAX_PAGE,
     AddRequest,
     AddResponse,
+    ChunksRequest,
+    ChunksResponse,
     ContextRequest,
     ContextResponse,
     DeleteRequest,
@@ -57,6 +61,8 @@ from trawl.wire import (
     GetResponse,
     IndexPathsRequest,
     MetadataRequest,
+    NeighboursRequest,
+    NeighboursResponse,
     SearchBatchRequest,
     SearchBatchResponse,
     SearchRequest,
@@ -177,6 +183,29 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
     def pipeline() -> Response:
         """The pipeline the index was built with (retrievers, fusion, reranker)."""
         return _json(trawl.config.model_dump_json())
+
+    @app.get("/info", response_model=IndexInfo, tags=["index"])
+    def info() -> Response:
+        """The pipeline's shape for a client: retrievers, fusion, reranker, documents."""
+        return _json(TypeAdapter(IndexInfo).dump_json(trawl.info()))
+
+    @app.get("/metadata/fields", tags=["index"])
+    def metadata_fields(sample: Annotated[int, Query(ge=1, le=10_000)] = 200
+                        ) -> dict[str, list[str]]:
+        """Metadata field names seen on a sample of documents, with example values."""
+        return trawl.metadata_fields(sample)
+
+    @app.post("/chunks", response_model=ChunksResponse, responses=_ERRORS, tags=["documents"])
+    def chunks(req: ChunksRequest) -> Response:
+        """Stored chunks by id (null where unknown)."""
+        return _json(ChunksResponse(chunks=trawl.chunks(req.ids)).model_dump_json())
+
+    @app.post("/chunks/neighbours", response_model=NeighboursResponse, responses=_ERRORS,
+              tags=["documents"])
+    def neighbours(req: NeighboursRequest) -> Response:
+        """Up to ``window`` chunks before and after a chunk in its document."""
+        before, after = trawl.neighbours(req.chunk_id, req.doc_id, window=req.window)
+        return _json(NeighboursResponse(before=before, after=after).model_dump_json())
 
     @app.get("/stats", tags=["index"])
     def stats() -> dict[str, Any]:

@@ -110,6 +110,16 @@ def test_batch_get_documents_and_metadata(index: Trawl, client: RemoteTrawl, url
         client.search_batch([])
 
 
+def test_reads_a_terminal_ui_needs(index: Trawl, client: RemoteTrawl) -> None:
+    assert client.info() == index.info()
+    hit = client.search("tokd2")[0]
+    assert client.chunks([hit.chunk_id, "nope#0"]) == index.chunks([hit.chunk_id, "nope#0"])
+    assert client.neighbours(hit.chunk_id, hit.doc_id, window=2) == index.neighbours(
+        hit.chunk_id, hit.doc_id, window=2)
+    assert client.metadata_fields() == index.metadata_fields()
+    assert "title" in client.metadata_fields()
+
+
 def test_large_add_is_split_under_the_body_limit(client: RemoteTrawl) -> None:
     big = [{"id": f"big{i}", "text": ("bulky " * 350_000) + f"tokbig{i}"} for i in range(4)]
     result = client.add(big, batch_size=8)  # ~8.4 MB in all: more than one request
