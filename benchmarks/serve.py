@@ -154,7 +154,7 @@ def timed(fn: Any, queries: list[str]) -> list[float]:
 class Server:
     """``trawl serve FOLDER --port 0`` in a child process (127.0.0.1, stopped on exit)."""
 
-    def __init__(self, folder: Path, dense: str) -> None:
+    def __init__(self, folder: Path, dense: str, *extra: str) -> None:
         env = dict(os.environ)
         code = "from trawl.cli import main; main()"
         if dense == "hash":  # the child needs the hashing encoder registered too
@@ -166,7 +166,7 @@ class Server:
                     "p.PluginHost.__init__ = init\n"
                     "from trawl.cli import main; main()").replace("%r", repr(str(ROOT)))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, "serve", str(folder), "--port", "0"],
+            [sys.executable, "-c", code, "serve", str(folder), "--port", "0", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         assert self.proc.stdout is not None
         self.url = ""
@@ -277,8 +277,16 @@ def measure(name: str, folder: Path, queries: list[str], dense: str, seconds: fl
                 overhead.append(wall - trace.total_ms)
         mcp = mcp_latencies(server.url, queries)
         res["throughput"] = [throughput(server.url, queries, n, seconds) for n in clients]
+        res["batching"] = trawl.connect(server.url).health().get("batching")
     finally:
         server.stop()
+    if res["batching"] is not None:  # the same rows without batching, side by side
+        server = Server(folder, dense, "--no-batch")
+        try:
+            res["throughput_nobatch"] = [throughput(server.url, queries, n, seconds)
+                                         for n in clients]
+        finally:
+            server.stop()
     res.update(local_p50=pct(local, .5), local_p95=pct(local, .95),
                http_p50=pct(http, .5), http_p95=pct(http, .95),
                overhead_p50=pct(overhead, .5), overhead_mean=statistics.fmean(overhead),
@@ -302,13 +310,17 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{r['overhead_p50']:.2f} | {r['mcp_p50']:.2f} / {r['mcp_p95']:.2f} | "
             f"{r['load_start']} → {r['load_end']} |")
     lines += ["", f"Throughput over HTTP, {args.seconds:g} s per row, each client its own "
-                  "connection; p95 ratio = p95 / single-client p95 (goal ≤ 3).", "",
+                  "connection; p95 ratio = p95 / single-client p95 (goal ≤ 3). Pipelines "
+                  "with an encoder batch concurrent searches by default; their rows are "
+                  "repeated with `trawl serve --no-batch`.", "",
               "| index | clients | requests/s | p50 ms | p95 ms | p95 ratio | errors |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         base = r["throughput"][0]["p95"]
-        for row in r["throughput"]:
-            lines.append(f"| {r['index']} | {row['clients']} | {row['rps']:.0f} | "
+        rows = [("", row) for row in r["throughput"]] + [
+            (" (--no-batch)", row) for row in r.get("throughput_nobatch", [])]
+        for label, row in rows:
+            lines.append(f"| {r['index']}{label} | {row['clients']} | {row['rps']:.0f} | "
                          f"{row['p50']:.2f} | {row['p95']:.2f} | {row['p95'] / base:.2f} | "
                          f"{row['errors']} |")
     return "\n".join(lines)

@@ -520,10 +520,12 @@ class Trawl:
     def search_batch(self, queries: Sequence[str], top_k: int = 10, filters: Any = None, *,
                      retrievers: Sequence[str] | None = None,
                      fusion: FusionConfig | None = None,
-                     rerank: bool | None = None) -> list[list[Hit]]:
+                     rerank: bool | None = None,
+                     traces: Sequence[SearchTrace] | None = None) -> list[list[Hit]]:
         """``search`` for many queries at once: each encoder encodes them all in one batch
         (the expensive part), then each query is retrieved, fused and reranked. Returns
-        one hit list per query, in order; a blank query gets ``[]``."""
+        one hit list per query, in order; a blank query gets ``[]``. ``traces`` (one per
+        query) receive each query's timings, the batch's encoding time shared out."""
         if isinstance(queries, str) or not isinstance(queries, Sequence):
             raise InputError(f"queries must be a list of strings, got {type(queries).__name__}")
         if not queries:
@@ -536,9 +538,13 @@ class Trawl:
         out: list[list[Hit]] = [[] for _ in queries]
         if not live:
             return out
+        if traces is not None and len(traces) != len(queries):
+            raise InputError(f"traces must have one SearchTrace per query ({len(queries)}), "
+                             f"got {len(traces)}")
         results = self.pipeline.search_batch(
             [queries[i][:20_000] for i in live], top_k, parsed, retrievers=retrievers,
-            fusion=fusion, rerank=rerank, index_lock=self._lock.read())
+            fusion=fusion, rerank=rerank, index_lock=self._lock.read(),
+            traces=[traces[i] for i in live] if traces is not None else None)
         for i, hits in zip(live, results, strict=True):
             out[i] = hits
         return out

@@ -70,6 +70,7 @@ from trawl.wire import (
     Timings,
 )
 
+from .batching import SearchBatcher
 from .security import BearerAuth, BodyLimit, error_body, is_loopback
 from .watch import FolderWatcher
 
@@ -104,9 +105,17 @@ def _search_kwargs(trawl: Trawl, req: SearchRequest, trace: SearchTrace) -> dict
 def create_app(trawl: Trawl, *, api_key: str | None = None,
                watcher: FolderWatcher | None = None, mcp: bool = True,
                host: str = "127.0.0.1", on_ready: Callable[[], None] | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The ASGI app serving ``trawl``; the caller keeps ownership of ``trawl``."""
+               max_body_bytes: int = MAX_BODY_BYTES, batch: bool | None = None) -> FastAPI:
+    """The ASGI app serving ``trawl``; the caller keeps ownership of ``trawl``.
+
+    ``batch``: share one ``search_batch`` among concurrent searches (``SearchBatcher``);
+    ``None`` turns it on when a retriever has an encoder, where batching pays.
+    """
     local_paths = is_loopback(host)
+    if batch is None:
+        batch = any(r.encoder for r in trawl.config.retrievers)
+    batcher = SearchBatcher(trawl) if batch else None
+    run_search = batcher.search if batcher is not None else trawl.search
     mcp_server = None
     if mcp:
         from .mcp_tools import build_mcp
@@ -177,7 +186,9 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
         """Liveness, the index folder, the server's pid and, with --watch, its state."""
         return {"status": "ok", "index": str(trawl.path) if trawl.path else None,
                 "pid": os.getpid(), "version": __version__,
-                "watch": watcher.status() if watcher is not None else None}
+                "watch": watcher.status() if watcher is not None else None,
+                "batching": None if batcher is None else {
+                    "batches": batcher.batches, "queries": batcher.batched_queries}}
 
     @app.get("/pipeline", response_model=PipelineConfig, tags=["index"])
     def pipeline() -> Response:
@@ -216,8 +227,8 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
     def search(req: SearchRequest) -> Response:
         """Run the pipeline; hits carry each retriever's score and rank (scores_by_source)."""
         trace = SearchTrace()
-        hits = trawl.search(req.query, req.top_k, req.filters,
-                            **_search_kwargs(trawl, req, trace))
+        hits = run_search(req.query, req.top_k, req.filters,
+                          **_search_kwargs(trawl, req, trace))
         timings = Timings(encode_ms=trace.encode_ms, retrieve_ms=trace.retrieve_ms,
                           rerank_ms=trace.rerank_ms)
         return _json(SearchResponse(hits=hits, latency_ms=round(trace.total_ms, 3),

@@ -29,16 +29,20 @@ def _require_stack() -> None:
 @click.option("--watch", "watch", multiple=True, type=click.Path(path_type=Path),
               help="Keep this folder indexed as files change (repeatable).")
 @click.option("--no-mcp", is_flag=True, help="Do not mount the MCP endpoint at /mcp.")
+@click.option("--batch/--no-batch", default=None,
+              help="Encode concurrent searches' queries in one batch (default: on when a "
+                   "retriever has an encoder).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
-                  watch: tuple[Path, ...], no_mcp: bool, log_level: str) -> None:
+                  watch: tuple[Path, ...], no_mcp: bool, batch: bool | None,
+                  log_level: str) -> None:
     """Serve an index over HTTP and MCP, so every client can use it at once."""
     _require_stack()
     from .runner import serve
 
     serve(index, host=host, port=port, pipeline=pipeline, watch=list(watch),
-          mcp=not no_mcp, log_level=log_level)
+          mcp=not no_mcp, batch=batch, log_level=log_level)
 
 
 @click.command(name="mcp")
