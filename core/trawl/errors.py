@@ -6,6 +6,7 @@ possible, what exists instead and how to fix it.
 
 from __future__ import annotations
 
+import re
 import traceback as _traceback
 
 
@@ -28,6 +29,45 @@ def describe_exception(exc: BaseException) -> str:
         return "raised KeyboardInterrupt (or was interrupted with Ctrl-C)"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _dist_key(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def missing_module_fix(distribution: str, module: str | None) -> str:
+    """The pip command that brings ``module`` back: the extra of ``distribution`` whose
+    requirements provide it (``pip install 'trawl[bm25]'`` for scipy), else ``""``.
+
+    Matches import names to requirement names loosely (``Stemmer`` ~ ``PyStemmer``,
+    ``qdrant_edge`` ~ ``qdrant-edge-py``); reads only installed metadata.
+    """
+    if not module:
+        return ""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        requirements = requires(distribution) or []
+    except PackageNotFoundError:
+        return ""
+    key = _dist_key(module.split(".")[0])
+    sizes: dict[str, int] = {}
+    providing: set[str] = set()
+    for line in requirements:
+        spec, _, marker = line.partition(";")
+        name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+        extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", marker)
+        if name is None or extra is None:
+            continue
+        sizes[extra.group(1)] = sizes.get(extra.group(1), 0) + 1
+        candidate = _dist_key(name.group(1))
+        if key in {candidate, candidate.removeprefix("py"), candidate.removesuffix("_py")}:
+            providing.add(extra.group(1))
+    if not providing:
+        return ""
+    # The smallest extra that has it: `bm25` rather than `all`, which repeats it.
+    best = min(sorted(providing), key=lambda extra: sizes[extra])
+    return f"pip install '{distribution}[{best}]'"
 
 
 class TrawlError(Exception):
@@ -63,9 +103,11 @@ class PluginLoadError(TrawlError):
         self.cause = cause
         self.during = during
         where = f" in {during}" if during else ""
+        fix = missing_module_fix(distribution, cause.name) \
+            if isinstance(cause, ModuleNotFoundError) else ""
         super().__init__(
             f"plugin {entry_point!r} from distribution {distribution!r} failed{where}: "
-            f"{describe_exception(cause)}"
+            f"{describe_exception(cause)}" + (f"; install it: {fix}" if fix else "")
         )
 
     @property

@@ -9,6 +9,7 @@ with transformers (``save_pretrained(safe_serialization=True)``), so no hub is n
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -227,3 +228,19 @@ def test_family_parity_with_transformers(tmp_path: Path, family: str, kind: str)
         diff = np.abs(got - ref)[feeds["attention_mask"].astype(bool)]
         assert manifest.optimized  # fused, and the fused graph still matches
     assert diff.max() <= 1e-5, f"{family} {kind}: max abs diff {diff.max():.2e}"
+
+
+def test_missing_onnx_package_is_named_with_its_extra(tmp_path: Path) -> None:
+    """The issue's first-run failure: onnx missing must say onnx, not torch."""
+    code = ("import sys\nsys.modules['onnx'] = None\n"
+            "from trawl_onnx.export import ensure_exported\n"
+            "from trawl import TrawlError\n"
+            "try:\n    ensure_exported('all-MiniLM-L6-v2')\n"
+            "except TrawlError as exc:\n    print(type(exc).__name__, exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ,
+                                            "TRAWL_CACHE_DIR": str(tmp_path)})
+    out = proc.stdout.strip()
+    assert out.startswith("MissingDependencyError"), proc.stdout + proc.stderr[-2000:]
+    assert "'onnx' is not installed" in out and "pip install 'trawl[onnx]'" in out
+    assert "torch" not in out
