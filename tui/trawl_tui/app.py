@@ -20,9 +20,10 @@ from textual.worker import get_current_worker
 
 from trawl.api import Trawl
 from trawl.catalog import IndexInfo
-from trawl.errors import InputError, TrawlError
+from trawl.errors import TrawlError
 from trawl.models import Hit
 from trawl.plugins import PluginHost, default_host
+from trawl.protocol import IndexClient
 
 from . import actions
 from .commands import TrawlCommands
@@ -88,7 +89,7 @@ class TrawlApp(App[None]):
     ]
     BINDING_GROUP_TITLE = "App"
 
-    def __init__(self, trawl: Trawl | None = None, *, index_path: str | None = None,
+    def __init__(self, trawl: IndexClient | None = None, *, index_path: str | None = None,
                  pipeline: str | None = None, session: Session | None = None,
                  debounce: float = 0.06, mask_latency: bool = False, cursor_blink: bool = True,
                  keymap: Mapping[str, str] | None = None, owns_trawl: bool = False,
@@ -102,7 +103,7 @@ class TrawlApp(App[None]):
         self.history_path: Path | None = None
         self.open_failed = False
         self.ingest_started = 0.0
-        self.trawl = trawl
+        self.trawl: IndexClient | None = trawl
         self.index_path = index_path
         self.pipeline_spec = pipeline
         self.session = session or Session()
@@ -186,20 +187,16 @@ class TrawlApp(App[None]):
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _open_index(self, path: str, pipeline: str | None, create: bool = True) -> None:
         try:
-            opened = Trawl.open(path, pipeline=pipeline, show_progress=False, create=create)
-            if not isinstance(opened, Trawl):  # a served index (`trawl serve` holds it)
-                opened.close()
-                raise InputError(f"index {path} is served by `trawl serve`; the TUI cannot "
-                                 "attach to a served index yet: stop the server or search "
-                                 "through it with `trawl search`")
-            trawl = opened
+            # a served index (``trawl serve`` holds its lock) comes back as a RemoteTrawl:
+            # the TUI uses it like any other ``IndexClient``
+            trawl = Trawl.open(path, pipeline=pipeline, show_progress=False, create=create)
             info = trawl.info()
         except Exception as exc:
             self.call_from_thread(self._open_failed, exc)
             return
         self.call_from_thread(self._opened, trawl, info)
 
-    def _opened(self, trawl: Trawl, info: IndexInfo) -> None:
+    def _opened(self, trawl: IndexClient, info: IndexInfo) -> None:
         self.close_index()
         self.trawl, self.info = trawl, info
         self.owns_trawl = True
@@ -292,7 +289,7 @@ class TrawlApp(App[None]):
         self.notify(text, title=title, severity="error", timeout=10, markup=False)
 
     def plugin_host(self) -> PluginHost:
-        if self.trawl is not None:
+        if isinstance(self.trawl, Trawl):
             return self.trawl.host
         return self._host or default_host()
 

@@ -7,8 +7,6 @@ when it is importable, and otherwise reads ``.txt``/``.md`` files itself.
 
 from __future__ import annotations
 
-import inspect
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import Any
 from trawl.api import Trawl
 from trawl.errors import InputError
 from trawl.models import Document
+from trawl.protocol import IndexClient
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 # on_progress(done, total or None, label); called from the worker thread
@@ -68,49 +67,9 @@ def _title(path: Path, text: str) -> str:
     return path.stem.replace("_", " ").replace("-", " ")
 
 
-def _ingest_with_library(index_paths: Callable[..., Any], trawl: Trawl, root: Path,
-                         report: ProgressFn, start: float) -> IngestSummary:
-    """``trawl.ingest.index_paths`` with progress.
-
-    If ``index_paths`` takes an ``on_progress(done, total)`` callback it drives the bar;
-    otherwise the total is the number of files ``trawl.ingest.scan`` finds and the
-    progress is the count of newly committed documents, polled from the manifest.
-    """
-    params = inspect.signature(index_paths).parameters
-    kwargs: dict[str, Any] = {}
-    if "show_progress" in params:
-        kwargs["show_progress"] = False
-    stop = threading.Event()
-    poller: threading.Thread | None = None
-    report(0, None, "scanning")
-    if "on_progress" in params:
-        kwargs["on_progress"] = lambda done, total: report(int(done), int(total), "indexing")
-    else:
-        total: int | None = None
-        try:
-            from trawl.ingest import scan
-
-            skip = (str(trawl.path),) if trawl.path is not None else ()
-            total = len(scan([root], skip_dirs=skip)[0])
-        except Exception:  # an older/newer scan signature: progress stays indeterminate
-            total = None
-        before = trawl.manifest.count()
-        report(0, total, "indexing")
-
-        def poll() -> None:
-            while not stop.wait(0.1):
-                done = max(0, trawl.manifest.count() - before)
-                report(min(done, total) if total is not None else done, total, "indexing")
-
-        poller = threading.Thread(target=poll, name="trawl-tui-ingest-progress", daemon=True)
-        poller.start()
-    try:
-        result = index_paths(trawl, [root], **kwargs)
-    finally:
-        stop.set()
-        if poller is not None:
-            poller.join()
-    summary = IngestSummary(via="trawl.ingest")
+def _summary(result: Any, start: float, via: str) -> IngestSummary:
+    """An ``IngestReport`` (local or from a server) as the counts the UI shows."""
+    summary = IngestSummary(via=via)
     for name in ("added", "updated", "unchanged", "chunks"):
         value = getattr(result, name, None)
         if isinstance(value, int):
@@ -119,6 +78,30 @@ def _ingest_with_library(index_paths: Callable[..., Any], trawl: Trawl, root: Pa
     skipped = getattr(result, "skipped", None) or []
     summary.skipped = [f"{getattr(s, 'path', s)}: {getattr(s, 'reason', '')}" for s in skipped]
     summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _ingest_with_library(index_paths: Callable[..., Any], trawl: Trawl, root: Path,
+                         report: ProgressFn, start: float) -> IngestSummary:
+    """``trawl.ingest.index_paths`` with its ``on_progress(done, total)`` driving the bar."""
+    report(0, None, "scanning")
+    result = index_paths(trawl, [root], show_progress=False,
+                         on_progress=lambda done, total: report(int(done), int(total),
+                                                                "indexing"))
+    summary = _summary(result, start, "trawl.ingest")
+    done = summary.added + summary.updated + summary.unchanged
+    report(done, done, "done")
+    return summary
+
+
+def _ingest_on_server(client: Any, root: Path, report: ProgressFn,
+                      start: float) -> IngestSummary:
+    """A served index: the server reads the folder (same machine), one request."""
+    index_paths = getattr(client, "index_paths", None)
+    if index_paths is None:
+        raise InputError(f"{type(client).__name__} cannot index folders")
+    report(0, None, "indexing on the server")
+    summary = _summary(index_paths([str(root)]), start, "trawl serve")
     done = summary.added + summary.updated + summary.unchanged
     report(done, done, "done")
     return summary
@@ -140,14 +123,17 @@ def read_text_folder(folder: Path) -> list[Document]:
     return docs
 
 
-def ingest_folder(trawl: Trawl, folder: str | Path, on_progress: ProgressFn | None = None,
-                  *, batch_size: int = 32, use_library: bool = True) -> IngestSummary:
+def ingest_folder(trawl: IndexClient, folder: str | Path,
+                  on_progress: ProgressFn | None = None, *, batch_size: int = 32,
+                  use_library: bool = True) -> IngestSummary:
     """Index every supported file under ``folder``; reports progress, returns counts."""
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise InputError(f"not a folder: {root}")
     report = on_progress or (lambda done, total, label: None)
     start = time.perf_counter()
+    if not isinstance(trawl, Trawl):
+        return _ingest_on_server(trawl, root.resolve(), report, start)
     index_paths = _find_index_paths() if use_library else None
     if index_paths is not None:
         return _ingest_with_library(index_paths, trawl, root, report, start)
