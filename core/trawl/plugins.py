@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +47,8 @@ KIND_HOOKS: dict[ComponentKind, str] = {
 }
 # Core components that are not backends (the exact numpy index) live here.
 CORE_PLUGINS = ("trawl.builtin",)
+# in-process limit for one plugin step (import, a hook); TRAWL_PLUGIN_TIMEOUT overrides
+IN_PROCESS_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -229,7 +233,7 @@ class PluginHost:
         load: set[str] | None = None,
         disable: set[str] | None = None,
         on_loading: Callable[[str, str, str], None] | None = None,
-        contain_exit: bool = False,
+        contain: bool = False,
     ) -> None:
         self.pm = pluggy.PluginManager("trawl")
         self.pm.add_hookspecs(hookspecs)
@@ -240,7 +244,8 @@ class PluginHost:
         # called with (plugin, distribution, step) just before plugin code runs (its import,
         # each hook): the isolated probe (plugin_probe.py) names a plugin that ends the process
         self.on_loading = on_loading
-        self.contain_exit = contain_exit  # os._exit in plugin code raises (the CLI's host)
+        # the CLI's host: os._exit in plugin code raises, hangs time out (_running_plugin_code)
+        self.contain = contain
         self._load = load if load is not None else _env_list("TRAWL_LOAD_PLUGINS")
         self._disable = disable if disable is not None else (
             _env_list("TRAWL_DISABLE_PLUGINS") or set())
@@ -274,7 +279,7 @@ class PluginHost:
                 self.on_loading(ep.name, dist_name, "import")
             try:
                 with _running_plugin_code(ep.name, dist_name, "import",
-                                          contain_exit=self.contain_exit):
+                                          contain=self.contain):
                     plugin = ep.load()
             except BaseException as exc:
                 # SystemExit and KeyboardInterrupt too: a plugin calling sys.exit() at import
@@ -349,7 +354,7 @@ class PluginHost:
                     self.on_loading(plugin_name, dist, hook_name)
                 try:
                     with _running_plugin_code(plugin_name, dist, hook_name,
-                                              contain_exit=self.contain_exit):
+                                              contain=self.contain):
                         impl.function(register=register)
                 except BaseException as exc:
                     self._hook_errors.append(PluginLoadError(
@@ -380,7 +385,7 @@ class PluginHost:
                 self.on_loading(plugin_name, dist, "register_commands")
             try:
                 with _running_plugin_code(plugin_name, dist, "register_commands",
-                                          contain_exit=self.contain_exit):
+                                          contain=self.contain):
                     impl.function(cli=group)
             except BaseException as exc:
                 self.command_errors.append(PluginLoadError(
@@ -430,20 +435,34 @@ class PluginHost:
         return self.pm.hook.resolve_model_source(name=name)
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment (a bad value means the default)."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
 @contextmanager
 def _running_plugin_code(plugin: str, distribution: str, step: str, *,
-                         contain_exit: bool) -> Iterator[None]:
+                         contain: bool) -> Iterator[None]:
     """Guard a plugin's import or hook.
 
-    After a few seconds, say on stderr which plugin is still running, so a hang is
-    attributable (Ctrl-C then reports that plugin and carries on without it). With
-    ``contain_exit`` (the CLI's host), ``os._exit`` raises ``PluginHardExit`` instead of
-    ending the process: a plugin calling it at import would otherwise end every command
-    with its status and no word of why. Only the calling process is guarded (a child the
-    plugin forks still exits), and ``os._exit`` is restored afterwards; library hosts leave
-    it alone, as other threads may legitimately be exiting forked children meanwhile.
+    After a few seconds (``TRAWL_PLUGIN_SLOW_S``, 5), say on stderr which plugin is still
+    running, so a hang is attributable; Ctrl-C then reports that plugin and carries on
+    without it. With ``contain`` (the CLI's host, in its main thread) two more guards:
+
+    * ``os._exit`` raises ``PluginHardExit`` instead of ending the process: a plugin calling
+      it at import would otherwise end every command with its status and no word of why.
+      Only the calling process is guarded (a child the plugin forks still exits) and
+      ``os._exit`` is restored afterwards. Library hosts leave it alone: other threads may
+      legitimately be exiting forked children meanwhile.
+    * after ``TRAWL_PLUGIN_TIMEOUT`` (30 s in-process) the main thread gets a SIGINT, which
+      interrupts a sleeping or looping plugin; it becomes a ``TimeoutError`` for that plugin.
+      A hang inside C code that ignores signals still needs Ctrl-C or the isolated probe.
     """
-    delay = float(os.environ.get("TRAWL_PLUGIN_SLOW_S", "5"))
+    delay = env_seconds("TRAWL_PLUGIN_SLOW_S", 5)
 
     def warn() -> None:
         from .display import safe_text
@@ -454,8 +473,25 @@ def _running_plugin_code(plugin: str, distribution: str, step: str, *,
 
     timer = threading.Timer(delay, warn)
     timer.daemon = True
+    in_main = threading.current_thread() is threading.main_thread()
+    watch = (contain and in_main and hasattr(signal, "pthread_kill")
+             and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    limit = env_seconds("TRAWL_PLUGIN_TIMEOUT", IN_PROCESS_TIMEOUT_S)
+    fired = threading.Event()
+    finished = threading.Event()
+    done = threading.Lock()
+
+    def interrupt() -> None:
+        with done:  # never once the guarded code has finished
+            if finished.is_set():
+                return
+            fired.set()
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    watchdog = threading.Timer(limit, interrupt)
+    watchdog.daemon = True
     real_exit = os._exit
-    if contain_exit:
+    if contain:
         pid = os.getpid()
 
         def guarded_exit(status: int) -> NoReturn:
@@ -465,12 +501,33 @@ def _running_plugin_code(plugin: str, distribution: str, step: str, *,
 
         setattr(os, "_exit", guarded_exit)  # noqa: B010 - mypy rejects assigning a function
     timer.start()
+    if watch:
+        watchdog.start()
     try:
         yield
-    finally:
-        timer.cancel()
-        if contain_exit:
+    except KeyboardInterrupt as exc:
+        if fired.is_set():
+            raise TimeoutError(f"did not finish {step} within {limit:g} s (interrupted)"
+                               ) from exc
+        raise
+    finally:  # most important first: a late SIGINT may still land in here
+        if contain:
             setattr(os, "_exit", real_exit)  # noqa: B010
+        with done:
+            finished.set()
+            watchdog.cancel()
+        timer.cancel()
+        if fired.is_set():
+            _absorb_pending_interrupt()
+
+
+def _absorb_pending_interrupt() -> None:
+    """The watchdog's SIGINT may still be pending when the plugin code returned on its own;
+    let it land here rather than in whatever runs next."""
+    try:
+        time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
 
 
 def _version(dist: str) -> str:
@@ -489,5 +546,5 @@ def default_host() -> PluginHost:
     global _default_host
     with _default_lock:
         if _default_host is None:
-            _default_host = PluginHost(contain_exit=True)
+            _default_host = PluginHost(contain=True)
         return _default_host

@@ -130,7 +130,7 @@ def test_os_exit_is_contained_only_in_the_cli_host_and_only_in_its_process(
         os._exit(9)
     """)
     monkeypatch.syspath_prepend(str(site))
-    host = trawl.PluginHost(contain_exit=True, load={"forker"})
+    host = trawl.PluginHost(contain=True, load={"forker"})
     (error,) = host.load_errors
     assert error.entry_point == "forker" and "called os._exit(9)" in str(error)
     assert status_file.read_text() == "3"
@@ -310,3 +310,30 @@ def test_ctrl_c_skips_a_plugin_that_hangs_in_process(site: Path, tmp_path: Path,
             proc.wait()
     assert proc.returncode == 0, err
     assert [h["doc_id"] for h in json.loads(out)["hits"]] == ["a"]
+
+
+@needs_bm25
+def test_a_plugin_that_hangs_in_process_times_out(site: Path, tmp_path: Path,
+                                                  bm25_index: Path) -> None:
+    write_fake_plugin(site, "trawl-sloth", "sloth", "trawl_sloth_mod",
+                      "import time\ntime.sleep(120)\n")
+    write_fake_plugin(site, "trawl-spinner", "spinner", "trawl_spinner_mod", """
+        import trawl
+
+        @trawl.hookimpl
+        def register_commands(cli):
+            while True:
+                pass
+    """)
+    start = time.monotonic()
+    found = _trawl("search", "turbine", "--index", str(bm25_index), "--json", site=site,
+                   home=tmp_path, TRAWL_PLUGIN_TIMEOUT="2", TRAWL_PLUGIN_SLOW_S="60")
+    assert found.returncode == 0, found.stderr
+    assert [h["doc_id"] for h in json.loads(found.stdout)["hits"]] == ["a"]
+    unknown = _trawl("nosuchcommand", site=site, home=tmp_path, TRAWL_PLUGIN_TIMEOUT="2",
+                     TRAWL_PLUGIN_SLOW_S="60")
+    assert unknown.returncode == 2
+    assert "'sloth'" in unknown.stderr and "did not finish import within 2 s" in unknown.stderr
+    assert "'spinner'" in unknown.stderr
+    assert "did not finish register_commands within 2 s" in unknown.stderr
+    assert time.monotonic() - start < 60
