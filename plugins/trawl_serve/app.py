@@ -78,9 +78,8 @@ log = logging.getLogger("trawl.serve")
 
 _CLIENT_ERRORS: tuple[type[TrawlError], ...] = (
     InputError, FilterError, ConfigError, UnknownComponentError, DimensionMismatchError)
-_ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse},
-           413: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
-           500: {"model": ErrorResponse}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 500)}
 
 
 def _json(body: str | bytes, status: int = 200) -> Response:

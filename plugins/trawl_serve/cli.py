@@ -38,6 +38,11 @@ def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
                   watch: tuple[Path, ...], no_mcp: bool, batch: bool | None,
                   log_level: str) -> None:
     """Serve an index over HTTP and MCP, so every client can use it at once."""
+    import os
+
+    from .security import check_exposure
+
+    check_exposure(host, os.environ.get("TRAWL_API_KEY") or None)  # before any heavy import
     _require_stack()
     from .runner import serve
 

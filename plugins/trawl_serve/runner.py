@@ -13,7 +13,7 @@ from trawl import ConfigError, IndexLockedError, Trawl
 from trawl.config import TrawlSettings
 from trawl.lockfile import live_server
 
-from .security import is_loopback
+from .security import check_exposure
 
 log = logging.getLogger("trawl.serve")
 
@@ -47,12 +47,6 @@ def client_url(sock: socket.socket) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
-
-
-def check_exposure(host: str, api_key: str | None) -> None:
-    if not is_loopback(host) and not api_key:
-        raise ConfigError(f"refusing to serve on {host} without TRAWL_API_KEY: set it (clients "
-                          "send it as a bearer token) or bind to 127.0.0.1")
 
 
 def open_owned(index: str | None, pipeline: str | None) -> Trawl:

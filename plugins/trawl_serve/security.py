@@ -7,9 +7,13 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from trawl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -24,14 +28,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_exposure(host: str, api_key: str | None) -> None:
+    """Loopback by default: any other address needs a key, or the server does not start."""
+    if not is_loopback(host) and not api_key:
+        raise ConfigError(f"refusing to serve on {host} without TRAWL_API_KEY: set it (clients "
+                          "send it as a bearer token) or bind to 127.0.0.1")
+
+
 def error_body(kind: str, message: str, field: str | None = None) -> bytes:
     """The JSON of every error answer (``trawl.wire.ErrorResponse``)."""
     return json.dumps({"error": {"type": kind, "message": message, "field": field}}).encode()
 
 
 async def send_error(send: Send, status: int, kind: str, message: str,
-                     field: str | None = None, headers: list[tuple[bytes, bytes]] = ()
-                     ) -> None:  # type: ignore[assignment]
+                     field: str | None = None,
+                     headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = error_body(kind, message, field)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),

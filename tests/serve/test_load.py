@@ -93,7 +93,7 @@ def test_sigkill_during_ingestion_then_restart_is_consistent(tmp_path: Path) -> 
     pipeline.write_text(TWO_BM25)
     rng = random.Random(13)
     committed: set[str] = set()
-    for trial in range(3):
+    for trial in range(2):
         server = ServerProcess(idx, "--pipeline", str(pipeline))
         lost: list[str] = []
 
