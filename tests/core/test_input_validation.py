@@ -121,3 +121,10 @@ def test_bad_cli_arguments_are_rejected_in_one_line(tmp_path: Path, args: list[s
     assert out.returncode == 2, out.stderr
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_bare_trawl_shows_the_help_not_an_error(tmp_path: Path) -> None:
+    out = _trawl(home=tmp_path)
+    assert out.returncode == 2 and "Error" not in out.stderr
+    assert out.stderr.startswith("Usage: trawl") and "\nCommands:\n" in out.stderr
+    assert "Plugin commands:" in out.stderr
