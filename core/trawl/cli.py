@@ -447,7 +447,9 @@ def _show_traceback(exc: BaseException) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: errors become one clear line on stderr (exit 1; usage errors exit 2)."""
     try:
-        cli.main(args=argv, prog_name="trawl", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="trawl", standalone_mode=False)
+        if isinstance(status, int) and status:  # ctx.exit(N) returns N without standalone
+            sys.exit(status)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -28,9 +28,12 @@ import trawl
 def register_commands(cli):
     @cli.command("hello")
     @click.argument("who")
-    def hello(who):
+    @click.pass_context
+    def hello(ctx, who):
         '''Greet WHO (a plugin command).'''
         click.echo(f"hello {who}")
+        if who == "nobody":
+            ctx.exit(3)
 """
 
 
@@ -168,6 +171,7 @@ def test_core_commands_import_no_plugin_and_plugin_commands_load_lazily(
     assert marker.exists()  # `plugins` and `--help` imported it, in their child process
     greeted = _trawl("hello", "world", site=site, home=tmp_path)
     assert greeted.returncode == 0 and greeted.stdout == "hello world\n"
+    assert _trawl("hello", "nobody", site=site, home=tmp_path).returncode == 3  # ctx.exit(3)
     assert imported_in_trawl_process()  # an unknown subcommand loads plugins to find it
     unknown = _trawl("nosuchcommand", site=site, home=tmp_path)
     assert unknown.returncode == 2 and "No such command 'nosuchcommand'" in unknown.stderr
