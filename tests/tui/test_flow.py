@@ -263,3 +263,16 @@ def test_field_suggester_values() -> None:
     assert asyncio.run(s.get_suggestion("lang=e")) == "lang=en"
     assert asyncio.run(s.get_suggestion("year>=2020 lang=d")) == "year>=2020 lang=de"
     assert asyncio.run(s.get_suggestion("nope")) is None
+
+
+async def test_resize_switches_layout_and_rewraps_snippets(mem_trawl: trawl.Trawl) -> None:
+    app = _app(mem_trawl)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await type_query(pilot, "tides")
+        assert app.main.has_class("-wide")
+        wide = str(_results(app).get_option_at_index(0).prompt).split("\n")[2]
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        assert not app.main.has_class("-wide")
+        narrow = str(_results(app).get_option_at_index(0).prompt).split("\n")[2]
+        assert len(narrow) < 80 and narrow != wide  # cut for the new width

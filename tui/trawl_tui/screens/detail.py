@@ -10,13 +10,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from trawl.models import Chunk, Hit
 
 from ..present import chunk_text, hit_from_chunk, metadata_table, neighbours_text
 from ..safe import one_line
+from ..widgets.footer import TrawlFooter
 
 if TYPE_CHECKING:
     from ..app import TrawlApp
@@ -48,7 +49,7 @@ class DetailScreen(Screen[None]):
             yield Static(id="detail-meta")
             yield Static(id="detail-text")
             yield Static(id="detail-neighbours")
-        yield Footer()
+        yield TrawlFooter()
 
     def on_mount(self) -> None:
         self.render_hit()

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from trawl.errors import TrawlError
@@ -22,6 +22,7 @@ from trawl.models import Hit
 
 from ..actions import COPY_KINDS, copy_payload
 from ..safe import clean, one_line
+from ..widgets.footer import TrawlFooter
 
 
 class PathPrompt(ModalScreen[str | None]):
@@ -41,7 +42,7 @@ class PathPrompt(ModalScreen[str | None]):
             box.border_title = self.title_text
             yield Label("File:")
             yield Input(self.value, id="prompt-path")
-        yield Footer()
+        yield TrawlFooter()
 
     @on(Input.Submitted, "#prompt-path")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -74,7 +75,7 @@ class HistoryScreen(ModalScreen[str | None]):
                 yield Label("No queries yet: enter in the search box records one.")
             yield OptionList(*[Option(Text(one_line(q))) for q in self.entries],
                              id="history-list")
-        yield Footer()
+        yield TrawlFooter()
 
     @on(OptionList.OptionSelected, "#history-list")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
@@ -106,7 +107,7 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes} (y)", variant="primary", id="confirm-yes-button")
                 yield Button(f"{self.no} (n)", id="confirm-no-button")
-        yield Footer()
+        yield TrawlFooter()
 
     def on_mount(self) -> None:
         self.query_one("#confirm-yes-button", Button).focus()
@@ -147,7 +148,7 @@ class OpenFailedScreen(ModalScreen[str]):
                 yield Button("Pick another (p)", variant="primary", id="failed-pick-button")
                 yield Button("Retry (r)", id="failed-retry-button")
                 yield Button("Quit (q)", id="failed-quit-button")
-        yield Footer()
+        yield TrawlFooter()
 
     def on_mount(self) -> None:
         self.query_one("#failed-pick-button", Button).focus()
@@ -188,7 +189,7 @@ class CopyMenu(ModalScreen[str | None]):
                 line.append(preview, style="dim")
                 options.append(Option(line, id=kind))
             yield OptionList(*options, id="copy-list")
-        yield Footer()
+        yield TrawlFooter()
 
     @on(OptionList.OptionSelected, "#copy-list")
     def _chosen(self, event: OptionList.OptionSelected) -> None:

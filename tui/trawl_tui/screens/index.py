@@ -11,12 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Static
+from textual.widgets import Button, Header, Input, Label, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from ..messages import IngestFinished, StatsLoaded
 from ..present import human_bytes
 from ..safe import one_line
+from ..widgets.footer import TrawlFooter
 
 if TYPE_CHECKING:
     from ..app import TrawlApp
@@ -62,7 +63,7 @@ class IndexScreen(Screen[None]):
                 yield Button("Add folder", variant="primary", id="index-add")
             yield ProgressBar(id="index-progress", show_eta=False)
             yield Label("", id="index-progress-label")
-        yield Footer()
+        yield TrawlFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "index"

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, OptionList, Static
+from textual.widgets import Header, Input, OptionList, Static
 from textual.worker import get_current_worker
 
 from trawl.models import Hit
@@ -21,6 +21,7 @@ from ..messages import SearchDone, SearchFailed, SearchRequest
 from ..safe import clean
 from ..session import parse_where_text
 from ..widgets import FilterBar, PreviewPane, ResultsList, SearchInput, StatusBar
+from ..widgets.footer import TrawlFooter
 
 if TYPE_CHECKING:
     from ..app import TrawlApp
@@ -92,7 +93,7 @@ class MainScreen(Screen[None]):
             yield Static(id="empty")
             yield PreviewPane(id="preview")
         yield StatusBar(id="status", mask_latency=self.tapp.mask_latency)
-        yield Footer()
+        yield TrawlFooter()
 
     def on_mount(self) -> None:
         self.query_one(SearchInput).focus()
@@ -105,9 +106,6 @@ class MainScreen(Screen[None]):
 
     def _layout(self, width: int) -> None:
         self.set_class(width >= WIDE, "-wide")
-        footer = self.query_one(Footer)
-        footer.compact = width < WIDE
-        footer.show_command_palette = width >= WIDE
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Only the controls that apply: no rerank key without a reranker, no mode or

@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, Label
+from textual.widgets import DataTable, Input, Label
 
 from trawl.catalog import IndexSummary, list_indexes
 
 from ..present import human_bytes, human_time
 from ..safe import one_line
+from ..widgets.footer import TrawlFooter
 
 
 class IndexPicker(ModalScreen[str | None]):
@@ -40,7 +41,7 @@ class IndexPicker(ModalScreen[str | None]):
             yield table
             yield Label("Or type a name or folder (a new name asks before creating):")
             yield Input(placeholder="name or /path/to/index", id="picker-name")
-        yield Footer()
+        yield TrawlFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -11,7 +11,6 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
-    Footer,
     Input,
     Label,
     RadioButton,
@@ -21,6 +20,7 @@ from textual.widgets import (
 )
 
 from ..session import FUSION_METHODS, SearchOptions
+from ..widgets.footer import TrawlFooter
 
 
 class PipelineScreen(ModalScreen[SearchOptions | None]):
@@ -69,7 +69,7 @@ class PipelineScreen(ModalScreen[SearchOptions | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Apply", variant="primary", id="pipeline-apply-button")
                 yield Button("Cancel", id="pipeline-cancel-button")
-        yield Footer()
+        yield TrawlFooter()
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).focus()

@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from ..safe import clean, one_line
+from ..widgets.footer import TrawlFooter
 
 
 def plugins_table(infos: list[Any]) -> Table:
@@ -48,7 +49,7 @@ class PluginsScreen(Screen[None]):
         yield Header()
         with VerticalScroll():
             yield Static(id="plugins-table")
-        yield Footer()
+        yield TrawlFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "plugins"

@@ -22,7 +22,8 @@ def _fmt(score: float) -> str:
 
 
 def render_hit(hit: Hit, query: str, source_max: dict[str, float], snippet_width: int,
-               rank_width: int = 3, chunks_in_doc: int = 0) -> Content:
+               rank_width: int = 3, chunks_in_doc: int = 0,
+               source_rank_width: int = 0) -> Content:
     """Three lines: rank, score, title and path / per-source rank, bar and score / snippet.
 
     Rank columns are as wide as the largest rank shown, so #100 and beyond never run into
@@ -41,7 +42,8 @@ def render_hit(hit: Hit, query: str, source_max: dict[str, float], snippet_width
     parts.append("\n")
     if hit.scores_by_source:
         parts.append(indent)
-        src_width = max(len(str(s.rank)) for s in hit.scores_by_source.values())
+        src_width = max([source_rank_width,
+                         *(len(str(s.rank)) for s in hit.scores_by_source.values())])
         for name, src in sorted(hit.scores_by_source.items()):
             top = source_max.get(name, 0.0)
             frac = src.score / top if top > 0 else 0.0
@@ -97,9 +99,13 @@ class ResultsList(OptionList):
         width = self.snippet_width
         self._rendered_width = self.size.width
         rank_width = max([3, *(len(str(h.rank)) for h in hits)])
+        # one column width for every row's per-source ranks, so the bars line up
+        source_rank_width = max([2, *(len(str(s.rank)) for h in hits
+                                      for s in h.scores_by_source.values())])
         previous = self.highlighted
         options = [Option(render_hit(h, self.query_text, source_max, width, rank_width,
-                                     self.chunk_counts.get(h.doc_id, 0)), id=h.chunk_id)
+                                     self.chunk_counts.get(h.doc_id, 0), source_rank_width),
+                          id=h.chunk_id)
                    for h in hits]
         with self.app.batch_update():
             self.set_options(options)
