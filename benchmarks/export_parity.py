@@ -4,7 +4,7 @@ Rows (each compared with the *running* reference, nothing stored):
 - all-MiniLM-L6-v2 (BERT): pooled, normalised vectors of 200 varied texts (queries and
   passages from the BEIR datasets under ``TRAWL_DATASETS`` plus awkward hand-made ones)
   vs sentence-transformers, and vs trawl's torch export of the same model;
-- tiny random-weight BERT and XLM-RoBERTa models built here with transformers (no hub):
+- tiny random-weight BERT, XLM-RoBERTa and MPNet models built here with transformers (no hub):
   ``last_hidden_state`` and cross-encoder ``logits`` vs transformers, and pooled vectors
   vs sentence-transformers wrapping the same folder.
 Export times: the torch-free export in a subprocess where torch cannot be imported, and
@@ -89,6 +89,9 @@ def tiny_model(folder: Path, family: str, classifier: bool) -> Path:
     if family == "bert":
         config: Any = tf.BertConfig(**common)
         cls = tf.BertForSequenceClassification if classifier else tf.BertModel
+    elif family == "mpnet":
+        config = tf.MPNetConfig(**common, pad_token_id=1)
+        cls = tf.MPNetForSequenceClassification if classifier else tf.MPNetModel
     else:
         config = tf.XLMRobertaConfig(**common, type_vocab_size=1, pad_token_id=1)
         cls = tf.XLMRobertaForSequenceClassification if classifier else tf.XLMRobertaModel
@@ -151,8 +154,9 @@ def graph_rows(work: Path, family: str, texts: list[str]) -> list[list[str]]:
             else tf.AutoModel
         model = loader.from_pretrained(str(src), attn_implementation="eager").eval()
         with torch.no_grad():
-            ref = getattr(model(**{k: torch.from_numpy(v) for k, v in feeds.items()}),
-                          manifest.output).numpy()
+            args = {k: torch.from_numpy(v) for k, v in feeds.items()
+                    if k != "token_type_ids" or family != "mpnet"}
+            ref = getattr(model(**args), manifest.output).numpy()
         if kind == "dense":
             keep = feeds["attention_mask"].astype(bool)
             got, ref = got[keep], ref[keep]
@@ -220,7 +224,7 @@ def main() -> None:
         diff, cos = compare(got, encode(torch_dir, texts))
         rows.append(["bert (all-MiniLM-L6-v2)", "mean-pooled, normalised, fused",
                      "trawl torch export", f"{len(texts)} texts", f"{diff:.1e}", f"{cos:.7f}"])
-        for family in ("bert", "xlm-roberta"):
+        for family in ("bert", "xlm-roberta", "mpnet"):
             rows.extend(graph_rows(work, family, texts))
         times = time_exports(work, rounds)
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []

@@ -4,16 +4,18 @@ Why hand-built: the graph of a BERT-style encoder is a few dozen well-known oper
 and building it from the weights with ``onnx.helper`` needs neither torch nor
 transformers, so any packaged or local model folder exports offline on a plain install.
 
-Families: BERT (``model_type`` ``bert``: all-MiniLM, bge, e5, gte) and the RoBERTa family
+Families: BERT (``model_type`` ``bert``: all-MiniLM, bge, e5, gte), the RoBERTa family
 (``roberta``, ``xlm-roberta``, ``camembert``: position ids count non-padding tokens from
-``padding_idx + 1``, as transformers does). MPNet is not built here (its relative position
-bias needs a bucketed bias table per layer); it and anything else raise
-``UnsupportedModelError`` naming the ``model_type`` and the torch export.
+``padding_idx + 1``, as transformers does) and MPNet (``mpnet``: RoBERTa-style positions
+plus a relative position bias shared by all layers; the bucket of every (query, key) pair
+is precomputed with transformers' arithmetic and sliced to the sequence length). Anything
+else raises ``UnsupportedModelError`` naming the ``model_type`` and the torch export.
 
 The nodes follow the pattern onnxruntime's BERT optimizer recognises (MatMul + Add
 projections, Reshape/Transpose per head, Div by sqrt(head size), additive mask
 ``(1 - mask) * min``, Softmax, erf GELU, LayerNormalization), so Attention,
-SkipLayerNormalization and BiasGelu fuse exactly as for the torch export.
+SkipLayerNormalization and BiasGelu fuse exactly as for the torch export (MPNet's bias
+term is outside that pattern: its graph runs unfused).
 
 Outputs: ``last_hidden_state`` (dense pooling happens on it, as the folder's
 sentence-transformers ``modules.json`` / ``1_Pooling/config.json`` say, and token vectors
@@ -35,7 +37,10 @@ from trawl.errors import ModelSourceError
 
 BERT_TYPES = ("bert",)
 ROBERTA_TYPES = ("roberta", "xlm-roberta", "camembert")
-SUPPORTED_TYPES = BERT_TYPES + ROBERTA_TYPES
+MPNET_TYPES = ("mpnet",)
+SUPPORTED_TYPES = BERT_TYPES + ROBERTA_TYPES + MPNET_TYPES
+MPNET_BUCKETS = 32  # transformers' MPNetEncoder.compute_position_bias uses 32 buckets
+MPNET_MAX_DISTANCE = 128
 TORCH_EXPORT_HELP = (
     "export it with torch instead: pip install torch==2.13.0, then pip install "
     "'trawl[export]', then trawl export MODEL --exporter torch --out DIR (and pass model=DIR)")
@@ -86,9 +91,12 @@ def read_config(folder: Path) -> EncoderConfig:
             num_layers=int(raw["num_hidden_layers"]),
             intermediate_act=str(raw.get("hidden_act", "gelu")),
             layer_norm_eps=float(raw.get("layer_norm_eps", 1e-12)),
-            type_vocab_size=int(raw.get("type_vocab_size", 2)),
-            pad_token_id=int(raw["pad_token_id"] if raw.get("pad_token_id") is not None
-                             else 1 if model_type in ROBERTA_TYPES else 0),
+            type_vocab_size=int(raw.get("type_vocab_size", 0 if model_type in MPNET_TYPES
+                                        else 2)),
+            # MPNetEmbeddings pads positions from 1 whatever config.json says
+            pad_token_id=1 if model_type in MPNET_TYPES else int(
+                raw["pad_token_id"] if raw.get("pad_token_id") is not None
+                else 1 if model_type in ROBERTA_TYPES else 0),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelSourceError(f"{path}: missing or invalid field {exc}") from exc
@@ -242,7 +250,7 @@ def _embeddings(g: _Builder, w: _Weights, cfg: EncoderConfig, use_types: bool) -
         x = word
     positions = w("embeddings.position_embeddings.weight")
     table = g.const("embeddings.position_embeddings.weight", positions)
-    if cfg.model_type in ROBERTA_TYPES:
+    if cfg.model_type in ROBERTA_TYPES + MPNET_TYPES:
         # transformers: position = cumsum(id != pad) * (id != pad) + pad
         pad = g.const("embeddings.padding_idx", cfg.pad_token_id, np.int64)
         keep = g.op("Cast", [g.op("Not", [g.op("Equal", ["input_ids", pad])])],
@@ -271,29 +279,72 @@ def _additive_mask(g: _Builder) -> str:
     return g.op("Mul", [m, g.const("mask.min", np.finfo(np.float32).min)])
 
 
+# Parameter names inside ``encoder.layer.N``: (query, key, value, attention out, its LayerNorm)
+_LAYER_NAMES = {
+    "bert": ("attention.self.query", "attention.self.key", "attention.self.value",
+             "attention.output.dense", "attention.output.LayerNorm"),
+    "mpnet": ("attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o",
+              "attention.LayerNorm"),
+}
+
+
+def relative_position_buckets(length: int, num_buckets: int = MPNET_BUCKETS,
+                              max_distance: int = MPNET_MAX_DISTANCE) -> npt.NDArray[np.int64]:
+    """MPNet's (T5-style, bidirectional) bucket of ``key - query`` for every pair of
+    positions below ``length``; the same arithmetic as transformers, float32 included."""
+    position = np.arange(length, dtype=np.int64)
+    n = position[:, None] - position[None, :]  # -(memory - context)
+    half = num_buckets // 2
+    ret = (n < 0).astype(np.int64) * half
+    n = np.abs(n)
+    exact = half // 2
+    with np.errstate(divide="ignore"):
+        scaled = (np.log(np.maximum(n, 1).astype(np.float32) / np.float32(exact))
+                  / np.float32(math.log(max_distance / exact)) * np.float32(half - exact))
+    large = np.minimum(exact + scaled.astype(np.int64), half - 1)
+    return np.asarray(ret + np.where(n < exact, n, large), dtype=np.int64)
+
+
+def _position_bias(g: _Builder, w: _Weights, cfg: EncoderConfig) -> str:
+    """``[1, heads, seq, seq]`` bias from ``encoder.relative_attention_bias`` (MPNet)."""
+    table = w("encoder.relative_attention_bias.weight")  # (buckets, heads)
+    limit = len(w("embeddings.position_embeddings.weight"))
+    buckets = g.const("encoder.position_buckets", relative_position_buckets(limit), np.int64)
+    seq = g.op("Gather", [g.op("Shape", ["input_ids"]),
+                          g.const("bias.seq_axis", 1, np.int64)], axis=0)
+    end = g.op("Unsqueeze", [seq, g.const("bias.unsqueeze0", [0], np.int64)])
+    ends = g.op("Concat", [end, end], axis=0)
+    square = g.op("Slice", [buckets, g.const("bias.start", [0, 0], np.int64), ends,
+                            g.const("bias.axes", [0, 1], np.int64)])
+    values = g.op("Gather", [g.const("encoder.relative_attention_bias.weight", table), square])
+    heads_first = g.op("Transpose", [values], perm=[2, 0, 1])
+    return g.op("Unsqueeze", [heads_first, g.const("bias.axis0", [0], np.int64)])
+
+
 def _encoder_layer(g: _Builder, w: _Weights, cfg: EncoderConfig, i: int, x: str,
-                   mask: str) -> str:
+                   mask: str, bias: str | None) -> str:
     p = f"encoder.layer.{i}"
     heads, size = cfg.num_heads, cfg.hidden_size // cfg.num_heads
+    names = _LAYER_NAMES["mpnet" if cfg.model_type in MPNET_TYPES else "bert"]
     split = g.const(f"{p}.split_heads", [0, 0, heads, size], np.int64)
 
     def project(name: str, perm: list[int]) -> str:
-        y = _linear(g, x, w(f"{p}.attention.self.{name}.weight"),
-                    w(f"{p}.attention.self.{name}.bias"), f"{p}.attention.self.{name}")
+        y = _linear(g, x, w(f"{p}.{name}.weight"), w(f"{p}.{name}.bias"), f"{p}.{name}")
         return g.op("Transpose", [g.op("Reshape", [y, split])], perm=perm)
 
-    q = project("query", [0, 2, 1, 3])
-    k = project("key", [0, 2, 3, 1])
-    v = project("value", [0, 2, 1, 3])
+    q = project(names[0], [0, 2, 1, 3])
+    k = project(names[1], [0, 2, 3, 1])
+    v = project(names[2], [0, 2, 1, 3])
     scores = g.op("Div", [g.op("MatMul", [q, k]), g.const(f"{p}.scale", math.sqrt(size))])
+    if bias is not None:
+        scores = g.op("Add", [scores, bias])
     probs = g.op("Softmax", [g.op("Add", [scores, mask])], axis=-1)
     context = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
     context = g.op("Reshape", [context, g.const(f"{p}.merge_heads", [0, 0, cfg.hidden_size],
                                                 np.int64)])
-    out = _linear(g, context, w(f"{p}.attention.output.dense.weight"),
-                  w(f"{p}.attention.output.dense.bias"), f"{p}.attention.output.dense")
-    x = _layer_norm(g, g.op("Add", [out, x]), w, f"{p}.attention.output.LayerNorm",
-                    cfg.layer_norm_eps)
+    out = _linear(g, context, w(f"{p}.{names[3]}.weight"), w(f"{p}.{names[3]}.bias"),
+                  f"{p}.{names[3]}")
+    x = _layer_norm(g, g.op("Add", [out, x]), w, f"{p}.{names[4]}", cfg.layer_norm_eps)
     h = _linear(g, x, w(f"{p}.intermediate.dense.weight"), w(f"{p}.intermediate.dense.bias"),
                 f"{p}.intermediate.dense")
     h = _ACTIVATIONS[cfg.intermediate_act](g, h)
@@ -335,8 +386,9 @@ def build_graph(folder: Path, kind: str = "dense") -> tuple[Any, list[str], str]
     g = _Builder()
     x = _embeddings(g, w, cfg, use_types)
     mask = _additive_mask(g)
+    bias = _position_bias(g, w, cfg) if cfg.model_type in MPNET_TYPES else None
     for i in range(cfg.num_layers):
-        x = _encoder_layer(g, w, cfg, i, x, mask)
+        x = _encoder_layer(g, w, cfg, i, x, mask, bias)
     if kind == "cross-encoder":
         output = _classifier(g, w, cfg, x)
         out_shape: list[str | int] = ["batch", "labels"]

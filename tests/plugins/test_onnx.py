@@ -161,10 +161,10 @@ def test_unsupported_model_without_torch_names_model_type(monkeypatch: pytest.Mo
     from trawl_onnx.sources import resolve_model_folder
 
     src = resolve_model_folder("all-MiniLM-L6-v2")
-    folder = tmp_path / "mpnet"
+    folder = tmp_path / "deberta"
     folder.mkdir()
     config = json.loads((src / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "model_type": "mpnet"}))
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "deberta-v2"}))
     (folder / "tokenizer.json").write_bytes((src / "tokenizer.json").read_bytes())
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -173,7 +173,7 @@ def test_unsupported_model_without_torch_names_model_type(monkeypatch: pytest.Mo
     with pytest.raises(UnsupportedModelError) as err:
         export.ensure_exported(str(folder))
     message = str(err.value)
-    assert "'mpnet'" in message and "torch==2.13.0" in message and "--exporter torch" in message
+    assert "'deberta-v2'" in message and "torch==2.13.0" in message and "--exporter torch" in message
     assert not (tmp_path / "cache" / "models").exists() or not any(
         p.is_dir() and not p.name.endswith(".lock")
         for p in (tmp_path / "cache" / "models").iterdir())
