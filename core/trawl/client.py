@@ -166,7 +166,7 @@ class RemoteTrawl:
         message = detail.message
         if detail.type == "UnknownDocumentError" and detail.ids is not None:
             return errors.UnknownDocumentError(detail.ids)
-        if detail.type == "validation":
+        if detail.type in ("validation", "too_large"):
             return InputError(message)
         cls = _PASSTHROUGH.get(detail.type)
         if cls is not None:
