@@ -39,7 +39,6 @@ Exporter = Literal["auto", "numpy", "torch"]
 EXPORTERS: tuple[str, ...] = get_args(Exporter)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "config.json")
-TORCH_HELP = ("pip install torch==2.13.0 first (a CPU build), then pip install 'trawl[export]'")
 
 
 def cache_root() -> Path:
@@ -97,7 +96,8 @@ def _require(packages: tuple[str, ...], extra: str, purpose: str) -> None:
 
 
 def _require_torch(why: str) -> None:
-    _require(("torch", "transformers"), "export", why)
+    _require(("torch", "transformers"), "export",
+             f"{why} (first pip install torch==2.13.0, a CPU build, then the extra)")
 
 
 def choose_exporter(folder: Path, exporter: Exporter) -> Literal["numpy", "torch"]:
@@ -111,7 +111,7 @@ def choose_exporter(folder: Path, exporter: Exporter) -> Literal["numpy", "torch
     if exporter not in EXPORTERS:
         raise ModelSourceError(f"unknown exporter {exporter!r}; use one of {EXPORTERS}")
     if exporter == "torch":
-        _require_torch(f"exporting {folder} with torch ({TORCH_HELP})")
+        _require_torch("the torch exporter")
         return "torch"
     try:
         read_config(folder)
@@ -301,14 +301,14 @@ def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
                                    "the original model instead")
         return _quantize_export(src_dir, manifest, out_dir)
     _require(("onnx", "onnxruntime"), "onnx", "exporting a model to ONNX")
+    if exporter == "torch" or cross_check:  # before fetching any weights
+        _require_torch("the torch exporter" if exporter == "torch" else "--cross-check")
     folder = resolve_model_folder(model)
     info = read_hf_info(folder)
     if kind == "cross-encoder" and not info.num_labels:
         raise ModelSourceError(f"{folder / 'config.json'} declares no labels: not a sequence "
                                "classification (cross-encoder) model")
     chosen = choose_exporter(folder, exporter)
-    if cross_check:
-        _require_torch(f"cross-checking the export against torch ({TORCH_HELP})")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ModelSourceError(f"export target {out_dir} exists and is not empty")
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -234,6 +234,23 @@ def test_family_parity_with_transformers(tmp_path: Path, family: str, kind: str)
     assert diff.max() <= 1e-5, f"{family} {kind}: max abs diff {diff.max():.2e}"
 
 
+def test_torch_exporter_without_torch_says_so_before_fetching(tmp_path: Path) -> None:
+    code = BLOCK_TORCH + (
+        "from trawl_onnx.export import export_model\n"
+        "from trawl import TrawlError\n"
+        "try:\n"
+        f"    export_model('all-MiniLM-L6-v2', {str(tmp_path / 'out')!r}, exporter='torch')\n"
+        "except TrawlError as exc:\n    print(type(exc).__name__, exc)\n")
+    env = {**os.environ, "TRAWL_CACHE_DIR": str(tmp_path / "cache"), "TRAWL_NO_DOWNLOAD": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env)
+    out = proc.stdout.strip()
+    assert out.startswith("MissingDependencyError"), proc.stdout + proc.stderr[-2000:]
+    assert "'torch' is not installed" in out and "torch==2.13.0" in out
+    assert "pip install 'trawl[export]'" in out
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
 def test_missing_onnx_package_is_named_with_its_extra(tmp_path: Path) -> None:
     """The issue's first-run failure: onnx missing must say onnx, not torch."""
     code = ("import sys\nsys.modules['onnx'] = None\n"
