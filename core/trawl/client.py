@@ -16,7 +16,7 @@ import asyncio
 import os
 import socket
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -326,16 +326,31 @@ class RemoteTrawl:
         return Context(text=a.text, hits=a.hits, tokens=a.tokens, citations=a.citations)
 
     def add(self, documents: Iterable[Document | str | dict[str, Any]], *,
-            batch_size: int = 64) -> AddResult:
+            batch_size: int = 64, show_progress: bool | None = None,
+            on_progress: Callable[[int, int], None] | None = None) -> AddResult:
         """Add or update documents on the server, in requests under its body limit; each
-        request is committed before the next is sent."""
-        return self._add_result(self._call("POST", "/documents", AddResponse, r)
-                                for r in self._add_requests(documents, batch_size))
+        request is committed before the next is sent. ``on_progress(done, total)`` is
+        called after each request (documents); ``show_progress`` is accepted for parity
+        with ``Trawl.add`` and ignored (the server draws no bars)."""
+        requests = self._add_requests(documents, batch_size)
+        total = sum(len(r.documents) for r in requests)
+        answers: list[AddResponse] = []
+        for r in requests:
+            answers.append(self._call("POST", "/documents", AddResponse, r))
+            if on_progress is not None:
+                on_progress(sum(len(q.documents) for q in requests[:len(answers)]), total)
+        return self._add_result(answers)
 
     async def aadd(self, documents: Iterable[Document | str | dict[str, Any]], *,
-                   batch_size: int = 64) -> AddResult:
-        answers = [await self._acall("POST", "/documents", AddResponse, r)
-                   for r in self._add_requests(documents, batch_size)]
+                   batch_size: int = 64, show_progress: bool | None = None,
+                   on_progress: Callable[[int, int], None] | None = None) -> AddResult:
+        requests = self._add_requests(documents, batch_size)
+        total = sum(len(r.documents) for r in requests)
+        answers: list[AddResponse] = []
+        for r in requests:
+            answers.append(await self._acall("POST", "/documents", AddResponse, r))
+            if on_progress is not None:
+                on_progress(sum(len(q.documents) for q in requests[:len(answers)]), total)
         return self._add_result(answers)
 
     def delete(self, doc_ids: Sequence[str] | str) -> int:

@@ -122,8 +122,11 @@ def test_reads_a_terminal_ui_needs(index: Trawl, client: RemoteTrawl) -> None:
 
 def test_large_add_is_split_under_the_body_limit(client: RemoteTrawl) -> None:
     big = [{"id": f"big{i}", "text": ("bulky " * 350_000) + f"tokbig{i}"} for i in range(4)]
-    result = client.add(big, batch_size=8)  # ~8.4 MB in all: more than one request
+    progress: list[tuple[int, int]] = []
+    result = client.add(big, batch_size=8,  # ~8.4 MB in all: more than one request
+                        on_progress=lambda done, total: progress.append((done, total)))
     assert result.added == 4
+    assert len(progress) >= 2 and progress[-1] == (4, 4)
     assert client.search("tokbig3")[0].doc_id == "big3"
     client.delete([d["id"] for d in big])
 
