@@ -52,7 +52,8 @@ def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
 
 @click.command(name="mcp")
 @click.argument("index", required=False)
-@click.option("--pipeline", "-p", default=None, help="Pipeline for a new index.")
+@click.option("--pipeline", "-p", default=None,
+              help="Pipeline for a new index (without it, the index must exist).")
 def mcp_command(index: str | None, pipeline: str | None) -> None:
     """Speak MCP over stdin/stdout (for agents that spawn their tools). Attaches to a
     running `trawl serve` of the same index, or opens the index itself."""

@@ -122,7 +122,9 @@ def run_mcp_stdio(index: str | None, *, pipeline: str | None = None) -> None:
     from .mcp_tools import build_mcp
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    client = Trawl.open(index, pipeline=pipeline, show_progress=False)
+    # an agent naming a missing index gets an error, not a silently created empty one
+    client = Trawl.open(index, pipeline=pipeline, show_progress=False,
+                        create=pipeline is not None)
     try:
         anyio.run(build_mcp(client).run_stdio_async)
     finally:

@@ -90,6 +90,12 @@ def test_non_loopback_needs_a_key() -> None:
     assert len(lines) == 1 and "TRAWL_API_KEY" in lines[0]
 
 
+def test_mcp_on_a_missing_index_is_an_error_not_a_new_index(tmp_path: Path) -> None:
+    out = _cli("mcp", str(tmp_path / "missing"))
+    assert out.returncode == 1 and "no trawl index" in out.stderr
+    assert not (tmp_path / "missing").exists()
+
+
 def test_lost_server_is_typed_and_loses_nothing_committed(tmp_path: Path) -> None:
     idx = tmp_path / "idx"
     _make_index(idx, 0)
