@@ -224,6 +224,13 @@ def main() -> None:
         diff, cos = compare(got, encode(torch_dir, texts))
         rows.append(["bert (all-MiniLM-L6-v2)", "mean-pooled, normalised, fused",
                      "trawl torch export", f"{len(texts)} texts", f"{diff:.1e}", f"{cos:.7f}"])
+        int8_dir = export_model(numpy_dir, work / "int8", quantize="int8")
+        quantized = encode(int8_dir, texts)
+        diff, cos = compare(quantized, got)
+        mean = float((quantized * got).sum(1).mean())
+        rows.append(["bert (all-MiniLM-L6-v2)",
+                     f"int8 per-channel from the numpy export (mean cosine {mean:.4f})",
+                     "same model fp32", f"{len(texts)} texts", f"{diff:.1e}", f"{cos:.7f}"])
         for family in ("bert", "xlm-roberta", "mpnet"):
             rows.extend(graph_rows(work, family, texts))
         times = time_exports(work, rounds)
