@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import Footer
 
-WIDE = 120
+WIDE = 160  # below this the full-width keys no longer all fit
 
 
 class TrawlFooter(Footer):

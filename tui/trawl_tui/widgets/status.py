@@ -38,8 +38,9 @@ class StatusBar(Static):
     def refresh_text(self) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(self.index_label, style="bold")
-        for part, style in ((self.options_label, ""), (self.hits_label, "bold"),
-                            (self.latency_label, "cyan"), (self.activity, "yellow")):
+        # most important first: a narrow terminal cuts the end of the line
+        for part, style in ((self.hits_label, "bold"), (self.activity, "yellow"),
+                            (self.latency_label, "cyan"), (self.options_label, "")):
             if part:
                 text.append(" │ ", style="dim")
                 text.append(part, style=style)
