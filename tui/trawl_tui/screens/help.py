@@ -13,10 +13,13 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ..widgets.footer import TrawlFooter
+
 INTRO = (
-    "Type to search; results update as you type. Enter moves to the results, enter on a hit "
-    "opens it. Up/down in the search box recall earlier queries. Ctrl+P opens the command "
-    "palette. Remap keys with TRAWL_TUI_KEYMAP='binding-id=key,other-id=key'."
+    "Type to search; results update as you type. Up/down, ctrl+n/ctrl+p and page keys move "
+    "through the hits while you type; enter opens one. In the list j/k move and letters go "
+    "back to the query. Ctrl+R: earlier queries. Ctrl+L: filter (year>=2020 lang=en). "
+    "F10: command palette. Remap keys with TRAWL_TUI_KEYMAP='binding-id=key,other-id=key'."
 )
 
 
@@ -51,3 +54,4 @@ class HelpScreen(ModalScreen[None]):
             box.border_title = "trawl · keys"
             yield Static(Text(INTRO), id="help-intro")
             yield Static(bindings_table(self.groups, self.keymap), id="help-keys")
+        yield TrawlFooter()
