@@ -185,15 +185,15 @@ class _Weights:
                                    "; not a BERT-style encoder checkpoint")
         self.prefix = anchors[0][: -len("embeddings.word_embeddings.weight")]
 
-    def __call__(self, name: str, *, prefixed: bool = True) -> FloatArray:
-        key = self.prefix + name if prefixed else name
+    def __call__(self, name: str) -> FloatArray:
+        key = self.prefix + name
         try:
             return self.weights[key]
         except KeyError:
             raise ModelSourceError(f"weights in {self.folder} lack {key!r}") from None
 
     def has(self, name: str) -> bool:
-        return name in self.weights
+        return self.prefix + name in self.weights
 
 
 def _linear(g: _Builder, x: str, w: FloatArray, b: FloatArray, name: str) -> str:
@@ -240,7 +240,7 @@ def _embeddings(g: _Builder, w: _Weights, cfg: EncoderConfig, use_types: bool) -
     word = g.op("Gather", [g.const("embeddings.word_embeddings.weight",
                                    w("embeddings.word_embeddings.weight")), "input_ids"])
     types = w("embeddings.token_type_embeddings.weight") if w.has(
-        w.prefix + "embeddings.token_type_embeddings.weight") else None
+        "embeddings.token_type_embeddings.weight") else None
     if use_types and types is not None:
         table = g.const("embeddings.token_type_embeddings.weight", types)
         x = g.op("Add", [word, g.op("Gather", [table, "token_type_ids"])])
@@ -368,7 +368,7 @@ def _classifier(g: _Builder, w: _Weights, cfg: EncoderConfig, states: str) -> st
         raise ModelSourceError(f"weights in {w.folder} have no classifier head "
                                "(classifier.weight or classifier.out_proj.weight); not a "
                                "cross-encoder checkpoint")
-    if w.has(w.prefix + "pooler.dense.weight"):
+    if w.has("pooler.dense.weight"):
         first = g.op("Tanh", [_linear(g, first, w("pooler.dense.weight"), w("pooler.dense.bias"),
                                       "pooler.dense")])
     return g.op("Identity", [_linear(g, first, raw["classifier.weight"], raw["classifier.bias"],
