@@ -297,15 +297,16 @@ def measure(name: str, folder: Path, queries: list[str], dense: str, seconds: fl
 
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
-        f"Serving latency, top 10, {results[0]['queries'] if results else 0} queries per index "
+        "Serving latency, top 10 "
         f"(`python benchmarks/serve.py{' --quick' if args.quick else ''}"
         f" --dense {args.dense}`); ms.", "",
-        "| index | pipeline | chunks | in-process p50 / p95 | HTTP p50 / p95 | HTTP overhead p50 "
+        "| index | pipeline | chunks | queries | in-process p50 / p95 | HTTP p50 / p95 | HTTP overhead p50 "
         "(paired) | MCP p50 / p95 | load avg (start → end) |",
-        "|---|---|---:|---:|---:|---:|---:|---|"]
+        "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         lines.append(
-            f"| {r['index']} | {r['pipeline']} | {r['chunks']} | {r['local_p50']:.2f} / "
+            f"| {r['index']} | {r['pipeline']} | {r['chunks']} | {r['queries']} | "
+            f"{r['local_p50']:.2f} / "
             f"{r['local_p95']:.2f} | {r['http_p50']:.2f} / {r['http_p95']:.2f} | "
             f"{r['overhead_p50']:.2f} | {r['mcp_p50']:.2f} / {r['mcp_p95']:.2f} | "
             f"{r['load_start']} → {r['load_end']} |")
