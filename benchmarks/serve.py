@@ -180,7 +180,8 @@ class Server:
                 break
         if not self.url:
             self.stop()
-            raise RuntimeError(f"server did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"server did not start: {err}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -300,7 +301,8 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "Serving latency, top 10 "
         f"(`python benchmarks/serve.py{' --quick' if args.quick else ''}"
         f" --dense {args.dense}`); ms.", "",
-        "| index | pipeline | chunks | queries | in-process p50 / p95 | HTTP p50 / p95 | HTTP overhead p50 "
+        "| index | pipeline | chunks | queries | in-process p50 / p95 | HTTP p50 / p95 | "
+        "HTTP overhead p50 "
         "(paired) | MCP p50 / p95 | load avg (start → end) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
@@ -354,7 +356,8 @@ def main() -> None:
             results.append(measure(name, folder, example_queries() * 4, "onnx", args.seconds,
                                    clients))
         else:
-            folder = base / f"scifact-{name}-{args.dense if name == 'hybrid' else 'lex'}-{args.chunks}"
+            kind = args.dense if name == "hybrid" else "lex"
+            folder = base / f"scifact-{name}-{kind}-{args.chunks}"
             build_scifact(folder, name, args.dense, args.chunks)
             results.append(measure(name, folder, scifact_queries(args.queries),
                                    args.dense if name == "hybrid" else "onnx", args.seconds,

@@ -69,8 +69,8 @@ _PASSTHROUGH: dict[str, type[TrawlError]] = {
 # Small request/answer exchanges: send each write at once instead of waiting for an ACK
 # (Nagle), which otherwise can add milliseconds per call on loopback.
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-_ADD_BYTES = MAX_BODY_BYTES // 2
-_INDEX_INFO: TypeAdapter[IndexInfo] = TypeAdapter(IndexInfo)  # room for JSON escaping when splitting large adds
+_ADD_BYTES = MAX_BODY_BYTES // 2  # room for JSON escaping when splitting large adds
+_INDEX_INFO: TypeAdapter[IndexInfo] = TypeAdapter(IndexInfo)
 
 
 def connect(url: str, *, api_key: str | None = None, timeout: float = 120.0) -> RemoteTrawl:
