@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .api import AddResult, Trawl
+from .api import AddResult, FailedDocument, Trawl
 from .components import (
     ComponentConfig,
     ComponentContext,
@@ -27,8 +27,10 @@ from .context import Citation, Context
 from .display import escape_markup, safe_text
 from .documents import DocumentInfo
 from .errors import (
+    AddError,
     ConfigError,
     DimensionMismatchError,
+    DocumentError,
     FilterError,
     IndexCorruptError,
     IndexLockedError,
@@ -67,6 +69,7 @@ def connect(url: str, *, api_key: str | None = None, timeout: float = 120.0) -> 
 
 
 __all__ = [
+    "AddError",
     "AddResult",
     "Chunk",
     "Citation",
@@ -76,8 +79,10 @@ __all__ = [
     "Context",
     "DimensionMismatchError",
     "Document",
+    "DocumentError",
     "DocumentInfo",
     "Encoder",
+    "FailedDocument",
     "FilterError",
     "FusionRequest",
     "Hit",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,10 +34,14 @@ from .documents import (
     patched,
 )
 from .errors import (
+    AddError,
     ConfigError,
     IndexCorruptError,
     IndexLockedError,
     InputError,
+    MissingDependencyError,
+    PluginRuntimeError,
+    TrawlError,
     UnknownDocumentError,
 )
 from .filters import Filter, parse_filter
@@ -53,6 +58,7 @@ from .storage import (
     remove_created_folder,
 )
 from .tokens_repair import repair_token_store
+from .validation import check_ids, check_text, check_top_k, normalize_metadata
 
 PIPELINE_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.sqlite"
@@ -100,6 +106,22 @@ class _RWLock:
                 self._cond.notify_all()
 
 
+OnError = Literal["raise", "skip"]
+
+
+@dataclass
+class FailedDocument:
+    """A document ``Trawl.add`` did not store: its id (or ``#position`` when it has none),
+    why, and the original error."""
+
+    id: str
+    reason: str
+    error: BaseException | None = None
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "reason": self.reason}
+
+
 @dataclass
 class AddResult:
     """What ``Trawl.add`` did; ``trawl index --json`` prints it."""
@@ -109,27 +131,70 @@ class AddResult:
     unchanged: int = 0
     chunks: int = 0
     committed_ids: list[str] = field(default_factory=list)
+    failed: list[FailedDocument] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
-                "chunks": self.chunks}
+                "chunks": self.chunks, "failed": [f.to_json() for f in self.failed]}
+
+
+@dataclass
+class _Snapshot:
+    """Stored chunks and manifest rows of documents an update is replacing."""
+
+    rows: list[tuple[str, str, str | None, list[str]]]
+    chunks: list[Chunk]
+
+
+def _raw_id(item: Any, position: int) -> str:
+    if isinstance(item, Document):
+        return item.id
+    if isinstance(item, dict):
+        raw = item.get("id", item.get("_id"))
+        if isinstance(raw, str) and raw:
+            return raw
+    return f"#{position}"
+
+
+def _signature(exc: BaseException) -> tuple[Any, ...]:
+    """What failed, without the details that name a document."""
+    if isinstance(exc, PluginRuntimeError):
+        return (exc.kind, exc.component, exc.operation, type(exc.cause))
+    return (type(exc),)
+
+
+def _systemic(exc: BaseException) -> bool:
+    """Failures of the index or the machine, not of one document: retrying each document
+    would fail the same way, so they are raised at once."""
+    if isinstance(exc, PluginRuntimeError):
+        exc = exc.cause
+    return isinstance(exc, OSError | sqlite3.Error | IndexCorruptError | IndexLockedError |
+                      ConfigError | MissingDependencyError | MemoryError)
 
 
 def _as_document(item: Document | str | dict[str, Any]) -> Document:
     """Accept a Document, a plain string, or a dict (``id``/``_id``, ``text``, ``metadata``,
-    any other key becomes metadata); anything else is an ``InputError`` naming the problem."""
+    any other key becomes metadata), checked against the document contract (valid Unicode,
+    JSON metadata); anything else is an ``InputError`` naming the document and field."""
     if isinstance(item, Document):
-        return item
+        return _checked(item)
     try:
         if isinstance(item, str):
-            return Document(text=item)
+            return _checked(Document(text=item))
         if isinstance(item, dict):
             data = dict(item)
             if "_id" in data and "id" not in data:
                 data["id"] = data.pop("_id")
+            raw_id = data.get("id")
+            if isinstance(raw_id, bool) or (
+                    raw_id is not None and not isinstance(raw_id, str | int)):
+                raise InputError(f"document id must be a string, got {type(raw_id).__name__} "
+                                 f"{raw_id!r}")
+            doc_id = str(raw_id or "")
+            check_text(doc_id, "id", doc_id)
             raw_meta = data.pop("metadata", None) or {}
             if not isinstance(raw_meta, dict):
-                raise InputError(f"document {data.get('id')!r}: 'metadata' must be an object, "
+                raise InputError(f"document {doc_id!r}: 'metadata' must be an object, "
                                  f"got {type(raw_meta).__name__}")
             meta = dict(raw_meta)
             for key in list(data):
@@ -137,12 +202,21 @@ def _as_document(item: Document | str | dict[str, Any]) -> Document:
                     meta[key] = data.pop(key)
             text = data.get("text")
             if not isinstance(text, str):
-                raise InputError(f"document {data.get('id')!r}: 'text' must be a string, got "
+                raise InputError(f"document {doc_id!r}: 'text' must be a string, got "
                                  f"{type(text).__name__}")
-            return Document(id=str(data.get("id") or ""), text=text, metadata=meta)
+            check_text(doc_id, "text", text)
+            meta = normalize_metadata(doc_id, meta)
+            return Document(id=doc_id, text=text, metadata=meta)
     except ValidationError as exc:
         raise InputError(f"invalid document: {exc.errors()[0]['msg']}") from exc
     raise InputError(f"cannot make a Document from {type(item).__name__}")
+
+
+def _checked(doc: Document) -> Document:
+    check_text(doc.id, "id", doc.id)
+    check_text(doc.id, "text", doc.text)
+    meta = normalize_metadata(doc.id, doc.metadata)
+    return doc if meta == doc.metadata else doc.model_copy(update={"metadata": meta})
 
 
 class Trawl:
@@ -361,22 +435,48 @@ class Trawl:
     def add(self, documents: Iterable[Document | str | dict[str, Any]], *,
             batch_size: int = 64, show_progress: bool | None = None,
             source_key: str = "path", on_batch: Any = None,
-            on_progress: Callable[[int, int], None] | None = None) -> AddResult:
+            on_progress: Callable[[int, int], None] | None = None,
+            on_error: OnError = "raise") -> AddResult:
         """Add or update documents; unchanged ones (same content hash) are skipped.
 
-        Each batch is written to every index, then committed in the manifest: after a
-        crash, ``repair`` (run on open) rolls back the unfinished batch.
+        Each document is checked at the door (text and metadata contract, see
+        ``trawl.validation``), then written in batches to every index and committed in the
+        manifest. A batch that fails is retried document by document, so one bad document
+        never costs another anything: every good one is stored, and an updated document
+        keeps its old version unless the new one reached every index. After a crash,
+        ``repair`` (run on open) rolls back the unfinished batch.
+
+        ``on_error="skip"`` reports the failed documents in ``AddResult.failed``;
+        ``"raise"`` (the default) stores the good ones too, then raises ``AddError`` naming
+        the failed ids. Failures that are not about a document (a read-only or corrupt
+        index, a full disk, a plugin that fails for every document) are raised as they are.
         ``on_batch(result)`` is called after each committed batch. ``on_progress(done,
-        total)`` counts documents of this call (distinct ids): it is called once before
-        the first batch (unchanged documents already count as done) and after each
-        committed batch, ending with ``done == total``; it runs in the calling thread.
+        total)`` counts documents of this call (distinct ids, failed ones included): it is
+        called once before the first batch (unchanged and refused documents already count
+        as done) and after each batch, ending with ``done == total``; it runs in the
+        calling thread.
         """
+        if on_error not in ("raise", "skip"):
+            raise InputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if isinstance(documents, str | bytes | Document | dict):
+            raise InputError("add takes an iterable of documents; wrap a single one in a list")
         progress = self.show_progress if show_progress is None else show_progress
         result = AddResult()
-        docs = [_as_document(d) for d in documents]
-        seen: dict[str, Document] = {}
-        for d in docs:
-            seen[d.id] = d  # last one wins inside one call
+        latest: dict[str, Document | FailedDocument] = {}
+        for position, item in enumerate(documents):
+            try:
+                d = _as_document(item)
+            except TrawlError as exc:
+                failure = FailedDocument(_raw_id(item, position), str(exc), exc)
+                latest.pop(failure.id, None)
+                latest[failure.id] = failure
+                continue
+            latest.pop(d.id, None)
+            latest[d.id] = d  # the last one of an id wins inside one call
+        seen = {k: d for k, d in latest.items() if isinstance(d, Document)}
+        result.failed.extend(f for f in latest.values() if isinstance(f, FailedDocument))
         docs = list(seen.values())
         known = self.manifest.hashes(seen)
         todo: list[tuple[Document, str, bool]] = []
@@ -387,26 +487,61 @@ class Trawl:
             else:
                 todo.append((d, h, d.id in known))
         bar = _progress(progress, len(todo), "indexing")
-        total = len(docs)
+        total = len(docs) + len(result.failed)
+
+        def done() -> int:
+            return result.unchanged + result.added + result.updated + len(result.failed)
+
         if on_progress is not None:
-            on_progress(result.unchanged, total)
+            on_progress(done(), total)
         try:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start:start + batch_size]
-                self._add_batch(batch, result, source_key)
+                self._add_isolated(batch, result, source_key)
                 if bar is not None:
                     bar.update(len(batch))
                 if on_batch is not None:
                     on_batch(result)
                 if on_progress is not None:
-                    on_progress(result.unchanged + result.added + result.updated, total)
+                    on_progress(done(), total)
         finally:
             if bar is not None:
                 bar.close()
+        if result.failed and on_error == "raise":
+            raise AddError(result)
         return result
+
+    def _add_isolated(self, batch: list[tuple[Document, str, bool]], result: AddResult,
+                      source_key: str) -> None:
+        """Write a batch; if it fails, write its documents one by one and record the bad
+        ones, so the good ones land whatever their neighbours hold."""
+        try:
+            self._add_batch(batch, result, source_key)
+            return
+        except Exception as exc:
+            if _systemic(exc):
+                raise
+            if len(batch) == 1:
+                result.failed.append(FailedDocument(batch[0][0].id, str(exc), exc))
+                return
+        errors: list[Exception] = []
+        for item in batch:
+            try:
+                self._add_batch([item], result, source_key)
+            except Exception as exc:
+                if _systemic(exc):
+                    raise
+                errors.append(exc)
+                result.failed.append(FailedDocument(item[0].id, str(exc), exc))
+        if len(errors) == len(batch) and len({_signature(e) for e in errors}) == 1:
+            # every document failed the same way: a broken component, not bad documents
+            del result.failed[-len(errors):]
+            raise errors[0]
 
     def _add_batch(self, batch: list[tuple[Document, str, bool]], result: AddResult,
                    source_key: str) -> None:
+        """Write one batch to every index, or leave everything as it was (old versions of
+        updated documents included) and raise."""
         chunks_by_doc = {d.id: self.chunk(d) for d, _, _ in batch}
         chunks = [c for cs in chunks_by_doc.values() for c in cs]
         entries = [(d.id, h, str(d.metadata.get(source_key) or "") or None,
@@ -417,16 +552,17 @@ class Trawl:
             encoded = {n: r.encode_chunks(chunks) for n, r in self.pipeline.retrievers.items()}
             token_sets = self.pipeline.encode_tokens(chunks, encoded)
             ids = [d.id for d, _, _ in batch]
+            updated = [d.id for d, _, was_known in batch if was_known]
+            old = self._snapshot(updated)
             self.manifest.mark(entries, "pending")
             with self._lock.write():
                 try:
-                    updated = [d.id for d, _, was_known in batch if was_known]
                     if updated:
                         self._delete_everywhere(updated)
                     self.pipeline.write(chunks, encoded)
                     self.pipeline.write_tokens(chunks, token_sets)
                 except Exception:
-                    self._roll_back(ids)
+                    self._roll_back(ids, old)
                     raise
             self.manifest.mark(entries, "committed")
         for _, _, was_known in batch:
@@ -437,20 +573,44 @@ class Trawl:
         result.chunks += len(chunks)
         result.committed_ids.extend(d.id for d, _, _ in batch)
 
-    def _roll_back(self, ids: list[str]) -> None:
+    def _snapshot(self, doc_ids: list[str]) -> _Snapshot | None:
+        """The stored chunks and manifest rows of documents about to be replaced, read from
+        the first index that can return chunks by id, so a failed update can be undone."""
+        if not doc_ids:
+            return None
+        rows = self.manifest.entries(doc_ids)
+        chunk_ids = [c for _, _, _, cs in rows for c in cs]
+        for r in self.pipeline.retrievers.values():
+            try:
+                with plugin_call(r.index, "index", "get_chunks"):
+                    found = r.index.get_chunks(chunk_ids)
+            except (NotImplementedError, TrawlError):
+                continue
+            if all(c is not None for c in found):
+                return _Snapshot(rows=rows, chunks=[c for c in found if c is not None])
+        return None
+
+    def _roll_back(self, ids: list[str], old: _Snapshot | None) -> None:
         """Undo a batch whose index writes failed part-way, so no index holds what the
-        others lack. If the undo fails too, the batch stays pending and ``repair`` (run on
-        the next open) finishes it. An updated document's old version is gone either way:
-        the next ``add`` writes it again."""
+        others lack, and put back the old versions of updated documents. If the undo fails
+        too, the batch stays pending and ``repair`` (run on the next open) removes it; an
+        updated document is then missing until it is added again."""
         try:
             self._delete_everywhere(ids)
-            self.manifest.remove(ids)
+            if old is not None:
+                self.pipeline.write(old.chunks, {n: r.encode_chunks(old.chunks)
+                                                 for n, r in self.pipeline.retrievers.items()})
+                restored = {row[0] for row in old.rows}
+                self.manifest.mark(old.rows, "committed")
+                self.manifest.remove([i for i in ids if i not in restored])
+            else:
+                self.manifest.remove(ids)
         except Exception:  # the original error is the one to report
             pass
 
     def delete(self, doc_ids: Sequence[str] | str) -> int:
         """Remove documents (all their chunks) from every index; returns chunks removed."""
-        ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids)
+        ids = check_ids(doc_ids)
         if not ids:
             return 0
         with self._write_mutex, self._lock.write():
@@ -469,11 +629,12 @@ class Trawl:
         """
         if not isinstance(query, str):
             raise InputError(f"query must be a string, got {type(query).__name__}")
+        top_k = check_top_k(top_k)
+        parsed: Filter | None = parse_filter(filters)  # checked even for a blank query
         if not query.strip():
             return []
         if len(query) > 20_000:
             query = query[:20_000]
-        parsed: Filter | None = parse_filter(filters)
         trace = trace if trace is not None else SearchTrace()
         hits = self.pipeline.search(query, top_k, parsed, retrievers=retrievers, fusion=fusion,
                                     rerank=rerank, trace=trace, index_lock=self._lock.read())

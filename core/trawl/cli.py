@@ -273,6 +273,11 @@ def index(paths: tuple[Path, ...], index: str | None, pipeline: str | None,
     else:
         summary = report.summary() if hasattr(report, "summary") else str(report)
         click.echo(safe_text(summary, multiline=True))
+    if report.failed:
+        # everything else was stored; a non-zero exit tells scripts the run was partial
+        click.echo(f"warning: {len(report.failed)} document(s) were not stored (listed "
+                   "above); fix them and run `trawl index` again", err=True)
+        sys.exit(1)
 
 
 @cli.command()

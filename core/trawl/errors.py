@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import traceback as _traceback
+from typing import Any
 
 
 class PluginHardExit(BaseException):
@@ -188,6 +189,38 @@ class InputError(TrawlError, ValueError):
     """Bad user input (query, document, top_k, ...)."""
 
     title = "invalid input"
+
+
+class DocumentError(InputError):
+    """A document breaks the document contract (valid Unicode, JSON metadata);
+    ``doc_id`` and ``field`` say where."""
+
+    def __init__(self, doc_id: str, field: str, problem: str) -> None:
+        self.doc_id = doc_id
+        self.field = field
+        self.problem = problem
+        super().__init__(f"document {doc_id!r}, field {field!r}: {problem}")
+
+
+class AddError(TrawlError):
+    """``Trawl.add(on_error="raise")`` stored the good documents but not these.
+
+    ``failures`` lists each failed document (``id``, ``reason``, original ``error``);
+    ``result`` is the ``AddResult`` of what was stored.
+    """
+
+    title = "documents not added"
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        self.failures = list(result.failed)
+        shown = "; ".join(f"{f.id}: {f.reason}" for f in self.failures[:5])
+        more = f"; and {len(self.failures) - 5} more" if len(self.failures) > 5 else ""
+        super().__init__(f"{len(self.failures)} document(s) not added ({shown}{more}); "
+                         f"{result.added + result.updated} stored")
+        first = self.failures[0].error if self.failures else None
+        if first is not None:
+            self.__cause__ = first
 
 
 class DimensionMismatchError(TrawlError, ValueError):

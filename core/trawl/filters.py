@@ -59,6 +59,9 @@ Filter: TypeAlias = Condition | And | Or | Not
 
 
 def _check_value(field: str, op: str, value: Any) -> Any:
+    for item in value if isinstance(value, list | tuple) else (value,):
+        if isinstance(item, float) and not math.isfinite(item):
+            raise FilterError(f"filter on {field!r}: values must be finite numbers, got {item!r}")
     if op in ("in", "not in"):
         if not isinstance(value, list | tuple) or not value:
             raise FilterError(f"filter on {field!r}: operator {op!r} needs a non-empty list value")
@@ -76,11 +79,22 @@ def _check_value(field: str, op: str, value: Any) -> Any:
     return value
 
 
-def parse_filter(obj: Any) -> Filter | None:
-    """Parse a JSON-shaped filter (or an already parsed one); ``None``/``{}`` means no filter."""
+MAX_DEPTH = 64
+
+
+def parse_filter(obj: Any, _depth: int = 1) -> Filter | None:
+    """Parse a JSON-shaped filter (or an already parsed one); ``None``/``{}`` means no filter.
+
+    Nesting is limited to ``MAX_DEPTH`` levels of ``and``/``or``/``not``, so a hostile
+    filter is a ``FilterError`` rather than a ``RecursionError``.
+    """
+    if _depth > MAX_DEPTH:
+        raise FilterError(f"filter nested deeper than {MAX_DEPTH} levels")
     if obj is None:
         return None
     if isinstance(obj, Condition | And | Or | Not):
+        if _parsed_depth(obj) > MAX_DEPTH:
+            raise FilterError(f"filter nested deeper than {MAX_DEPTH} levels")
         return obj
     if not isinstance(obj, Mapping):
         raise FilterError(f"a filter must be a JSON object, got {type(obj).__name__}")
@@ -92,10 +106,10 @@ def parse_filter(obj: Any) -> Filter | None:
         items = obj[key]
         if not isinstance(items, list | tuple) or not items:
             raise FilterError(f"{key!r} needs a non-empty list of filters")
-        parsed = tuple(_required(parse_filter(item)) for item in items)
+        parsed = tuple(_required(parse_filter(item, _depth + 1)) for item in items)
         return And(all=parsed) if key == "and" else Or(any=parsed)
     if keys == {"not"}:
-        return Not(inner=_required(parse_filter(obj["not"])))
+        return Not(inner=_required(parse_filter(obj["not"], _depth + 1)))
     if "field" in keys:
         unknown = keys - {"field", "op", "operator", "value"}
         if unknown:
@@ -153,6 +167,24 @@ def parse_where(expressions: list[str]) -> Filter | None:
     if not conditions:
         return None
     return conditions[0] if len(conditions) == 1 else And(all=tuple(conditions))
+
+
+def _parsed_depth(f: Filter) -> int:
+    """Nesting depth of an already parsed filter, without recursion."""
+    deepest = 0
+    stack: list[tuple[Filter, int]] = [(f, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(node, And):
+            stack.extend((x, depth + 1) for x in node.all)
+        elif isinstance(node, Or):
+            stack.extend((x, depth + 1) for x in node.any)
+        elif isinstance(node, Not):
+            stack.append((node.inner, depth + 1))
+    return deepest
 
 
 def _required(f: Filter | None) -> Filter:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trawl.errors import ConfigError, FilterError
-from trawl.filters import matches, parse_filter, parse_where, to_json
+from trawl.filters import Not, matches, parse_filter, parse_where, to_json
 from trawl.fusion import dbsf, fuse, rrf, weighted
 from trawl.models import Hit
 
@@ -103,3 +105,34 @@ def test_fusion_config_errors() -> None:
         rrf({"a": a}, weights={"a": -1.0})
     with pytest.raises(ConfigError, match="unknown fusion"):
         fuse({"a": a}, "max")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("raw", [
+    {"v": float("nan")}, {"field": "v", "op": ">", "value": float("inf")},
+    {"field": "v", "op": "in", "value": [1, float("-inf")]}])
+def test_non_finite_filter_values_are_refused(raw: Any) -> None:
+    with pytest.raises(FilterError, match="finite"):
+        parse_filter(raw)
+
+
+def _nested(kind: str, depth: int) -> Any:
+    node: Any = {"lang": "en"}
+    for _ in range(depth):
+        node = {"not": node} if kind == "not" else {kind: [node, {"year": 1}]}
+    return node
+
+
+@pytest.mark.parametrize("kind", ["and", "or", "not"])
+def test_filter_depth_is_limited(kind: str) -> None:
+    assert parse_filter(_nested(kind, 60)) is not None
+    for depth in (65, 500, 1000):
+        with pytest.raises(FilterError, match="deeper than 64"):
+            parse_filter(_nested(kind, depth))
+
+
+def test_a_deep_parsed_filter_is_refused_too() -> None:
+    f = parse_filter({"lang": "en"})
+    for _ in range(2000):
+        f = Not(inner=f)
+    with pytest.raises(FilterError, match="deeper than 64"):
+        parse_filter(f)

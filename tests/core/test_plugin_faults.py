@@ -7,6 +7,7 @@ other retrievers and the data already stored must keep working.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -14,7 +15,7 @@ import pytest
 
 import trawl
 from tests.conftest import HashingPlugin
-from trawl import PluginRuntimeError, Trawl
+from trawl import AddError, PluginRuntimeError, Trawl
 from trawl.errors import InputError, TrawlError
 from trawl.testing import write_fake_plugin
 
@@ -84,11 +85,13 @@ PIPELINE = {
 
 
 @pytest.fixture
-def flaky(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def flaky(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     site = tmp_path / "site"
     write_fake_plugin(site, "trawl-flaky", "flaky", "trawl_flaky_mod", FLAKY)
     monkeypatch.syspath_prepend(str(site))
-    return importlib.import_module("trawl_flaky_mod")
+    module = importlib.import_module("trawl_flaky_mod")
+    yield module
+    module.FAIL.clear()  # a failing test must not leave the next one's plugin broken
 
 
 @pytest.fixture
@@ -139,9 +142,11 @@ def test_typed_errors_from_a_plugin_pass_through_unchanged(index: Trawl,
 def test_ingest_failure_loses_nothing_stored(index: Trawl, flaky: ModuleType, tmp_path: Path,
                                              operation: str, kind: str) -> None:
     flaky.FAIL.add(operation)
-    with pytest.raises(PluginRuntimeError, match=f"failed in {operation}") as info:
+    with pytest.raises(AddError, match=f"failed in {operation}") as info:
         index.add([{"id": "c", "text": "solar panels charge batteries"}])
-    assert info.value.kind == kind
+    (failure,) = info.value.failures
+    assert failure.id == "c" and isinstance(failure.error, PluginRuntimeError)
+    assert failure.error.kind == kind and info.value.__cause__ is failure.error
     assert index.manifest.doc_ids() == {"a", "b"}  # the failed batch is not committed
     flaky.FAIL.clear()
     assert {h.doc_id for h in index.search("pumps turbines", top_k=5)} == {"a", "b"}
@@ -176,7 +181,7 @@ def test_component_built_outside_the_registry_reports_its_module() -> None:
 def test_failed_update_in_encoding_keeps_the_old_version_across_reopen(
         index: Trawl, flaky: ModuleType, tmp_path: Path) -> None:
     flaky.FAIL.add("encode_documents")
-    with pytest.raises(PluginRuntimeError):
+    with pytest.raises(AddError):
         index.add([{"id": "a", "text": "pumps now push oil downhill"}])
     host = index.host
     index.close()

@@ -20,7 +20,7 @@ from typing import Any
 from ..chunking import PAGE_OFFSETS
 from ..errors import MissingDependencyError
 from ..models import Document, text_hash
-from .walk import FileEntry, SkipEntry
+from .walk import FileEntry, SkipEntry, display_path
 
 #: Bump when a reader's output changes, so unchanged files are read again once.
 READER_VERSION = 1
@@ -256,8 +256,8 @@ def pdf_pages(data: bytes) -> tuple[list[str], str]:
 # -- the dispatcher --------------------------------------------------------------------
 def _file_metadata(entry: FileEntry, kind: str, digest: str, title: str) -> dict[str, Any]:
     return {
-        "path": str(entry.path),
-        "title": title or entry.path.stem,
+        "path": entry.display,
+        "title": title or display_path(entry.path.stem),
         "mtime": entry.mtime_ns / 1e9,
         "size": entry.size,
         "content_hash": digest,
@@ -321,7 +321,7 @@ def _read_jsonl(entry: FileEntry, text: str, kind: str) -> ReadResult:
     """
     out = ReadResult()
     first_line: dict[str, int] = {}
-    where = str(entry.path)
+    where = entry.display
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

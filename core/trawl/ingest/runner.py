@@ -24,12 +24,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..errors import InputError, MissingDependencyError
 from ..models import Document, text_hash
 from .readers import READER_VERSION, SkipFile, read_file
-from .walk import FileEntry, SkipEntry, Walker, WalkOptions, compile_globs
+from .walk import (
+    FileEntry,
+    SkipEntry,
+    Walker,
+    WalkOptions,
+    compile_globs,
+    display_path,
+    fs_candidates,
+)
 
 if TYPE_CHECKING:
     from ..api import Trawl
@@ -46,6 +54,11 @@ class SkippedFile(BaseModel):
     path: str
     reason: str
 
+    @field_validator("path", "reason")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return display_path(value)  # undecodable file names as \xNN, never a surrogate
+
 
 class IngestReport(BaseModel):
     """What ``index_paths`` did; ``trawl index --json`` prints it."""
@@ -61,6 +74,9 @@ class IngestReport(BaseModel):
     chunks: int = Field(0, description="chunks written to every index")
     skipped: list[SkippedFile] = Field(default_factory=list,
                                        description="files or records not ingested, with why")
+    failed: list[SkippedFile] = Field(
+        default_factory=list, description="documents that were read but refused by the "
+        "document contract or an index; everything else was stored")
     seconds: float = Field(0.0, description="wall-clock time of the whole run")
     docs_per_s: float = Field(0.0, description="(added + updated + unchanged) / seconds")
 
@@ -70,11 +86,13 @@ class IngestReport(BaseModel):
             f"{self.scanned} files scanned ({self.ignored} ignored): {self.added} added, "
             f"{self.updated} updated, {self.unchanged} unchanged, {self.pruned} pruned; "
             f"{self.chunks} chunks in {self.seconds:.2f}s ({self.docs_per_s:.1f} docs/s)"]
-        if self.skipped:
-            lines.append(f"{len(self.skipped)} skipped:")
-            lines += [f"  {s.path}: {s.reason}" for s in self.skipped[:max_skipped]]
-            if len(self.skipped) > max_skipped:
-                lines.append(f"  ... and {len(self.skipped) - max_skipped} more (--json lists all)")
+        for label, items in (("skipped", self.skipped), ("failed (not stored)", self.failed)):
+            if not items:
+                continue
+            lines.append(f"{len(items)} {label}:")
+            lines += [f"  {s.path}: {s.reason}" for s in items[:max_skipped]]
+            if len(items) > max_skipped:
+                lines.append(f"  ... and {len(items) - max_skipped} more (--json lists all)")
         return "\n".join(lines)
 
 
@@ -93,6 +111,7 @@ class _FileWork:
     digest: str
     hashes: dict[str, str]
     remaining: int
+    failed: bool = False
 
 
 @dataclass
@@ -123,7 +142,7 @@ class _Run:
 
     def unchanged_file(self, entry: FileEntry, rec: dict[str, Any]) -> None:
         ids = set(rec["ids"])
-        path = str(entry.path)
+        path = entry.display
         self.produced[path] = ids
         for i in ids:
             self.id_owner.setdefault(i, path)
@@ -132,7 +151,7 @@ class _Run:
 
     def queue(self, entry: FileEntry, digest: str, docs: list[Document],
               weights: list[int]) -> None:
-        path = str(entry.path)
+        path = entry.display
         keep_docs, keep_weights = [], []
         for doc, w in zip(docs, weights, strict=True):
             owner = self.id_owner.get(doc.id)
@@ -179,22 +198,31 @@ class _Run:
                 self.advance(step, delta)
 
         result = self.trawl.add(docs, batch_size=self.batch_size, show_progress=False,
-                                on_batch=on_batch)
+                                on_batch=on_batch, on_error="skip")
         r = self.report
+        failed_ids = {f.id for f in result.failed}
+        by_id = {d.id: d for d in docs}
+        for f in result.failed:
+            doc = by_id.get(f.id)
+            where = f.id if doc is None else str(doc.metadata.get("path") or f.id) + (
+                f":{doc.metadata['line']}" if "line" in doc.metadata else "")
+            r.failed.append(SkippedFile(path=where, reason=f.reason))
         r.added += result.added
         r.updated += result.updated
         r.unchanged += result.unchanged
         r.chunks += result.chunks
         self.advance(total_w - done["bytes"], result.unchanged)
         finished: list[_FileWork] = []
-        for work in owners:
+        for doc, work in zip(docs, owners, strict=True):
             work.remaining -= 1
-            if work.remaining == 0:
+            if doc.id in failed_ids:
+                work.failed = True  # no file record: the file is read again next run
+            if work.remaining == 0 and not work.failed:
                 finished.append(work)
         for work in finished:
             self.known.update(work.hashes)
             e = work.entry
-            self.trawl.manifest.set_meta(META_PREFIX + str(e.path), {
+            self.trawl.manifest.set_meta(META_PREFIX + e.display, {
                 "v": READER_VERSION, "size": e.size, "mtime_ns": e.mtime_ns,
                 "sha256": work.digest, "ids": work.hashes})
 
@@ -299,10 +327,10 @@ def load_documents(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[st
         try:
             result = read_file(entry, _read_bytes(entry, max_bytes), encodings=encodings)
         except SkipFile as exc:
-            yield SkippedFile(path=str(entry.path), reason=exc.reason)
+            yield SkippedFile(path=entry.display, reason=exc.reason)
             continue
         except OSError as exc:
-            yield SkippedFile(path=str(entry.path), reason=_os_reason(exc))
+            yield SkippedFile(path=entry.display, reason=_os_reason(exc))
             continue
         for p in result.problems:
             yield SkippedFile(path=p.path, reason=p.reason)
@@ -358,7 +386,7 @@ def index_paths(trawl: Trawl,
     manifest = trawl.manifest
     try:
         for entry in entries:
-            key = META_PREFIX + str(entry.path)
+            key = META_PREFIX + entry.display
             rec = manifest.get_meta(key)
             current = run.record_is_current(rec)
             if current and rec["size"] == entry.size and rec["mtime_ns"] == entry.mtime_ns:
@@ -367,11 +395,11 @@ def index_paths(trawl: Trawl,
             try:
                 data = _read_bytes(entry, max_bytes)
             except SkipFile as exc:
-                run.skip(str(entry.path), exc.reason)
+                run.skip(entry.display, exc.reason)
                 run.advance(entry.size, 0)
                 continue
             except OSError as exc:
-                run.skip(str(entry.path), _os_reason(exc))
+                run.skip(entry.display, _os_reason(exc))
                 run.advance(entry.size, 0)
                 continue
             digest = hashlib.sha256(data).hexdigest()
@@ -383,15 +411,15 @@ def index_paths(trawl: Trawl,
             try:
                 result = read_file(entry, data, encodings=encodings)
             except SkipFile as exc:
-                run.skip(str(entry.path), exc.reason)
+                run.skip(entry.display, exc.reason)
                 run.advance(entry.size, 0)
                 continue
             except MissingDependencyError as exc:
-                run.skip(str(entry.path), str(exc))
+                run.skip(entry.display, str(exc))
                 run.advance(entry.size, 0)
                 continue
             except Exception as exc:  # a reader bug must not end the run
-                run.skip(str(entry.path), f"reader failed: {type(exc).__name__}: {exc}")
+                run.skip(entry.display, f"reader failed: {type(exc).__name__}: {exc}")
                 run.advance(entry.size, 0)
                 continue
             for p in result.problems:
@@ -424,9 +452,9 @@ def _prune(trawl: Trawl, roots: Sequence[str | os.PathLike[str]],
     for r in roots:
         p = os.path.abspath(os.fspath(r))
         if os.path.isdir(p):
-            folders.append(p)
+            folders.append(display_path(p))
         else:
-            files.add(p)
+            files.add(display_path(p))
     doomed: list[str] = []
     gone_files: list[str] = []
     for source, ids in trawl.manifest.by_source().items():
@@ -434,7 +462,7 @@ def _prune(trawl: Trawl, roots: Sequence[str | os.PathLike[str]],
             continue
         if source not in files and not any(_within(source, f) for f in folders):
             continue
-        if not os.path.exists(source):
+        if not any(os.path.exists(p) for p in fs_candidates(source)):
             doomed.extend(ids)
             gone_files.append(source)
         elif source in produced:

@@ -20,6 +20,7 @@ Rules, in order, for every entry under a root directory:
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,35 @@ from typing import Any
 from ..errors import InputError, MissingDependencyError
 
 IGNORE_FILES = (".gitignore", ".trawlignore")
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as valid Unicode text, for ids, metadata, manifests and messages.
+
+    On POSIX a file name is bytes; Python hands undecodable bytes over as lone surrogates
+    (``surrogateescape``), which no UTF-8 store accepts. Those bytes become ``\\xNN``
+    escapes (``caf\\xe9.txt``); valid names are returned unchanged. ``fs_candidates``
+    turns the text back into the real name.
+    """
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
+
+
+def fs_candidates(display: str) -> list[str]:
+    """Real paths a ``display_path`` text may stand for: itself, and with ``\\xNN``
+    escapes turned back into bytes (when it has any)."""
+    out = [display]
+    if "\\x" in display:
+        raw = _ESCAPED_BYTE.sub(lambda m: bytes([int(m[1], 16)]), display.encode("utf-8"))
+        out.append(os.fsdecode(raw))
+    return out
 
 
 @dataclass(frozen=True)
@@ -46,13 +76,22 @@ class FileEntry:
     @property
     def doc_key(self) -> str:
         """Stable document id: the root folder's name plus the path below it."""
-        return f"{self.root.name}/{self.rel}" if self.root.name else self.rel
+        return display_path(f"{self.root.name}/{self.rel}" if self.root.name else self.rel)
+
+    @property
+    def display(self) -> str:
+        """The path as valid Unicode text (see ``display_path``)."""
+        return display_path(self.path)
 
 
 @dataclass(frozen=True)
 class SkipEntry:
     path: str
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", display_path(self.path))
+        object.__setattr__(self, "reason", display_path(self.reason))
 
 
 def _pathspec() -> Any:
