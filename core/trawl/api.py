@@ -51,9 +51,11 @@ from .pipeline import Pipeline, Retriever, SearchTrace
 from .plugins import PluginHost
 from .storage import (
     FORMAT_VERSION,
+    PRIVATE_FILE,
     Manifest,
     atomic_write_json,
     folder_sizes,
+    private_dir,
     read_json,
     remove_created_folder,
 )
@@ -236,7 +238,7 @@ class Trawl:
         state: dict[str, Any] = {}
         created = path is not None and not path.exists()
         if path is not None:
-            path.mkdir(parents=True, exist_ok=True)
+            private_dir(path)
             self._acquire_folder_lock(path)
             saved_file = path / PIPELINE_FILE
             if saved_file.exists():
@@ -346,7 +348,8 @@ class Trawl:
         return cls(None, load_pipeline(pipeline), host=host, show_progress=False)
 
     def _acquire_folder_lock(self, path: Path) -> None:
-        fh = open(path / LOCK_FILE, "a+", encoding="utf-8")
+        fh = open(os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_APPEND, PRIVATE_FILE),
+                  "a+", encoding="utf-8")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -21,11 +21,77 @@ from typing import Any
 from .errors import IndexCorruptError
 
 FORMAT_VERSION = 1
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) as a folder only its owner can read: indexes
+    hold full document text. The mode is set explicitly, whatever the umask."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    for made in missing:
+        _chmod(made, PRIVATE_DIR)
+    return path
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        if (os.stat(path, follow_symlinks=False).st_mode & 0o7777) != mode:
+            os.chmod(path, mode, follow_symlinks=False)
+    except (OSError, NotImplementedError):  # read-only folders, files of other users
+        pass
+
+
+def secure_tree(root: Path) -> None:
+    """Make every folder under ``root`` 0700 and every file 0600, whatever the umask.
+
+    For index files written by libraries that take no mode (SQLite, Qdrant's engine):
+    call it after they create files. Symlinks are left alone; files that cannot be
+    changed (read-only mounts, other owners) are skipped.
+    """
+    if not root.exists():
+        return
+    _chmod(root, PRIVATE_DIR)
+    for folder, dirs, files in os.walk(root):
+        for d in dirs:
+            p = Path(folder) / d
+            if not p.is_symlink():
+                _chmod(p, PRIVATE_DIR)
+        for f in files:
+            p = Path(folder) / f
+            if not p.is_symlink():
+                _chmod(p, PRIVATE_FILE)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (then make it 0600), so a
+    library that opens it later (SQLite copies the mode to its WAL) never widens it."""
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE)
+    except OSError:
+        return  # read-only: whatever opens it next reports the problem
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder, fsync, then rename: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write via a temp file in the same folder, fsync, then rename: never a half file.
+
+    The file is 0600 (``mkstemp``'s mode) and a new folder 0700."""
+    if not path.parent.exists():
+        private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -95,7 +161,8 @@ def read_json(path: Path, what: str) -> Any:
 
 
 def _connect(path: Path, what: str) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if str(path) != ":memory:" and not path.exists():  # SQLite's in-memory name: no file
+        private_file(path)
     try:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")

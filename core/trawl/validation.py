@@ -65,11 +65,11 @@ def normalize_metadata(doc_id: str, metadata: Mapping[str, Any]) -> dict[str, An
         for key, value in items:
             if isinstance(src, Mapping):
                 if not isinstance(key, str):
-                    raise DocumentError(doc_id, f"{path}{key!r}" if path else repr(key),
-                                        f"keys must be strings, got {type(key).__name__}")
+                    raise DocumentError(doc_id, path or "metadata", f"keys must be strings, "
+                                        f"got {type(key).__name__} {key!r}")
                 if not is_valid_unicode(key):
-                    raise DocumentError(doc_id, (path + key.encode("utf-8", "replace").decode()),
-                                        "key " + _describe_bad_text(key))
+                    raise DocumentError(doc_id, path or "metadata",
+                                        f"key {key!a} " + _describe_bad_text(key))
                 where = f"{path}.{key}" if path else key
             else:
                 where = f"{path}[{key}]"

@@ -44,6 +44,7 @@ from trawl.components import (
 from trawl.errors import IndexCorruptError, InputError
 from trawl.filters import Filter
 from trawl.models import Chunk, Hit
+from trawl.storage import private_dir
 
 from .analysis import Analyzer
 from .filtering import FilterColumns
@@ -463,7 +464,7 @@ class BM25Index(Index):
         if self._store is None:
             return
         if not self._store.exists():
-            self._store.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self._store.folder)
             self._store.write_manifest(0, self.fingerprint, None)
         self._store.write_delta(self._seq + 1, op, payload)
         self._seq += 1  # only once the file is durable: a failed write leaves no gap

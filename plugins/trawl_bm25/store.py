@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from trawl.errors import IndexCorruptError
 from trawl.models import Chunk
-from trawl.storage import atomic_write_bytes
+from trawl.storage import atomic_write_bytes, private_dir
 
 FORMAT = "trawl-bm25"
 FORMAT_VERSION = 1
@@ -183,7 +183,7 @@ class Store:
 
     def write_base(self, seq: int, snap: Snapshot, analyzer: dict[str, Any]) -> None:
         """Write a snapshot at ``seq``, switch the manifest to it, then drop older files."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         jname, nname = f"base-{seq:09d}.json", f"base-{seq:09d}.npz"
         jbytes = _dumps({"vocab": snap.vocab, "chunks": snap.chunks})
         buf = io.BytesIO()

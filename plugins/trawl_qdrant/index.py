@@ -35,7 +35,7 @@ from trawl.components import (
 from trawl.errors import ConfigError, DimensionMismatchError, IndexCorruptError, InputError
 from trawl.filters import Filter
 from trawl.models import Chunk, Hit
-from trawl.storage import FORMAT_VERSION, atomic_write_json
+from trawl.storage import FORMAT_VERSION, atomic_write_json, private_dir, secure_tree
 
 from .config import QdrantConfig
 from .engines import Engine, EngineSpec, describe_fields, open_engine
@@ -81,6 +81,8 @@ class QdrantIndex(Index):
         self._closed = False
         folder = self.context.storage_dir
         self.folder = Path(folder) if folder is not None else None
+        if self.folder is not None:
+            private_dir(self.folder)  # before the engine writes: documents are in there
         marker = self._read_marker()
         self.mode = self._resolve_mode(marker)
         self.collection = self.cfg.collection or (marker or {}).get("collection") or \
@@ -202,8 +204,14 @@ class QdrantIndex(Index):
                                          purpose="qdrant index mode 'edge'")
         return mode
 
+    def _secure(self) -> None:
+        """Qdrant's engine creates its files with the umask's mode: make them 0600."""
+        if self.folder is not None:
+            secure_tree(self.folder)
+
     def _create(self, fields: list[VectorField]) -> None:
         self.engine.create(fields)
+        self._secure()
         self.fields = {f.name: f for f in fields}
         if self.folder is not None:
             marker: dict[str, Any] = {
@@ -286,6 +294,7 @@ class QdrantIndex(Index):
                 if progress is not None:
                     progress.close()
             self.engine.commit()
+            self._secure()
         return len(chunks)
 
     def _plain(self, f: VectorField, chunks: Sequence[Chunk], value: Any) -> Any:
@@ -328,6 +337,7 @@ class QdrantIndex(Index):
             if removed:
                 self.engine.delete_docs(ids)
                 self.engine.commit()
+                self._secure()
         return removed
 
     def update_metadata(self, chunks: Sequence[Chunk]) -> None:
@@ -351,6 +361,7 @@ class QdrantIndex(Index):
         with self._lock:
             self._check_open()
             self.engine.optimize()
+            self._secure()
 
     # -- reads ---------------------------------------------------------------------
     def search(self, query: IndexQuery, top_k: int, filters: Filter | None = None) -> list[Hit]:
@@ -453,7 +464,10 @@ class QdrantIndex(Index):
             if self._closed:
                 return
             self._closed = True
-            self.engine.close()
+            try:
+                self.engine.close()
+            finally:
+                self._secure()
 
     def __repr__(self) -> str:  # never shows the config (api key) or the URL's credentials
         return (f"QdrantIndex(name={self.name!r}, mode={self.mode!r}, "

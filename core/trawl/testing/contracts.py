@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -215,6 +217,31 @@ class IndexContract:
         after = again.search(self._query(again, chunks[5], vecs, 5), 3)
         assert [h.chunk_id for h in after] == [h.chunk_id for h in before]
         again.close()
+
+    def test_storage_is_private(self, make_index: Callable[..., Index]) -> None:
+        """Index files hold document text: folders 0700 and files 0600, whatever the umask
+        (use ``trawl.storage.atomic_write_bytes``/``private_dir``/``secure_tree``)."""
+        old_umask = os.umask(0o022)
+        try:
+            index = make_index(dim=self.dim, storage=True)
+            folder = index.context.storage_dir
+            if folder is None:
+                index.close()
+                pytest.skip("index has no storage")
+            self._fill(index, sample_chunks(12))
+            index.delete(["doc1"])
+            index.close()
+        finally:
+            os.umask(old_umask)
+        wrong = []
+        for p in [folder, *folder.rglob("*")] if folder.exists() else []:
+            if p.is_symlink():
+                continue
+            mode = stat.S_IMODE(p.stat().st_mode)
+            want = 0o700 if p.is_dir() else 0o600
+            if mode != want:
+                wrong.append(f"{p.relative_to(folder.parent)} is {mode:o}, want {want:o}")
+        assert not wrong, f"index {index.name!r} storage is not private: {wrong}"
 
     def test_matches_exact_reference(self, make_index: Callable[..., Index]) -> None:
         """Dense indexes return the same top-k as brute force (ties aside)."""

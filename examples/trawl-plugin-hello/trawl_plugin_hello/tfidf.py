@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -33,6 +31,7 @@ from trawl import (
     make_hit,
 )
 from trawl.filters import Filter, matches
+from trawl.storage import atomic_write_json
 
 _WORD = re.compile(r"\w+")
 FORMAT = 1
@@ -99,19 +98,9 @@ class TfidfIndex(Index):
         path = self._file()
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"format": FORMAT,
-                              "chunks": [c.model_dump() for c in self._chunks.values()]})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tfidf.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # trawl's storage helper: temp file + fsync + rename, folder 0700 and file 0600
+        atomic_write_json(path, {"format": FORMAT,
+                                 "chunks": [c.model_dump() for c in self._chunks.values()]})
 
     # -- the Index contract ------------------------------------------------------------
     def _remove(self, chunk_id: str) -> None:
