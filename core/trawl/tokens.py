@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import DimensionMismatchError, IndexCorruptError
+from .storage import private_file
 from .vectors import FloatArray
 
 STORE_DTYPE = np.dtype("<f2")
@@ -47,7 +48,7 @@ def _connect(path: Path | None) -> sqlite3.Connection:
     try:
         if path is None:
             return sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # token rows spell out the documents: 0600 (SQLite copies it)
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
@@ -154,6 +155,7 @@ class TokenStore:
             self._memory[start:start + len(rows)] = rows
             return start
         path = self._data_path()
+        private_file(path)
         with open(path, "ab") as fh:
             fh.truncate(start * rows.shape[1] * STORE_DTYPE.itemsize)
             fh.write(rows.tobytes())
@@ -256,6 +258,7 @@ class TokenStore:
             else:
                 new_gen = self.generation + 1
                 path = self._data_path(new_gen)
+                private_file(path)
                 with open(path, "wb") as fh:
                     fh.write(block.tobytes())
                     fh.flush()

@@ -305,3 +305,24 @@ def test_multivector_retriever_and_reranker_share_one_store(tmp_path: Path) -> N
             assert t.pipeline.tokens is not None and t.pipeline.tokens.count() == len(rows)
             assert t.search("theta flutter", top_k=1)[0].doc_id == "d7"
     assert not (idx / "mv" / "tokens.sqlite").exists()
+
+
+def test_store_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Token rows spell out the documents: the folder is 0700, every file 0600."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        store = TokenStore(tmp_path / "tokens")
+        sets = _sets(np.random.default_rng(1), 6)
+        store.put([f"d{i}#0" for i in range(6)], [f"d{i}" for i in range(6)], sets)
+        store.delete_docs(["d1"])
+        store.compact()
+        store.close()
+    finally:
+        os.umask(old)
+    folder = tmp_path / "tokens"
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [folder, *folder.iterdir()]}
+    assert modes.pop("tokens") == 0o700
+    assert modes and set(modes.values()) == {0o600}, modes
