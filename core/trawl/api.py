@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import sqlite3
 import threading
@@ -38,6 +39,7 @@ from .errors import (
     ConfigError,
     IndexCorruptError,
     IndexLockedError,
+    IndexReadOnlyError,
     InputError,
     MissingDependencyError,
     PluginRuntimeError,
@@ -236,21 +238,34 @@ class Trawl:
         self._lock_fh: TextIO | None = None
         self.last_trace = SearchTrace()
         state: dict[str, Any] = {}
+        saved: Any = None
         created = path is not None and not path.exists()
+        #: True when the folder or its manifest cannot be written: searches work, writes
+        #: raise ``IndexReadOnlyError``, and nothing in the folder is touched.
+        self.read_only = path is not None and not created and not _writable_index(path)
         if path is not None:
-            private_dir(path)
-            self._acquire_folder_lock(path)
+            if self.read_only:
+                self._share_folder_lock(path)
+            else:
+                private_dir(path)
+                self._acquire_folder_lock(path)
             saved_file = path / PIPELINE_FILE
             if saved_file.exists():
                 saved = read_json(saved_file, "pipeline file")
                 state = saved.get("state", {})
+            elif self.read_only:
+                self._release()
+                raise IndexReadOnlyError(f"no trawl index at {path} (no {PIPELINE_FILE}), and "
+                                         "the folder is read-only so none can be created")
         try:
             self.pipeline = Pipeline(pipeline, self.host.registry, path, state)
-            self.manifest = Manifest(path / MANIFEST_FILE if path else Path(":memory:"))
-            if path is not None:
-                atomic_write_json(path / PIPELINE_FILE, {
-                    "format": FORMAT_VERSION, "pipeline": pipeline.model_dump(),
-                    "state": self.pipeline.state})
+            self.manifest = Manifest(path / MANIFEST_FILE if path else Path(":memory:"),
+                                     read_only=self.read_only)
+            if path is not None and not self.read_only:
+                record = {"format": FORMAT_VERSION, "pipeline": pipeline.model_dump(),
+                          "state": self.pipeline.state}
+                if saved != json.loads(json.dumps(record)):  # no rewrite when nothing changed
+                    atomic_write_json(path / PIPELINE_FILE, record)
                 self.repair()
         except BaseException:
             self._release()
@@ -354,17 +369,35 @@ class Trawl:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             fh.close()
-            owner = read_lock(path)
-            who = f"process {owner.pid}" if owner is not None else "another process"
-            raise IndexLockedError(
-                f"index {path} is open in {who} (lock file {path / LOCK_FILE}); "
-                "close it there first, or serve it with `trawl serve` so that others "
-                "can attach") from exc
+            raise _locked_error(path) from exc
         self._lock_fh = fh
         self._write_lock_record(LockInfo(pid=os.getpid()))
 
+    def _share_folder_lock(self, path: Path) -> None:
+        """A read-only open takes the lock file shared: it keeps a writer (one that can
+        write the folder after all, e.g. root) out while it reads, and other readers in."""
+        try:
+            fh = open(path / LOCK_FILE, encoding="utf-8")
+        except OSError:  # no lock file, and none can be made: no writer can hold it either
+            return
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.close()
+            raise _locked_error(path) from exc
+        self._lock_fh = fh
+
+    def _check_writable(self, what: str) -> None:
+        if self.read_only:
+            raise IndexReadOnlyError(
+                f"cannot {what}: index {self.path} is open read-only (its folder or "
+                f"{MANIFEST_FILE} is not writable); searches work, writes need a writable "
+                "copy")
+
     def _write_lock_record(self, info: LockInfo) -> None:
         fh = self._lock_fh
+        if self.read_only:  # readers share the lock; a record is for the folder's writer
+            return
         if fh is None:
             raise InputError("this Trawl holds no index folder (an in-memory index)")
         fh.seek(0)
@@ -395,6 +428,7 @@ class Trawl:
         documents an index lacks are dropped from the manifest so the next ingest re-adds
         them. Returns counts of each repair.
         """
+        self._check_writable("repair it")
         with self._write_mutex, self._lock.write():
             pending = self.manifest.pending()
             if pending:
@@ -459,6 +493,7 @@ class Trawl:
         as done) and after each batch, ending with ``done == total``; it runs in the
         calling thread.
         """
+        self._check_writable("add documents")
         if on_error not in ("raise", "skip"):
             raise InputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -613,6 +648,7 @@ class Trawl:
 
     def delete(self, doc_ids: Sequence[str] | str) -> int:
         """Remove documents (all their chunks) from every index; returns chunks removed."""
+        self._check_writable("delete documents")
         ids = check_ids(doc_ids)
         if not ids:
             return 0
@@ -798,6 +834,7 @@ class Trawl:
         if not isinstance(doc_id, str):
             raise InputError(f"document id must be a string, got {type(doc_id).__name__}")
         patch = check_metadata_patch(doc_id, metadata)
+        self._check_writable("update metadata")
         with self._write_mutex:
             _, source, chunk_ids = self._entries([doc_id])[doc_id]
             old = self._stored_chunks([(doc_id, chunk_ids)])[doc_id]
@@ -945,6 +982,28 @@ def _write_metadata(group: list[Retriever], chunks: list[Chunk],
                                          for r in group})
     else:
         group[0].write(chunks, encoded[group[0].name])
+
+
+def _writable_index(path: Path) -> bool:
+    """Whether this process may write the index folder and its manifest (``os.access``
+    sees read-only mounts and modes alike)."""
+    manifest = path / MANIFEST_FILE
+    return os.access(path, os.W_OK | os.X_OK) and (
+        not manifest.exists() or os.access(manifest, os.W_OK))
+
+
+def _locked_error(path: Path) -> IndexLockedError:
+    """Why the folder's lock is taken: this process (a second ``Trawl`` on one folder) or
+    another one, named by the pid its lock record holds."""
+    owner = read_lock(path)
+    if owner is not None and owner.pid == os.getpid():
+        return IndexLockedError(
+            f"index {path} is already open in this process (another Trawl object holds it); "
+            "use that object, or close it before opening the folder again")
+    who = f"process {owner.pid}" if owner is not None else "another process"
+    return IndexLockedError(
+        f"index {path} is open in {who} (lock file {path / LOCK_FILE}); close it there "
+        "first, or serve it with `trawl serve` so that others can attach")
 
 
 class _Bar:

@@ -241,6 +241,13 @@ class IndexLockedError(TrawlError):
     title = "index locked"
 
 
+class IndexReadOnlyError(TrawlError):
+    """A write was asked of an index opened read-only (its folder or manifest is not
+    writable), or a read-only index cannot be opened as it stands."""
+
+    title = "index read-only"
+
+
 class ModelSourceError(TrawlError):
     """A model name could not be resolved to local files, or its files are inconsistent."""
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, IndexReadOnlyError
 
 FORMAT_VERSION = 1
 PRIVATE_DIR = 0o700
@@ -172,6 +172,38 @@ def _connect(path: Path, what: str) -> sqlite3.Connection:
         raise IndexCorruptError(f"{what} {path} is not a valid database ({exc})") from exc
 
 
+def _connect_read_only(path: Path, what: str) -> sqlite3.Connection:
+    """Open a database that this process may not write (read-only file or folder).
+
+    ``mode=ro`` still needs SQLite's ``-shm`` file; where that cannot be created (a
+    read-only folder) the database is opened ``immutable``, which is only safe when no
+    write-ahead log holds unmerged pages: then the index must be opened once writable.
+    """
+    uri = path.resolve().as_uri()
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False,
+                               isolation_level=None, timeout=30)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        pass
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(f"{what} {path} is not a valid database ({exc})") from exc
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise IndexReadOnlyError(
+            f"{what} {path} cannot be read here: its write-ahead log {wal.name} holds changes "
+            "not yet merged and the folder is read-only; open the index once where it is "
+            "writable (or copy it to a writable place)")
+    try:
+        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False,
+                               isolation_level=None)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(f"{what} {path} cannot be opened read-only ({exc})") from exc
+
+
 class Manifest:
     """What the trawl index holds: each document's content hash, chunks and state.
 
@@ -180,9 +212,18 @@ class Manifest:
     rolled back so all indexes stay in step after a crash.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._lock = threading.RLock()
+        if read_only:
+            self._conn = _connect_read_only(path, "manifest")
+            tables = {r[0] for r in self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"docs", "meta"} <= tables:
+                raise IndexCorruptError(f"manifest {path} lacks its tables; restore it or "
+                                        "delete the folder and re-index")
+            return
         self._conn = _connect(path, "manifest")
         try:
             self._conn.executescript(

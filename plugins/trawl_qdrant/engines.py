@@ -14,6 +14,7 @@ as plain Python: ``list[float]`` (dense), ``(indices, values)`` (sparse) or
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from trawl.errors import (
     ConfigError,
     IndexCorruptError,
     IndexLockedError,
+    IndexReadOnlyError,
     MissingDependencyError,
     TrawlError,
 )
@@ -197,6 +199,11 @@ class ClientEngine(Engine):
                 "delete it and re-index")
         try:
             return QdrantClient(path=str(path))
+        except PermissionError as exc:
+            raise IndexReadOnlyError(
+                f"qdrant index folder {path} is read-only here, and qdrant-client's local "
+                "mode writes a lock file even to search; copy the index to a writable place, "
+                "or serve it from a Qdrant server") from exc
         except RuntimeError as exc:
             if "already accessed" in str(exc):
                 raise IndexLockedError(
@@ -435,6 +442,11 @@ class EdgeEngine(Engine):
             self.shard = self.e.EdgeShard.load(str(self.path))
         except Exception as exc:
             text = str(exc)
+            if not os.access(self.path, os.W_OK) or "Read-only file system" in text:
+                raise IndexReadOnlyError(
+                    f"qdrant edge shard {self.path} is read-only here, and Qdrant's engine maps "
+                    "its segments for writing even to search; copy the index to a writable "
+                    "place, or serve it from a Qdrant server") from None
             if "WouldBlock" in text or "lock" in text.lower():
                 raise IndexLockedError(
                     f"qdrant index folder {self.path} is open in another process or index "
