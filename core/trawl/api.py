@@ -51,6 +51,7 @@ from .lockfile import LOCK_FILE, LockInfo, live_server, read_lock
 from .models import Chunk, Document, Hit, text_hash
 from .pipeline import Pipeline, Retriever, SearchTrace
 from .plugins import PluginHost
+from .secrets import without_secrets
 from .storage import (
     FORMAT_VERSION,
     PRIVATE_FILE,
@@ -262,7 +263,8 @@ class Trawl:
             self.manifest = Manifest(path / MANIFEST_FILE if path else Path(":memory:"),
                                      read_only=self.read_only)
             if path is not None and not self.read_only:
-                record = {"format": FORMAT_VERSION, "pipeline": pipeline.model_dump(),
+                record = {"format": FORMAT_VERSION,
+                          "pipeline": without_secrets(pipeline, self.host.registry, warn=True),
                           "state": self.pipeline.state}
                 if saved != json.loads(json.dumps(record)):  # no rewrite when nothing changed
                     atomic_write_json(path / PIPELINE_FILE, record)
@@ -331,15 +333,17 @@ class Trawl:
             saved = load_pipeline(read_json(saved_file, "pipeline file")["pipeline"])
             if pipeline is not None:
                 wanted = load_pipeline(pipeline)
-                if wanted.model_dump(exclude={"name", "reranker", "fusion"}) != saved.model_dump(
-                        exclude={"name", "reranker", "fusion"}):
+                host = host or PluginHost()
+                if _build_shape(wanted, host) != _build_shape(saved, host):
                     raise ConfigError(
                         f"index {path} was built with pipeline {saved.name!r}; it cannot be "
                         f"opened with a different one ({wanted.name!r}). Use another folder.")
-                # fusion and reranker are query-time choices: they may change freely
+                # fusion and reranker are query-time choices: they may change freely; the
+                # wanted retrievers equal the saved ones but may carry secrets the file lacks
                 saved = saved.model_copy(update={"fusion": wanted.fusion,
                                                  "reranker": wanted.reranker,
-                                                 "name": wanted.name})
+                                                 "name": wanted.name,
+                                                 "retrievers": wanted.retrievers})
             config = saved
         elif not create:
             raise ConfigError(f"no trawl index at {path} (no {PIPELINE_FILE}); "
@@ -982,6 +986,15 @@ def _write_metadata(group: list[Retriever], chunks: list[Chunk],
                                          for r in group})
     else:
         group[0].write(chunks, encoded[group[0].name])
+
+
+def _build_shape(config: PipelineConfig, host: PluginHost) -> dict[str, Any]:
+    """What must match for a saved index to open with ``config``: everything but the
+    query-time choices (name, fusion, reranker) and secrets (never saved)."""
+    shape = without_secrets(config, host.registry)
+    for key in ("name", "reranker", "fusion"):
+        shape.pop(key, None)
+    return shape
 
 
 def _writable_index(path: Path) -> bool:

@@ -15,9 +15,11 @@ One switch, ``mode``, picks where the vectors live:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -56,8 +58,16 @@ class QdrantConfig(ComponentConfig):
     url: str | None = Field(None, description="Qdrant server URL, e.g. http://localhost:6333 "
                             "(implies mode=server under auto)")
     api_key: SecretStr | None = Field(
-        None, description="server API key; when unset, read from $TRAWL_QDRANT_API_KEY or "
-        "$QDRANT_API_KEY. Never printed.")
+        None, description="server API key; when unset, read from $api_key_env, else "
+        "$TRAWL_QDRANT_API_KEY or $QDRANT_API_KEY. Never printed, never saved in "
+        "pipeline.json (prefer api_key_env)")
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+        description="name of the environment variable holding the API key: saved in "
+        "pipeline.json instead of the key")
+    allow_insecure_api_key: bool = Field(
+        False, description="send the API key over plain http:// to a host that is not this "
+        "machine (refused by default: anyone on the path can read it)")
     prefer_grpc: bool = Field(False, description="talk gRPC (port 6334) instead of REST")
     https: bool | None = Field(None, description="force TLS on/off (None: from the URL scheme)")
     timeout: int | None = Field(None, ge=1, description="server request timeout in seconds")
@@ -119,8 +129,26 @@ class QdrantConfig(ComponentConfig):
         """The API key from the config, else from the environment; ``None`` if neither."""
         if self.api_key is not None:
             return self.api_key.get_secret_value() or None
-        for name in API_KEY_ENV:
+        for name in (self.api_key_env, *API_KEY_ENV):
+            if name is None:
+                continue
             value = os.environ.get(name)
             if value:
                 return value
         return None
+
+    def plaintext_to_remote(self) -> str | None:
+        """The host when requests would go unencrypted to another machine, else ``None``."""
+        if not self.url:
+            return None
+        parsed = urlsplit(self.url if "://" in self.url else f"http://{self.url}")
+        tls = self.https if self.https is not None else parsed.scheme in ("https", "grpcs")
+        host = (parsed.hostname or "").strip("[]")
+        if tls or host == "localhost" or host.endswith(".localhost"):
+            return None
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return None
+        except ValueError:
+            pass
+        return host

@@ -182,6 +182,13 @@ class ClientEngine(Engine):
         spec, cfg = self.spec, self.cfg
         if spec.mode == "server":
             self._secret = cfg.resolved_api_key()
+            remote = cfg.plaintext_to_remote()
+            if self._secret and remote and not cfg.allow_insecure_api_key:
+                raise ConfigError(
+                    f"qdrant index {spec.name!r}: refusing to send the API key unencrypted to "
+                    f"{remote} ({cfg.url}); use an https:// URL, or set "
+                    "allow_insecure_api_key = true in the index config if the network is "
+                    "trusted")
             try:
                 return QdrantClient(url=cfg.url, api_key=self._secret,
                                     prefer_grpc=cfg.prefer_grpc, https=cfg.https,

@@ -1,0 +1,78 @@
+"""Secrets in component configs never reach ``pipeline.json``.
+
+A plugin marks a config field secret by typing it ``pydantic.SecretStr`` (or
+``SecretBytes``); core finds those fields through the registry, so it needs to know
+nothing about any backend. A secret written literally in a pipeline TOML is used for the
+process that opened the index and left out of the saved file, with a warning: later opens
+read it from the environment (the plugin's config names the variable, e.g. the qdrant
+index's ``api_key_env``).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+import warnings
+from typing import Any
+
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+from .config import PipelineConfig
+from .errors import TrawlError
+from .plugins import ComponentKind, ComponentRegistry
+
+# (component kind, key naming it, key holding its config) in a retriever entry
+_RETRIEVER_PARTS: tuple[tuple[ComponentKind, str, str], ...] = (
+    ("index", "index", "index_config"),
+    ("encoder", "encoder", "encoder_config"),
+    ("transform", "transform", "transform_config"),
+)
+
+
+def _is_secret(annotation: Any) -> bool:
+    if annotation in (SecretStr, SecretBytes):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_secret(a) for a in typing.get_args(annotation))
+    return False
+
+
+def secret_fields(config_cls: type[BaseModel]) -> set[str]:
+    """Names of the fields of a component config that hold secrets."""
+    return {name for name, f in config_cls.model_fields.items() if _is_secret(f.annotation)}
+
+
+def _secrets_of(registry: ComponentRegistry, kind: ComponentKind, name: str) -> set[str]:
+    try:
+        cls = registry.get(kind, name).load()
+        return secret_fields(cls.Config)
+    except (TrawlError, AttributeError, TypeError):  # unknown: building it reports that
+        return set()
+
+
+def without_secrets(config: PipelineConfig, registry: ComponentRegistry, *,
+                    warn: bool = False) -> dict[str, Any]:
+    """``config`` as saved in ``pipeline.json``: every secret field left out."""
+    data = config.model_dump(mode="json")
+    dropped: list[str] = []
+    for r in data.get("retrievers", []):
+        for kind, name_key, cfg_key in _RETRIEVER_PARTS:
+            name, cfg = r.get(name_key), r.get(cfg_key)
+            if not name or not isinstance(cfg, dict):
+                continue
+            for field in sorted(_secrets_of(registry, kind, name) & cfg.keys()):
+                if cfg.pop(field) is not None:
+                    dropped.append(f"{cfg_key}.{field} of retriever {r.get('name')!r}")
+    reranker = data.get("reranker")
+    if isinstance(reranker, dict) and isinstance(reranker.get("config"), dict):
+        for field in sorted(_secrets_of(registry, "reranker", str(reranker.get("name")))
+                            & reranker["config"].keys()):
+            if reranker["config"].pop(field) is not None:
+                dropped.append(f"reranker.config.{field}")
+    if warn and dropped:
+        warnings.warn(
+            f"{', '.join(dropped)} is a secret: it is used now but not saved in pipeline.json. "
+            "Later opens read it from the environment (see the component's *_env option)",
+            stacklevel=3)
+    return data
