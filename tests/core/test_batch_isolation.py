@@ -174,10 +174,10 @@ bad_docs = st.sampled_from(BAD_DOCS)
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(items=st.lists(st.tuples(st.booleans(), good_docs, bad_docs,
                                 st.integers(0, 14)), min_size=1, max_size=25),
-       batch_size=st.integers(1, 8))
+       batch_size=st.integers(1, 8), raise_errors=st.booleans())
 def test_property_mixed_batches_lose_nothing(items: list[tuple[bool, dict[str, Any],
                                                                dict[str, Any], int]],
-                                             batch_size: int) -> None:
+                                             batch_size: int, raise_errors: bool) -> None:
     t = _open()
     before = {f"old{i}": f"stored {i}" for i in range(10)}
     t.add([{"id": k, "text": v} for k, v in before.items()])
@@ -195,8 +195,16 @@ def test_property_mixed_batches_lose_nothing(items: list[tuple[bool, dict[str, A
             bad_ids.add(doc_id)
         else:
             expected[doc_id] = doc["text"]
-    result = t.add(batch, on_error="skip", batch_size=batch_size)
+    if raise_errors and bad_ids:
+        with pytest.raises(AddError) as info:
+            t.add(batch, batch_size=batch_size)
+        result = info.value.result
+    else:
+        result = t.add(batch, on_error="raise" if raise_errors else "skip",
+                       batch_size=batch_size)
     assert {f.id for f in result.failed} == bad_ids
+    untyped = [f for f in result.failed if not isinstance(f.error, trawl.TrawlError)]
+    assert not untyped, [(f.id, type(f.error).__name__) for f in untyped]
     assert _texts(t) == expected  # every good document stored, every old one kept
     for doc_id, text in expected.items():
         word = text.split()[1]
