@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
@@ -58,6 +59,17 @@ class Not(BaseModel):
 Filter: TypeAlias = Condition | And | Or | Not
 
 
+def is_iso_datetime(value: str) -> bool:
+    """Whether ``value`` is an ISO-8601 date or date-time (``2024-05-01``, ``...T10:00Z``)."""
+    if not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 def _check_value(field: str, op: str, value: Any) -> Any:
     for item in value if isinstance(value, list | tuple) else (value,):
         if isinstance(item, float) and not math.isfinite(item):
@@ -72,6 +84,11 @@ def _check_value(field: str, op: str, value: Any) -> Any:
     if op in (">", ">=", "<", "<="):
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise FilterError(f"filter on {field!r}: operator {op!r} needs a number or string")
+        if isinstance(value, str) and not is_iso_datetime(value):
+            # the one string ordering every index has (Qdrant's DatetimeRange): held here so
+            # that no index accepts a filter another one rejects
+            raise FilterError(f"filter on {field!r}: {op!r} compares strings only as "
+                              f"ISO-8601 dates/times (e.g. 2024-05-01), got {value!r}")
         return value
     if not isinstance(value, Scalar) and value is not None:
         raise FilterError(f"filter on {field!r}: value must be str/int/float/bool/null, got "

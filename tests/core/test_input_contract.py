@@ -109,3 +109,16 @@ def test_memory_index_writes_no_file(tmp_path: Any, monkeypatch: pytest.MonkeyPa
     t.add([{"id": "a", "text": "alpha"}])
     t.close()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["e", "2020", "banana", "2024-13-01", "01/02/2024"])
+def test_string_ranges_are_iso_dates_on_every_index(t: Trawl, value: str) -> None:
+    """One filter contract: Qdrant orders strings only as dates, so bm25 must refuse too."""
+    with pytest.raises(FilterError, match="ISO-8601"):
+        t.search("alpha", filters={"field": "year", "op": ">=", "value": value})
+
+
+def test_iso_date_ranges_work(t: Trawl) -> None:
+    t.add([{"id": "b", "text": "alpha gamma", "day": "2024-05-01"}])
+    hits = t.search("alpha", filters={"field": "day", "op": ">=", "value": "2024-01-01T00:00Z"})
+    assert [h.doc_id for h in hits] == ["b"]
