@@ -490,7 +490,9 @@ class Trawl:
         ``on_error="skip"`` reports the failed documents in ``AddResult.failed``;
         ``"raise"`` (the default) stores the good ones too, then raises ``AddError`` naming
         the failed ids. Failures that are not about a document (a read-only or corrupt
-        index, a full disk, a plugin that fails for every document) are raised as they are.
+        index, a full disk) are raised as they are, and so is a plugin's error when every
+        document written failed with it and none landed (a broken component: the call
+        stored nothing, so nothing is lost).
         ``on_batch(result)`` is called after each committed batch. ``on_progress(done,
         total)`` counts documents of this call (distinct ids, failed ones included): it is
         called once before the first batch (unchanged and refused documents already count
@@ -519,6 +521,7 @@ class Trawl:
             latest[d.id] = d  # the last one of an id wins inside one call
         seen = {k: d for k, d in latest.items() if isinstance(d, Document)}
         result.failed.extend(f for f in latest.values() if isinstance(f, FailedDocument))
+        refused_at_door = len(result.failed)
         docs = list(seen.values())
         known = self.manifest.hashes(seen)
         todo: list[tuple[Document, str, bool]] = []
@@ -549,6 +552,12 @@ class Trawl:
         finally:
             if bar is not None:
                 bar.close()
+        written = result.failed[refused_at_door:]
+        if not result.added + result.updated and len(written) > 1 and \
+                len({_signature(f.error) for f in written if f.error is not None}) == 1:
+            # every document written failed the same way and none landed: a broken
+            # component rather than bad documents (nothing was stored, so none is lost)
+            raise cast(Exception, written[0].error)
         if result.failed and on_error == "raise":
             raise AddError(result)
         return result
@@ -566,19 +575,13 @@ class Trawl:
             if len(batch) == 1:
                 result.failed.append(FailedDocument(batch[0][0].id, str(exc), exc))
                 return
-        errors: list[Exception] = []
         for item in batch:
             try:
                 self._add_batch([item], result, source_key)
             except Exception as exc:
                 if _systemic(exc):
                     raise
-                errors.append(exc)
                 result.failed.append(FailedDocument(item[0].id, str(exc), exc))
-        if len(errors) == len(batch) and len({_signature(e) for e in errors}) == 1:
-            # every document failed the same way: a broken component, not bad documents
-            del result.failed[-len(errors):]
-            raise errors[0]
 
     def _add_batch(self, batch: list[tuple[Document, str, bool]], result: AddResult,
                    source_key: str) -> None:
