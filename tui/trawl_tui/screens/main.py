@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from ..app import TrawlApp
 
 WIDE = 120  # columns from which the preview sits beside the list
-GROUP_DEPTH = 5  # grouping by document fetches top_k × this many chunks (at most 200)
+GROUP_DEPTH = 5
+PREVIEW_DELAY = 0.12  # seconds of quiet before the preview follows (a fast typist: ~0.1 s/key)  # grouping by document fetches top_k × this many chunks (at most 200)
 
 
 def group_by_document(hits: list[Hit], top_k: int) -> tuple[list[Hit], dict[str, int]]:
@@ -77,6 +78,8 @@ class MainScreen(Screen[None]):
         self.painted: SearchRequest | None = None
         self._last_issued: tuple[str, object] | None = None
         self.failed = False
+        self._keys_state: object = None
+        self._preview_timer: Timer | None = None
 
     @property
     def tapp(self) -> TrawlApp:
@@ -131,8 +134,16 @@ class MainScreen(Screen[None]):
                 info.retriever_names, info.fusion.method,
                 info.reranker if self.tapp.has_reranker() else None)
         status.refresh_text()
-        self.refresh_bindings()
+        self._refresh_keys()
         self._show_empty_state()
+
+    def _refresh_keys(self) -> None:
+        """Re-evaluate which keys apply, only when that can have changed: rebuilding the
+        footer on every keystroke costs more than the search itself."""
+        key = (self.tapp.info, self.query_one(ResultsList).current_hit is not None)
+        if key != self._keys_state:
+            self._keys_state = key
+            self.refresh_bindings()
 
     def _show_empty_state(self) -> None:
         """What to do when there is nothing to list."""
@@ -304,7 +315,7 @@ class MainScreen(Screen[None]):
             status.hits_label = ""
             status.latency_label = ""
         self.refresh_status()
-        self._update_preview()
+        self._schedule_preview()
         self.painted = request
         # timestamp once the compositor has drawn the new results (benchmarks read it)
         self.call_after_refresh(self.tapp.record_paint, request)
@@ -312,10 +323,22 @@ class MainScreen(Screen[None]):
     # -- moving through hits -------------------------------------------------------------
     @on(OptionList.OptionHighlighted, "#results")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self._update_preview()
-        self.refresh_bindings()
+        self._schedule_preview()
+        self._refresh_keys()
+
+    def _schedule_preview(self) -> None:
+        """The preview follows the highlight once typing or scrolling pauses: rendering a
+        whole chunk and fetching its neighbours on every keystroke would slow typing."""
+        if self._preview_timer is not None:
+            self._preview_timer.stop()
+            self._preview_timer = None
+        if self.tapp.debounce <= 0:  # no debouncing asked for (tests): follow at once
+            self._update_preview()
+            return
+        self._preview_timer = self.set_timer(PREVIEW_DELAY, self._update_preview)
 
     def _update_preview(self) -> None:
+        self._preview_timer = None
         results = self.query_one(ResultsList)
         self.query_one(PreviewPane).show(results.current_hit, results.query_text)
 
