@@ -35,6 +35,7 @@ from .fusion import fuse
 from .models import Chunk, Hit, SourceScore
 from .plugins import ComponentRegistry
 from .tokens import LEGACY_FILE, TokenStore
+from .vectors import with_one_blas_thread
 
 # Retriever folders cannot hold a dot, so no retriever (even one named "tokens") clashes.
 TOKENS_DIR = "tokens.d"
@@ -429,6 +430,7 @@ class Pipeline:
                                  rerank=rerank, traces=[trace or SearchTrace()],
                                  index_lock=index_lock)[0]
 
+    @with_one_blas_thread
     def search_batch(self, queries: Sequence[str], top_k: int = 10,
                      filters: Filter | None = None, *, retrievers: Sequence[str] | None = None,
                      fusion: FusionConfig | None = None, rerank: bool | None = None,

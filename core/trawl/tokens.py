@@ -6,10 +6,16 @@ so nothing about a stored passage is encoded at query time.
 
 Layout of ``<index>/tokens.d/`` (retriever names hold no dot, so no retriever folder clashes):
 
-* ``rows-<generation>.f16``: one contiguous float16 array ``(total rows, dim)``, append-only,
-  memory-mapped for reads (raw little-endian, no header, no pickle);
-* ``tokens.sqlite``: ``chunk_id -> (doc_id, first row, rows)`` plus meta (dim, the data
-  file's generation, the producing encoder's fingerprint).
+* ``rows-<generation>.i8s``: one contiguous array of fixed-size rows, append-only,
+  memory-mapped for reads (raw little-endian, no header, no pickle). Each row is one token:
+  ``dim`` int8 values then its float32 scale (symmetric per-token quantisation: value =
+  int8 * scale, scale = max |x| / 127). A MaxSim score moves by ~1e-3 against float32, far
+  below the gaps that reorder candidates, and int8 rows convert to float32 ~100x faster
+  than float16 ones in numpy (measured: 0.35 vs 99 ms for 10k x 384), which is what the
+  query pays. Stores written in float16 (``rows-<generation>.f16``, format ``f16``) open
+  and grow in their own format;
+* ``tokens.sqlite``: ``chunk_id -> (doc_id, first row, rows)`` plus meta (dim, row format,
+  the data file's generation, the producing encoder's fingerprint).
 
 Crash safety: rows are appended and fsynced *before* the SQLite transaction that points at
 them commits, so a crash leaves at worst unreferenced bytes past the end, cut off on the
@@ -39,7 +45,8 @@ from .errors import DimensionMismatchError, IndexCorruptError
 from .storage import private_file
 from .vectors import FloatArray
 
-STORE_DTYPE = np.dtype("<f2")
+FORMATS = {"int8": ".i8s", "f16": ".f16"}  # row format -> data file suffix
+DEFAULT_FORMAT = "int8"
 LEGACY_FILE = "tokens.sqlite"  # the per-retriever SQLite store of earlier versions
 _COMPACT_MIN_ROWS = 65_536
 
@@ -61,7 +68,8 @@ def _connect(path: Path | None) -> sqlite3.Connection:
 class TokenStore:
     """Per-chunk token matrices in one memory-mapped float16 array (``folder=None``: memory)."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, *, row_format: str = DEFAULT_FORMAT) -> None:
+        """Open (or create) the store; ``row_format`` applies only to a new, empty store."""
         self.folder = folder
         self._lock = threading.RLock()
         self._conn = _connect(folder / "tokens.sqlite" if folder else None)
@@ -77,6 +85,12 @@ class TokenStore:
             raise IndexCorruptError(f"token store in {folder} is unreadable ({exc}); delete "
                                     "the tokens folder and reopen the index to rebuild it") from exc
         self.dim: int | None = self._meta("dim")
+        # a store with rows but no recorded format was written as float16 (the first format)
+        self.format: str = self._meta("format") or ("f16" if self.dim is not None
+                                                     else row_format)
+        if self.format not in FORMATS:
+            raise IndexCorruptError(f"token store in {folder}: unknown row format "
+                                    f"{self.format!r}; delete the tokens folder and reopen")
         self.generation: int = self._meta("generation") or 0
         self._spans: dict[str, tuple[int, int]] = {}
         self._rows_used = 0
@@ -84,8 +98,8 @@ class TokenStore:
             self._spans[cid] = (int(start), int(rows))
             self._rows_used = max(self._rows_used, int(start) + int(rows))
         self._live_rows = sum(r for _, r in self._spans.values())
-        self._memory = np.zeros((0, self.dim or 0), dtype=STORE_DTYPE)  # folder=None only
-        self._view: npt.NDArray[np.float16] | None = None
+        self._memory = np.zeros((0, self._row_bytes), dtype=np.uint8)  # folder=None only
+        self._view: npt.NDArray[np.uint8] | None = None
         if folder is not None:
             self._tidy_files()
         self._remap()
@@ -108,20 +122,47 @@ class TokenStore:
         with self._lock:
             self._set_meta("producer", fingerprint)
 
+    # -- row format -------------------------------------------------------------------------
+    @property
+    def _row_bytes(self) -> int:
+        dim = self.dim or 0
+        return dim + 4 if self.format == "int8" else 2 * dim
+
+    def _encode_rows(self, block: FloatArray) -> npt.NDArray[np.uint8]:
+        """float32 ``(n, dim)`` -> raw rows ``(n, row_bytes)`` in this store's format."""
+        if self.format == "f16":
+            return block.astype("<f2").view(np.uint8).reshape(len(block), -1)
+        peak = np.abs(block).max(axis=1) if block.size else np.zeros(len(block), np.float32)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype("<f4")
+        values = np.clip(np.rint(block / scale[:, None]), -127, 127).astype(np.int8)
+        raw = np.empty((len(block), self._row_bytes), dtype=np.uint8)
+        raw[:, :-4] = values.view(np.uint8)
+        raw[:, -4:] = scale.view(np.uint8).reshape(-1, 4)
+        return raw
+
+    def _decode_rows(self, raw: npt.NDArray[np.uint8]
+                     ) -> tuple[FloatArray, FloatArray | None]:
+        """Raw rows -> float32 values (unscaled for int8) and the per-row scales (or None)."""
+        if self.format == "f16":
+            return np.ascontiguousarray(raw).view("<f2").astype(np.float32), None
+        values = raw[:, :-4].view(np.int8).astype(np.float32)
+        scales = np.ascontiguousarray(raw[:, -4:]).view("<f4").reshape(-1)
+        return values, scales.astype(np.float32)
+
     # -- files ------------------------------------------------------------------------------
     def _data_path(self, generation: int | None = None) -> Path:
         assert self.folder is not None
-        return self.folder / f"rows-{self.generation if generation is None else generation}.f16"
+        gen = self.generation if generation is None else generation
+        return self.folder / f"rows-{gen}{FORMATS[self.format]}"
 
     def _tidy_files(self) -> None:
         """Cut bytes past the last committed row (a crash mid-append); drop old generations."""
         assert self.folder is not None
         current = self._data_path()
-        for p in self.folder.glob("rows-*.f16"):
+        for p in self.folder.glob("rows-*"):
             if p != current:
                 p.unlink(missing_ok=True)
-        row_bytes = (self.dim or 0) * STORE_DTYPE.itemsize
-        need = self._rows_used * row_bytes
+        need = self._rows_used * self._row_bytes
         size = current.stat().st_size if current.exists() else 0
         if size < need:
             raise IndexCorruptError(
@@ -140,16 +181,16 @@ class TokenStore:
         if self._rows_used == 0 or not self.dim:
             self._view = None
             return
-        self._view = np.memmap(self._data_path(), dtype=STORE_DTYPE, mode="r",
-                               shape=(self._rows_used, self.dim))
+        self._view = np.memmap(self._data_path(), dtype=np.uint8, mode="r",
+                               shape=(self._rows_used, self._row_bytes))
 
-    def _append(self, rows: npt.NDArray[np.float16]) -> int:
+    def _append(self, rows: npt.NDArray[np.uint8]) -> int:
         """Write rows after the last committed one; returns the first row's number."""
         start = self._rows_used
         if self.folder is None:
             if len(self._memory) < start + len(rows):
                 grown = np.zeros((max(2 * len(self._memory), start + len(rows)), rows.shape[1]),
-                                 dtype=STORE_DTYPE)
+                                 dtype=np.uint8)
                 grown[:start] = self._memory[:start]
                 self._memory = grown
             self._memory[start:start + len(rows)] = rows
@@ -157,7 +198,7 @@ class TokenStore:
         path = self._data_path()
         private_file(path)
         with open(path, "ab") as fh:
-            fh.truncate(start * rows.shape[1] * STORE_DTYPE.itemsize)
+            fh.truncate(start * rows.shape[1])
             fh.write(rows.tobytes())
             fh.flush()
             os.fsync(fh.fileno())
@@ -180,14 +221,12 @@ class TokenStore:
             dim = dims.pop() if dims else (self.dim or 0)
             if self.dim is None:
                 self.dim = dim
-                self._memory = np.zeros((0, dim), dtype=STORE_DTYPE)
+                self._memory = np.zeros((0, self._row_bytes), dtype=np.uint8)
             elif dim != self.dim:
                 raise DimensionMismatchError(
                     f"token store {self.folder or ':memory:'} holds {self.dim}-d vectors, "
                     f"got {dim}-d")
-            block = np.concatenate(arrays).astype(STORE_DTYPE) if arrays else np.zeros(
-                (0, dim), STORE_DTYPE)
-            start = self._append(block)
+            start = self._append(self._encode_rows(np.concatenate(arrays)))
             rows = []
             offset = start
             for cid, did, a in zip(chunk_ids, doc_ids, arrays, strict=True):
@@ -197,6 +236,7 @@ class TokenStore:
             try:
                 self._conn.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", rows)
                 self._set_meta("dim", self.dim)
+                self._set_meta("format", self.format)
                 self._set_meta("generation", self.generation)
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -242,7 +282,6 @@ class TokenStore:
         """Copy live rows into the next generation's file and switch to it atomically."""
         with self._lock:
             order = sorted(self._spans.items(), key=lambda kv: kv[1][0])
-            dim = self.dim or 0
             new_spans: dict[str, tuple[int, int]] = {}
             offset = 0
             parts = []
@@ -252,7 +291,7 @@ class TokenStore:
                 if view is not None:
                     parts.append(np.asarray(view[s:s + n]))
                 offset += n
-            block = np.concatenate(parts) if parts else np.zeros((0, dim), STORE_DTYPE)
+            block = np.concatenate(parts) if parts else np.zeros((0, self._row_bytes), np.uint8)
             if self.folder is None:
                 self._memory = block.copy()
             else:
@@ -294,8 +333,9 @@ class TokenStore:
         for span in spans:
             if span is None or view is None:
                 out.append(None if span is None else np.zeros((0, self.dim or 0), np.float32))
-            else:
-                out.append(np.asarray(view[span[0]:span[0] + span[1]], dtype=np.float32))
+                continue
+            values, scales = self._decode_rows(np.asarray(view[span[0]:span[0] + span[1]]))
+            out.append(values if scales is None else values * scales[:, None])
         return out
 
     def has(self, chunk_ids: Sequence[str]) -> list[bool]:
@@ -326,9 +366,13 @@ class TokenStore:
             return scores, found
         lens = lengths[keep]
         offsets = np.cumsum(lens) - lens
-        rows = np.repeat(starts[keep] - offsets, lens) + np.arange(int(lens.sum()))
-        tokens = np.asarray(view[rows], dtype=np.float32)
-        sims = tokens @ np.ascontiguousarray(query, dtype=np.float32).T  # (rows, t_q)
+        # one contiguous slice per candidate, copied out of the map in one concatenate
+        raw = np.concatenate([view[int(s):int(s) + int(n)] for s, n in
+                              zip(starts[keep], lens, strict=True)])
+        values, row_scales = self._decode_rows(raw)
+        sims = values @ np.ascontiguousarray(query, dtype=np.float32).T  # (rows, t_q)
+        if row_scales is not None:
+            sims *= row_scales[:, None]
         scores[keep] = np.maximum.reduceat(sims, offsets, axis=0).sum(axis=1)
         return scores, found
 
@@ -342,7 +386,7 @@ class TokenStore:
 
     def nbytes(self) -> int:
         """Bytes of the data file (live and dead rows)."""
-        return self._rows_used * (self.dim or 0) * STORE_DTYPE.itemsize
+        return self._rows_used * self._row_bytes
 
     def close(self) -> None:
         with self._lock:

@@ -2,12 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
+P = ParamSpec("P")
+R = TypeVar("R")
+_controller: list[Any] = []
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the enclosed numpy GEMMs on one BLAS thread.
+
+    Why: a query's GEMMs are small (a MUVERA query FDE, MaxSim over a few thousand stored
+    tokens). Measured on 2 shared cores, OpenBLAS spreading them over its thread pool
+    sometimes waits a scheduler slice for the second thread: the same query FDE took
+    0.11 ms or 200-300 ms, and never more than 0.13 ms on one thread. (onnxruntime has its
+    own pool and is not affected.) Without threadpoolctl this does nothing.
+    """
+    if not _controller:
+        try:
+            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+        except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
+            _controller.append(None)
+        else:
+            _controller.append(ThreadpoolController())
+    controller = _controller[0]
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
+
+
+def with_one_blas_thread(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorator form of ``one_blas_thread``."""
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with one_blas_thread():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def l2_normalize(x: FloatArray, axis: int = -1) -> FloatArray:

@@ -315,7 +315,7 @@ def test_pipeline_fde_candidates_reranked_by_exact_maxsim(tmp_path: Path) -> Non
     exact = {d["id"]: maxsim(q, enc.encode_documents([d["text"]])[0]) for d in docs}
     assert len(hits) == 3
     for h in hits:  # scores are exact MaxSim; the FDE score is kept beside it
-        assert h.score == pytest.approx(exact[h.doc_id], abs=2e-3)  # float16 token store
+        assert h.score == pytest.approx(exact[h.doc_id], abs=1e-2)  # int8 token store
         assert "mv:fde" in h.scores_by_source
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     saved = json.loads((path / "pipeline.json").read_text())["state"]["transform:mv"]
@@ -344,7 +344,7 @@ def test_pipeline_with_many_candidates_equals_brute_force() -> None:
     q = enc.encode_queries(["w1 w2 w3 w4"])[0]
     exact = sorted(((maxsim(q, enc.encode_documents([d["text"]])[0]), d["id"]) for d in docs),
                    key=lambda x: (-x[0], x[1]))
-    assert [h.score for h in hits] == pytest.approx([s for s, _ in exact[:5]], abs=2e-3)
+    assert [h.score for h in hits] == pytest.approx([s for s, _ in exact[:5]], abs=1e-2)
 
 
 # -- real token vectors ---------------------------------------------------------------------
