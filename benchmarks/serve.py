@@ -261,6 +261,7 @@ def measure(name: str, folder: Path, queries: list[str], dense: str, seconds: fl
                           attach=False) as t:
         res["chunks"] = max(t.stats()["chunks"].values())
         res["pipeline"] = t.config.name
+        has_encoder = any(r.encoder for r in t.config.retrievers)
         timed(lambda q: t.search(q, 10), queries[:10])
         local = timed(lambda q: t.search(q, 10), queries)
     server = Server(folder, dense)
@@ -278,14 +279,13 @@ def measure(name: str, folder: Path, queries: list[str], dense: str, seconds: fl
                 overhead.append(wall - trace.total_ms)
         mcp = mcp_latencies(server.url, queries)
         res["throughput"] = [throughput(server.url, queries, n, seconds) for n in clients]
-        res["batching"] = trawl.connect(server.url).health().get("batching")
     finally:
         server.stop()
-    if res["batching"] is not None:  # the same rows without batching, side by side
-        server = Server(folder, dense, "--no-batch")
+    if has_encoder:  # the same rows with batching, side by side
+        server = Server(folder, dense, "--batch")
         try:
-            res["throughput_nobatch"] = [throughput(server.url, queries, n, seconds)
-                                         for n in clients]
+            res["throughput_batch"] = [throughput(server.url, queries, n, seconds)
+                                       for n in clients]
         finally:
             server.stop()
     res.update(local_p50=pct(local, .5), local_p95=pct(local, .95),
@@ -313,15 +313,15 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{r['overhead_p50']:.2f} | {r['mcp_p50']:.2f} / {r['mcp_p95']:.2f} | "
             f"{r['load_start']} → {r['load_end']} |")
     lines += ["", f"Throughput over HTTP, {args.seconds:g} s per row, each client its own "
-                  "connection; p95 ratio = p95 / single-client p95 (goal ≤ 3). Pipelines "
-                  "with an encoder batch concurrent searches by default; their rows are "
-                  "repeated with `trawl serve --no-batch`.", "",
+                  "connection; p95 ratio = p95 / single-client p95 (goal ≤ 3). Rows of "
+                  "pipelines with an encoder are repeated with `trawl serve --batch` "
+                  "(concurrent searches share one search_batch).", "",
               "| index | clients | requests/s | p50 ms | p95 ms | p95 ratio | errors |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         base = r["throughput"][0]["p95"]
         rows = [("", row) for row in r["throughput"]] + [
-            (" (--no-batch)", row) for row in r.get("throughput_nobatch", [])]
+            (" (--batch)", row) for row in r.get("throughput_batch", [])]
         for label, row in rows:
             lines.append(f"| {r['index']}{label} | {row['clients']} | {row['rps']:.0f} | "
                          f"{row['p50']:.2f} | {row['p95']:.2f} | {row['p95'] / base:.2f} | "

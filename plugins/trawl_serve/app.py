@@ -107,12 +107,11 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
                max_body_bytes: int = MAX_BODY_BYTES, batch: bool | None = None) -> FastAPI:
     """The ASGI app serving ``trawl``; the caller keeps ownership of ``trawl``.
 
-    ``batch``: share one ``search_batch`` among concurrent searches (``SearchBatcher``);
-    ``None`` turns it on when a retriever has an encoder, where batching pays.
+    ``batch``: share one ``search_batch`` among concurrent searches (``SearchBatcher``).
+    Off by default: on this project's 2-core machine it did not pay (see
+    docs/notes/issue-13-serve.md); ``trawl serve --batch`` turns it on.
     """
     local_paths = is_loopback(host)
-    if batch is None:
-        batch = any(r.encoder for r in trawl.config.retrievers)
     batcher = SearchBatcher(trawl) if batch else None
     run_search = batcher.search if batcher is not None else trawl.search
     mcp_server = None

@@ -29,9 +29,9 @@ def _require_stack() -> None:
 @click.option("--watch", "watch", multiple=True, type=click.Path(path_type=Path),
               help="Keep this folder indexed as files change (repeatable).")
 @click.option("--no-mcp", is_flag=True, help="Do not mount the MCP endpoint at /mcp.")
-@click.option("--batch/--no-batch", default=None,
-              help="Encode concurrent searches' queries in one batch (default: on when a "
-                   "retriever has an encoder).")
+@click.option("--batch/--no-batch", default=False, show_default=True,
+              help="Encode concurrent searches' queries in one batch (experimental: it did "
+                   "not pay on a 2-core machine).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve_command(index: str | None, host: str, port: int, pipeline: str | None,

@@ -82,7 +82,7 @@ def test_server_batches_concurrent_http_searches(tmp_path: Path) -> None:
     t = _open(tmp_path)
     try:
         expected = {i: [h.doc_id for h in t.search(f"tokd{i} shared", 3)] for i in range(60)}
-        with app_in_thread(create_app(t, mcp=False)) as url:  # auto: on (an encoder)
+        with app_in_thread(create_app(t, mcp=False, batch=True)) as url:
             bad: list[str] = []
 
             def client(n: int) -> None:
