@@ -1,4 +1,4 @@
-"""``python -m trawl_tui [INDEX] [--pipeline P] [--session FILE]``."""
+"""``python -m trawl_tui [INDEX] [--pipeline P] [--session FILE] [--no-history]``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ def main() -> int:
     parser.add_argument("index", nargs="?", help="index folder, name, or TOML config")
     parser.add_argument("--pipeline", help="pipeline preset or file for a new index")
     parser.add_argument("--session", help="session JSON to reopen")
+    parser.add_argument("--no-history", action="store_true",
+                        help="do not read or write the per-index query history")
     args = parser.parse_args()
-    return run(args.index, args.pipeline, session=args.session)
+    return run(args.index, args.pipeline, session=args.session, history=not args.no_history)
 
 
 if __name__ == "__main__":
