@@ -1,11 +1,13 @@
 """TUI keystroke-to-results latency: the real ``TrawlApp`` driven headless by Textual's Pilot.
 
     python benchmarks/tui_latency.py [--quick] [--chunks 10000] [--queries 20] [--pace 0.1]
-                                     [--dense auto|onnx|hash]
+                                     [--dense auto|onnx|hash] [--index-dir DIR] [--build-only]
 
 Index: SciFact abstracts (title + text), chunked at 128 tokens, documents added until
-``--chunks`` chunks (~10k), in memory. Pipeline "hybrid": ``bm25`` (plugins/trawl_bm25)
-fused by RRF with ``dense`` on core's ``exact`` index. The dense encoder is ONNX
+``--chunks`` chunks (~10k), in memory or cached in ``--index-dir`` (built once, e.g. with
+``--build-only``: MiniLM encoding of 10k chunks takes ~17 min on a loaded 2-core machine).
+Pipeline "hybrid": ``bm25`` (plugins/trawl_bm25) with ``dense`` on core's ``exact`` index,
+fused by the hybrid preset's weighted fusion (the TUI ranks with the pipeline's own). The dense encoder is ONNX
 ``onnx-dense`` (all-MiniLM-L6-v2) when that plugin registers it (``--dense auto``/``onnx``),
 else the trigram-hashing stand-in from ``tests/tui/tui_hashing.py`` (``--dense hash``);
 the table says which one ran.
