@@ -91,17 +91,33 @@ class Generator:
     """Chunk vectors from real sentence vectors plus covariance-matched noise (seeded)."""
 
     def __init__(self, pool_vecs: np.ndarray, seed: int = 0) -> None:
+        import hashlib
+
+        from trawl import TrawlSettings
+
         self.pool = pool_vecs.astype(np.float32)
+        digest = hashlib.sha256(self.pool.tobytes()).hexdigest()[:12]
+        self.cache = TrawlSettings().cache_dir / "bench" / f"scale-{digest}-{seed}-{EPS}"
         cov = np.cov(self.pool, rowvar=False).astype(np.float64)
         self.chol = np.linalg.cholesky(cov + 1e-6 * np.eye(cov.shape[0])).astype(np.float32)
         self.seed = seed
 
     def block(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)``; blocks of BLOCK rows are cached under the trawl cache."""
+        path = self.cache / f"{start}-{stop}.npy"
+        if path.exists():
+            return np.load(path)
         rng = np.random.default_rng([self.seed, start])
         base = self.pool[np.arange(start, stop) % len(self.pool)]
         noise = rng.standard_normal((stop - start, self.pool.shape[1]), dtype=np.float32)
         v = base + EPS * noise @ self.chol.T
-        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+        v = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+        if stop - start == BLOCK:
+            self.cache.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, v)
+            tmp.replace(path)
+        return v
 
     def exact_top10(self, n: int, q: np.ndarray) -> list[list[int]]:
         best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
@@ -167,7 +183,7 @@ def chunks_for(start: int, stop: int, picks: list[np.ndarray], pool: list[str]) 
 
 
 def run_size(n: int, settings: list[str], gen: Generator, pool: list[str], qs: list[str],
-             qvecs: np.ndarray, host: PluginHost, skip_bm25_build: bool = False
+             qvecs: np.ndarray, host: PluginHost, with_bm25: bool = True
              ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     folder = Path(tempfile.mkdtemp(prefix=f"trawl-scale-{n}-", dir=REPO / "benchmarks" / "out"))
@@ -181,30 +197,32 @@ def run_size(n: int, settings: list[str], gen: Generator, pool: list[str], qs: l
         with Trawl(folder / "trawl", config, host=host, show_progress=False) as t:
             t.search("warm up the encoder", 10, retrievers=["dense"])
             bm25 = t.pipeline.retrievers["bm25"].index
-            picks = picks_for(n, len(pool))
+            picks = picks_for(n, len(pool)) if with_bm25 else []
             gc.collect()
             r0, t0 = rss_mb(), time.perf_counter()
-            for s in range(0, n, BLOCK):
-                bm25.upsert(chunks_for(s, min(n, s + BLOCK), picks, pool))
-            bm25.search(IndexQuery(text="warm up"), 10)  # builds the weights
-            build = time.perf_counter() - t0
-            del picks
-            gc.collect()
-            bm25_mb = rss_mb() - r0
-            lat = []
-            for q in qs:
-                s0 = time.perf_counter()
-                bm25.search(IndexQuery(text=q), 10)
-                lat.append((time.perf_counter() - s0) * 1000)
-            rows.append({"n": n, "setting": "bm25", "build_s": build, "rss_mb": bm25_mb,
-                         "p50": pct(lat, 50), "p95": pct(lat, 95),
-                         "disk_b": du_bytes(folder / "trawl" / "bm25"),
-                         "load": os.getloadavg()[0]})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            if with_bm25:
+                for s in range(0, n, BLOCK):
+                    bm25.upsert(chunks_for(s, min(n, s + BLOCK), picks, pool))
+                bm25.search(IndexQuery(text="warm up"), 10)  # builds the weights
+                build = time.perf_counter() - t0
+                del picks
+                gc.collect()
+                bm25_mb = rss_mb() - r0
+                lat = []
+                for q in qs:
+                    s0 = time.perf_counter()
+                    bm25.search(IndexQuery(text=q), 10)
+                    lat.append((time.perf_counter() - s0) * 1000)
+                rows.append({"n": n, "setting": "bm25", "build_s": build, "rss_mb": bm25_mb,
+                             "p50": pct(lat, 50), "p95": pct(lat, 95),
+                             "disk_b": du_bytes(folder / "trawl" / "bm25"),
+                             "load": os.getloadavg()[0]})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             retriever = t.pipeline.retrievers["dense"]
             placeholder = retriever.index
             for name in settings:
-                rows.append(run_setting(n, name, gen, t, retriever, folder, qs, exact, host))
+                rows.append(run_setting(n, name, gen, t, retriever, folder, qs, exact, host,
+                                        with_bm25))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             retriever.index = placeholder
     finally:
@@ -213,7 +231,8 @@ def run_size(n: int, settings: list[str], gen: Generator, pool: list[str], qs: l
 
 
 def run_setting(n: int, name: str, gen: Generator, t: Trawl, retriever: Any, folder: Path,
-                qs: list[str], exact: list[list[int]], host: PluginHost) -> dict[str, Any]:
+                qs: list[str], exact: list[list[int]], host: PluginHost,
+                with_bm25: bool = True) -> dict[str, Any]:
     dim = DIMS.get(name, 384)
     cfg = {"mode": "edge", "optimize_after": 0, **SETTINGS[name]}
     where = folder / name
@@ -234,13 +253,18 @@ def run_setting(n: int, name: str, gen: Generator, t: Trawl, retriever: Any, fol
     optimize_s = time.perf_counter() - t0
     retriever.index = index
     t.search("warm up", 10)
-    lat, found = [], []
-    for q in qs:
+    lat: list[float] = []
+    found: list[list[int]] = []
+    for q in (qs if with_bm25 else []):
         s0 = time.perf_counter()
         t.search(q, 10)
         lat.append((time.perf_counter() - s0) * 1000)
+    dense_lat = []
     for q in qs:
-        found.append([int(h.doc_id[1:]) for h in t.search(q, 10, retrievers=["dense"])])
+        s0 = time.perf_counter()
+        hits = t.search(q, 10, retrievers=["dense"])
+        dense_lat.append((time.perf_counter() - s0) * 1000)
+        found.append([int(h.doc_id[1:]) for h in hits])
     recall = statistics.mean(len(set(a) & set(b)) / 10 for a, b in zip(exact, found,
                                                                         strict=True))
     ram = rss_mb() - r0
@@ -248,7 +272,9 @@ def run_setting(n: int, name: str, gen: Generator, t: Trawl, retriever: Any, fol
     index.close()
     shutil.rmtree(where, ignore_errors=True)
     return {"n": n, "setting": name, "write_s": write_s, "optimize_s": optimize_s,
-            "rss_mb": ram, "disk_b": disk, "p50": pct(lat, 50), "p95": pct(lat, 95),
+            "rss_mb": ram, "disk_b": disk,
+            "p50": pct(lat, 50) if lat else float("nan"),
+            "p95": pct(lat, 95) if lat else float("nan"), "dense_p50": pct(dense_lat, 50),
             "recall": recall, "load": os.getloadavg()[0]}
 
 
@@ -258,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--pool", type=int, default=20_000)
+    ap.add_argument("--no-bm25", action="store_true", help="dense only (no BM25 index, no "
+                    "hybrid latency): for sizes whose BM25 build does not fit the time")
     ap.add_argument("--quick", action="store_true", help="20k chunks, fp32 and binary, 20 "
                     "queries")
     args = ap.parse_args(argv)
@@ -284,10 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     out = REPO / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
     lines = ["| chunks | setting | write s | optimise s | RSS MB | RAM B/chunk | disk B/chunk | "
-             "hybrid p50 ms | p95 ms | dense recall@10 | load |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "hybrid p50 ms | p95 ms | dense p50 ms | dense recall@10 | load |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in sizes:
-        for r in run_size(n, settings, gen, pool, qs, qvecs, host):
+        for r in run_size(n, settings, gen, pool, qs, qvecs, host, not args.no_bm25):
             r["command"] = f"python benchmarks/scale.py {' '.join(argv or sys.argv[1:])}"
             with (out / "scale.jsonl").open("a") as fh:
                 fh.write(json.dumps(r) + "\n")
@@ -295,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {n:,} | {r['setting']} | {r.get('write_s', r.get('build_s', 0)):.1f} | "
                 f"{r.get('optimize_s', 0):.1f} | {r['rss_mb']:.0f} | "
                 f"{r['rss_mb'] * 2**20 / n:.0f} | {r['disk_b'] / n:.0f} | {r['p50']:.1f} | "
-                f"{r['p95']:.1f} | {r.get('recall', float('nan')):.3f} | {r['load']:.1f} |")
+                f"{r['p95']:.1f} | {r.get('dense_p50', float('nan')):.1f} | "
+                f"{r.get('recall', float('nan')):.3f} | {r['load']:.1f} |")
             print(lines[-1], flush=True)
     print("\n".join(lines))
     print(f"\n{len(qs)} queries, top 10; chunk vectors: real MiniLM sentence vectors "
