@@ -5,7 +5,8 @@
 
 Reads the document token vectors a trawl index already holds (its token store, written by
 a ``multivector`` or ``hybrid-rerank`` pipeline; default: the ``--shared-index`` eval
-folder ``benchmarks/quality.py`` built for the dataset, so nothing is re-encoded) and
+folder ``benchmarks/quality.py`` built for the dataset, so nothing is re-encoded; built here
+when missing) and
 encodes only the queries (``onnx-tokens``). For each FDE setting (r_reps, k_sim, d_proj)
 and number of candidates it reports recall@10 of the exact MaxSim top-10 (brute force over
 every chunk) after exact reranking of the FDE top-n, and the CPU milliseconds per query of
@@ -49,12 +50,13 @@ def cpu_ms(fn, *args):  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="30 queries, 3 settings")
-    ap.add_argument("--dataset", default="cranfield")
+    ap.add_argument("--quick", action="store_true", help="limit-small, 30 queries, 3 settings")
+    ap.add_argument("--dataset", default=None, help="default: cranfield (--quick: limit-small)")
     ap.add_argument("--index", type=Path, default=None, help="index folder with a token store")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--grid", default=GRID)
     args = ap.parse_args(argv)
+    args.dataset = args.dataset or ("limit-small" if args.quick else "cranfield")
     n_queries = 30 if args.quick else args.queries
     grid = args.grid.split(",")[:3] if args.quick else args.grid.split(",")
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -62,13 +64,18 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_beir(DATASETS / args.dataset).head(n_queries)
     settings = TrawlSettings()
-    folder = args.index or eval_index_folder(settings.cache_dir, data.name,
-                                             quality.shared_config(quality.PIPELINES))
-    if not (folder / "pipeline.json").exists():
-        print(f"no index at {folder}: run `python benchmarks/quality.py --shared-index "
-              f"--datasets {args.dataset}` first (or pass --index)", file=sys.stderr)
-        return 1
+    shared = quality.shared_config(quality.PIPELINES)
+    folder = args.index or eval_index_folder(settings.cache_dir, data.name, shared)
     host = PluginHost()
+    if args.index is None:  # the quality.py --shared-index folder: build it if missing
+        with Trawl(folder, shared, host=host, settings=settings, show_progress=False) as t:
+            added = t.add(data.corpus(), batch_size=128)
+        if added.added:
+            print(f"indexed {added.added} documents of {args.dataset} into {folder}",
+                  file=sys.stderr)
+    elif not (folder / "pipeline.json").exists():
+        print(f"no index at {folder}", file=sys.stderr)
+        return 1
     with Trawl.open(folder, host=host, settings=settings, show_progress=False) as t:
         store = t.pipeline.tokens
         encoder = t.pipeline.token_encoder
