@@ -53,8 +53,11 @@ class ServerProcess:
             if not line and self.proc.poll() is not None:
                 break
         if not self.url:
-            self.stop()
+            if self.proc.poll() is None:  # ended before reading stderr: read() needs EOF
+                self.proc.kill()
+                self.proc.wait()
             err = self.proc.stderr.read() if self.proc.stderr else ""
+            self.stop()
             raise RuntimeError(f"server did not start (rc={self.proc.returncode}): {err}")
 
     @property
