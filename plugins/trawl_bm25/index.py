@@ -15,6 +15,10 @@ over the live chunks (tests check it to 1e-6), computed the fast way:
 * a query adds the columns of its terms (a term repeated in the query counts that many
   times, as in rank-bm25), masks deleted rows and the filter, and picks the top k with
   ``argpartition``. Only chunks containing at least one query term are returned.
+* optional pseudo-relevance feedback (RM3, ``feedback_docs > 0``): the query is scored,
+  its top chunks (within the filter) lend their most likely terms, and the expanded,
+  weighted query is scored again. Off by default: it lifts long descriptive queries
+  (Cranfield) and hurts short precise ones (SciFact claims); see the config fields.
 
 Upserts and deletes touch only the affected rows plus one delta file on disk; the
 weights are rebuilt lazily (its cost is measured in ``benchmarks/bm25.py``).
@@ -80,6 +84,15 @@ class BM25Config(ComponentConfig):
     idf: Literal["okapi", "lucene"] = Field("okapi", description=(
         "'okapi': rank-bm25's log((N-df+0.5)/(df+0.5)) with the epsilon floor; 'lucene': "
         "log(1+(N-df+0.5)/(df+0.5)), never negative (Lucene, bm25s' default)"))
+    feedback_docs: int = Field(0, ge=0, le=1000, description=(
+        "pseudo-relevance feedback (RM3, Lavrenko & Croft 2001; Abdul-Jaleel et al. 2004): "
+        "expand each query with terms from its top N chunks, 0 = off. Helps long, "
+        "descriptive queries (Cranfield hybrid nDCG@10 +0.01), hurts short precise ones "
+        "(SciFact bm25 -0.04): measured in docs/notes/issue-15-speed.md. Anserini uses 10"))
+    feedback_terms: int = Field(10, ge=1, le=1000, description=(
+        "RM3: how many expansion terms (the most likely under the feedback chunks)"))
+    feedback_query_weight: float = Field(0.5, ge=0, le=1, description=(
+        "RM3: weight of the original query against the expansion terms (Anserini's 0.5)"))
     compact_ratio: float = Field(0.5, gt=0, description=(
         "write a new snapshot when the delta files hold this fraction of the snapshot's chunks"))
     compact_min_chunks: int = Field(2000, ge=0, description=(
@@ -541,24 +554,26 @@ class BM25Index(Index):
         return self.analyzer(text)
 
     def scores(self, text: str) -> npt.NDArray[np.float64]:
-        """Scores of every row for a query (deleted rows 0): rank-bm25's ``get_scores``."""
+        """Scores of every row for a query (deleted rows 0): rank-bm25's ``get_scores``
+        (no feedback)."""
         with self._lock:
             w = self._ensure_weights()
-            scores: npt.NDArray[np.float64] = self._score(w, self.analyzer(text))[0]
+            scores: npt.NDArray[np.float64] = self._score(w, _counts(self.analyzer(text)))[0]
             return scores
 
-    def _score(self, w: _Weights, terms: list[str]) -> tuple[Any, Any]:
-        """Summed weights of the query's columns, and which rows hold a query term.
+    def _score(self, w: _Weights, query: Mapping[str, float]) -> tuple[Any, Any]:
+        """Summed weights of the query's columns (each times the term's query weight), and
+        which rows hold a query term.
 
         ``matched`` is ``None`` when every weight involved is positive (IDF > 0, the usual
         case thanks to the epsilon floor): then a row matched exactly when its score is > 0
         and the second scatter is skipped.
         """
-        counts: dict[int, int] = {}
-        for t in terms:
+        counts: dict[int, float] = {}
+        for t, weight in query.items():
             tid = self._vocab.get(t)
-            if tid is not None and tid < w.n_terms:
-                counts[tid] = counts.get(tid, 0) + 1
+            if tid is not None and tid < w.n_terms and weight > 0:
+                counts[tid] = counts.get(tid, 0.0) + weight
         scores = np.zeros(w.rows, dtype=np.float64)
         spans = []  # (row indices, weights, query count) of each non-empty column
         for indptr, indices, data, n_terms in w.segments:
@@ -593,7 +608,11 @@ class BM25Index(Index):
             if not terms:
                 return []
             w = self._ensure_weights()
-            scores, matched = self._score(w, terms)
+            scores, matched = self._score(w, _counts(terms))
+            if self.cfg.feedback_docs > 0:
+                expanded = self._feedback_query(terms, scores, matched, mask)
+                if expanded is not None:
+                    scores, matched = self._score(w, expanded)
             if matched is None:
                 if mask is not None:
                     np.putmask(scores, ~mask, 0.0)
@@ -607,6 +626,45 @@ class BM25Index(Index):
             hits = [(chunks[row], float(scores[row])) for row in top]
         return [make_hit(c, s, r, self.name) for r, (c, s) in enumerate(hits, start=1)
                 if c is not None]
+
+    def _feedback_query(self, terms: list[str], scores: Any, matched: Any, mask: Any
+                        ) -> dict[str, float] | None:
+        """RM3: the original query (L1-normalised, weight ``feedback_query_weight``) plus the
+        ``feedback_terms`` most likely terms of the top ``feedback_docs`` chunks, each chunk's
+        term distribution weighted by its first-pass score. Only rows the filter allows lend
+        terms, so feedback never leaks text from outside it. ``None``: nothing matched.
+
+        Hand-written (a dozen lines over the index's own analyzer and postings) because
+        no maintained Python BM25 library exposes RM3 over an external index.
+        """
+        cfg = self.cfg
+        allowed = scores > 0 if matched is None else matched.copy()
+        if mask is not None:
+            allowed &= mask
+        cand = np.flatnonzero(allowed)
+        if len(cand) == 0:
+            return None
+        top = self._top(cand, scores[cand], cfg.feedback_docs)
+        model: dict[str, float] = {}
+        for row in top:
+            chunk, weight = self._chunks[row], float(scores[row])
+            if chunk is None or weight <= 0:
+                continue
+            chunk_terms = self._analyze(chunk)
+            share = weight / max(1, len(chunk_terms))
+            for t, n in _counts(chunk_terms).items():
+                model[t] = model.get(t, 0.0) + n * share
+        best = heapq.nlargest(cfg.feedback_terms, model.items(), key=lambda kv: (kv[1], kv[0]))
+        total = sum(v for _, v in best)
+        if total <= 0:
+            return None
+        original = _counts(terms)
+        n_query = sum(original.values())
+        alpha = cfg.feedback_query_weight
+        expanded = {t: alpha * n / n_query for t, n in original.items()}
+        for t, v in best:
+            expanded[t] = expanded.get(t, 0.0) + (1 - alpha) * v / total
+        return expanded
 
     def _top_positive(self, scores: Any, k: int) -> list[int]:
         """``_top`` over the rows with a positive score, without listing them all first."""
@@ -662,3 +720,10 @@ class BM25Index(Index):
                     "postings": nnz, "delta_files": self._delta_files,
                     "last_rebuild_ms": round(self.last_rebuild_ms, 2)}
 
+
+def _counts(terms: Sequence[str]) -> dict[str, float]:
+    """Term → how often it occurs (a query term repeated counts that many times)."""
+    out: dict[str, float] = {}
+    for t in terms:
+        out[t] = out.get(t, 0.0) + 1.0
+    return out

@@ -261,7 +261,7 @@ def test_filter_mask_agrees_with_matches(raw: Any, epsilon: float) -> None:
     f = parse_filter(raw)
     # 'alpha' is in every chunk: its IDF is floored to epsilon * average IDF, so both
     # paths of the scorer run (all weights > 0, or zero weights that still match)
-    assert (index._score(index._ensure_weights(), ["alpha"])[1] is None) == (epsilon > 0)
+    assert (index._score(index._ensure_weights(), {"alpha": 1.0})[1] is None) == (epsilon > 0)
     live = [c for c in chunks if c.doc_id != "d1"]
     hits = index.search(q("alpha"), 1000, f)
     assert {h.chunk_id for h in hits} == {c.id for c in live if matches(f, c.metadata)}
@@ -549,3 +549,82 @@ def test_limit_small_recall(tmp_path: Path) -> None:
     recall = np.mean([len({h.doc_id for h in index.search(q(queries[qid]), 10)} & rel) / len(rel)
                       for qid, rel in qrels.items()])
     assert recall >= 0.97
+
+
+# -- pseudo-relevance feedback (RM3) ---------------------------------------------------------
+def rm3_reference(index: BM25Index, chunks: list[Chunk], query: str, docs: int, terms: int,
+                  alpha: float) -> np.ndarray:
+    """RM3 written out from rank_bm25 scores: first pass, term model of the top chunks
+    (each chunk's term frequencies / length, times its score), top terms, interpolation."""
+    ref = reference(index, chunks)
+    q_terms = index.query_terms(query)
+    first = ref.get_scores(q_terms)
+    top = sorted(range(len(chunks)), key=lambda i: (-first[i], chunks[i].id))[:docs]
+    model: dict[str, float] = {}
+    for i in top:
+        if first[i] <= 0:
+            continue
+        toks = index._analyze(chunks[i])
+        for t in set(toks):
+            model[t] = model.get(t, 0.0) + toks.count(t) / len(toks) * first[i]
+    best = sorted(model.items(), key=lambda kv: (-kv[1], kv[0]))[:terms]
+    total = sum(v for _, v in best)
+    weights = {t: alpha * q_terms.count(t) / len(q_terms) for t in set(q_terms)}
+    for t, v in best:
+        weights[t] = weights.get(t, 0.0) + (1 - alpha) * v / total
+    return sum((w * ref.get_scores([t]) for t, w in weights.items()), np.zeros(len(chunks)))
+
+
+@pytest.mark.parametrize("query", ["the role of apoptosis in cancer cells",
+                                   "vitamin D deficiency and bone density in older adults",
+                                   "protein protein binding"])
+def test_feedback_scores_equal_rm3_written_out(query: str) -> None:
+    chunks = scifact_chunks(300)
+    index = make(feedback_docs=5, feedback_terms=8, feedback_query_weight=0.6)
+    index.upsert(chunks)
+    want = rm3_reference(index, chunks, query, 5, 8, 0.6)
+    hits = index.search(q(query), 10)
+    order = sorted((i for i in range(len(chunks)) if want[i] > 0),
+                   key=lambda i: (-want[i], chunks[i].id))[:10]
+    assert [h.chunk_id for h in hits] == [chunks[i].id for i in order]
+    np.testing.assert_allclose([h.score for h in hits], want[order], rtol=1e-9, atol=1e-9)
+    assert index.scores(query).max() > 0  # `scores` stays the plain first pass
+
+
+def test_feedback_finds_chunks_without_a_query_term() -> None:
+    texts = ["wing flutter aeroelastic model", "flutter of a wing: aeroelastic tests",
+             "aeroelastic divergence of panels", "boundary layer transition", "heat transfer"]
+    chunks = [Chunk(id=f"c{i}", doc_id=f"d{i}", text=t) for i, t in enumerate(texts)]
+    plain, prf = make(), make(feedback_docs=2, feedback_terms=5)
+    plain.upsert(chunks)
+    prf.upsert(chunks)
+    assert [h.chunk_id for h in plain.search(q("flutter"), 5)] in (["c0", "c1"], ["c1", "c0"])
+    found = [h.chunk_id for h in prf.search(q("flutter"), 5)]
+    assert set(found[:2]) == {"c0", "c1"} and "c2" in found  # found through 'aeroelastic'
+    assert "c3" not in found and "c4" not in found
+    assert prf.search(q("zzzunknown"), 5) == []
+
+
+def test_feedback_terms_come_only_from_chunks_the_filter_allows() -> None:
+    chunks = [Chunk(id="in1", doc_id="in1", text="flutter wing", metadata={"ok": True}),
+              Chunk(id="out", doc_id="out", text="flutter flutter secretterm",
+                    metadata={"ok": False}),
+              Chunk(id="in2", doc_id="in2", text="secretterm panels", metadata={"ok": True}),
+              Chunk(id="in3", doc_id="in3", text="wing panels", metadata={"ok": True})]
+    chunks += [Chunk(id=f"z{i}", doc_id=f"z{i}", text=f"filler{i} text", metadata={"ok": True})
+               for i in range(8)]  # so that every term above has a positive IDF
+    index = make(feedback_docs=3, feedback_terms=5)
+    index.upsert(chunks)
+    unfiltered = [h.chunk_id for h in index.search(q("flutter"), 5)]
+    assert "in2" in unfiltered  # 'secretterm' came from the chunk outside the filter
+    allowed = [h.chunk_id for h in index.search(q("flutter"), 5, parse_filter({"ok": True}))]
+    assert allowed[0] == "in1" and "in2" not in allowed and "out" not in allowed
+    assert "in3" in allowed  # 'wing' came from in1, inside the filter
+
+
+def test_feedback_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="feedback_query_weight"):
+        BM25Config(feedback_query_weight=1.5)
+    with pytest.raises(ValueError, match="feedback_docs"):
+        BM25Config(feedback_docs=-1)
+    assert "feedback_docs" not in make(feedback_docs=10).fingerprint  # query time: no re-index
