@@ -51,7 +51,7 @@ from .lockfile import LOCK_FILE, LockInfo, live_server, read_lock
 from .models import Chunk, Document, Hit, text_hash
 from .pipeline import Pipeline, Retriever, SearchTrace
 from .plugins import PluginHost
-from .secrets import without_secrets
+from .secrets import without_query_time, without_secrets
 from .storage import (
     FORMAT_VERSION,
     PRIVATE_FILE,
@@ -993,8 +993,9 @@ def _write_metadata(group: list[Retriever], chunks: list[Chunk],
 
 def _build_shape(config: PipelineConfig, host: PluginHost) -> dict[str, Any]:
     """What must match for a saved index to open with ``config``: everything but the
-    query-time choices (name, fusion, reranker) and secrets (never saved)."""
-    shape = without_secrets(config, host.registry)
+    query-time choices (name, fusion, reranker, fields marked ``QUERY_TIME``) and secrets
+    (never saved)."""
+    shape = without_query_time(without_secrets(config, host.registry), host.registry)
     for key in ("name", "reranker", "fusion"):
         shape.pop(key, None)
     return shape

@@ -75,9 +75,23 @@ class FusionRequest:
 
 
 class ComponentConfig(BaseModel):
-    """Base for component configs: unknown keys are errors (a typo must not pass silently)."""
+    """Base for component configs: unknown keys are errors (a typo must not pass silently).
+
+    A field that changes only how queries run, not what is stored, says so with
+    ``Field(..., json_schema_extra=QUERY_TIME)``: an existing index then opens with a new
+    value for it (like fusion or the reranker) instead of refusing a different pipeline.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+
+QUERY_TIME: dict[str, Any] = {"query_time": True}
+
+
+def query_time_fields(config_cls: type[BaseModel]) -> set[str]:
+    """Names of a component config's fields marked ``QUERY_TIME``."""
+    return {name for name, f in config_cls.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("query_time")}
 
 
 @dataclass

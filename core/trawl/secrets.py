@@ -6,6 +6,9 @@ nothing about any backend. A secret written literally in a pipeline TOML is used
 process that opened the index and left out of the saved file, with a warning: later opens
 read it from the environment (the plugin's config names the variable, e.g. the qdrant
 index's ``api_key_env``).
+
+The same walk over component configs finds the fields marked query-time
+(``trawl.components.QUERY_TIME``), which an existing index may open with new values.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from .components import query_time_fields
 from .config import PipelineConfig
 from .errors import TrawlError
 from .plugins import ComponentKind, ComponentRegistry
@@ -43,12 +47,33 @@ def secret_fields(config_cls: type[BaseModel]) -> set[str]:
     return {name for name, f in config_cls.model_fields.items() if _is_secret(f.annotation)}
 
 
-def _secrets_of(registry: ComponentRegistry, kind: ComponentKind, name: str) -> set[str]:
+def _config_class(registry: ComponentRegistry, kind: ComponentKind, name: str
+                  ) -> type[BaseModel] | None:
     try:
         cls = registry.get(kind, name).load()
-        return secret_fields(cls.Config)
+        config: type[BaseModel] = cls.Config
+        return config
     except (TrawlError, AttributeError, TypeError):  # unknown: building it reports that
-        return set()
+        return None
+
+
+def _secrets_of(registry: ComponentRegistry, kind: ComponentKind, name: str) -> set[str]:
+    config = _config_class(registry, kind, name)
+    return secret_fields(config) if config is not None else set()
+
+
+def without_query_time(shape: dict[str, Any], registry: ComponentRegistry) -> dict[str, Any]:
+    """A saved pipeline's dict less its components' query-time fields (in place), so that
+    an index opens with new values for them (``trawl.components.QUERY_TIME``)."""
+    for r in shape.get("retrievers", []):
+        for kind, name_key, cfg_key in _RETRIEVER_PARTS:
+            name, cfg = r.get(name_key), r.get(cfg_key)
+            config = _config_class(registry, kind, name) if name and isinstance(
+                cfg, dict) else None
+            if config is not None and isinstance(cfg, dict):
+                for field in query_time_fields(config) & cfg.keys():
+                    cfg.pop(field)
+    return shape
 
 
 def without_secrets(config: PipelineConfig, registry: ComponentRegistry, *,

@@ -38,6 +38,7 @@ from pydantic import Field, field_validator
 from scipy import sparse
 
 from trawl.components import (
+    QUERY_TIME,
     ComponentConfig,
     ComponentContext,
     FloatArray,
@@ -88,11 +89,14 @@ class BM25Config(ComponentConfig):
         "pseudo-relevance feedback (RM3, Lavrenko & Croft 2001; Abdul-Jaleel et al. 2004): "
         "expand each query with terms from its top N chunks, 0 = off. Helps long, "
         "descriptive queries (Cranfield hybrid nDCG@10 +0.01), hurts short precise ones "
-        "(SciFact bm25 -0.04): measured in docs/notes/issue-15-speed.md. Anserini uses 10"))
+        "(SciFact bm25 -0.04): measured in docs/notes/issue-15-speed.md. Anserini uses 10"),
+        json_schema_extra=QUERY_TIME)
     feedback_terms: int = Field(10, ge=1, le=1000, description=(
-        "RM3: how many expansion terms (the most likely under the feedback chunks)"))
+        "RM3: how many expansion terms (the most likely under the feedback chunks)"),
+        json_schema_extra=QUERY_TIME)
     feedback_query_weight: float = Field(0.5, ge=0, le=1, description=(
-        "RM3: weight of the original query against the expansion terms (Anserini's 0.5)"))
+        "RM3: weight of the original query against the expansion terms (Anserini's 0.5)"),
+        json_schema_extra=QUERY_TIME)
     compact_ratio: float = Field(0.5, gt=0, description=(
         "write a new snapshot when the delta files hold this fraction of the snapshot's chunks"))
     compact_min_chunks: int = Field(2000, ge=0, description=(

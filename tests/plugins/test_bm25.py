@@ -628,3 +628,26 @@ def test_feedback_config_is_checked() -> None:
     with pytest.raises(ValueError, match="feedback_docs"):
         BM25Config(feedback_docs=-1)
     assert "feedback_docs" not in make(feedback_docs=10).fingerprint  # query time: no re-index
+
+
+def test_an_index_opens_with_feedback_turned_on_later(tmp_path: Path) -> None:
+    from trawl import Trawl
+
+    texts = ["wing flutter aeroelastic model", "flutter of a wing: aeroelastic tests",
+             "aeroelastic divergence of panels", "boundary layer transition", "heat transfer",
+             "shock waves", "skin friction"]
+    with Trawl.open(tmp_path / "ix", pipeline="bm25") as t:
+        t.add([{"id": f"d{i}", "text": x} for i, x in enumerate(texts)])
+        assert {h.doc_id for h in t.search("flutter")} == {"d0", "d1"}
+    prf = {"name": "bm25", "retrievers": [{"name": "bm25", "index": "bm25", "index_config": {
+        "feedback_docs": 2, "feedback_terms": 5}}]}
+    with Trawl.open(tmp_path / "ix", pipeline=prf) as t:  # query-time: no rebuild, no error
+        assert "d2" in {h.doc_id for h in t.search("flutter")}
+    with Trawl.open(tmp_path / "ix") as t:  # remembered, as fusion and reranker are
+        assert "d2" in {h.doc_id for h in t.search("flutter")}
+    with Trawl.open(tmp_path / "ix", pipeline="bm25") as t:  # and turned off again
+        assert {h.doc_id for h in t.search("flutter")} == {"d0", "d1"}
+    stored = {"name": "bm25", "retrievers": [{"name": "bm25", "index": "bm25", "index_config": {
+        "stemmer": None}}]}
+    with pytest.raises(ConfigError, match="cannot be opened with a different one"):
+        Trawl.open(tmp_path / "ix", pipeline=stored)
