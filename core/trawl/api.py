@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -672,6 +673,8 @@ class Trawl:
 
         Pass a ``SearchTrace`` to get this call's timings; ``last_trace`` holds the most
         recent search of any thread, which is only meaningful without concurrent searches.
+        A query over ``MAX_QUERY_CHARS`` (20,000) characters is cut there with a warning:
+        encoders read a few hundred tokens anyway, and it bounds what BM25 scores.
         """
         if not isinstance(query, str):
             raise InputError(f"query must be a string, got {type(query).__name__}")
@@ -679,8 +682,7 @@ class Trawl:
         parsed: Filter | None = parse_filter(filters)  # checked even for a blank query
         if not query.strip():
             return []
-        if len(query) > 20_000:
-            query = query[:20_000]
+        query = _capped_query(query)
         trace = trace if trace is not None else SearchTrace()
         hits = self.pipeline.search(query, top_k, parsed, retrievers=retrievers, fusion=fusion,
                                     rerank=rerank, trace=trace, index_lock=self._lock.read())
@@ -749,7 +751,7 @@ class Trawl:
             raise InputError(f"traces must have one SearchTrace per query ({len(queries)}), "
                              f"got {len(traces)}")
         results = self.pipeline.search_batch(
-            [queries[i][:20_000] for i in live], top_k, parsed, retrievers=retrievers,
+            [_capped_query(queries[i]) for i in live], top_k, parsed, retrievers=retrievers,
             fusion=fusion, rerank=rerank, index_lock=self._lock.read(),
             traces=[traces[i] for i in live] if traces is not None else None)
         for i, hits in zip(live, results, strict=True):
@@ -989,6 +991,18 @@ def _write_metadata(group: list[Retriever], chunks: list[Chunk],
                                          for r in group})
     else:
         group[0].write(chunks, encoded[group[0].name])
+
+
+MAX_QUERY_CHARS = 20_000
+
+
+def _capped_query(query: str) -> str:
+    """The query cut at ``MAX_QUERY_CHARS``, with a warning when it was longer."""
+    if len(query) <= MAX_QUERY_CHARS:
+        return query
+    warnings.warn(f"query of {len(query)} characters cut to the first {MAX_QUERY_CHARS}",
+                  RuntimeWarning, stacklevel=3)
+    return query[:MAX_QUERY_CHARS]
 
 
 def _build_shape(config: PipelineConfig, host: PluginHost) -> dict[str, Any]:

@@ -122,3 +122,13 @@ def test_iso_date_ranges_work(t: Trawl) -> None:
     t.add([{"id": "b", "text": "alpha gamma", "day": "2024-05-01"}])
     hits = t.search("alpha", filters={"field": "day", "op": ">=", "value": "2024-01-01T00:00Z"})
     assert [h.doc_id for h in hits] == ["b"]
+
+
+def test_an_overlong_query_is_cut_with_a_warning(t: Trawl) -> None:
+    t.add([{"id": "a", "text": "wing flutter"}, {"id": "b", "text": "heat transfer"}])
+    long = "wing " + "x" * 30_000 + " heat"
+    with pytest.warns(RuntimeWarning, match="30010 characters cut to the first 20000"):
+        hits = t.search(long)
+    assert [h.doc_id for h in hits] == ["a"]  # 'heat' lies past the cut
+    with pytest.warns(RuntimeWarning, match="cut to the first"):
+        assert [[h.doc_id for h in r] for r in t.search_batch([long, "heat"])] == [["a"], ["b"]]
