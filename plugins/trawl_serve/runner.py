@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from trawl import ConfigError, IndexLockedError, Trawl
+from trawl import ConfigError, IndexLockedError, Trawl, safe_text
 from trawl.config import TrawlSettings
 from trawl.lockfile import live_server
 
@@ -90,7 +90,7 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
 
         def ready() -> None:
             trawl.advertise(url, auth=api_key is not None)
-            print(f"trawl serve: {url} index={trawl.path} pid={os.getpid()}"
+            print(f"trawl serve: {url} index={safe_text(trawl.path)} pid={os.getpid()}"
                   + (f" mcp={url}/mcp" if mcp else ""), flush=True)
 
         app = create_app(trawl, api_key=api_key, watcher=watcher, mcp=mcp, host=host,
