@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if store is None or encoder is None or store.count() == 0:
             print(f"index {folder} holds no token vectors", file=sys.stderr)
             return 1
-        ids = sorted(store._spans)
+        ids = store.chunk_ids()
         docs = [m if m is not None else np.zeros((0, store.dim or 0), np.float32)
                 for m in store.get(ids)]
         queries = encoder.encode_queries(list(data.queries.values()))

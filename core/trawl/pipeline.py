@@ -122,7 +122,11 @@ class Retriever:
             return [matrix[i] for i in range(len(texts))]
         return list(encoded)  # SparseVectors, or (t, dim) token arrays
 
-    def search(self, text: str, encoded: Any, top_k: int, filters: Filter | None) -> list[Hit]:
+    def search(self, text: str, encoded: Any, top_k: int, filters: Filter | None,
+               keep: int | None = None) -> list[Hit]:
+        """The index's top ``max(top_k, candidates)``; a multi-vector retriever reranks them
+        by exact MaxSim and returns the first ``keep`` (default: all candidates; a caller
+        that reads only its top ``keep`` saves building the rest)."""
         depth = max(top_k, self.config.candidates)
         if self.field is not None:
             with plugin_call(self.index, "index", "search_fields"):
@@ -143,13 +147,16 @@ class Retriever:
                           "stored token vectors (scored 0); reopen the index to rebuild the "
                           "token store", RuntimeWarning, stacklevel=2)
         order = sorted(range(len(hits)), key=lambda i: (-float(exact[i]), hits[i].chunk_id))
+        if keep is not None:
+            order = order[:max(keep, 0)]
         out = []
         for rank, i in enumerate(order, start=1):
             h = hits[i]
+            score = float(exact[i])
             sources = {**h.scores_by_source,
                        f"{self.name}:fde": SourceScore(score=h.score, rank=h.rank),
-                       self.name: SourceScore(score=float(exact[i]), rank=rank)}
-            out.append(h.model_copy(update={"score": float(exact[i]), "rank": rank,
+                       self.name: SourceScore(score=score, rank=rank)}
+            out.append(h.model_copy(update={"score": score, "rank": rank,
                                             "scores_by_source": sources}))
         return out
 
@@ -477,8 +484,9 @@ class Pipeline:
                 fused = fused_natively[:depth]
             elif len(runs) == 1:
                 (name, hits), = runs.items()
-                fused = [h.model_copy(update={"rank": r, "scores_by_source": {
-                    **h.scores_by_source, name: SourceScore(score=h.score, rank=r)}})
+                fused = [h if _ranked_by(h, name, r) else h.model_copy(update={
+                    "rank": r, "scores_by_source": {
+                        **h.scores_by_source, name: SourceScore(score=h.score, rank=r)}})
                     for r, h in enumerate(hits[:depth], start=1)]
             else:
                 fused = fuse(runs, fcfg.method, k=fcfg.k, weights=weights, top_k=depth)
@@ -504,9 +512,11 @@ class Pipeline:
                 fused_natively = found
             else:
                 runs.update(found)
+        # a lone retriever's list is cut to ``depth`` anyway; fused runs stay whole
+        keep = depth if len(names) == 1 else None
         for n in names:
             if n not in runs and self.retrievers[n].field is None:
-                runs[n] = self.retrievers[n].search(query, encoded[n], depth, filters)
+                runs[n] = self.retrievers[n].search(query, encoded[n], depth, filters, keep)
         return runs, fused_natively
 
     def _store_groups(self, names: Sequence[str]) -> dict[str, list[str]]:
@@ -547,6 +557,13 @@ class Pipeline:
             e.close()
         if self.reranker is not None:
             self.reranker.close()
+
+
+def _ranked_by(hit: Hit, source: str, rank: int) -> bool:
+    """Whether ``hit`` already records ``source`` at this rank with its own score (a lone
+    retriever's hit then goes out as it is: hits are frozen, so no copy is needed)."""
+    mine = hit.scores_by_source.get(source)
+    return mine is not None and mine.rank == rank == hit.rank and mine.score == hit.score
 
 
 def _fingerprint(encoder: Encoder) -> dict[str, Any]:

@@ -49,6 +49,9 @@ FORMATS = {"int8": ".i8s", "f16": ".f16"}  # row format -> data file suffix
 DEFAULT_FORMAT = "int8"
 LEGACY_FILE = "tokens.sqlite"  # the per-retriever SQLite store of earlier versions
 _COMPACT_MIN_ROWS = 65_536
+#: rows converted and multiplied per step of ``maxsim`` (2048 x 384 float32 = 3 MB)
+_BLOCK_ROWS = 2048
+_scratch = threading.local()
 
 
 def _connect(path: Path | None) -> sqlite3.Connection:
@@ -181,8 +184,9 @@ class TokenStore:
         if self._rows_used == 0 or not self.dim:
             self._view = None
             return
-        self._view = np.memmap(self._data_path(), dtype=np.uint8, mode="r",
-                               shape=(self._rows_used, self._row_bytes))
+        # a plain ndarray over the map: slicing a np.memmap subclass costs ~10 us a slice
+        self._view = np.asarray(np.memmap(self._data_path(), dtype=np.uint8, mode="r",
+                                          shape=(self._rows_used, self._row_bytes)))
 
     def _append(self, rows: npt.NDArray[np.uint8]) -> int:
         """Write rows after the last committed one; returns the first row's number."""
@@ -338,6 +342,11 @@ class TokenStore:
             out.append(values if scales is None else values * scales[:, None])
         return out
 
+    def chunk_ids(self) -> list[str]:
+        """Every stored chunk id, sorted."""
+        with self._lock:
+            return sorted(self._spans)
+
     def has(self, chunk_ids: Sequence[str]) -> list[bool]:
         with self._lock:
             return [c in self._spans for c in chunk_ids]
@@ -346,10 +355,14 @@ class TokenStore:
                ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
         """Exact MaxSim ``Σ_q max_d <q, d>`` of the query against each chunk, vectorised.
 
-        The candidates' rows are gathered from the memory map in one fancy-index, converted
-        to float32 once and multiplied with the query in one GEMM; per-chunk maxima come from
-        ``np.maximum.reduceat``. Returns the scores and a mask of chunks found (a chunk
-        without stored vectors scores 0 and is ``False`` in the mask).
+        The candidates' contiguous row spans are copied out of the map in one concatenate,
+        then converted to float32 and multiplied with the query ``_BLOCK_ROWS`` rows at a
+        time in a small per-thread buffer: converting all rows at once allocates tens of MB
+        per query, and the kernel's page faults on that fresh memory cost as much as the
+        GEMM itself (measured on SciFact, 200 candidates, ~31k rows: 20 ms -> 11 ms CPU).
+        Rows are scaled after the GEMM; per-chunk maxima come from ``np.maximum.reduceat``.
+        Returns the scores and a mask of chunks found (a chunk without stored vectors
+        scores 0 and is ``False`` in the mask).
         """
         n = len(chunk_ids)
         scores = np.zeros(n, dtype=np.float32)
@@ -359,22 +372,40 @@ class TokenStore:
         found = np.fromiter((s is not None for s in spans), dtype=bool, count=n)
         if view is None or len(query) == 0:
             return scores, found
-        starts = np.fromiter((s[0] if s else 0 for s in spans), dtype=np.int64, count=n)
-        lengths = np.fromiter((s[1] if s else 0 for s in spans), dtype=np.int64, count=n)
-        keep = np.flatnonzero(lengths > 0)
-        if len(keep) == 0:
+        present = [(i, s) for i, s in enumerate(spans) if s is not None and s[1] > 0]
+        if not present:
             return scores, found
-        lens = lengths[keep]
+        keep = np.fromiter((i for i, _ in present), dtype=np.int64, count=len(present))
+        lens = np.fromiter((s[1] for _, s in present), dtype=np.int64, count=len(present))
         offsets = np.cumsum(lens) - lens
-        # one contiguous slice per candidate, copied out of the map in one concatenate
-        raw = np.concatenate([view[int(s):int(s) + int(n)] for s, n in
-                              zip(starts[keep], lens, strict=True)])
-        values, row_scales = self._decode_rows(raw)
-        sims = values @ np.ascontiguousarray(query, dtype=np.float32).T  # (rows, t_q)
-        if row_scales is not None:
-            sims *= row_scales[:, None]
-        scores[keep] = np.maximum.reduceat(sims, offsets, axis=0).sum(axis=1)
+        raw = np.concatenate([view[s:s + r] for _, (s, r) in present])
+        q = np.ascontiguousarray(query, dtype=np.float32)
+        sims = np.empty((len(q), len(raw)), dtype=np.float32)  # (t_q, rows)
+        block = self._block_buffer()
+        for b in range(0, len(raw), _BLOCK_ROWS):
+            part = raw[b:b + _BLOCK_ROWS]
+            rows = block[:len(part)]
+            self._values_into(part, rows)
+            np.matmul(q, rows.T, out=sims[:, b:b + len(part)])
+        if self.format == "int8":
+            sims *= np.ascontiguousarray(raw[:, -4:]).view("<f4").reshape(1, -1)
+        scores[keep] = np.maximum.reduceat(sims, offsets, axis=1).sum(axis=0)
         return scores, found
+
+    def _block_buffer(self) -> FloatArray:
+        """This thread's float32 scratch block (searches may run in parallel threads)."""
+        buf: FloatArray | None = getattr(_scratch, "block", None)
+        if buf is None or buf.shape[1] != self.dim:
+            buf = np.empty((_BLOCK_ROWS, self.dim or 0), dtype=np.float32)
+            _scratch.block = buf
+        return buf
+
+    def _values_into(self, raw: npt.NDArray[np.uint8], out: FloatArray) -> None:
+        """Raw rows -> float32 values in ``out`` (unscaled for int8), without allocating."""
+        if self.format == "f16":
+            np.copyto(out, np.ascontiguousarray(raw).view("<f2"), casting="same_kind")
+        else:
+            np.copyto(out, raw[:, :-4].view(np.int8), casting="unsafe")
 
     def doc_ids(self) -> set[str]:
         with self._lock:

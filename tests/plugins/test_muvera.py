@@ -347,6 +347,35 @@ def test_pipeline_with_many_candidates_equals_brute_force() -> None:
     assert [h.score for h in hits] == pytest.approx([s for s, _ in exact[:5]], abs=1e-2)
 
 
+def test_lone_retriever_builds_only_the_hits_asked_for_in_the_same_order() -> None:
+    """Alone, the retriever returns its top ``top_k`` of the reranked candidates: the same
+    hits, scores, ranks and per-source scores as the head of the full list; fused with
+    another retriever it still hands over every candidate."""
+    host = PluginHost(plugins=[("test-encoders", _TestEncoders())])
+    words = [f"w{i}" for i in range(40)]
+    rng = np.random.default_rng(9)
+    docs = [{"id": f"d{i}", "text": " ".join(rng.choice(words, 8))} for i in range(30)]
+    cfg = _pipeline()
+    cfg["retrievers"][0]["candidates"] = 25
+    cfg["retrievers"].append({"name": "bm25", "index": "bm25"})
+    t = trawl.Trawl.memory(cfg, host=host)
+    try:
+        t.add(docs)
+        full = t.search("w1 w2 w3 w4", top_k=25, retrievers=["mv"])
+        head = t.search("w1 w2 w3 w4", top_k=4, retrievers=["mv"])
+        assert t.last_trace.per_source == {"mv": 4}
+        t.search("w1 w2 w3 w4", top_k=4)
+        assert t.last_trace.per_source["mv"] == 25  # fusion gets every candidate
+    finally:
+        t.close()
+    assert len(full) == 25 and len(head) == 4
+    assert [h.model_dump() for h in head] == [h.model_dump() for h in full[:4]]
+    for rank, h in enumerate(head, start=1):
+        assert h.rank == rank and h.scores_by_source["mv"].rank == rank
+        assert h.scores_by_source["mv"].score == h.score
+        assert h.scores_by_source["mv:fde"].rank >= 1
+
+
 # -- real token vectors ---------------------------------------------------------------------
 
 def _datasets() -> Path:
