@@ -127,7 +127,10 @@ def test_manifest_records_model_facts(minilm_fp32: Path) -> None:
     assert (m.dim, m.max_length, m.pooling, m.normalize, m.quantize) == (
         384, 256, "mean", True, "fp32")
     assert {"model.onnx", "tokenizer.json"} <= set(m.files)
-    assert "models" in str(minilm_fp32) and not str(minilm_fp32).startswith("/tmp/")
+    from trawl import TrawlSettings
+
+    # exported into trawl's cache (TRAWL_CACHE_DIR or the user cache), not a temporary folder
+    assert minilm_fp32.parent == TrawlSettings().cache_dir / "models"
     assert json.loads((minilm_fp32 / MANIFEST).read_text())["output"] == "last_hidden_state"
 
 
