@@ -33,6 +33,7 @@ PIPELINES = ["bm25", "dense", "hybrid", "hybrid-rrf", "multivector", "hybrid-rer
 _BM25_RM3 = {"name": "bm25-rm3", "index": "bm25", "index_config": {"feedback_docs": 10}}
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "hybrid-rrf": ("hybrid", {"name": "hybrid-rrf", "fusion": {"method": "rrf"}}),
+    "hybrid-dbsf": ("hybrid", {"name": "hybrid-dbsf", "fusion": {"method": "dbsf"}}),
     "bm25-rm3": ("bm25", {"name": "bm25-rm3", "retrievers": [_BM25_RM3]}),
     "hybrid-rm3": ("hybrid", {"name": "hybrid-rm3", "retrievers": [
         _BM25_RM3, {"name": "dense", "index": "qdrant", "encoder": "onnx-dense"}]}),

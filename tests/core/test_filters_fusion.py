@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -136,3 +137,28 @@ def test_a_deep_parsed_filter_is_refused_too() -> None:
         f = Not(inner=f)
     with pytest.raises(FilterError, match="deeper than 64"):
         parse_filter(f)
+
+
+def test_dbsf_equals_qdrants() -> None:
+    fusion = pytest.importorskip("qdrant_client.hybrid.fusion")
+    from qdrant_client.http import models as qm
+
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        runs: dict[str, list[Hit]] = {}
+        points = []
+        for name in ("bm25", "dense"):
+            n = int(rng.integers(1, 40))
+            ids = [f"c{i}" for i in rng.choice(60, size=n, replace=False)]
+            scores = sorted((float(x) for x in rng.gamma(2.0, 3.0, size=n)), reverse=True)
+            if trial % 10 == 0:
+                scores = [scores[0]] * n  # all equal: 0.5 each
+            runs[name] = _hits(ids, scores)
+            points.append([qm.ScoredPoint(id=int(i[1:]), version=0, score=s)
+                           for i, s in zip(ids, scores, strict=True)])
+        ours = {h.chunk_id: h.score for h in dbsf(runs)}
+        theirs = {f"c{p.id}": p.score for p in
+                  fusion.distribution_based_score_fusion(points, limit=1000)}
+        assert ours.keys() == theirs.keys()
+        for cid, score in theirs.items():
+            assert ours[cid] == pytest.approx(score, abs=1e-9)
