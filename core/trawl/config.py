@@ -110,7 +110,8 @@ _BM25 = {"name": "bm25", "index": "bm25"}
 # Kept on numbers (benchmarks/multivector_latency.py, full SciFact, 2026-11-30): nDCG@10
 # r20k5p16/200 0.7327, r20k5p16/400 0.7306, r40k4p16/200 0.7318, r40k4p16/400 0.7313. The
 # settings that find more of the exact MaxSim top-10 (fde_sweep: r40k4p16 + 400 candidates
-# 0.972 vs 0.900) rank no better, and 400 candidates cost ~13 ms more CPU per query.
+# 0.972 vs 0.900) rank no better, and 400 candidates cost ~13 ms more CPU per query;
+# 5120-d FDEs (r20k5p8, r10k5p16) save ~9 ms but score 0.7195.
 _MULTI = {
     "name": "multivector", "index": "qdrant", "encoder": "onnx-tokens",
     "transform": "muvera", "candidates": 200,
