@@ -3,7 +3,7 @@ number of candidates, side by side in one run.
 
     python benchmarks/multivector_latency.py [--quick] [--dataset scifact]
         [--settings r20k5p16,r40k4p16] [--candidates 200,400] [--repeat 2] [--queries N]
-        [--hits 200]
+        [--hits 200] [--index-config '{"vector_datatype": "float16"}']
 
 Each query goes through ``Trawl.search`` exactly as ``benchmarks/quality.py`` sends it
 (``trawl eval``: 200 hits, the multivector retriever alone, no reranker; ``--hits 10``
@@ -26,6 +26,7 @@ configuration that many times, interleaved, so load drifts hit all of them alike
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -44,11 +45,12 @@ import fde_sweep  # noqa: E402
 import quality  # noqa: E402
 
 
-def side_config(setting: str) -> Any:
-    """The ``multivector`` preset with another FDE setting (its only retriever)."""
+def side_config(setting: str, index_config: dict[str, Any]) -> Any:
+    """The ``multivector`` preset with another FDE setting (and index options)."""
     base = load_pipeline("multivector").model_dump()
     (mv,) = base["retrievers"]
     mv["transform_config"] = {**mv["transform_config"], **fde_sweep.parse(setting)}
+    mv["index_config"] = {**mv["index_config"], **index_config}
     return load_pipeline({**base, "name": f"multivector-{setting}"})
 
 
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates", default="200,400")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--queries", type=int, default=None)
+    ap.add_argument("--index-config", type=json.loads, default={}, help=(
+        "JSON options for the multivector retriever's index (every setting then gets a side "
+        "index), e.g. '{\"vector_datatype\": \"float16\"}'"))
     ap.add_argument("--hits", type=int, default=200, help=(
         "hits per search (200: as trawl eval asks; nDCG@10 needs >= 10)"))
     args = ap.parse_args(argv)
@@ -137,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         own_setting = f"r{own.get('r_reps')}k{own.get('k_sim')}p{own.get('d_proj')}"
         plan: dict[str, Trawl] = {}
         for setting in args.settings.split(","):
-            if setting == own_setting:
+            if setting == own_setting and not args.index_config:
                 plan[setting] = shared
                 continue
-            cfg = side_config(setting)
+            cfg = side_config(setting, args.index_config)
             folder = eval_index_folder(settings.cache_dir, data.name, cfg)
             side = Trawl(folder, cfg, host=host, settings=settings, show_progress=False)
             indexes[setting] = side
@@ -181,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "Timings per pass separated by ' / '. Command: `python "
               f"benchmarks/multivector_latency.py{' --quick' if args.quick else ''} --dataset "
               f"{dataset} --settings {args.settings} --candidates {args.candidates} --hits "
-              f"{args.hits}`."]
+              f"{args.hits}" + (f" --index-config '{json.dumps(args.index_config)}'"
+                                  if args.index_config else "") + "`."]
     table = "\n".join([*lines, "", *notes])
     out = REPO / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)

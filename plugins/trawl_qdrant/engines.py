@@ -276,6 +276,7 @@ class ClientEngine(Engine):
         dense = {f.name: m.VectorParams(
             size=f.dim, distance=m.Distance.DOT if f.metric == "dot" else m.Distance.COSINE,
             on_disk=cfg.on_disk or None,
+            datatype=m.Datatype.FLOAT16 if cfg.vector_datatype == "float16" else None,
             multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM)
             if f.kind == "multivector" else None)
             for f in fields if f.kind != "sparse"}
@@ -477,6 +478,8 @@ class EdgeEngine(Engine):
         dense = {f.name: e.EdgeVectorParams(
             size=f.dim, distance=e.Distance.Dot if f.metric == "dot" else e.Distance.Cosine,
             on_disk=cfg.on_disk or None,
+            datatype=e.VectorStorageDatatype.Float16 if cfg.vector_datatype == "float16"
+            else None,
             multivector_config=e.MultiVectorConfig(e.MultiVectorComparator.MaxSim)
             if f.kind == "multivector" else None)
             for f in fields if f.kind != "sparse"}

@@ -313,6 +313,32 @@ def test_edge_hnsw_and_quantization_still_find_the_point(
     assert hits[0].chunk_id == "c6" and all(h.metadata["g"] == 0 for h in hits)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_float16_vectors_keep_the_ranking_within_rounding(
+        make_qdrant: Callable[..., QdrantIndex], mode: str, tmp_path: Path) -> None:
+    """``vector_datatype = "float16"``: the same top hits as float32, scores within float16
+    rounding, and the engine really stores half-precision vectors (edge: its config says so)."""
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(300, 64)).astype(np.float32)
+    chunks = [Chunk(id=f"c{i}", doc_id=f"d{i}", text="t") for i in range(300)]
+    full = make_qdrant(mode, dim=64, metric="dot", folder=tmp_path / "f32")
+    half = make_qdrant(mode, dim=64, metric="dot", folder=tmp_path / "f16",
+                       vector_datatype="float16")
+    full.upsert(chunks, vecs)
+    half.upsert(chunks, vecs)
+    for q in rng.normal(size=(5, 64)).astype(np.float32):
+        want = full.search(IndexQuery(text="", vector=q), 20)
+        got = half.search(IndexQuery(text="", vector=q), 20)
+        assert [h.chunk_id for h in got[:5]] == [h.chunk_id for h in want[:5]]
+        np.testing.assert_allclose([h.score for h in got], [h.score for h in want],
+                                   rtol=0, atol=0.02)
+    if mode == "edge":
+        saved = json.loads((tmp_path / "f16" / "edge" / "edge_config.json").read_text())
+        assert json.dumps(saved).lower().count("float16") == 1
+        plain = json.loads((tmp_path / "f32" / "edge" / "edge_config.json").read_text())
+        assert "float16" not in json.dumps(plain).lower()
+
+
 # -- modes and configuration ------------------------------------------------------------
 def test_auto_picks_edge_and_reopens_with_the_engine_on_disk(
         make_qdrant: Callable[..., QdrantIndex], tmp_path: Path) -> None:
