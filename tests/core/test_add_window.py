@@ -4,7 +4,7 @@ still commits, isolates and reports batch by batch (issue 15, ingestion)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -22,7 +22,7 @@ PIPELINE = {"name": "window", "retrievers": [
 class CountingEncoder(HashingEncoder):
     """The hashing encoder, recording how many texts each call got; refuses ``EXPLODE``."""
 
-    calls: list[int] = []
+    calls: ClassVar[list[int]] = []
 
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> Any:
         CountingEncoder.calls.append(len(texts))
