@@ -19,6 +19,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ from typing import Any
 import trawl
 from trawl import AddError, Trawl
 from trawl_bm25.index import BM25Index
+
+OUT = Path(__file__).resolve().parent / "out"
 
 
 class PoisonBM25(BM25Index):
@@ -51,6 +54,7 @@ class PoisonPlugin:
 
 PIPELINE = {"name": "isolation", "retrievers": [
     {"name": "bm25", "index": "bm25"}, {"name": "strict", "index": "poison-bm25"}]}
+
 
 
 def _deep(levels: int) -> dict[str, Any]:
@@ -108,17 +112,19 @@ def one_round(rng: random.Random, folder: Path, on_error: str) -> dict[str, int]
             "untyped": sum(1 for f in failed if not isinstance(f.error, trawl.TrawlError))}
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="30 rounds per mode")
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rounds = 30 if args.quick else args.rounds
-    print(f"load average {os.getloadavg()[0]:.2f}; {rounds} rounds per mode, seed {args.seed}")
-    print("| on_error | rounds | good docs | good found | survival | stored kept "
-          "| index == expected | failures | untyped | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    lines = [f"load average {os.getloadavg()[0]:.2f}; {rounds} rounds per mode, seed {args.seed}",
+             "", "| on_error | rounds | good docs | good found | survival | stored kept "
+             "| index == expected | failures | untyped | s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    broken = False
     for mode in ("skip", "raise"):
         rng = random.Random(args.seed)
         total: dict[str, int] = {}
@@ -131,11 +137,17 @@ def main() -> None:
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         survival = 100.0 * total["good_found"] / max(total["good"], 1)
-        print(f"| {mode} | {rounds} | {total['good']} | {total['good_found']} | "
-              f"{survival:.1f}% | {total['stored_kept']}/{total['stored']} | "
-              f"{total['exact']}/{rounds} | {total['failed']} | {total['untyped']} | "
-              f"{time.perf_counter() - start:.1f} |")
+        lines.append(f"| {mode} | {rounds} | {total['good']} | {total['good_found']} | "
+                     f"{survival:.1f}% | {total['stored_kept']}/{total['stored']} | "
+                     f"{total['exact']}/{rounds} | {total['failed']} | {total['untyped']} | "
+                     f"{time.perf_counter() - start:.1f} |")
+        print(lines[-1], flush=True)
+        broken |= (total["good_found"] != total["good"] or total["untyped"] > 0
+                   or total["stored_kept"] != total["stored"] or total["exact"] != rounds)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "batch_isolation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return 1 if broken else 0  # a lost good document or an untyped error is a failure
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
