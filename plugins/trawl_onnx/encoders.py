@@ -7,6 +7,8 @@ happens after it differs. Imported only when one of them is built.
 from __future__ import annotations
 
 import string
+import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field
+from tokenizers import Encoding
 
 from trawl.components import ComponentConfig, ComponentContext, Encoder, FloatArray
 from trawl.errors import ConfigError
@@ -63,6 +66,31 @@ class OnnxTokenConfig(OnnxEncoderConfig):
         "optional .npy matrix (hidden, k) applied to token states before normalising"))
 
 
+# A pipeline that stores token vectors beside dense ones (``hybrid-rerank``: the maxsim
+# reranker's token encoder) encodes every chunk with both encoders of one export, one after
+# the other. The dense encoder keeps the token states of its last documents here when a
+# token encoder of the same export is alive, and that encoder takes them instead of running
+# the model again: one onnxruntime pass per chunk instead of two.
+_StateKey = tuple[str, int]
+#: Token states kept at most per call (a 64-document batch of abstracts needs ~35 MB); a
+#: bigger call, e.g. a window in a pipeline without token vectors, keeps none.
+KEEP_STATES_MAX_BYTES = 96 * 1024 * 1024
+_shared_lock = threading.Lock()
+_token_encoders: weakref.WeakSet[OnnxTokenEncoder] = weakref.WeakSet()
+_last_states: dict[_StateKey, tuple[list[str], list[Encoding], list[FloatArray]]] = {}
+
+
+def _take_states(key: _StateKey, texts: list[str]
+                 ) -> tuple[list[Encoding], list[FloatArray]] | None:
+    """The kept token states of exactly ``texts`` (removed: they are used once), or None."""
+    with _shared_lock:
+        found = _last_states.get(key)
+        if found is None or found[0] != texts:
+            return None
+        del _last_states[key]
+        return found[1], found[2]
+
+
 class _OnnxEncoderBase(Encoder):
     Config = OnnxEncoderConfig
     config: OnnxEncoderConfig
@@ -82,6 +110,11 @@ class _OnnxEncoderBase(Encoder):
     @property
     def max_length(self) -> int:
         return self.model.max_length
+
+    @property
+    def state_key(self) -> _StateKey:
+        """Encoders with equal keys compute the same token states for the same text."""
+        return (str(self.folder.resolve()), self.model.max_length)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         return self.model.token_spans(text)
@@ -127,23 +160,38 @@ class OnnxDenseEncoder(_OnnxEncoderBase):
         return np.asarray((states * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9),
                           dtype=np.float32)
 
-    def _encode(self, texts: Sequence[Any], prefix: str, show_progress: bool) -> FloatArray:
+    def _encode(self, texts: Sequence[Any], prefix: str, show_progress: bool, *,
+                documents: bool = False) -> FloatArray:
         items = check_texts(texts)
         out = np.zeros((len(items), self._dim), dtype=np.float32)
         if not items:
             return out
-        encodings = self.model.encode([prefix + t for t in items] if prefix else items)
+        items = [prefix + t for t in items] if prefix else items
+        encodings = self.model.encode(items)
+        key = self.state_key
+        kept: list[FloatArray] | None = None
+        if documents and any(e.state_key == key for e in list(_token_encoders)) and \
+                sum(len(e.ids) for e in encodings) * self.manifest.dim * 4 <= \
+                KEEP_STATES_MAX_BYTES:
+            kept = [np.zeros((0, 0), np.float32)] * len(items)
         with progress(len(items), show_progress and len(items) >= PROGRESS_MIN_TEXTS,
                       f"encoding ({self.name})") as bar:
             for idx, feeds in self.model.batches(encodings, self.config.batch_size):
-                pooled = self._pool(self.model.run(feeds), feeds["attention_mask"])
+                states = self.model.run(feeds)
+                if kept is not None:
+                    for row, i in enumerate(idx):
+                        kept[i] = states[row, :len(encodings[i].ids)].copy()
+                pooled = self._pool(states, feeds["attention_mask"])
                 pooled = pooled[:, : self._dim]
                 out[idx] = l2_normalize(pooled) if self.config.normalize else pooled
                 bar.advance(len(idx))
+        if kept is not None:
+            with _shared_lock:
+                _last_states[key] = (items, encodings, kept)
         return out
 
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> FloatArray:
-        return self._encode(texts, self.config.document_prefix, show_progress)
+        return self._encode(texts, self.config.document_prefix, show_progress, documents=True)
 
     def encode_queries(self, texts: Sequence[str]) -> FloatArray:
         return self._encode(texts, self.config.query_prefix, False)
@@ -184,11 +232,23 @@ class OnnxTokenEncoder(_OnnxEncoderBase):
             raise ConfigError(f"encoder {self.name!r}: field 'query_max_length' {qmax} exceeds "
                               f"the model's {self.model.max_length}")
         self._query_model_length = qmax
+        with _shared_lock:
+            _token_encoders.add(self)
 
     @property
     def dim(self) -> int:
         return int(self._projection.shape[1]) if self._projection is not None \
             else self.manifest.dim
+
+    def _vectors(self, e: Encoding, states: FloatArray, skip: bool) -> FloatArray:
+        """One text's token vectors from its token states (rows in ``e``'s token order)."""
+        keep = [j for j, (special, tok) in enumerate(
+            zip(e.special_tokens_mask, e.tokens, strict=True))
+            if not special and not (skip and tok in _PUNCT)]
+        vecs = states[keep]
+        if self._projection is not None:
+            vecs = vecs @ self._projection
+        return l2_normalize(np.ascontiguousarray(vecs, dtype=np.float32))
 
     def _encode(self, texts: Sequence[Any], prefix: str, *, query: bool,
                 show_progress: bool = False) -> list[FloatArray]:
@@ -196,22 +256,18 @@ class OnnxTokenEncoder(_OnnxEncoderBase):
         if not items:
             return []
         items = [prefix + t for t in items] if prefix else items
+        skip = self.config.skip_punctuation and not query
+        shared = None if query else _take_states(self.state_key, items)
+        if shared is not None:  # the dense encoder of this export just ran these texts
+            return [self._vectors(e, st, skip) for e, st in zip(*shared, strict=True)]
         encodings = self.model.encode(items, self._query_model_length if query else None)
         out: list[FloatArray] = [np.zeros((0, self.dim), np.float32)] * len(items)
-        skip = self.config.skip_punctuation and not query
         with progress(len(items), show_progress and len(items) >= PROGRESS_MIN_TEXTS,
                       f"encoding tokens ({self.name})") as bar:
             for idx, feeds in self.model.batches(encodings, self.config.batch_size):
                 states = self.model.run(feeds)
                 for row, i in enumerate(idx):
-                    e = encodings[i]
-                    keep = [j for j, (special, tok) in enumerate(
-                        zip(e.special_tokens_mask, e.tokens, strict=True))
-                        if not special and not (skip and tok in _PUNCT)]
-                    vecs = states[row, keep]
-                    if self._projection is not None:
-                        vecs = vecs @ self._projection
-                    out[i] = l2_normalize(np.ascontiguousarray(vecs, dtype=np.float32))
+                    out[i] = self._vectors(encodings[i], states[row], skip)
                 bar.advance(len(idx))
         return out
 
