@@ -170,7 +170,9 @@ class OnnxDenseEncoder(_OnnxEncoderBase):
         encodings = self.model.encode(items)
         key = self.state_key
         kept: list[FloatArray] | None = None
-        if documents and any(e.state_key == key for e in list(_token_encoders)) and \
+        with _shared_lock:
+            wanted = any(e.state_key == key for e in _token_encoders)
+        if documents and wanted and \
                 sum(len(e.ids) for e in encodings) * self.manifest.dim * 4 <= \
                 KEEP_STATES_MAX_BYTES:
             kept = [np.zeros((0, 0), np.float32)] * len(items)
@@ -234,6 +236,11 @@ class OnnxTokenEncoder(_OnnxEncoderBase):
         self._query_model_length = qmax
         with _shared_lock:
             _token_encoders.add(self)
+
+    def close(self) -> None:
+        with _shared_lock:
+            _token_encoders.discard(self)
+        super().close()
 
     @property
     def dim(self) -> int:

@@ -80,6 +80,11 @@ def test_other_texts_queries_and_other_windows_run_the_model(
     dense.encode_documents(TEXTS[1:])
     tokens.encode_documents(TEXTS[1:])
     assert calls
+    monkeypatch.undo()
+    lone = _tokens(minilm_fp32, max_length=32)  # closed: nobody left to keep states for
+    lone.close()
+    _dense(minilm_fp32, max_length=32).encode_documents(TEXTS)
+    assert (str(minilm_fp32.resolve()), 32) not in encoders._last_states
 
 
 def test_hybrid_rerank_ingestion_runs_the_model_once_per_chunk(
