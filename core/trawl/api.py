@@ -510,9 +510,10 @@ class Trawl:
         Each document is checked at the door (text and metadata contract, see
         ``trawl.validation``), then written in batches to every index and committed in the
         manifest. Chunks of up to ``ENCODE_WINDOW_DOCS`` documents are encoded together
-        (encoders pad less); writes, commits and progress stay per batch. A batch that fails is retried document by document, so one bad document
-        never costs another anything: every good one is stored, and an updated document
-        keeps its old version unless the new one reached every index. After a crash,
+        (encoders pad less); writes, commits and progress stay per batch. A batch that
+        fails is retried document by document, so one bad document never costs another
+        anything: every good one is stored, and an updated document keeps its old version
+        unless the new one reached every index. After a crash,
         ``repair`` (run on open) rolls back the unfinished batch.
 
         ``on_error="skip"`` reports the failed documents in ``AddResult.failed``;
