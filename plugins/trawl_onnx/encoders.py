@@ -72,8 +72,9 @@ class OnnxTokenConfig(OnnxEncoderConfig):
 # token encoder of the same export is alive, and that encoder takes them instead of running
 # the model again: one onnxruntime pass per chunk instead of two.
 _StateKey = tuple[str, int]
-#: Token states kept at most per call (a 64-document batch of abstracts needs ~35 MB); a
-#: bigger call, e.g. a window in a pipeline without token vectors, keeps none.
+#: Token states kept at most per call (a 64-document batch of abstracts needs ~35 MB; 96 MB is
+#: 65,536 MiniLM tokens); a bigger call (long documents, or a window in a pipeline without
+#: token vectors) keeps none, and its token encoder runs the model itself.
 KEEP_STATES_MAX_BYTES = 96 * 1024 * 1024
 _shared_lock = threading.Lock()
 _token_encoders: weakref.WeakSet[OnnxTokenEncoder] = weakref.WeakSet()
