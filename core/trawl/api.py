@@ -75,6 +75,10 @@ MANIFEST_FILE = "manifest.sqlite"
 #: abstracts as files pad 7.8 % of their tokens in 64-document batches and 2.1 % in
 #: 256-document windows (docs/notes/issue-15-speed.md, section 5). Commits stay per batch.
 ENCODE_WINDOW_DOCS = 256
+#: ... and at most this much text (characters) per window, so that long documents (books,
+#: manuals) do not multiply the memory of a window's tokenised chunks by 256: a window
+#: closes before the document that would pass it (a longer document is a window alone).
+ENCODE_WINDOW_CHARS = 4_000_000
 
 if TYPE_CHECKING:
     from .client import RemoteTrawl
@@ -570,8 +574,7 @@ class Trawl:
             on_progress(done(), total)
         window = self._encode_window(batch_size)
         try:
-            for at in range(0, len(todo), window):
-                part = todo[at:at + window]
+            for part in _windows(todo, window):
                 batches = [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
                 for batch, ready in zip(batches, self._encode_together(batches), strict=True):
                     self._add_isolated(batch, result, source_key, ready)
@@ -1063,6 +1066,22 @@ def _write_metadata(group: list[Retriever], chunks: list[Chunk],
                                          for r in group})
     else:
         group[0].write(chunks, encoded[group[0].name])
+
+
+def _windows(todo: list[tuple[Document, str, bool]], docs: int
+             ) -> Iterator[list[tuple[Document, str, bool]]]:
+    """``todo`` in runs of at most ``docs`` documents and ``ENCODE_WINDOW_CHARS`` of text."""
+    part: list[tuple[Document, str, bool]] = []
+    chars = 0
+    for item in todo:
+        size = len(item[0].text)
+        if part and (len(part) >= docs or chars + size > ENCODE_WINDOW_CHARS):
+            yield part
+            part, chars = [], 0
+        part.append(item)
+        chars += size
+    if part:
+        yield part
 
 
 MAX_QUERY_CHARS = 20_000

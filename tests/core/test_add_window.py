@@ -129,3 +129,16 @@ def _token_host() -> trawl.PluginHost:
     host = trawl.PluginHost()
     host.register(Plugin, name="token-counting-test")
     return host
+
+
+def test_a_window_also_ends_at_its_text_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trawl.api, "ENCODE_WINDOW_DOCS", 8)
+    monkeypatch.setattr(trawl.api, "ENCODE_WINDOW_CHARS", 100)
+    CountingEncoder.calls = []
+    t = _open()
+    docs = [{"id": f"d{i}", "text": f"doc{i} " + "x" * 30} for i in range(6)]  # 36 chars each
+    docs.insert(3, {"id": "long", "text": "long " + "y " * 200})  # over the budget alone
+    result = t.add(docs, batch_size=2)
+    # d0+d1 (72), then d2 (d3... would pass 100 with 'long'), 'long' alone, d3+d4, d5
+    assert CountingEncoder.calls == [2, 1, 1, 2, 1]
+    assert result.added == 7 and t.manifest.count() == 7
