@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -49,6 +50,15 @@ def client_url(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
+def freeze_long_lived() -> None:
+    """Move the objects alive now (the open index: chunks, vocabulary, ...) out of the
+    cyclic collector's scans. A full collection otherwise walks all of them and pauses a
+    request ~50 ms on a 10k-chunk index (measured: 4 of 300 SciFact hybrid searches).
+    The process serves one index for its life, so nothing frozen is garbage later."""
+    gc.collect()
+    gc.freeze()
+
+
 def open_owned(index: str | None, pipeline: str | None) -> Trawl:
     """Open the index as its owner; a folder another server already serves is an error
     that names that server."""
@@ -83,6 +93,7 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
     api_key = os.environ.get("TRAWL_API_KEY") or None
     check_exposure(host, api_key)
     trawl = open_owned(index, pipeline)
+    freeze_long_lived()
     try:
         watcher = FolderWatcher(trawl, list(watch)) if watch else None
         sock = bind(host, port)
@@ -125,6 +136,7 @@ def run_mcp_stdio(index: str | None, *, pipeline: str | None = None) -> None:
     # an agent naming a missing index gets an error, not a silently created empty one
     client = Trawl.open(index, pipeline=pipeline, show_progress=False,
                         create=pipeline is not None)
+    freeze_long_lived()
     try:
         anyio.run(build_mcp(client).run_stdio_async)
     finally:

@@ -428,3 +428,15 @@ async def test_ranks_exactly_like_trawl_search(host: trawl.PluginHost) -> None:
                 assert [(h.chunk_id, h.score) for h in shown] == \
                     [(h.chunk_id, h.score) for h in expected]
             assert "weighted · pipeline" in app.main.query_one(StatusBar).options_label
+
+
+async def test_the_open_index_is_frozen_out_of_gc_scans_while_the_app_runs(
+        mem_trawl: trawl.Trawl) -> None:
+    import gc
+
+    app = _app(mem_trawl)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_query(pilot, "volcano")
+        assert gc.get_freeze_count() > 0  # full collections skip the index's objects
+        assert _results(app).hits[0].doc_id == "volcano"
+    assert gc.get_freeze_count() == 0  # and nothing stays frozen after the app
