@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from trawl import PipelineConfig, PluginHost, Trawl, TrawlSettings, load_pipeline
-from trawl.config import RetrieverConfig
+from trawl.config import PRESETS, RetrieverConfig
 from trawl.evaluation import eval_index_folder, evaluate, load_beir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "hybrid-dbsf": ("hybrid", {"name": "hybrid-dbsf", "fusion": {"method": "dbsf"}}),
     "bm25-rm3": ("bm25", {"name": "bm25-rm3", "retrievers": [_BM25_RM3]}),
     "hybrid-rm3": ("hybrid", {"name": "hybrid-rm3", "retrievers": [
-        _BM25_RM3, {"name": "dense", "index": "qdrant", "encoder": "onnx-dense"}]}),
+        _BM25_RM3, *(r for r in PRESETS["hybrid"]["retrievers"] if r["name"] != "bm25")]}),
 }
 
 

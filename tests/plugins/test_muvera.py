@@ -327,11 +327,16 @@ def test_pipeline_fde_candidates_reranked_by_exact_maxsim(tmp_path: Path) -> Non
     assert [h.chunk_id for h in again] == [h.chunk_id for h in hits]
 
 
+def _word_docs(seed: int, n: int = 30) -> list[dict[str, str]]:
+    """``n`` documents of 8 words drawn from w0..w39."""
+    words = [f"w{i}" for i in range(40)]
+    rng = np.random.default_rng(seed)
+    return [{"id": f"d{i}", "text": " ".join(rng.choice(words, 8))} for i in range(n)]
+
+
 def test_pipeline_with_many_candidates_equals_brute_force() -> None:
     host = PluginHost(plugins=[("test-encoders", _TestEncoders())])
-    words = [f"w{i}" for i in range(40)]
-    rng = np.random.default_rng(8)
-    docs = [{"id": f"d{i}", "text": " ".join(rng.choice(words, 8))} for i in range(30)]
+    docs = _word_docs(seed=8)
     cfg = _pipeline()
     cfg["retrievers"][0]["candidates"] = 30
     t = trawl.Trawl.memory(cfg, host=host)
@@ -352,9 +357,7 @@ def test_lone_retriever_builds_only_the_hits_asked_for_in_the_same_order() -> No
     hits, scores, ranks and per-source scores as the head of the full list; fused with
     another retriever it still hands over every candidate."""
     host = PluginHost(plugins=[("test-encoders", _TestEncoders())])
-    words = [f"w{i}" for i in range(40)]
-    rng = np.random.default_rng(9)
-    docs = [{"id": f"d{i}", "text": " ".join(rng.choice(words, 8))} for i in range(30)]
+    docs = _word_docs(seed=9)
     cfg = _pipeline()
     cfg["retrievers"][0]["candidates"] = 25
     cfg["retrievers"].append({"name": "bm25", "index": "bm25"})
