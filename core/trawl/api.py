@@ -48,7 +48,7 @@ from .errors import (
     TrawlError,
     UnknownDocumentError,
 )
-from .filters import Filter, parse_filter
+from .filters import Filter, expand_dates, parse_filter
 from .lockfile import LOCK_FILE, LockInfo, live_server, read_lock
 from .models import Chunk, Document, Hit, text_hash
 from .pipeline import Pipeline, Retriever, SearchTrace
@@ -754,7 +754,8 @@ class Trawl:
         if not isinstance(query, str):
             raise InputError(f"query must be a string, got {type(query).__name__}")
         top_k = check_top_k(top_k)
-        parsed: Filter | None = parse_filter(filters)  # checked even for a blank query
+        # checked even for a blank query; date ranges also match epoch-number fields
+        parsed: Filter | None = expand_dates(parse_filter(filters))
         if not query.strip():
             return []
         query = _capped_query(query)
@@ -817,7 +818,7 @@ class Trawl:
         for i, q in enumerate(queries):
             if not isinstance(q, str):
                 raise InputError(f"queries[{i}] must be a string, got {type(q).__name__}")
-        parsed: Filter | None = parse_filter(filters)
+        parsed: Filter | None = expand_dates(parse_filter(filters))
         live = [i for i, q in enumerate(queries) if q.strip()]
         out: list[list[Hit]] = [[] for _ in queries]
         if not live:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
@@ -68,6 +69,39 @@ def is_iso_datetime(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@lru_cache(maxsize=256)
+def iso_to_epoch(value: str) -> float | None:
+    """An ISO-8601 date or date-time as Unix epoch seconds (``None`` if ``value`` is not
+    one); a value without a zone is UTC, as Qdrant reads date strings. ``mtime`` is stored
+    as epoch seconds, so ``mtime>=2026-12-01`` compares with this number."""
+    if not is_iso_datetime(value):
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def expand_dates(f: Filter | None) -> Filter | None:
+    """The filter an index is handed: each range on an ISO date/time becomes "the string
+    range OR the same range on epoch seconds", so a field stored as an ISO string and one
+    stored as an epoch number (``mtime``) both filter as dates, on every index, with no date
+    logic in any index plugin. ``matches`` gives the same answer for both forms."""
+    if f is None:
+        return None
+    if isinstance(f, Condition):
+        ranged = f.op in (">", ">=", "<", "<=") and isinstance(f.value, str)
+        epoch = iso_to_epoch(f.value) if ranged else None
+        if epoch is None:
+            return f
+        return Or(any=(f, Condition(field=f.field, op=f.op, value=epoch)))
+    if isinstance(f, And):
+        return And(all=tuple(_required(expand_dates(x)) for x in f.all))
+    if isinstance(f, Or):
+        return Or(any=tuple(_required(expand_dates(x)) for x in f.any))
+    return Not(inner=_required(expand_dates(f.inner)))
 
 
 def _check_value(field: str, op: str, value: Any) -> Any:
@@ -249,6 +283,11 @@ def _compare(actual: Any, op: str, value: Any) -> bool:
         return actual not in value
     if isinstance(actual, bool) or not isinstance(actual, int | float | str):
         return False  # ranges compare numbers or strings only (not None, dicts, ...)
+    if isinstance(value, str) and not isinstance(actual, str):
+        epoch = iso_to_epoch(value)  # a date against an epoch number (``mtime``)
+        if epoch is None:
+            return False
+        value = epoch
     if isinstance(value, str) != isinstance(actual, str):
         return False
     if op == ">":
@@ -265,6 +304,8 @@ def matches(f: Filter | None, metadata: Mapping[str, Any]) -> bool:
 
     A missing field never satisfies ``==``, ``in`` or a range, and always satisfies ``!=``
     and ``not in``. A list-valued field matches ``==``/``in``/ranges if any element does.
+    A range on an ISO date/time compares ISO strings as dates and numbers as Unix epoch
+    seconds (naive = UTC).
     """
     if f is None:
         return True
