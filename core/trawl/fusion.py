@@ -37,13 +37,12 @@ def _merge(runs: Mapping[str, Sequence[Hit]], fused: dict[str, float], top_k: in
             first.setdefault(hit.chunk_id, hit)
             per = sources.setdefault(hit.chunk_id, {})
             per.update(hit.scores_by_source)
-            per[name] = SourceScore(score=hit.score, rank=rank)
+            per[name] = SourceScore.of(hit.score, rank)
     order = sorted(fused, key=lambda cid: (-fused[cid], cid))  # ties broken by id: reproducible
     if top_k is not None:
         order = order[:top_k]
     return [
-        first[cid].model_copy(update={"score": fused[cid], "rank": rank,
-                                      "scores_by_source": sources[cid]})
+        first[cid].ranked(fused[cid], rank, sources[cid])
         for rank, cid in enumerate(order, start=1)
     ]
 

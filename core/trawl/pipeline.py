@@ -154,10 +154,9 @@ class Retriever:
             h = hits[i]
             score = float(exact[i])
             sources = {**h.scores_by_source,
-                       f"{self.name}:fde": SourceScore(score=h.score, rank=h.rank),
-                       self.name: SourceScore(score=score, rank=rank)}
-            out.append(h.model_copy(update={"score": score, "rank": rank,
-                                            "scores_by_source": sources}))
+                       f"{self.name}:fde": SourceScore.of(h.score, h.rank),
+                       self.name: SourceScore.of(score, rank)}
+            out.append(h.ranked(score, rank, sources))
         return out
 
     def doc_ids(self) -> set[str]:
@@ -484,9 +483,8 @@ class Pipeline:
                 fused = fused_natively[:depth]
             elif len(runs) == 1:
                 (name, hits), = runs.items()
-                fused = [h if _ranked_by(h, name, r) else h.model_copy(update={
-                    "rank": r, "scores_by_source": {
-                        **h.scores_by_source, name: SourceScore(score=h.score, rank=r)}})
+                fused = [h if _ranked_by(h, name, r) else h.ranked(h.score, r, {
+                    **h.scores_by_source, name: SourceScore.of(h.score, r)})
                     for r, h in enumerate(hits[:depth], start=1)]
             else:
                 fused = fuse(runs, fcfg.method, k=fcfg.k, weights=weights, top_k=depth)

@@ -34,9 +34,8 @@ def _reorder(hits: Sequence[Hit], scores: FloatArray, source: str,
     for rank, i in enumerate(order, start=1):
         h = hits[i]
         score = float(scores[i])
-        sources = {**h.scores_by_source, source: SourceScore(score=score, rank=rank)}
-        out.append(h.model_copy(update={"score": score, "rank": rank,
-                                        "scores_by_source": sources}))
+        sources = {**h.scores_by_source, source: SourceScore.of(score, rank)}
+        out.append(h.ranked(score, rank, sources))
     return out
 
 
