@@ -149,6 +149,7 @@ class AddResult:
     chunks: int = 0
     committed_ids: list[str] = field(default_factory=list)
     failed: list[FailedDocument] = field(default_factory=list)
+    cancelled: bool = False  # ``cancel`` was set: the batches after the last commit were not
 
     def to_json(self) -> dict[str, Any]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
@@ -508,7 +509,8 @@ class Trawl:
             batch_size: int = 64, show_progress: bool | None = None,
             source_key: str = "path", on_batch: Any = None,
             on_progress: Callable[[int, int], None] | None = None,
-            on_error: OnError = "raise") -> AddResult:
+            on_error: OnError = "raise",
+            cancel: threading.Event | None = None) -> AddResult:
         """Add or update documents; unchanged ones (same content hash) are skipped.
 
         Each document is checked at the door (text and metadata contract, see
@@ -530,7 +532,10 @@ class Trawl:
         total)`` counts documents of this call (distinct ids, failed ones included): it is
         called once before the first batch (unchanged and refused documents already count
         as done) and after each batch, ending with ``done == total``; it runs in the
-        calling thread.
+        calling thread. ``cancel`` (set from another thread, e.g. a UI's cancel key) stops
+        the call after the batch being written (or, while a window of up to
+        ``ENCODE_WINDOW_DOCS`` documents is being encoded, after its first batch): every
+        committed batch stays, no later one starts, and ``result.cancelled`` is true.
         """
         self._check_writable("add documents")
         if on_error not in ("raise", "skip"):
@@ -575,6 +580,9 @@ class Trawl:
         window = self._encode_window(batch_size)
         try:
             for part in _windows(todo, window):
+                if cancel is not None and cancel.is_set():  # before encoding a window
+                    result.cancelled = True
+                    break
                 batches = [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
                 for batch, ready in zip(batches, self._encode_together(batches), strict=True):
                     self._add_isolated(batch, result, source_key, ready)
@@ -584,6 +592,11 @@ class Trawl:
                         on_batch(result)
                     if on_progress is not None:
                         on_progress(done(), total)
+                    if cancel is not None and cancel.is_set():
+                        result.cancelled = True
+                        break
+                if result.cancelled:
+                    break
         finally:
             if bar is not None:
                 bar.close()

@@ -11,6 +11,7 @@ from .readers import READER_VERSION, SkipFile, decode, html_to_text, markdown_ti
 from .runner import (
     DEFAULT_MAX_BYTES,
     IngestReport,
+    IngestStatus,
     SkippedFile,
     document_hash,
     index_paths,
@@ -20,7 +21,7 @@ from .runner import (
 from .walk import FileEntry
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "READER_VERSION", "FileEntry", "IngestReport", "SkipFile",
+    "DEFAULT_MAX_BYTES", "READER_VERSION", "FileEntry", "IngestReport", "IngestStatus", "SkipFile",
     "SkippedFile", "decode", "document_hash", "html_to_text", "index_paths",
     "load_documents", "markdown_title", "scan", "source_type",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,18 @@ DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 META_PREFIX = "ingest:file:"
 _GROUP_DOCS = 512          # documents handed to one Trawl.add call
 _GROUP_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IngestStatus:
+    """Where a run of ``index_paths`` stands (``on_status``): documents written or found
+    unchanged so far, files handled of those scanned, and the bytes measure of the bar."""
+
+    documents: int
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
 
 
 class SkippedFile(BaseModel):
@@ -79,6 +92,8 @@ class IngestReport(BaseModel):
         "document contract or an index; everything else was stored")
     seconds: float = Field(0.0, description="wall-clock time of the whole run")
     docs_per_s: float = Field(0.0, description="(added + updated + unchanged) / seconds")
+    cancelled: bool = Field(False, description="stopped by ``cancel`` after a committed "
+                                               "batch; the rest was not read (no prune)")
 
     def summary(self, *, max_skipped: int = 20) -> str:
         """A few human-readable lines for the terminal."""
@@ -130,6 +145,12 @@ class _Run:
     on_progress: Callable[[int, int], None] | None = None
     total_bytes: int = 0
     done_bytes: float = 0.0
+    on_status: Callable[[IngestStatus], None] | None = None
+    cancel: threading.Event | None = None
+    files_total: int = 0
+    files_done: int = 0
+    documents: int = 0
+    cancelled: bool = False
 
     # -- per file ----------------------------------------------------------------------
     def record_is_current(self, rec: Any) -> bool:
@@ -181,7 +202,7 @@ class _Run:
                 self.flush()
 
     def flush(self) -> None:
-        if not self.docs:
+        if not self.docs or self.cancelled:
             return
         docs, weights, owners = self.docs, self.weights, self.owners
         self.docs, self.weights, self.owners, self.pending_bytes = [], [], [], 0
@@ -198,7 +219,7 @@ class _Run:
                 self.advance(step, delta)
 
         result = self.trawl.add(docs, batch_size=self.batch_size, show_progress=False,
-                                on_batch=on_batch, on_error="skip")
+                                on_batch=on_batch, on_error="skip", cancel=self.cancel)
         r = self.report
         failed_ids = {f.id for f in result.failed}
         by_id = {d.id: d for d in docs}
@@ -211,6 +232,12 @@ class _Run:
         r.updated += result.updated
         r.unchanged += result.unchanged
         r.chunks += result.chunks
+        if result.cancelled:
+            # which files landed whole is not worth working out: no file record is written,
+            # so the next run reads these files again and finds the committed documents
+            # unchanged by their hashes
+            self.cancelled = True
+            return
         self.advance(total_w - done["bytes"], result.unchanged)
         finished: list[_FileWork] = []
         for doc, work in zip(docs, owners, strict=True):
@@ -233,9 +260,28 @@ class _Run:
     def advance(self, nbytes: float, ndocs: int) -> None:
         if self.bar is not None:
             self.bar.advance(nbytes, ndocs)
+        self.done_bytes += nbytes
+        self.documents += ndocs
         if self.on_progress is not None:
-            self.done_bytes += nbytes
             self.on_progress(min(self.total_bytes, round(self.done_bytes)), self.total_bytes)
+        self.status()
+
+    def file_done(self) -> None:
+        self.files_done += 1
+        self.status()
+
+    def status(self) -> None:
+        if self.on_status is not None:
+            self.on_status(IngestStatus(
+                documents=self.documents, files_done=min(self.files_done, self.files_total),
+                files_total=self.files_total,
+                bytes_done=min(self.total_bytes, round(self.done_bytes)),
+                bytes_total=self.total_bytes))
+
+    def stop_requested(self) -> bool:
+        if self.cancel is not None and self.cancel.is_set():
+            self.cancelled = True
+        return self.cancelled
 
 
 class _Bar:
@@ -348,7 +394,9 @@ def index_paths(trawl: Trawl,
                 max_bytes: int = DEFAULT_MAX_BYTES, batch_size: int = 64,
                 show_progress: bool = True, encodings: Sequence[str] = (),
                 include_hidden: bool = False, use_ignore_files: bool = True,
-                on_progress: Callable[[int, int], None] | None = None) -> IngestReport:
+                on_progress: Callable[[int, int], None] | None = None,
+                on_status: Callable[[IngestStatus], None] | None = None,
+                cancel: threading.Event | None = None) -> IngestReport:
     """Index files and folders into ``trawl``; returns what happened.
 
     ``include``/``exclude`` are gitignore-style globs relative to each root folder
@@ -360,7 +408,12 @@ def index_paths(trawl: Trawl,
     update, not a new document; JSONL records keep their own ``id``/``_id``.
     ``on_progress(done, total)`` reports bytes of the scanned files handled so far (the
     measure the terminal bar uses); it is called after each file or committed batch and
-    last with ``done == total``.
+    last with ``done == total``. ``on_status(IngestStatus)`` reports documents and files
+    as well, at the same moments. ``cancel`` (a ``threading.Event`` set from another
+    thread) stops the run after the batch being written: committed documents stay, nothing
+    half-written remains (``Trawl.add`` commits whole batches; a file whose documents were
+    cut off has no file record, so the next run reads it again), ``prune`` is not done,
+    and ``report.cancelled`` is true.
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
@@ -380,12 +433,17 @@ def index_paths(trawl: Trawl,
     total_bytes = sum(e.size for e in entries)
     run = _Run(trawl=trawl, batch_size=batch_size, report=report, bar=bar,
                known=trawl.manifest.hashes(), on_progress=on_progress,
-               total_bytes=total_bytes)
+               total_bytes=total_bytes, on_status=on_status, cancel=cancel,
+               files_total=len(entries))
     if on_progress is not None:
         on_progress(0, total_bytes)
+    run.status()
     manifest = trawl.manifest
     try:
         for entry in entries:
+            if run.stop_requested():
+                break
+            run.file_done()  # counted as it is taken up: its documents may wait for a batch
             key = META_PREFIX + entry.display
             rec = manifest.get_meta(key)
             current = run.record_is_current(rec)
@@ -430,11 +488,16 @@ def index_paths(trawl: Trawl,
                           [max(1, int(w * scale)) for w in result.weights])
             else:
                 run.advance(entry.size, 0)
-        run.flush()
-        if on_progress is not None:
-            on_progress(total_bytes, total_bytes)
-        if prune:
-            report.pruned = _prune(trawl, roots, run.produced)
+        if not run.stop_requested():
+            run.flush()
+        if run.cancelled:
+            report.cancelled = True
+        else:
+            if on_progress is not None:
+                on_progress(total_bytes, total_bytes)
+            run.status()
+            if prune:
+                report.pruned = _prune(trawl, roots, run.produced)
     finally:
         if bar is not None:
             bar.close()
