@@ -4,7 +4,7 @@ Two exporters write the same graph contract (inputs ``input_ids``/``attention_ma
 [/``token_type_ids``], output ``last_hidden_state`` or ``logits``):
 
 - ``numpy`` (default, no torch): ``graph.py`` builds the graph from ``config.json`` and
-  the safetensors weights for the BERT and RoBERTa families;
+  the safetensors weights for the BERT, RoBERTa, MPNet, DistilBERT and ModernBERT families;
 - ``torch`` (optional, the ``export`` extra): ``torch.onnx.export`` (TorchScript exporter)
   on a ``transformers`` model loaded with eager attention, for other architectures and as
   a cross-check.
@@ -391,8 +391,8 @@ def ensure_exported(model: str, quantize: Quantize = "fp32", kind: Kind = "dense
     """The exported folder for ``model``: an exported folder as is, else the cache entry.
 
     The first use exports into the cache (under a file lock, so parallel processes wait
-    for one export); int8 is quantised from the cached fp32 export. BERT/RoBERTa models
-    need no torch; other architectures without torch fail naming their ``model_type``.
+    for one export); int8 is quantised from the cached fp32 export. The families
+    ``graph.py`` builds need no torch; other architectures without torch fail naming their ``model_type``.
     """
     path = Path(model).expanduser()
     if path.is_dir() and (path / MANIFEST).is_file():

@@ -118,7 +118,7 @@ def read_hf_info(folder: Path) -> ModelInfo:
         hidden_size=hidden, max_length=int(max_length), pooling=pooling, normalize=normalize,
         num_labels=num_labels,
         model_type=str(config.get("model_type", "bert")),
-        num_heads=config.get("num_attention_heads"),
+        num_heads=config.get("num_attention_heads") or config.get("n_heads"),
         max_position_embeddings=int(max_pos) if max_pos else None,
     )
 
