@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import PluginRuntimeError, TrawlError
 from .filters import Filter
-from .models import Chunk, Hit, SourceScore, trusted
+from .models import Chunk, Hit
 
 if TYPE_CHECKING:
     from .plugins import ComponentRegistry
@@ -365,17 +365,5 @@ def make_hit(chunk: Chunk, score: float, rank: int, source: str) -> Hit:
     """Build a ``Hit`` for a stored chunk, recording the source's raw score and rank.
 
     The chunk was validated when it was made, so the hit is assembled without validating
-    it again (``trusted``): this runs ~100 times per retriever per query."""
-    score = float(score)
-    rank = int(rank)
-    meta = chunk.metadata
-    return trusted(Hit, {
-        "doc_id": chunk.doc_id,
-        "chunk_id": chunk.id,
-        "score": score,
-        "rank": rank,
-        "text": chunk.text,
-        "metadata": {**meta, "chunk_index": chunk.index, "chunk_start": chunk.start,
-                     "chunk_end": chunk.end},
-        "scores_by_source": {str(source): SourceScore.of(score, rank)},
-    })
+    it again (``Hit.of_chunk``): this runs ~100 times per retriever per query."""
+    return Hit.of_chunk(chunk, score, rank, source)

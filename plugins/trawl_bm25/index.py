@@ -44,7 +44,6 @@ from trawl.components import (
     FloatArray,
     Index,
     IndexQuery,
-    make_hit,
 )
 from trawl.errors import IndexCorruptError, InputError
 from trawl.filters import Filter
@@ -629,8 +628,9 @@ class BM25Index(Index):
                 cand = np.flatnonzero(matched)
                 top = self._top(cand, scores[cand], k)
             chunks = self._chunks
-            hits = [(chunks[row], float(scores[row])) for row in top]
-        return [make_hit(c, s, r, self.name) for r, (c, s) in enumerate(hits, start=1)
+            hits = [(chunks[row], s) for row, s in zip(top, scores[top].tolist(), strict=True)]
+        name = self.name
+        return [Hit.of_chunk(c, s, r, name) for r, (c, s) in enumerate(hits, start=1)
                 if c is not None]
 
     def _feedback_query(self, terms: list[str], scores: Any, matched: Any, mask: Any
