@@ -36,6 +36,33 @@ _PARA_GAP = re.compile(r"\n[^\S\n]*\n")
 #: get ``page_start``/``page_end`` (1-based) instead of the list itself.
 PAGE_OFFSETS = "page_offsets"
 
+#: Metadata key a reader may set: the document's sections, ``[{"start": int, "end": int,
+#: "labels": {...}}, ...]`` with character offsets into the text. A section inside another
+#: (a method in a class, a subsection) is its child. Chunks stay inside one section where
+#: they fit and carry its ``labels``; a section without labels is only a place to split
+#: (an inner block of a long function) and belongs to its parent.
+SECTIONS = "sections"
+#: Metadata key a reader may set to ``True``: chunks get ``line_start``/``line_end``
+#: (1-based lines of the text, for source code and other line-oriented files).
+LINE_NUMBERS = "line_numbers"
+#: Metadata key a reader may set: numbered positions, ``{"row": [[offset, number], ...]}``
+#: in text order. A chunk gets ``row_start``/``row_end``: the numbers of the last marks at
+#: or before its first and last characters (spreadsheet rows, notebook cells).
+MARKS = "marks"
+#: Label (chunk metadata) key: text encoders see before the chunk's text (file path and
+#: symbol, document title and heading path). Stored apart, never part of ``chunk.text``.
+CONTEXT = "context"
+#: Label key a reader may set next to ``context``: the header for the chunk that starts
+#: the section, whose text already begins with the section's own heading (so the
+#: heading is not said twice); empty means no header there.
+CONTEXT_HEAD = "context_head"
+#: Keys chunking derives per chunk: the section labels readers use, and page and line
+#: ranges. They describe one chunk, not its document, and cannot be updated by hand.
+DERIVED_KEYS = ("page_start", "page_end", "line_start", "line_end", CONTEXT, "section",
+                "heading_level", "symbol", "kind", "slide", "sheet", "row_start", "row_end",
+                "cell_start", "cell_end", "chapter", "part")
+_READER_ONLY = (PAGE_OFFSETS, SECTIONS, LINE_NUMBERS, MARKS)
+
 
 _WORDISH = re.compile(r"\w")
 _FALLBACK_TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -154,10 +181,16 @@ def _strengths(text: str, starts: IntArray, ends: IntArray) -> npt.NDArray[np.in
 
 
 def _chunk_metadata(meta: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    if not any(k in meta for k in _READER_ONLY):
+        return dict(meta)
+    out = {k: v for k, v in meta.items() if k not in _READER_ONLY}
+    marks = meta.get(MARKS)
+    if isinstance(marks, dict):
+        for name, points in marks.items():
+            _mark_range(out, str(name), points, start, end)
     offsets = meta.get(PAGE_OFFSETS)
     if not offsets:
-        return dict(meta)
-    out = {k: v for k, v in meta.items() if k != PAGE_OFFSETS}
+        return out
     try:
         pages = [int(o) for o in offsets]
     except (TypeError, ValueError):
@@ -165,6 +198,20 @@ def _chunk_metadata(meta: dict[str, Any], start: int, end: int) -> dict[str, Any
     out["page_start"] = max(1, bisect_right(pages, start))
     out["page_end"] = max(out["page_start"], bisect_right(pages, max(start, end - 1)))
     return out
+
+
+def _mark_range(out: dict[str, Any], name: str, points: Any, start: int, end: int) -> None:
+    try:
+        offsets = [int(p[0]) for p in points]
+        numbers = [p[1] for p in points]
+    except (TypeError, ValueError, IndexError, KeyError):
+        return
+    first = bisect_right(offsets, start) - 1
+    last = bisect_right(offsets, max(start, end - 1)) - 1
+    if last < 0:
+        return
+    out[f"{name}_start"] = numbers[max(first, 0)]
+    out[f"{name}_end"] = numbers[last]
 
 
 def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int = 32) -> list[Chunk]:
@@ -179,6 +226,9 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
     if max_tokens < 1:
         raise InputError(f"max_tokens must be >= 1, got {max_tokens}")
     text = doc.text
+    sections = _sections(doc.metadata.get(SECTIONS), len(text))
+    if sections:
+        return _chunk_sections(doc, spans, max_tokens, overlap, sections)
     raw = spans(text)
     if len(raw) <= max_tokens and (not raw or not _WORDISH.search(text, max(raw[-1]))):
         n = 0  # short, and the tokenizer reached the end: one chunk, no arrays needed
@@ -187,21 +237,30 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
         n = len(starts_arr)
     if n <= max_tokens:
         whole = Chunk.whole(doc)
-        if PAGE_OFFSETS in doc.metadata:
+        if any(k in doc.metadata for k in _READER_ONLY):
             whole = whole.model_copy(update={
-                "metadata": _chunk_metadata(doc.metadata, 0, len(text))})
+                "metadata": _with_lines(doc.metadata, _chunk_metadata(doc.metadata, 0,
+                                                                      len(text)),
+                                        text, 0, len(text))})
         return [whole]
-    overlap = max(0, min(overlap, max_tokens // 2))
     strength = _strengths(text, starts_arr, ends_arr)
     starts = starts_arr.tolist()
-    title = doc.metadata.get("title")
-    chunks: list[Chunk] = []
-    i = 0
-    start_char = 0
+    pieces = _windows(starts, strength, 0, n, 0, len(text), max_tokens, overlap)
+    return _make_chunks(doc, [(a, b, {}) for a, b in pieces])
+
+
+def _windows(starts: list[int], strength: npt.NDArray[np.int8], first: int, stop: int,
+             start_char: int, end_char: int, max_tokens: int, overlap: int
+             ) -> list[tuple[int, int]]:
+    """Character spans covering ``[start_char, end_char)`` whose tokens are
+    ``first..stop-1``, each of at most ``max_tokens`` tokens, cut at the best boundary."""
+    overlap = max(0, min(overlap, max_tokens // 2))
+    out: list[tuple[int, int]] = []
+    i = first
     while True:
-        j = min(i + max_tokens, n)
-        if j >= n:
-            cut, natural = n, True
+        j = min(i + max_tokens, stop)
+        if j >= stop:
+            cut, natural = stop, True
         else:
             floor = i + max(1, max_tokens // 2)
             window = strength[floor:j + 1]
@@ -209,16 +268,181 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
             # the latest position with the best strength in the window's second half
             cut = floor + len(window) - 1 - int(np.argmax(window[::-1] == best))
             natural = best >= _SENTENCE
-        end_char = starts[cut] if cut < n else len(text)
-        meta = _chunk_metadata(doc.metadata, start_char, end_char)
-        if title:
-            meta["title"] = title
-        index = len(chunks)
-        chunks.append(Chunk(id=f"{doc.id}#{index}", doc_id=doc.id,
-                            text=text[start_char:end_char], index=index, start=start_char,
-                            end=end_char, metadata=meta))
-        if cut >= n:
-            break
+        cut_char = starts[cut] if cut < stop else end_char
+        out.append((start_char, cut_char))
+        if cut >= stop:
+            return out
         i = cut if natural or not overlap else max(cut - overlap, i + 1)
         start_char = starts[i]
+
+
+def _with_lines(doc_meta: dict[str, Any], meta: dict[str, Any], text: str, start: int,
+                end: int) -> dict[str, Any]:
+    if doc_meta.get(LINE_NUMBERS) is True:
+        meta["line_start"] = text.count("\n", 0, start) + 1
+        meta["line_end"] = meta["line_start"] + text.count("\n", start, max(start, end - 1))
+    return meta
+
+
+def _make_chunks(doc: Document, pieces: Sequence[tuple[int, int, dict[str, Any]]]
+                 ) -> list[Chunk]:
+    text = doc.text
+    title = doc.metadata.get("title")
+    chunks: list[Chunk] = []
+    for index, (a, b, labels) in enumerate(pieces):
+        meta = _chunk_metadata(doc.metadata, a, b)
+        meta.update(labels)
+        if title:
+            meta["title"] = title
+        chunks.append(Chunk(id=f"{doc.id}#{index}", doc_id=doc.id, text=text[a:b],
+                            index=index, start=a, end=b,
+                            metadata=_with_lines(doc.metadata, meta, text, a, b)))
     return chunks
+
+
+# -- sections ----------------------------------------------------------------------------
+class _Node:
+    __slots__ = ("children", "end", "labels", "start")
+
+    def __init__(self, start: int, end: int, labels: dict[str, Any] | None) -> None:
+        self.start, self.end, self.labels = start, end, labels
+        self.children: list[_Node] = []
+
+
+def _sections(raw: Any, length: int) -> list[_Node]:
+    """Valid sections as a forest: in range, non-empty, properly nested (a section that
+    crosses its neighbour's edge is dropped, so a reader's mistake costs only that split)."""
+    if not isinstance(raw, list) or not raw:
+        return []
+    nodes: list[_Node] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        a, b, labels = item.get("start"), item.get("end"), item.get("labels")
+        if not isinstance(a, int) or not isinstance(b, int) or not 0 <= a < b <= length:
+            continue
+        nodes.append(_Node(a, b, dict(labels) if isinstance(labels, dict) and labels
+                           else None))
+    nodes.sort(key=lambda nd: (nd.start, -nd.end))
+    roots: list[_Node] = []
+    stack: list[_Node] = []
+    for node in nodes:
+        while stack and node.start >= stack[-1].end:
+            stack.pop()
+        if stack and node.end > stack[-1].end:
+            continue  # crosses its parent's end
+        (stack[-1].children if stack else roots).append(node)
+        stack.append(node)
+    return roots
+
+
+def _chunk_sections(doc: Document, spans: SpanFn, max_tokens: int, overlap: int,
+                    sections: list[_Node]) -> list[Chunk]:
+    """Chunks along the sections: a labelled section never shares a chunk with another
+    one; a section too long for one chunk splits at its unlabelled children (inner
+    blocks), whose neighbours merge back while they fit, else at the usual boundaries.
+    The ``context`` label's tokens count against the chunk's budget."""
+    text = doc.text
+    starts_arr, ends_arr = _token_arrays(text, spans)
+    strength = _strengths(text, starts_arr, ends_arr)
+    starts = starts_arr.tolist()
+    header_cost: dict[str, int] = {}
+
+    def tokens(a: int, b: int) -> tuple[int, int]:
+        lo, hi = np.searchsorted(starts_arr, [a, b], side="left")
+        return int(lo), int(hi)
+
+    def budget(labels: dict[str, Any]) -> int:
+        header = labels.get(CONTEXT)
+        if not isinstance(header, str) or not header:
+            return max_tokens
+        if header not in header_cost:
+            header_cost[header] = len(spans(header)) + 1
+        return max(max(1, max_tokens // 4), max_tokens - header_cost[header])
+
+    pieces: list[tuple[int, int, dict[str, Any]]] = []
+
+    def leaf(a: int, b: int, labels: dict[str, Any]) -> None:
+        lo, hi = tokens(a, b)
+        limit = budget(labels)
+        if hi - lo <= limit:
+            pieces.append((a, b, labels))
+            return
+        for x, y in _windows(starts, strength, lo, hi, a, b, limit, overlap):
+            pieces.append((x, y, labels))
+
+    def place(node: _Node, labels: dict[str, Any]) -> None:
+        lo, hi = tokens(node.start, node.end)
+        labelled = any(c.labels is not None for c in node.children)
+        if not node.children or (not labelled and hi - lo <= budget(labels)):
+            leaf(node.start, node.end, labels)
+            return
+        pos = node.start
+        for child in node.children:
+            if child.start > pos:
+                leaf(pos, child.start, labels)
+            place(child, labels if child.labels is None else child.labels)
+            pos = child.end
+        if pos < node.end:
+            leaf(pos, node.end, labels)
+
+    root = _Node(0, len(text), None)
+    root.children = sections
+    place(root, {})
+    return _make_chunks(doc, _headed(_merge(pieces, text, tokens, budget), text, sections))
+
+
+def _headed(pieces: list[tuple[int, int, dict[str, Any]]], text: str, sections: list[_Node]
+            ) -> list[tuple[int, int, dict[str, Any]]]:
+    """``context_head`` replaces ``context`` on the piece that opens its section."""
+    opens: set[int] = set()
+    todo = list(sections)
+    while todo:
+        node = todo.pop()
+        todo.extend(node.children)
+        if node.labels is not None and CONTEXT_HEAD in node.labels:
+            opens.add(node.start)
+    out = []
+    for a, b, labels in pieces:
+        if CONTEXT_HEAD in labels:
+            labels = dict(labels)
+            head = labels.pop(CONTEXT_HEAD)
+            first = a + len(text[a:b]) - len(text[a:b].lstrip())
+            if a in opens or first in opens:
+                if head:
+                    labels[CONTEXT] = head
+                else:
+                    labels.pop(CONTEXT, None)
+        out.append((a, b, labels))
+    return out
+
+
+def _merge(pieces: list[tuple[int, int, dict[str, Any]]], text: str,
+           tokens: Callable[[int, int], tuple[int, int]],
+           budget: Callable[[dict[str, Any]], int]) -> list[tuple[int, int, dict[str, Any]]]:
+    """Whitespace-only pieces join the next piece (the last joins the one before);
+    neighbours with the same labels join while they fit one chunk."""
+    out: list[tuple[int, int, dict[str, Any]]] = []
+    carry: int | None = None
+    for a, b, labels in pieces:
+        if not _WORDISH.search(text, a, b) and not text[a:b].strip():
+            if carry is None:
+                carry = a
+            continue
+        if carry is not None:
+            a, carry = carry, None
+        if out:
+            pa, pb, plabels = out[-1]
+            if plabels == labels and pb >= a:
+                lo, hi = tokens(pa, b)
+                if hi - lo <= budget(labels):
+                    out[-1] = (pa, b, labels)
+                    continue
+        out.append((a, b, labels))
+    if carry is not None:
+        if out:
+            pa, _, plabels = out[-1]
+            out[-1] = (pa, len(text), plabels)
+        else:
+            out.append((carry, len(text), {}))
+    return out

@@ -1,4 +1,4 @@
-"""The four component contracts plugins implement, plus the context the host builds them with.
+"""The five component contracts plugins implement, plus the context the host builds them with.
 
 Each contract is a small abstract class: implement the abstract methods, declare a
 pydantic ``Config`` (validated by the host so errors name the plugin and the field),
@@ -20,9 +20,10 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
+from .chunking import CONTEXT
 from .errors import PluginRuntimeError, TrawlError
 from .filters import Filter
-from .models import Chunk, Hit
+from .models import Chunk, Document, Hit
 
 if TYPE_CHECKING:
     from .plugins import ComponentRegistry
@@ -195,8 +196,13 @@ class Encoder(Component):
         return 512
 
     def document_text(self, chunk: Chunk) -> str:
-        """The text this encoder encodes for a chunk: its text by default; a lexical
-        encoder may add metadata fields (a title) the way its lexical index does."""
+        """The text this encoder encodes for a chunk: its ``context`` header (file path and
+        symbol, title and heading path, set by chunking from the reader's sections) on
+        its own line, then its text; a lexical encoder may add metadata fields (a title)
+        the way its lexical index does."""
+        header = chunk.metadata.get(CONTEXT)
+        if isinstance(header, str) and header:
+            return f"{header}\n{chunk.text}"
         return chunk.text
 
     @abstractmethod
@@ -356,6 +362,84 @@ class MultiVectorTransform(Component):
     def state(self) -> dict[str, Any]:
         """What must be stored with an index so queries are encoded the same way (seed, dims)."""
         return self.config.model_dump()
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file handed to a ``Reader``: its bytes, never an open handle.
+
+    ``path`` is the file as valid Unicode text (stored as the documents' ``path`` and named
+    in errors); ``doc_id`` is the stable id of its document (a reader that makes several
+    documents from one file derives theirs from it); ``encodings`` are the user's fallbacks
+    for text that is not UTF-8.
+    """
+
+    path: str
+    data: bytes
+    doc_id: str
+    encodings: tuple[str, ...] = ()
+    mtime: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        dot = self.name.rfind(".")
+        return self.name[dot:].lower() if dot > 0 else ""
+
+
+@dataclass
+class ReadOutput:
+    """What a reader made of one file: documents, each with a progress weight (the bytes it
+    stands for), and records it could not read as ``(where, why)`` next to the ones it could."""
+
+    documents: list[Document] = field(default_factory=list)
+    weights: list[int] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, doc: Document, weight: int) -> None:
+        self.documents.append(doc)
+        self.weights.append(max(1, weight))
+
+
+class Reader(Component):
+    """File bytes → documents: text plus metadata (``trawl.chunking`` names the keys a
+    reader may set for pages, sections, slides, sheets, rows, cells and lines).
+
+    A reader claims files by ``suffixes`` (``".docx"``), exact lower-case ``filenames``
+    (``"corpus.jsonl"``) or ``mime_types``; when several claim a file the most specific
+    claim wins (file name, then suffix, then MIME type), then the higher ``priority``.
+    ``read`` gets bytes, so it can leave no handle open; bad bytes raise
+    ``UnreadableFileError`` with the reason (the host adds the file's path), never a
+    library's own exception. Bump ``version`` when the output changes, so files read
+    by an older version are read again.
+    """
+
+    suffixes: ClassVar[frozenset[str]] = frozenset()
+    filenames: ClassVar[frozenset[str]] = frozenset()
+    mime_types: ClassVar[frozenset[str]] = frozenset()
+    priority: ClassVar[int] = 0
+    version: ClassVar[int] = 1
+
+    @abstractmethod
+    def read(self, source: SourceFile) -> ReadOutput:
+        """Documents from one file's bytes; ``UnreadableFileError`` when none can be made."""
+
+    @classmethod
+    def claim(cls, name: str, mime_type: str | None = None) -> int:
+        """How specifically this reader claims a file: 3 by file name, 2 by suffix,
+        1 by MIME type, 0 not at all."""
+        lower = name.lower()
+        if lower in cls.filenames:
+            return 3
+        dot = lower.rfind(".")
+        if dot > 0 and lower[dot:] in cls.suffixes:
+            return 2
+        if mime_type is not None and mime_type in cls.mime_types:
+            return 1
+        return 0
 
 
 ComponentFactory = Callable[[ComponentConfig, ComponentContext], Component]

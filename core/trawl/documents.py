@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .chunking import DERIVED_KEYS
 from .errors import IndexCorruptError, InputError
 from .models import Chunk
 
-#: Metadata keys chunking derives per chunk; a metadata update leaves them alone.
-DERIVED_KEYS = ("page_start", "page_end")
+__all__ = ["DERIVED_KEYS", "DocumentInfo", "assemble_text", "check_metadata_patch",
+           "document_metadata", "patched"]
 
 
 @dataclass

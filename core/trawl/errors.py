@@ -288,3 +288,20 @@ class UnknownDocumentError(InputError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return self.message
+
+
+class UnreadableFileError(TrawlError):
+    """A reader could not turn a file's bytes into documents (corrupt, binary, encrypted,
+    wrong format). ``path`` names the file and ``reason`` says why; ingestion reports it
+    once per file and goes on with the others."""
+
+    title = "unreadable file"
+
+    def __init__(self, reason: str, *, path: str = "") -> None:
+        self.reason = reason
+        self.path = path
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+    def naming(self, path: str) -> UnreadableFileError:
+        """The same error naming ``path`` (readers may raise it before they know one)."""
+        return self if self.path else UnreadableFileError(self.reason, path=path)

@@ -57,6 +57,12 @@ def register_multivector_transforms(register: Register) -> None:
 
 
 @hookspec
+def register_readers(register: Register) -> None:
+    """Register ``Reader`` subclasses: file formats ``trawl index`` can read, claimed by
+    suffix, file name or MIME type."""
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``trawl`` command-line group."""
 

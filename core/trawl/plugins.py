@@ -38,15 +38,17 @@ from .errors import (
 )
 
 ENTRY_POINT_GROUP = "trawl"
-ComponentKind = Literal["encoder", "index", "reranker", "transform"]
+ComponentKind = Literal["encoder", "index", "reranker", "transform", "reader"]
 KIND_HOOKS: dict[ComponentKind, str] = {
     "encoder": "register_encoders",
     "index": "register_indexes",
     "reranker": "register_rerankers",
     "transform": "register_multivector_transforms",
+    "reader": "register_readers",
 }
-# Core components that are not backends (the exact numpy index) live here.
-CORE_PLUGINS = ("trawl.builtin",)
+# Core components that are not backends (the exact numpy index, the file readers that
+# need at most the `ingest` extra) live here.
+CORE_PLUGINS = ("trawl.builtin", "trawl.ingest.formats")
 # in-process limit for one plugin step (import, a hook); TRAWL_PLUGIN_TIMEOUT overrides
 IN_PROCESS_TIMEOUT_S = 30.0
 

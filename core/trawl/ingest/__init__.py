@@ -1,13 +1,23 @@
 """Ingestion: files and folders → documents → every index of a ``Trawl``.
 
-``index_paths(trawl, paths)`` is what ``trawl index PATH...`` runs. Sources: plain
-text, Markdown, HTML (selectolax), PDF (pypdf, page numbers on chunks), JSONL and BEIR
-``corpus.jsonl``. Bad files are skipped with a reason, never raised.
+``index_paths(trawl, paths)`` is what ``trawl index PATH...`` runs. Each file goes to
+the reader registered for it (``register_readers``; core's are in ``formats.py``: plain
+text, Markdown, HTML, PDF, JSONL, BEIR ``corpus.jsonl``, CSV, notebooks, EPUB, mail).
+Bad files are skipped with a reason, never raised.
 """
 
 from __future__ import annotations
 
-from .readers import READER_VERSION, SkipFile, decode, html_to_text, markdown_title, source_type
+from .readers import (
+    READER_VERSION,
+    ReaderSet,
+    SkipFile,
+    decode,
+    html_to_text,
+    markdown_title,
+    read_with,
+    source_type,
+)
 from .runner import (
     DEFAULT_MAX_BYTES,
     IngestReport,
@@ -21,7 +31,7 @@ from .runner import (
 from .walk import FileEntry
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "READER_VERSION", "FileEntry", "IngestReport", "IngestStatus", "SkipFile",
-    "SkippedFile", "decode", "document_hash", "html_to_text", "index_paths",
-    "load_documents", "markdown_title", "scan", "source_type",
+    "DEFAULT_MAX_BYTES", "READER_VERSION", "FileEntry", "IngestReport", "IngestStatus",
+    "ReaderSet", "SkipFile", "SkippedFile", "decode", "document_hash", "html_to_text",
+    "index_paths", "load_documents", "markdown_title", "read_with", "scan", "source_type",
 ]

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from ..errors import InputError, MissingDependencyError
+from ..errors import InputError, MissingDependencyError, UnreadableFileError
 from ..models import Document, text_hash
-from .readers import READER_VERSION, SkipFile, read_file
+from .readers import ReaderSet, SkipFile, source_file
 from .walk import (
     FileEntry,
     SkipEntry,
@@ -42,6 +42,7 @@ from .walk import (
 
 if TYPE_CHECKING:
     from ..api import Trawl
+    from ..plugins import PluginHost
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 META_PREFIX = "ingest:file:"
@@ -126,6 +127,7 @@ class _FileWork:
     digest: str
     hashes: dict[str, str]
     remaining: int
+    version: str = ""
     failed: bool = False
 
 
@@ -153,8 +155,8 @@ class _Run:
     cancelled: bool = False
 
     # -- per file ----------------------------------------------------------------------
-    def record_is_current(self, rec: Any) -> bool:
-        if not isinstance(rec, dict) or rec.get("v") != READER_VERSION:
+    def record_is_current(self, rec: Any, version: str) -> bool:
+        if not isinstance(rec, dict) or rec.get("v") != version:
             return False
         ids = rec.get("ids")
         if not isinstance(ids, dict) or not ids:
@@ -171,7 +173,7 @@ class _Run:
         self.advance(entry.size, len(ids))
 
     def queue(self, entry: FileEntry, digest: str, docs: list[Document],
-              weights: list[int]) -> None:
+              weights: list[int], version: str) -> None:
         path = entry.display
         keep_docs, keep_weights = [], []
         for doc, w in zip(docs, weights, strict=True):
@@ -191,7 +193,7 @@ class _Run:
             return
         work = _FileWork(entry=entry, digest=digest,
                          hashes={d.id: document_hash(d) for d in keep_docs},
-                         remaining=len(keep_docs))
+                         remaining=len(keep_docs), version=version)
         for doc, w in zip(keep_docs, keep_weights, strict=True):
             self.docs.append(doc)
             self.weights.append(w)
@@ -250,7 +252,7 @@ class _Run:
             self.known.update(work.hashes)
             e = work.entry
             self.trawl.manifest.set_meta(META_PREFIX + e.display, {
-                "v": READER_VERSION, "size": e.size, "mtime_ns": e.mtime_ns,
+                "v": work.version, "size": e.size, "mtime_ns": e.mtime_ns,
                 "sha256": work.digest, "ids": work.hashes})
 
     # -- reporting ---------------------------------------------------------------------
@@ -362,25 +364,39 @@ def scan(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
 
 
 def load_documents(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
-                   encodings: Sequence[str] = (), **scan_options: Any
+                   encodings: Sequence[str] = (), host: PluginHost | None = None,
+                   readers: dict[str, dict[str, Any]] | None = None, **scan_options: Any
                    ) -> Iterator[Document | SkippedFile]:
-    """Documents (and skips) from files and folders, without a ``Trawl``: for custom loops."""
+    """Documents (and skips) from files and folders, without a ``Trawl``: for custom loops.
+
+    Files are read by the readers registered with ``host`` (default: the process-wide
+    host); ``readers`` gives reader options by reader name (``{"notebook": {"outputs":
+    True}}``).
+    """
+    from ..plugins import default_host
+
     max_bytes = int(scan_options.get("max_bytes", DEFAULT_MAX_BYTES))
+    reader_set = ReaderSet((host or default_host()).registry, readers)
     entries, skips, _ = scan(paths, **scan_options)
     for s in skips:
         yield SkippedFile(path=s.path, reason=s.reason)
     for entry in entries:
         try:
-            result = read_file(entry, _read_bytes(entry, max_bytes), encodings=encodings)
-        except SkipFile as exc:
-            yield SkippedFile(path=entry.display, reason=exc.reason)
+            result = reader_set.read(source_file(entry, _read_bytes(entry, max_bytes),
+                                                 encodings))
+        except (UnreadableFileError, MissingDependencyError) as exc:
+            yield SkippedFile(path=entry.display, reason=_skip_reason(exc))
             continue
         except OSError as exc:
             yield SkippedFile(path=entry.display, reason=_os_reason(exc))
             continue
-        for p in result.problems:
-            yield SkippedFile(path=p.path, reason=p.reason)
-        yield from result.docs
+        for where, why in result.problems:
+            yield SkippedFile(path=where, reason=why)
+        yield from result.documents
+
+
+def _skip_reason(exc: UnreadableFileError | MissingDependencyError) -> str:
+    return exc.reason if isinstance(exc, UnreadableFileError) else str(exc)
 
 
 def _within(path: str, root: str) -> bool:
@@ -396,7 +412,8 @@ def index_paths(trawl: Trawl,
                 include_hidden: bool = False, use_ignore_files: bool = True,
                 on_progress: Callable[[int, int], None] | None = None,
                 on_status: Callable[[IngestStatus], None] | None = None,
-                cancel: threading.Event | None = None) -> IngestReport:
+                cancel: threading.Event | None = None,
+                readers: dict[str, dict[str, Any]] | None = None) -> IngestReport:
     """Index files and folders into ``trawl``; returns what happened.
 
     ``include``/``exclude`` are gitignore-style globs relative to each root folder
@@ -413,7 +430,9 @@ def index_paths(trawl: Trawl,
     thread) stops the run after the batch being written: committed documents stay, nothing
     half-written remains (``Trawl.add`` commits whole batches; a file whose documents were
     cut off has no file record, so the next run reads it again), ``prune`` is not done,
-    and ``report.cancelled`` is true.
+    and ``report.cancelled`` is true. Files are read by the readers registered with
+    ``trawl``'s plugin host (``trawl plugins`` lists them); ``readers`` gives reader
+    options by reader name (``{"notebook": {"outputs": True}}``).
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
@@ -439,6 +458,7 @@ def index_paths(trawl: Trawl,
         on_progress(0, total_bytes)
     run.status()
     manifest = trawl.manifest
+    reader_set = ReaderSet(trawl.host.registry, readers)
     try:
         for entry in entries:
             if run.stop_requested():
@@ -446,7 +466,8 @@ def index_paths(trawl: Trawl,
             run.file_done()  # counted as it is taken up: its documents may wait for a batch
             key = META_PREFIX + entry.display
             rec = manifest.get_meta(key)
-            current = run.record_is_current(rec)
+            version = reader_set.version(entry.path.name)
+            current = run.record_is_current(rec, version)
             if current and rec["size"] == entry.size and rec["mtime_ns"] == entry.mtime_ns:
                 run.unchanged_file(entry, rec)
                 continue
@@ -467,25 +488,17 @@ def index_paths(trawl: Trawl,
                 run.unchanged_file(entry, rec)
                 continue
             try:
-                result = read_file(entry, data, encodings=encodings)
-            except SkipFile as exc:
-                run.skip(entry.display, exc.reason)
+                result = reader_set.read(source_file(entry, data, encodings))
+            except (UnreadableFileError, MissingDependencyError) as exc:
+                run.skip(entry.display, _skip_reason(exc))
                 run.advance(entry.size, 0)
                 continue
-            except MissingDependencyError as exc:
-                run.skip(entry.display, str(exc))
-                run.advance(entry.size, 0)
-                continue
-            except Exception as exc:  # a reader bug must not end the run
-                run.skip(entry.display, f"reader failed: {type(exc).__name__}: {exc}")
-                run.advance(entry.size, 0)
-                continue
-            for p in result.problems:
-                run.skip(p.path, p.reason)
-            if result.docs:
+            for where, why in result.problems:
+                run.skip(where, why)
+            if result.documents:
                 scale = entry.size / max(1, sum(result.weights))
-                run.queue(entry, digest, result.docs,
-                          [max(1, int(w * scale)) for w in result.weights])
+                run.queue(entry, digest, result.documents,
+                          [max(1, int(w * scale)) for w in result.weights], version)
             else:
                 run.advance(entry.size, 0)
         if not run.stop_requested():

@@ -25,6 +25,7 @@ from .contracts import (
     EncoderContract,
     IndexContract,
     MultiVectorTransformContract,
+    ReaderContract,
     RerankerContract,
     sample_chunks,
 )
@@ -32,5 +33,5 @@ from .fake_plugins import write_fake_plugin
 
 __all__ = [
     "EncoderContract", "ExactIndex", "IndexContract", "MultiVectorTransformContract",
-    "RerankerContract", "sample_chunks", "write_fake_plugin",
+    "ReaderContract", "RerankerContract", "sample_chunks", "write_fake_plugin",
 ]

@@ -11,17 +11,23 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ..chunking import MARKS, PAGE_OFFSETS, SECTIONS, chunk_document
 from ..components import (
     ComponentContext,
     Encoder,
     Index,
     IndexQuery,
     MultiVectorTransform,
+    Reader,
     Reranker,
+    SourceFile,
+    word_spans,
 )
-from ..errors import InputError, TrawlError
+from ..errors import InputError, TrawlError, UnreadableFileError
 from ..filters import matches, parse_filter
-from ..models import Chunk, Hit, SourceScore
+from ..ingest.readers import read_with
+from ..models import Chunk, Document, Hit, SourceScore
+from ..validation import normalize_metadata
 
 _WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron "
           "pi rho sigma tau upsilon phi chi psi omega").split()
@@ -416,3 +422,111 @@ class MultiVectorTransformContract:
         bad = [np.ones((3, self.token_dim + 1), dtype=np.float32)]
         with pytest.raises(TrawlError):
             transform.encode_document_set(bad)
+
+
+class ReaderContract:
+    """Behaviour every ``Reader`` must show. Provide two fixtures: ``reader`` (an instance)
+    and ``sample_files``: ``[(file name, bytes), ...]`` of good files it claims, made with
+    the format's real library. ``bad_files`` defaults to binary garbage under each
+    sample's name; add truncated or corrupt files of your format to it."""
+
+    @pytest.fixture
+    def reader(self) -> Reader:
+        raise NotImplementedError("subclass ReaderContract and provide a reader fixture")
+
+    @pytest.fixture
+    def sample_files(self) -> list[tuple[str, bytes]]:
+        raise NotImplementedError("subclass ReaderContract and provide sample_files")
+
+    @pytest.fixture
+    def bad_files(self, sample_files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        garbage = bytes(range(256)) * 8 + b"\x00\xff\xfe" * 100
+        return [(f"garbage-{name}", garbage) for name, _ in sample_files[:1]]
+
+    @staticmethod
+    def source(name: str, data: bytes) -> SourceFile:
+        return SourceFile(path=f"/data/folder/{name}", data=data, doc_id=f"folder/{name}")
+
+    def _read_all(self, reader: Reader, files: list[tuple[str, bytes]]) -> list[Document]:
+        docs: list[Document] = []
+        for name, data in files:
+            out = read_with(reader, self.source(name, data))
+            assert out.documents, f"{reader.name}: no documents from {name}"
+            assert len(out.weights) == len(out.documents)
+            docs.extend(out.documents)
+        return docs
+
+    def test_claims_its_samples(self, reader: Reader,
+                                sample_files: list[tuple[str, bytes]]) -> None:
+        for name, _ in sample_files:
+            assert type(reader).claim(name) > 0 or type(reader).priority < 0, (
+                f"{reader.name} does not claim {name}")
+
+    def test_reads_samples_into_documents(self, reader: Reader,
+                                          sample_files: list[tuple[str, bytes]]) -> None:
+        for name, data in sample_files:
+            src = self.source(name, data)
+            out = read_with(reader, src)
+            ids = [d.id for d in out.documents]
+            assert len(ids) == len(set(ids)), f"{reader.name}: repeated ids from {name}"
+            for doc in out.documents:
+                assert doc.text.strip(), f"{reader.name}: empty text from {name}"
+                normalize_metadata(doc.id, doc.metadata)  # JSON values only
+                assert doc.metadata.get("path") == src.path
+            again = read_with(reader, src)
+            assert [(d.id, d.text, d.metadata) for d in again.documents] == [
+                (d.id, d.text, d.metadata) for d in out.documents], "reading is not repeatable"
+
+    def test_offsets_point_into_the_text(self, reader: Reader,
+                                         sample_files: list[tuple[str, bytes]]) -> None:
+        for doc in self._read_all(reader, sample_files):
+            n = len(doc.text)
+            meta = doc.metadata
+            pages = meta.get(PAGE_OFFSETS, [])
+            assert all(isinstance(p, int) and 0 <= p <= n for p in pages)
+            assert pages == sorted(pages)
+            for sec in meta.get(SECTIONS, []):
+                assert isinstance(sec["start"], int) and isinstance(sec["end"], int)
+                assert 0 <= sec["start"] < sec["end"] <= n, f"section {sec} outside the text"
+            for name, points in (meta.get(MARKS) or {}).items():
+                offsets = [p[0] for p in points]
+                assert offsets == sorted(offsets), f"marks {name!r} out of order"
+                assert all(0 <= o < max(n, 1) for o in offsets), f"mark {name!r} outside"
+            chunks = chunk_document(doc, word_spans, 24, 4)
+            assert chunks[0].start == 0 and chunks[-1].end == n
+            for prev, chunk in itertools.pairwise(chunks):
+                assert chunk.start <= prev.end
+            for chunk in chunks:
+                assert chunk.text == doc.text[chunk.start:chunk.end]
+                assert not any(k in chunk.metadata for k in (SECTIONS, MARKS, PAGE_OFFSETS))
+
+    def test_bad_bytes_raise_a_typed_error_naming_the_file(
+            self, reader: Reader, bad_files: list[tuple[str, bytes]]) -> None:
+        for name, data in bad_files:
+            src = self.source(name, data)
+            with pytest.raises(UnreadableFileError) as raw:
+                reader.read(src)  # the reader's own error, not a library's
+            assert raw.value.reason
+            with pytest.raises(UnreadableFileError) as named:
+                read_with(reader, src)
+            assert src.path in str(named.value)
+
+    def test_leaves_no_open_handle(self, reader: Reader, sample_files: list[tuple[str, bytes]],
+                                   bad_files: list[tuple[str, bytes]]) -> None:
+        import gc
+        import warnings
+
+        fd_dir = "/proc/self/fd"
+        if not os.path.isdir(fd_dir):
+            pytest.skip("needs /proc to count open files")
+        gc.collect()
+        before = len(os.listdir(fd_dir))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            for name, data in [*sample_files, *bad_files]:
+                try:
+                    read_with(reader, self.source(name, data))
+                except UnreadableFileError:
+                    pass
+            gc.collect()
+        assert len(os.listdir(fd_dir)) <= before, f"{reader.name} left files open"
