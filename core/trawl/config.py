@@ -140,10 +140,55 @@ PRESETS: dict[str, dict[str, Any]] = {
                        {**_DENSE, "store": "qdrant"}],
         "fusion": _HYBRID_FUSION,
     },
+    # A trained ColBERT checkpoint (PyLate or Stanford layout; `colbert:MODEL` or
+    # TRAWL_COLBERT_MODEL): MUVERA candidates from its token vectors, exact MaxSim. Without a
+    # model named, MiniLM's token vectors (offline), i.e. the multivector preset.
+    "colbert": {"name": "colbert", "retrievers": [{**_MULTI, "name": "colbert"}]},
+    # Learned sparse (SPLADE, or an inference-free document model; `splade-hybrid:MODEL` or
+    # TRAWL_SPLADE_MODEL) + dense MiniLM in one Qdrant collection, fused like hybrid. The
+    # sparse weights are final: the collection keeps no IDF for them.
+    "splade-hybrid": {
+        "name": "splade-hybrid",
+        "retrievers": [{"name": "splade", "index": "qdrant", "encoder": "onnx-sparse",
+                        "store": "qdrant"},
+                       {**_DENSE, "store": "qdrant"}],
+        "fusion": _HYBRID_FUSION,
+    },
     # Core only: exact numpy index over the default dense encoder; no Qdrant needed.
     "dense-exact": {"name": "dense-exact",
                     "retrievers": [{"name": "dense", "index": "exact", "encoder": "onnx-dense"}]},
 }
+
+
+#: presets that take a model (``PRESET:MODEL`` or the setting) → the retriever it feeds
+MODEL_PRESETS: dict[str, str] = {"colbert": "colbert", "splade-hybrid": "splade"}
+_MODEL_HELP = {
+    "colbert": "e.g. colbert:answerdotai/answerai-colbert-small-v1 or TRAWL_COLBERT_MODEL",
+    "splade-hybrid": ("e.g. splade-hybrid:naver/splade-v3 or TRAWL_SPLADE_MODEL; no SPLADE "
+                      "model ships offline"),
+}
+
+
+def preset_pipeline(name: str, model: str | None = None) -> dict[str, Any]:
+    """A preset as a dict; ``model`` (or its ``TRAWL_*_MODEL`` setting) fills the model of a
+    preset in ``MODEL_PRESETS``."""
+    data: dict[str, Any] = json.loads(json.dumps(PRESETS[name]))
+    if name not in MODEL_PRESETS:
+        if model is not None:
+            raise ConfigError(f"preset {name!r} takes no model (presets that do: "
+                              f"{', '.join(MODEL_PRESETS)})")
+        return data
+    settings = TrawlSettings()
+    model = model or (settings.colbert_model if name == "colbert" else settings.splade_model)
+    if not model and name == "splade-hybrid":
+        raise ConfigError(f"preset {name!r} needs a learned sparse model: "
+                          f"{_MODEL_HELP[name]}")
+    if model:
+        for retriever in data["retrievers"]:
+            if retriever["name"] == MODEL_PRESETS[name]:
+                retriever["encoder_config"] = {**retriever.get("encoder_config", {}),
+                                               "model": model}
+    return data
 
 
 def _validate_pipeline(data: dict[str, Any], origin: str) -> PipelineConfig:
@@ -165,7 +210,13 @@ def load_pipeline(spec: str | Path | dict[str, Any] | PipelineConfig) -> Pipelin
         return _validate_pipeline(spec, "(dict)")
     text = str(spec)
     if text in PRESETS:
-        return _validate_pipeline(json.loads(json.dumps(PRESETS[text])), f"preset {text!r}")
+        return _validate_pipeline(preset_pipeline(text), f"preset {text!r}")
+    preset, colon, model = text.partition(":")
+    if colon and preset in MODEL_PRESETS:
+        if not model.strip():
+            raise ConfigError(f"pipeline {text!r}: name the model after the colon "
+                              f"({_MODEL_HELP[preset]})")
+        return _validate_pipeline(preset_pipeline(preset, model.strip()), f"preset {text!r}")
     path = Path(text)
     try:
         is_file = path.is_file()
@@ -195,6 +246,9 @@ class TrawlSettings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("trawl")))
     default_index: str = "default"
     default_pipeline: str = "hybrid"
+    #: the model of the ``colbert`` / ``splade-hybrid`` presets when the pipeline names none
+    colbert_model: str | None = None
+    splade_model: str | None = None
     progress: bool = True
 
     def index_path(self, name_or_path: str | Path | None = None) -> Path:

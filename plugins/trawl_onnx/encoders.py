@@ -219,6 +219,14 @@ class OnnxTokenEncoder(_OnnxEncoderBase):
                  context: ComponentContext | None = None) -> None:
         super().__init__(config, context)
         self._projection: FloatArray | None = None
+        from .colbert import ColbertEncoding, load_colbert
+
+        found = load_colbert(self.folder)
+        #: PyLate's markers, expansion, skiplist and projection for a ColBERT checkpoint
+        self.colbert = ColbertEncoding(self.model, *found) if found is not None else None
+        if self.colbert is not None and self.config.projection is not None:
+            raise ConfigError(f"encoder {self.name!r}: field 'projection': {self.folder} is a "
+                              "ColBERT checkpoint with its own projection; leave it unset")
         if self.config.projection is not None:
             path = self.config.projection
             try:
@@ -235,6 +243,8 @@ class OnnxTokenEncoder(_OnnxEncoderBase):
             raise ConfigError(f"encoder {self.name!r}: field 'query_max_length' {qmax} exceeds "
                               f"the model's {self.model.max_length}")
         self._query_model_length = qmax
+        if self.colbert is not None and qmax is not None:
+            self.colbert.spec.query_length = qmax  # the user's query window wins
         with _shared_lock:
             _token_encoders.add(self)
 
@@ -245,8 +255,22 @@ class OnnxTokenEncoder(_OnnxEncoderBase):
 
     @property
     def dim(self) -> int:
+        if self.colbert is not None:
+            return self.colbert.dim
         return int(self._projection.shape[1]) if self._projection is not None \
             else self.manifest.dim
+
+    @property
+    def max_length(self) -> int:
+        if self.colbert is not None:  # chunks fit the checkpoint's document length
+            return min(self.model.max_length, self.colbert.spec.document_length)
+        return self.model.max_length
+
+    @property
+    def state_key(self) -> _StateKey:
+        key = super().state_key
+        # ColBERT inputs carry markers: no dense encoder's token states are the same
+        return (key[0] + "#colbert", key[1]) if self.colbert is not None else key
 
     def _vectors(self, e: Encoding, states: FloatArray, skip: bool) -> FloatArray:
         """One text's token vectors from its token states (rows in ``e``'s token order)."""
@@ -264,6 +288,12 @@ class OnnxTokenEncoder(_OnnxEncoderBase):
         if not items:
             return []
         items = [prefix + t for t in items] if prefix else items
+        if self.colbert is not None:
+            with progress(len(items), show_progress and len(items) >= PROGRESS_MIN_TEXTS,
+                          f"encoding tokens ({self.name})") as bar:
+                return self.colbert.encode(items, query=query,
+                                           batch_size=self.config.batch_size,
+                                           advance=bar.advance)
         skip = self.config.skip_punctuation and not query
         shared = None if query else _take_states(self.state_key, items)
         if shared is not None:  # the dense encoder of this export just ran these texts

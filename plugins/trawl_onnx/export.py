@@ -30,6 +30,7 @@ from typing import Any, Literal, get_args
 
 from trawl.errors import MissingDependencyError, ModelSourceError
 
+from .heads import write_head_files
 from .manifest import MANIFEST, Kind, Manifest, hash_files, load_manifest, read_hf_info
 from .sources import PACKAGED_MODELS, model_slug, resolve_model_folder
 
@@ -349,6 +350,7 @@ def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
         for name in TOKENIZER_FILES:
             if (folder / name).is_file():
                 shutil.copyfile(folder / name, stage / name)
+        write_head_files(folder, stage, kind)
         files = [p.name for p in sorted(stage.iterdir()) if p.is_file()]
         manifest = Manifest(
             source=source_name or str(model), kind=kind, quantize=quantize,

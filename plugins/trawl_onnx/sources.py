@@ -57,6 +57,7 @@ def _hub_download(repo_id: str) -> Path:
         path = snapshot_download(
             repo_id,
             allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "1_Pooling/*",
+                            "artifact.metadata",  # Stanford-NLP ColBERT settings
                             "onnx/model.onnx"],
         )
     except Exception as exc:  # network errors, missing repo, offline mode, gated repo
