@@ -19,7 +19,7 @@ from pydantic import Field
 from tokenizers import Encoding
 
 from trawl.components import ComponentConfig, ComponentContext, Encoder, FloatArray
-from trawl.errors import ConfigError
+from trawl.errors import ConfigError, ModelSourceError
 from trawl.vectors import l2_normalize
 
 from .export import ensure_exported
@@ -45,16 +45,28 @@ class OnnxEncoderConfig(ComponentConfig):
     batch_size: int = Field(16, ge=1, le=4096, description="texts per onnxruntime call")
     max_length: int | None = Field(
         None, ge=4, description="token window; default: the model's (256 for MiniLM)")
-    query_prefix: str = Field("", description="prepended to queries (instruction models)")
-    document_prefix: str = Field("", description="prepended to documents")
+    query_prefix: str | None = Field(None, description=(
+        "prepended to queries; default: the model's sentence-transformers query prompt "
+        "(`prompts` in config_sentence_transformers.json), '' for none"))
+    document_prefix: str | None = Field(None, description=(
+        "prepended to documents; default: the model's document prompt, '' for none"))
+    query_prompt_name: str | None = Field(None, description=(
+        "which of the model's prompts queries take (default: 'query', else the model's "
+        "default prompt)"))
+    document_prompt_name: str | None = Field(None, description=(
+        "which of the model's prompts documents take (default: 'document', 'passage' or "
+        "'corpus', else the model's default prompt)"))
 
 
 class OnnxDenseConfig(OnnxEncoderConfig):
     dim: int | None = Field(None, ge=1, description=(
-        "Matryoshka truncation: keep the first `dim` components, then re-normalise"))
-    normalize: bool = Field(True, description="L2-normalise the output vectors")
-    pooling: Literal["mean", "cls", "max"] | None = Field(
-        None, description="token pooling; default: the model's pooling config")
+        "Matryoshka truncation: keep the first `dim` components, then re-normalise "
+        "(default: the model's sentence-transformers `truncate_dim`, else all)"))
+    normalize: bool | None = Field(None, description=(
+        "L2-normalise the output vectors (default: as the model does: a Normalize module "
+        "in modules.json, or any folder without modules.json)"))
+    pooling: Literal["mean", "cls", "max", "lasttoken"] | None = Field(
+        None, description="token pooling; default: the model's 1_Pooling config")
 
 
 class OnnxTokenConfig(OnnxEncoderConfig):
@@ -107,6 +119,15 @@ class _OnnxEncoderBase(Encoder):
         if self.manifest.kind == "cross-encoder":
             raise ConfigError(f"encoder {self.name!r}: {self.folder} holds a cross-encoder; "
                               "use it with the 'cross-encoder' reranker")
+        try:  # an explicit prefix wins, else the model's sentence-transformers prompts
+            self.query_prefix = cfg.query_prefix if cfg.query_prefix is not None else \
+                self.manifest.prompt("query", cfg.query_prompt_name)
+            self.document_prefix = cfg.document_prefix if cfg.document_prefix is not None \
+                else self.manifest.prompt("document", cfg.document_prompt_name)
+        except ModelSourceError as exc:
+            field = "query_prompt_name" if cfg.query_prompt_name and \
+                cfg.query_prompt_name not in self.manifest.prompts else "document_prompt_name"
+            raise ConfigError(f"encoder {self.name!r}: field {field!r}: {exc}") from exc
 
     @property
     def max_length(self) -> int:
@@ -145,16 +166,36 @@ class OnnxDenseEncoder(_OnnxEncoderBase):
         if self.config.dim is not None and self.config.dim > full:
             raise ConfigError(f"encoder {self.name!r}: field 'dim' {self.config.dim} exceeds the "
                               f"model's {full} dimensions")
-        self._dim = self.config.dim or full
+        self._dim = min(self.config.dim or self.manifest.truncate_dim or full, full)
         self.pooling = self.config.pooling or self.manifest.pooling
+        self.normalize = self.manifest.normalize if self.config.normalize is None \
+            else self.config.normalize
+        # sentence-transformers' include_prompt=false: prompt tokens stay out of the pooling
+        self._prompt_tokens = {prefix: 0 if self.manifest.include_prompt or not prefix
+                               else self._prompt_length(prefix)
+                               for prefix in (self.query_prefix, self.document_prefix)}
+
+    def _prompt_length(self, prompt: str) -> int:
+        """Tokens of ``prompt`` as it starts a text: its encoding without a trailing special
+        token (sentence-transformers' count)."""
+        enc = self.model.spans_tokenizer.encode(prompt)
+        return len(enc.ids) - (1 if enc.special_tokens_mask and enc.special_tokens_mask[-1]
+                               else 0)
 
     @property
     def dim(self) -> int:
         return self._dim
 
-    def _pool(self, states: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> FloatArray:
+    def _pool(self, states: npt.NDArray[np.float32], mask: npt.NDArray[np.int64],
+              skip: int = 0) -> FloatArray:
         if self.pooling == "cls":
             return states[:, 0]
+        if self.pooling == "lasttoken":  # rows are right-padded
+            last = np.maximum(mask.sum(axis=1) - 1, 0)
+            return np.ascontiguousarray(states[np.arange(len(states)), last])
+        if skip:
+            mask = mask.copy()
+            mask[:, :skip] = 0
         m = mask[..., None].astype(np.float32)
         if self.pooling == "max":
             return np.asarray(np.where(m > 0, states, -1e9).max(axis=1), dtype=np.float32)
@@ -184,9 +225,9 @@ class OnnxDenseEncoder(_OnnxEncoderBase):
                 if kept is not None:
                     for row, i in enumerate(idx):
                         kept[i] = states[row, :len(encodings[i].ids)].copy()
-                pooled = self._pool(states, feeds["attention_mask"])
+                pooled = self._pool(states, feeds["attention_mask"], self._prompt_tokens[prefix])
                 pooled = pooled[:, : self._dim]
-                out[idx] = l2_normalize(pooled) if self.config.normalize else pooled
+                out[idx] = l2_normalize(pooled) if self.normalize else pooled
                 bar.advance(len(idx))
         if kept is not None:
             with _shared_lock:
@@ -194,10 +235,10 @@ class OnnxDenseEncoder(_OnnxEncoderBase):
         return out
 
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> FloatArray:
-        return self._encode(texts, self.config.document_prefix, show_progress, documents=True)
+        return self._encode(texts, self.document_prefix, show_progress, documents=True)
 
     def encode_queries(self, texts: Sequence[str]) -> FloatArray:
-        return self._encode(texts, self.config.query_prefix, False)
+        return self._encode(texts, self.query_prefix, False)
 
 
 _PUNCT = frozenset(string.punctuation) | frozenset("“”‘’–—…«»·")
@@ -311,8 +352,8 @@ class OnnxTokenEncoder(_OnnxEncoderBase):
 
     def encode_documents(self, texts: Sequence[str], *,
                          show_progress: bool = False) -> list[FloatArray]:
-        return self._encode(texts, self.config.document_prefix, query=False,
+        return self._encode(texts, self.document_prefix, query=False,
                             show_progress=show_progress)
 
     def encode_queries(self, texts: Sequence[str]) -> list[FloatArray]:
-        return self._encode(texts, self.config.query_prefix, query=True)
+        return self._encode(texts, self.query_prefix, query=True)

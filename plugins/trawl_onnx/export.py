@@ -352,13 +352,10 @@ def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 shutil.copyfile(folder / name, stage / name)
         write_head_files(folder, stage, kind)
         files = [p.name for p in sorted(stage.iterdir()) if p.is_file()]
-        manifest = Manifest(
-            source=source_name or str(model), kind=kind, quantize=quantize,
-            pooling=info.pooling, normalize=info.normalize, max_length=info.max_length,
-            dim=int(info.num_labels or 1) if kind == "cross-encoder" else info.hidden_size,
+        manifest = Manifest.from_info(
+            info, source=source_name or str(model), kind=kind, quantize=quantize,
             inputs=inputs, output=output, files=hash_files(stage, files), optimized=optimized,
-            exporter=label,
-        )
+            exporter=label)
         manifest.write(stage)
         if out_dir.exists():
             out_dir.rmdir()

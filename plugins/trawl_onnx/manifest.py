@@ -18,7 +18,16 @@ from trawl.errors import ModelSourceError
 
 MANIFEST = "trawl_manifest.json"
 MANIFEST_VERSION = 1
-Pooling = Literal["mean", "cls", "max"]
+Pooling = Literal["mean", "cls", "max", "lasttoken"]
+POOLING_MODES: tuple[str, ...] = ("mean", "cls", "max", "lasttoken")
+# sentence-transformers' older 1_Pooling/config.json: one boolean per mode
+_LEGACY_POOLING = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
+                   "pooling_mode_mean_tokens": "mean",
+                   "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+                   "pooling_mode_weightedmean_tokens": "weightedmean",
+                   "pooling_mode_lasttoken": "lasttoken"}
+# encode_document takes the first of these prompts the model has (sentence-transformers' order)
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 Kind = Literal["dense", "multivector", "cross-encoder"]
 
 
@@ -52,6 +61,56 @@ class ModelInfo:
     model_type: str = "bert"
     num_heads: int | None = None
     max_position_embeddings: int | None = None
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    truncate_dim: int | None = None
+    include_prompt: bool = True
+
+
+def read_pooling(path: Path) -> tuple[Pooling, bool]:
+    """``(mode, include_prompt)`` from a ``1_Pooling/config.json`` in either form: the one
+    sentence-transformers writes now (``"pooling_mode": "mean"``) or the older booleans
+    (``"pooling_mode_mean_tokens": true``). Combined or unsupported modes are refused: the
+    vectors would silently differ from the model's."""
+    p = read_json(path)
+    mode = p.get("pooling_mode")
+    if mode is None:
+        modes = [name for key, name in _LEGACY_POOLING.items() if p.get(key)]
+        mode = modes if len(modes) != 1 else modes[0]
+        if not modes:
+            mode = "mean"
+    if isinstance(mode, list) and len(mode) == 1:
+        mode = mode[0]
+    if not isinstance(mode, str) or mode not in POOLING_MODES:
+        raise ModelSourceError(
+            f"{path}: pooling mode {mode!r} is not supported by trawl's ONNX encoders "
+            f"(one of {', '.join(POOLING_MODES)})")
+    return mode, bool(p.get("include_prompt", True))  # type: ignore[return-value]
+
+
+def read_sentence_transformers_config(folder: Path) -> tuple[dict[str, str], str | None,
+                                                             int | None]:
+    """``(prompts, default_prompt_name, truncate_dim)`` from
+    ``config_sentence_transformers.json`` (all empty when the file is absent)."""
+    path = folder / "config_sentence_transformers.json"
+    if not path.is_file():
+        return {}, None, None
+    raw = read_json(path)
+    prompts_raw = raw.get("prompts") or {}
+    if not isinstance(prompts_raw, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str))
+            for k, v in prompts_raw.items()):
+        raise ModelSourceError(f"{path}: field 'prompts' is not an object of strings")
+    prompts = {k: v or "" for k, v in prompts_raw.items()}
+    default = raw.get("default_prompt_name")
+    if default is not None and default not in prompts:
+        raise ModelSourceError(f"{path}: default_prompt_name {default!r} is not one of the "
+                               f"prompts {sorted(prompts)}")
+    truncate = raw.get("truncate_dim")
+    if truncate is not None and (not isinstance(truncate, int) or truncate < 1):
+        raise ModelSourceError(f"{path}: field 'truncate_dim' {truncate!r} is not a positive "
+                               "integer")
+    return prompts, default, truncate
 
 
 def read_hf_info(folder: Path) -> ModelInfo:
@@ -86,6 +145,7 @@ def read_hf_info(folder: Path) -> ModelInfo:
     if max_pos:
         max_length = min(int(max_length), int(max_pos))
     pooling: Pooling = "mean"
+    include_prompt = True
     normalize = False
     modules_path = folder / "modules.json"
     if modules_path.is_file():
@@ -98,17 +158,12 @@ def read_hf_info(folder: Path) -> ModelInfo:
             if kind.endswith("Pooling"):
                 pconf = folder / module.get("path", "1_Pooling") / "config.json"
                 if pconf.is_file():
-                    p = read_json(pconf)
-                    if p.get("pooling_mode_cls_token"):
-                        pooling = "cls"
-                    elif p.get("pooling_mode_max_tokens"):
-                        pooling = "max"
-                    else:
-                        pooling = "mean"
+                    pooling, include_prompt = read_pooling(pconf)
             elif kind.endswith("Normalize"):
                 normalize = True
     else:
         normalize = True  # a plain encoder used for retrieval: cosine is the norm
+    prompts, default_prompt, truncate_dim = read_sentence_transformers_config(folder)
     labels = config.get("id2label")
     num_labels = len(labels) if isinstance(labels, dict) else config.get("num_labels")
     if num_labels is None and any(str(a).endswith("ForSequenceClassification")
@@ -120,6 +175,8 @@ def read_hf_info(folder: Path) -> ModelInfo:
         model_type=str(config.get("model_type", "bert")),
         num_heads=config.get("num_attention_heads") or config.get("n_heads"),
         max_position_embeddings=int(max_pos) if max_pos else None,
+        prompts=prompts, default_prompt_name=default_prompt, truncate_dim=truncate_dim,
+        include_prompt=include_prompt,
     )
 
 
@@ -140,6 +197,44 @@ class Manifest:
     optimized: bool = False
     version: int = MANIFEST_VERSION
     exporter: str = ""
+    # sentence-transformers metadata (absent from manifests written before it was kept)
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    truncate_dim: int | None = None
+    include_prompt: bool = True
+
+    @classmethod
+    def from_info(cls, info: ModelInfo, *, source: str, kind: Kind,
+                  quantize: Literal["fp32", "int8"], inputs: list[str], output: str,
+                  files: dict[str, str], optimized: bool, exporter: str) -> Manifest:
+        """The manifest of an ONNX model of the folder ``info`` was read from."""
+        return cls(source=source, kind=kind, quantize=quantize, pooling=info.pooling,
+                   normalize=info.normalize, max_length=info.max_length,
+                   dim=int(info.num_labels or 1) if kind == "cross-encoder" else info.hidden_size,
+                   inputs=inputs, output=output, files=files, optimized=optimized,
+                   exporter=exporter, prompts=info.prompts,
+                   default_prompt_name=info.default_prompt_name,
+                   truncate_dim=info.truncate_dim, include_prompt=info.include_prompt)
+
+    def prompt(self, role: Literal["query", "document"], name: str | None = None) -> str:
+        """The prompt put before a text, as sentence-transformers' ``encode_query`` /
+        ``encode_document`` choose it: the named one, else ``query`` for queries and for
+        documents the first non-empty of ``document``, ``passage``, ``corpus``, else none.
+
+        The default prompt is not used for either role (``encode_query`` and
+        ``encode_document`` do not fall back to it); name it to use it. Where ``document``
+        is empty or missing and ``passage`` is set (models saved by older
+        sentence-transformers), documents take ``passage``: today's ``encode_document``
+        would give them no prompt."""
+        if name is not None:
+            if name not in self.prompts:
+                raise ModelSourceError(f"prompt {name!r} is not one of the model's prompts "
+                                       f"{sorted(self.prompts) or '(none)'} ({self.source})")
+            return self.prompts[name]
+        for candidate in ("query",) if role == "query" else DOCUMENT_PROMPT_NAMES:
+            if self.prompts.get(candidate):
+                return self.prompts[candidate]
+        return ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
