@@ -24,6 +24,16 @@ English stopwords, Snowball English stemmer), k1=1.5, b=0.75; rank-bm25 is BM25O
 * incremental add: upsert 64 new chunks into the built index, then the next query
   (which rebuilds the weights lazily), in memory and with persistence (delta file + fsync).
 
+``--build`` (build and memory against bm25s): each side runs in its own fresh process on the
+same documents, so peak RSS is its own: trawl's ``bm25`` pipeline (``Trawl.add`` in batches
+of 10,000 into a folder: tokenise, term frequencies, durable writes, then the first query
+that builds the weights) against bm25s (``bm25s.tokenize`` with the same Snowball stemmer
+and English stopwords, then ``index``; ``save`` timed separately). Peak RSS growth is
+``VmHWM`` after the build minus ``VmRSS`` before it (the peak is reset with
+``/proc/self/clear_refs`` once the documents are in memory); then each side answers the
+queries at top 100 one at a time (p50), and trawl's folder is reopened in a third process:
+time to the first answer and its RSS.
+
 Writes the markdown table to benchmarks/out/bm25.md. Speed claims are ratios measured
 side by side in this run; the machine is shared, so absolute numbers move between runs.
 """
@@ -266,8 +276,158 @@ def table(rows: list[dict[str, Any]], cmd: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    try:  # Linux >= 4.0: "5" resets VmHWM to the current RSS
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _measured(build: Any) -> dict[str, float]:
+    """Wall and CPU time of ``build()`` and its peak RSS growth over the RSS before it."""
+    import gc
+
+    gc.collect()
+    r0 = _status_mb("VmRSS")
+    _reset_peak()
+    t0, c0 = time.perf_counter(), time.process_time()
+    build()
+    return {"build_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+            "peak_mb": _status_mb("VmHWM") - r0, "r0": r0}
+
+
+def build_worker(side: str, n: int, folder: Path, n_queries: int) -> dict[str, Any]:
+    """One side of ``--build`` in this (fresh) process; returns its measurements."""
+    import gc
+
+    pool = sentence_pool()
+    texts = synth_corpus(n, pool)
+    qs = queries()
+    qs = [qs[i] for i in np.random.default_rng(0).permutation(len(qs))[:n_queries]]
+    del pool
+    row: dict[str, Any] = {"side": side, "n": n}
+    if side == "trawl-reopen":
+        from trawl import Trawl, load_pipeline
+
+        del texts
+        gc.collect()
+        r0 = _status_mb("VmRSS")
+        _reset_peak()
+        t0 = time.perf_counter()
+        with Trawl(folder, load_pipeline("bm25"), show_progress=False) as t:
+            t.search(qs[0], 100)
+            row["first_query_s"] = time.perf_counter() - t0
+            row["rss_mb"] = _status_mb("VmRSS") - r0
+            row["peak_mb"] = _status_mb("VmHWM") - r0
+        return row
+    if side == "trawl":
+        from trawl import Document, Trawl, load_pipeline
+
+        docs = [Document(id=f"d{i:07d}", text=t) for i, t in enumerate(texts)]
+        del texts
+        with Trawl(folder, load_pipeline("bm25"), show_progress=False) as t:
+            def build_trawl() -> None:
+                t.add(docs, batch_size=10_000)
+                t.search(qs[0], 100)  # the first query builds the weights
+
+            row.update(_measured(build_trawl))
+            del docs
+            gc.collect()
+            row["rss_mb"] = _status_mb("VmRSS") - row.pop("r0")
+
+            def search(q: str) -> Any:
+                return t.search(q, 100)
+
+            row["p50_ms"] = _p50(search, qs)
+        return row
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    retriever = bm25s.BM25(k1=1.5, b=0.75, method="robertson")
+
+    def build_bm25s() -> None:
+        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
+        retriever.index(tokens, show_progress=False)
+
+    row.update(_measured(build_bm25s))
+    texts.clear()
+    gc.collect()
+    row["rss_mb"] = _status_mb("VmRSS") - row.pop("r0")
+    _, row["save_s"] = timed(lambda: retriever.save(str(folder)))
+
+    def search_bm25s(q: str) -> Any:
+        qt = bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False)
+        return retriever.retrieve(qt, k=100, show_progress=False, n_threads=1)
+
+    row["p50_ms"] = _p50(search_bm25s, qs)
+    return row
+
+
+def _p50(search: Any, qs: list[str]) -> float:
+    for q in qs[:20]:
+        search(q)
+    lat = []
+    for q in qs:
+        _, dt = timed(lambda q=q: search(q))
+        lat.append(dt * 1000)
+    return pct(lat, 50)
+
+
+def build_side_by_side(sizes: list[int], n_queries: int) -> str:
+    """``--build``: trawl and bm25s each in a fresh process per size; a markdown table."""
+    import subprocess
+
+    lines = ["## Build and memory against bm25s (fresh process per side)\n",
+             "| docs | side | build (s) | CPU (s) | peak RSS growth (MB) | RSS after (MB) "
+             "| p50 top-100 (ms) | bm25s save (s) | reopen to first answer (s) "
+             "| reopened RSS (MB) | load |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n in sizes:
+        tmp = Path(tempfile.mkdtemp(prefix="trawl-bm25-build-"))
+        try:
+            rows = {}
+            for side in ("bm25s", "trawl", "trawl-reopen"):
+                folder = tmp / ("bm25s" if side == "bm25s" else "trawl")
+                out = subprocess.run(
+                    [sys.executable, __file__, "--build-worker", side, "--sizes", str(n),
+                     "--queries", str(n_queries), "--folder", str(folder)],
+                    check=True, capture_output=True, text=True)
+                rows[side] = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"{n:,} {side}: {rows[side]}", file=sys.stderr, flush=True)
+            load = os.getloadavg()[0]
+            reopen = rows["trawl-reopen"]
+            for side in ("bm25s", "trawl"):
+                r = rows[side]
+                lines.append(
+                    f"| {n:,} | {side} | {r['build_s']:.1f} | {r['cpu_s']:.1f} | "
+                    f"{r['peak_mb']:.0f} | {r['rss_mb']:.0f} | {r['p50_ms']:.2f} | "
+                    f"{fmt(r.get('save_s', float('nan')), 1)} | "
+                    + (f"{reopen['first_query_s']:.2f} | {reopen['rss_mb']:.0f}"
+                       if side == "trawl" else "– | –") + f" | {load:.1f} |")
+            b, t = rows["bm25s"], rows["trawl"]
+            lines.append(f"| {n:,} | trawl / bm25s | {t['build_s'] / b['build_s']:.2f}× | "
+                         f"{t['cpu_s'] / b['cpu_s']:.2f}× | {t['peak_mb'] / b['peak_mb']:.2f}× "
+                         f"| | {t['p50_ms'] / b['p50_ms']:.2f}× | | | | |")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", action="store_true", help=(
+        "build time and peak RSS against bm25s, each side in a fresh process"))
+    ap.add_argument("--build-worker", choices=("trawl", "bm25s", "trawl-reopen"),
+                    help=argparse.SUPPRESS)
+    ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="10k docs, 100 queries, 10 reference")
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--queries", type=int, default=300, help="queries timed for trawl/bm25s")
@@ -275,6 +435,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-ref", action="store_true", help="skip rank-bm25")
     args = ap.parse_args(argv)
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    if args.build_worker:
+        print(json.dumps(build_worker(args.build_worker, sizes[0], args.folder, args.queries)))
+        return
+    if args.build:
+        md = build_side_by_side(sizes, args.queries)
+        cmd = "python benchmarks/bm25.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        md = f"# BM25 build and memory\n\n`{cmd.strip()}`\n\n" + md
+        print(md)
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "bm25_build.md").write_text(md, encoding="utf-8")
+        return
     n_queries = 100 if args.quick else args.queries
     ref_queries = 10 if args.quick else args.ref_queries
     pool = sentence_pool()

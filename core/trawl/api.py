@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from .catalog import IndexInfo, RetrieverInfo
 from .chunking import chunk_document
-from .components import Index, plugin_call, word_spans
+from .components import Index, count_words, plugin_call, word_spans
 from .config import FusionConfig, PipelineConfig, TrawlSettings, load_pipeline
 from .context import Context, checked_counter, pack_context
 from .documents import (
@@ -503,7 +503,8 @@ class Trawl:
         if encoder is not None:
             max_tokens = cfg.max_tokens or max(8, encoder.max_length - 2)
             return chunk_document(doc, encoder.token_spans, max_tokens, cfg.overlap)
-        return chunk_document(doc, word_spans, cfg.max_tokens or 256, cfg.overlap)
+        return chunk_document(doc, word_spans, cfg.max_tokens or 256, cfg.overlap,
+                              count=count_words)
 
     def add(self, documents: Iterable[Document | str | dict[str, Any]], *,
             batch_size: int = 64, show_progress: bool | None = None,
@@ -805,7 +806,7 @@ class Trawl:
         if count_tokens is None:
             encoder = self.pipeline.primary_encoder()
             count_tokens = encoder.count_tokens if encoder is not None else (
-                lambda t: len(word_spans(t)))
+                count_words)
         count = checked_counter(count_tokens)
         hits = self.search(query, top_k=top_k, filters=filters, **kwargs)
         return pack_context(hits, max_tokens, count, per_doc_limit=per_doc_limit)

@@ -214,14 +214,27 @@ def _mark_range(out: dict[str, Any], name: str, points: Any, start: int, end: in
     out[f"{name}_end"] = numbers[last]
 
 
-def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int = 32) -> list[Chunk]:
+def _whole(doc: Document) -> Chunk:
+    whole = Chunk.whole(doc)
+    if any(k in doc.metadata for k in _READER_ONLY):
+        text = doc.text
+        whole = whole.model_copy(update={
+            "metadata": _with_lines(doc.metadata, _chunk_metadata(doc.metadata, 0, len(text)),
+                                    text, 0, len(text))})
+    return whole
+
+
+def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int = 32, *,
+                   count: Callable[[str], int] | None = None) -> list[Chunk]:
     """Split a document into chunks of at most ``max_tokens`` tokens by the encoder's tokenizer.
 
     A chunk ends at the last paragraph break in the second half of its window, else the
     last sentence end or line break, else the last word break, else at the window edge.
     When the cut is not at a sentence or paragraph boundary the next chunk starts
     ``overlap`` tokens earlier, so a sentence cut in two is seen whole by one of the
-    chunks' neighbours. Offsets are character offsets into ``doc.text``.
+    chunks' neighbours. Offsets are character offsets into ``doc.text``. ``count``: the
+    exact token count of ``spans`` computed more cheaply (no offsets); a text within
+    ``max_tokens`` is then one chunk without listing its spans.
     """
     if max_tokens < 1:
         raise InputError(f"max_tokens must be >= 1, got {max_tokens}")
@@ -229,6 +242,8 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
     sections = _sections(doc.metadata.get(SECTIONS), len(text))
     if sections:
         return _chunk_sections(doc, spans, max_tokens, overlap, sections)
+    if count is not None and count(text) <= max_tokens:
+        return [_whole(doc)]
     raw = spans(text)
     if len(raw) <= max_tokens and (not raw or not _WORDISH.search(text, max(raw[-1]))):
         n = 0  # short, and the tokenizer reached the end: one chunk, no arrays needed
@@ -236,13 +251,7 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
         starts_arr, ends_arr = _token_arrays(text, spans, raw)
         n = len(starts_arr)
     if n <= max_tokens:
-        whole = Chunk.whole(doc)
-        if any(k in doc.metadata for k in _READER_ONLY):
-            whole = whole.model_copy(update={
-                "metadata": _with_lines(doc.metadata, _chunk_metadata(doc.metadata, 0,
-                                                                      len(text)),
-                                        text, 0, len(text))})
-        return [whole]
+        return [_whole(doc)]
     strength = _strengths(text, starts_arr, ends_arr)
     starts = starts_arr.tolist()
     pieces = _windows(starts, strength, 0, n, 0, len(text), max_tokens, overlap)

@@ -74,7 +74,8 @@ class Analyzer:
                 "stopwords": sorted(self.stopwords), "min_token_length": self.min_token_length,
                 "pattern": _WORD.pattern}
 
-    def _term(self, word: str) -> str | None:
+    def term(self, word: str) -> str | None:
+        """The term of one word from ``words`` (``None``: dropped)."""
         if len(word) < self.min_token_length or word in self.stopwords:
             return None
         return self._stem_word(word) if self._stem_word is not None else word
@@ -89,7 +90,7 @@ class Analyzer:
         if missing:
             if len(cache) + len(missing) > self._cache_size:
                 cache.clear()
-            term = self._term
+            term = self.term
             for w in missing:
                 cache[w] = term(w)
         return [t for t in map(cache.__getitem__, words) if t is not None]

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from trawl.errors import IndexCorruptError
 from trawl.models import Chunk
@@ -50,15 +50,17 @@ class _BaseFile(BaseModel):
     chunks: list[Chunk]
 
 
+# chunks to JSON in pydantic-core (Rust) in one call: model_dump + json.dumps per chunk was
+# most of the time a bulk load spent writing deltas and snapshots
+_CHUNKS_JSON = TypeAdapter(list[Chunk])
+
+
 @dataclass
 class Snapshot:
-    """What a base file pair holds: rows in order, with their term frequencies.
-
-    ``chunks`` are ``Chunk`` objects when read, their JSON dicts when written.
-    """
+    """What a base file pair holds: rows in order, with their term frequencies."""
 
     vocab: list[str]
-    chunks: list[Any]
+    chunks: list[Chunk]
     doc_len: IntArray
     nnz: IntArray
     terms: IntArray
@@ -177,15 +179,21 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------
     def write_delta(self, seq: int, op: str, payload: dict[str, Any]) -> None:
-        atomic_write_bytes(self.folder / f"delta-{seq:09d}.json",
-                           _dumps({"seq": seq, "op": op, **payload}))
+        """One delta file; ``payload["chunks"]`` (an upsert) holds ``Chunk`` objects."""
+        chunks = payload.get("chunks")
+        head = {"seq": seq, "op": op, **{k: v for k, v in payload.items() if k != "chunks"}}
+        data = _dumps(head)
+        if chunks is not None:
+            data = data[:-1] + b',"chunks":' + _CHUNKS_JSON.dump_json(chunks) + b"}"
+        atomic_write_bytes(self.folder / f"delta-{seq:09d}.json", data)
         _fsync_dir(self.folder)
 
     def write_base(self, seq: int, snap: Snapshot, analyzer: dict[str, Any]) -> None:
         """Write a snapshot at ``seq``, switch the manifest to it, then drop older files."""
         private_dir(self.folder)
         jname, nname = f"base-{seq:09d}.json", f"base-{seq:09d}.npz"
-        jbytes = _dumps({"vocab": snap.vocab, "chunks": snap.chunks})
+        jbytes = (b'{"vocab":' + _dumps(snap.vocab) + b',"chunks":'
+                  + _CHUNKS_JSON.dump_json(snap.chunks) + b"}")
         buf = io.BytesIO()
         np.savez(buf, doc_len=snap.doc_len, nnz=snap.nnz, terms=snap.terms, tfs=snap.tfs)
         nbytes = buf.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import time
 import warnings
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from tests.plugins.ingest_support import MINILM_TOKENIZER, minilm_spans
 from trawl import Document
 from trawl.chunking import all_token_spans, chunk_document
-from trawl.components import word_spans  # the default tokenizer: words + punctuation
+from trawl.components import count_words, word_spans  # the default tokenizer: words + punctuation
 
 
 def _check_cover(doc: Document, chunks: list) -> None:
@@ -136,3 +137,15 @@ def test_a_million_characters_chunk_quickly() -> None:
     elapsed = time.perf_counter() - t0
     _check_cover(Document(id="big", text=text), chunks)
     assert elapsed < 15, f"{len(text):,} chars took {elapsed:.1f}s"
+
+
+def test_word_count_shortcut_gives_the_same_chunks() -> None:
+    """``count=count_words`` (no spans for a short text) changes no chunk, short or long."""
+    rng = random.Random(5)
+    words = ["alpha", "beta,", "gamma.", "delta!", "x", "\n\n", "über", "—", "ok?"]
+    for n in (0, 1, 10, 49, 50, 51, 120, 400):
+        doc = Document(text=" ".join(rng.choice(words) for _ in range(n)),
+                       metadata={"title": "T", "page_offsets": [0, 40]})
+        assert (chunk_document(doc, word_spans, 50, count=count_words)
+                == chunk_document(doc, word_spans, 50)), n
+        assert count_words(doc.text) == len(word_spans(doc.text))
