@@ -61,7 +61,7 @@ from .protocol import IndexClient
 if TYPE_CHECKING:
     from .client import RemoteTrawl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def connect(url: str, *, api_key: str | None = None, timeout: float = 120.0) -> RemoteTrawl:

@@ -101,6 +101,34 @@ def _set_traceback(ctx: click.Context, param: click.Parameter, value: bool) -> N
         _Debug.enabled = True
 
 
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """trawl's version and each installed plugin's, from metadata alone (imports no
+    plugin, so it works while one is broken)."""
+    if not value or ctx.resilient_parsing:
+        return
+    import platform
+    from importlib import metadata
+
+    from .distribution import ENTRY_POINT_GROUP, normalize, own_distribution, own_version
+
+    own = own_distribution()
+    where = (f"distribution {own.metadata['Name']} {own.version}" if own is not None
+             else "not installed: running from a source tree")
+    click.echo(safe_text(f"trawl {own_version()} ({where}; Python {platform.python_version()})"))
+    rows = []
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = ep.dist
+        name, version = (dist.metadata["Name"], dist.version) if dist is not None else ("?", "?")
+        builtin = own is not None and normalize(name) == normalize(own.metadata["Name"])
+        rows.append((ep.name, f"{name} {version}{' (built in)' if builtin else ''}"))
+    if rows:
+        click.echo("plugins:")
+        width = max(len(r[0]) for r in rows)
+        for plugin, where in rows:
+            click.echo(safe_text(f"  {plugin:<{width}}  {where}"))
+    ctx.exit()
+
+
 def _open(index: str | None, pipeline: str | None, host: PluginHost, progress: bool = True,
           create: bool = True) -> Any:
     from .api import Trawl
@@ -109,7 +137,9 @@ def _open(index: str | None, pipeline: str | None, host: PluginHost, progress: b
 
 
 @click.group(cls=TrawlGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="trawl")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_show_version,
+              help="Show trawl's version and each plugin's, and exit.")
 @click.option("--traceback", is_flag=True, expose_value=False, is_eager=True,
               callback=_set_traceback,
               help="Show the original traceback of failures, plugin ones included "
@@ -118,15 +148,19 @@ def cli() -> None:
     """trawl: plugin-based retrieval for RAG (BM25, dense, hybrid, MUVERA multi-vector)."""
 
 
-@cli.command(name="plugins")
+@cli.group(name="plugins", invoke_without_command=True)
 @click.option("--all", "show_all", is_flag=True, help="Include core's own components.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins_cmd(show_all: bool, as_json: bool) -> None:
+@click.pass_context
+def plugins_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """List installed plugins, their components, commands and load errors.
 
     Plugins are loaded in a separate process with a time limit, so this works even when a
-    plugin exits or hangs while loading (imports no backend).
+    plugin exits or hangs while loading (imports no backend). `trawl plugins new NAME`
+    starts a new plugin package.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from .plugin_probe import probe_plugins
 
     infos = probe_plugins(include_core=show_all).plugins
@@ -153,6 +187,19 @@ def plugins_cmd(show_all: bool, as_json: bool) -> None:
                                              multiline=True)))
 
 
+@plugins_cmd.command(name="new")
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+              help="Where to write it (default: ./trawl-plugin-NAME).")
+def plugins_new(name: str, directory: Path | None) -> None:
+    """Start a plugin package: pyproject with the entry point, one component, its tests."""
+    from .scaffold import scaffold
+
+    root = scaffold(name, directory)
+    click.echo(safe_text(f"created {root}; next: trawl install -e {root} && "
+                         f"python -m pytest {root}"))
+
+
 def _pip(args: list[str]) -> None:
     """Run pip in trawl's own interpreter (so plugins land where trawl can find them)."""
     cmd = [sys.executable, "-m", "pip", *args]
@@ -166,16 +213,33 @@ def _pip(args: list[str]) -> None:
 @click.option("-e", "--editable", is_flag=True, help="Install a local folder in editable mode.")
 @click.option("-U", "--upgrade", is_flag=True)
 @click.option("--no-deps", is_flag=True, help="Do not install the plugin's dependencies.")
-def install(packages: tuple[str, ...], editable: bool, upgrade: bool, no_deps: bool) -> None:
-    """Install plugins (PyPI names or local folders) into trawl's environment."""
-    args = ["install"]
-    if upgrade:
-        args.append("--upgrade")
-    if no_deps:
-        args.append("--no-deps")
-    for p in packages:
-        args += ["-e", p] if editable else [p]
-    _pip(args)
+@click.option("--force", is_flag=True,
+              help="Install even what fails the safety checks (after showing what changes).")
+@click.option("--dry-run", is_flag=True, help="Resolve and check only; change nothing.")
+def install(packages: tuple[str, ...], editable: bool, upgrade: bool, no_deps: bool,
+            force: bool, dry_run: bool) -> None:
+    """Install plugins (PyPI names, local folders or wheels) into trawl's environment.
+
+    pip resolves first and changes nothing; each distribution that would arrive is
+    checked (a trawl entry point, no files of trawl's own packages, no `trawl` command,
+    trawl and what it needs kept in range). Then exactly the checked wheels are installed
+    and the new plugin is loaded in a child process; if it fails, the install is undone.
+    """
+    from .install import InstallRefused
+    from .install import install as run_install
+
+    try:
+        run_install(packages, editable=editable, upgrade=upgrade, no_deps=no_deps,
+                    force=force, dry_run=dry_run, say=lambda line: click.echo(safe_text(line)))
+    except InstallRefused as exc:
+        click.echo("would change:", err=True)
+        for line in exc.plan.describe():
+            click.echo(safe_text(f"  {line}"), err=True)
+        click.echo("Error (install refused):", err=True)
+        for problem in exc.problems:
+            click.echo(safe_text(f"  - {problem}"), err=True)
+        click.echo("Nothing was changed. --force installs it anyway.", err=True)
+        sys.exit(1)
 
 
 @cli.command()

@@ -10,6 +10,8 @@ import re
 import traceback as _traceback
 from typing import Any
 
+from .distribution import DISTRIBUTION
+
 
 class PluginHardExit(BaseException):
     """Raised in place of ending the process when plugin code calls ``os._exit`` while the
@@ -175,7 +177,7 @@ class MissingDependencyError(TrawlError, ImportError):
         self.extra = extra
         what = f" for {purpose}" if purpose else ""
         super().__init__(
-            f"{package!r} is not installed{what}: pip install 'trawl[{extra}]'"
+            f"{package!r} is not installed{what}: pip install '{DISTRIBUTION}[{extra}]'"
         )
 
 

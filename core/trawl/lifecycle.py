@@ -10,15 +10,10 @@ import re
 from dataclasses import dataclass
 from importlib import metadata
 
+from .distribution import ENTRY_POINT_GROUP, IMPORT_PACKAGE, normalize, own_distribution_name
 from .errors import InputError
 
-ENTRY_POINT_GROUP = "trawl"
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalisation: ``Trawl_Foo`` and ``trawl-foo`` are one distribution."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _required_names(dist: metadata.Distribution) -> list[str]:
@@ -38,8 +33,9 @@ def _required_names(dist: metadata.Distribution) -> list[str]:
     return names
 
 
-def protected_distributions(root: str = "trawl") -> set[str]:
+def protected_distributions(root: str | None = None) -> set[str]:
     """trawl, pip, and everything trawl's core needs (transitively), normalised."""
+    root = root or own_distribution_name()
     keep = {normalize(root), "pip"}
     todo = [root]
     while todo:
@@ -79,16 +75,19 @@ def resolve_uninstall(names: list[str] | tuple[str, ...]) -> list[UninstallTarge
     plugins = _plugin_dists()
     by_entry_point = {ep: key for key, (_, eps) in plugins.items() for ep in eps}
     protected = protected_distributions()
+    own = normalize(own_distribution_name())
     targets: dict[str, UninstallTarget] = {}
     problems: list[str] = []
     for given in names:
         key = normalize(given)
         if key not in plugins and given in by_entry_point:
             key = by_entry_point[given]
+        if key == IMPORT_PACKAGE:  # the command's name means trawl-rag, never another dist
+            key = own
         if key in protected:
-            if key == "trawl" and normalize(given) != "trawl":
+            if key == own and given in by_entry_point and normalize(given) != IMPORT_PACKAGE:
                 problems.append(
-                    f"{given!r} is a built-in plugin inside the 'trawl' distribution; turn it "
+                    f"{given!r} is a built-in plugin inside the {own!r} distribution; turn it "
                     f"off with TRAWL_DISABLE_PLUGINS={given} instead")
             else:
                 problems.append(f"{given!r} is trawl itself or a distribution trawl needs; "

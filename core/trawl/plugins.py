@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from . import hookspecs
 from .components import Component, ComponentConfig, ComponentContext
+from .distribution import own_distribution_name, own_version
 from .errors import (
     ConfigError,
     PluginConflictError,
@@ -256,7 +257,7 @@ class PluginHost:
             self.pm.enable_tracing()
         for module_name in CORE_PLUGINS:
             self.register(importlib.import_module(module_name), name=module_name,
-                          distribution="trawl", version=_version("trawl"))
+                          distribution=own_distribution_name(), version=own_version())
         if entry_points:
             self._load_entry_points()
         for name, obj in plugins:

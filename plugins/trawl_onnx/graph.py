@@ -50,7 +50,7 @@ MPNET_BUCKETS = 32  # transformers' MPNetEncoder.compute_position_bias uses 32 b
 MPNET_MAX_DISTANCE = 128
 TORCH_EXPORT_HELP = (
     "export it with torch instead: pip install torch==2.13.0, then pip install "
-    "'trawl[export]', then trawl export MODEL --exporter torch --out DIR (and pass model=DIR)")
+    "'trawl-rag[export]', then trawl export MODEL --exporter torch --out DIR (and pass model=DIR)")
 OPSET = 17
 
 FloatArray = npt.NDArray[np.float32]

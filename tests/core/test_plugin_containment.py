@@ -234,6 +234,7 @@ def test_traceback_flag_shows_the_plugins_own_traceback(tmp_path: Path) -> None:
 
 def test_uninstall_checks_names_before_calling_pip(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from trawl.distribution import normalize, own_distribution_name
     from trawl.lifecycle import protected_distributions, resolve_uninstall
 
     site = tmp_path / "site"
@@ -242,7 +243,7 @@ def test_uninstall_checks_names_before_calling_pip(tmp_path: Path,
     assert [(t.distribution, t.plugins) for t in resolve_uninstall(["foo-ep", "trawl_foo"])] == [
         ("trawl-foo", ("foo-ep",))]
     keep = protected_distributions()
-    assert {"trawl", "pip", "pydantic", "pydantic-core", "click", "numpy"} <= keep
+    assert {normalize(own_distribution_name()), "pip", "pydantic", "pydantic-core", "click", "numpy"} <= keep
     for name, reason in (("trawl", "trawl itself"), ("pydantic", "trawl needs"),
                          ("bm25", "built-in plugin"), ("nosuchthing", "not installed"),
                          ("pytest", "not a trawl plugin")):

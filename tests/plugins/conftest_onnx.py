@@ -27,7 +27,7 @@ def _exported(quantize: str) -> Path:
 
     if not CAN_EXPORT and not (cache_folder("all-MiniLM-L6-v2", "fp32") / MANIFEST).is_file():
         pytest.skip("no cached ONNX export and no onnx/safetensors to make one "
-                    "(pip install 'trawl[onnx]')")
+                    "(pip install 'trawl-rag[onnx]')")
     return ensure_exported("all-MiniLM-L6-v2", quantize)  # type: ignore[arg-type]
 
 

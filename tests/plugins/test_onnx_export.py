@@ -247,7 +247,7 @@ def test_torch_exporter_without_torch_says_so_before_fetching(tmp_path: Path) ->
     out = proc.stdout.strip()
     assert out.startswith("MissingDependencyError"), proc.stdout + proc.stderr[-2000:]
     assert "'torch' is not installed" in out and "torch==2.13.0" in out
-    assert "pip install 'trawl[export]'" in out
+    assert "pip install 'trawl-rag[export]'" in out
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
 
 
@@ -263,5 +263,5 @@ def test_missing_onnx_package_is_named_with_its_extra(tmp_path: Path) -> None:
                                             "TRAWL_CACHE_DIR": str(tmp_path)})
     out = proc.stdout.strip()
     assert out.startswith("MissingDependencyError"), proc.stdout + proc.stderr[-2000:]
-    assert "'onnx' is not installed" in out and "pip install 'trawl[onnx]'" in out
+    assert "'onnx' is not installed" in out and "pip install 'trawl-rag[onnx]'" in out
     assert "torch" not in out

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,8 @@ import pytest
 import trawl
 from tests.conftest import HASHING_PIPELINE, HashingPlugin
 from tests.plugins.ingest_support import REPO
+from tests.plugins.wheels import OverlayVenv
+from trawl.distribution import own_distribution
 from trawl.testing import write_fake_plugin
 
 HELLO = REPO / "examples" / "trawl-plugin-hello"
@@ -29,14 +30,6 @@ def _trawl(*args: str, env: dict[str, str] | None = None,
            timeout: int = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(TRAWL), *args], capture_output=True, text=True, cwd=REPO,
                           timeout=timeout, env={**os.environ, **(env or {})})
-
-
-def _installed(dist: str) -> bool:
-    try:
-        importlib.metadata.distribution(dist)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
 
 
 def _plugins_json(env: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -53,28 +46,30 @@ def test_example_plugin_passes_its_own_conformance_tests() -> None:
     assert " passed" in proc.stdout
 
 
-# -- pip install / trawl install ------------------------------------------------------------
+# -- trawl install into a throwaway venv over the test environment (wheels.py) ------------
 @pytest.fixture(scope="module")
-def hello_installed() -> Iterator[None]:
-    if not TRAWL.exists():
-        pytest.skip("trawl console script not installed")
-    already = _installed("trawl-plugin-hello")
-    if not already:
-        proc = _trawl("install", "-e", "--no-deps", str(HELLO))
-        if proc.returncode != 0:
-            pytest.fail(f"trawl install failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    try:
-        yield
-    finally:
-        if not already:
-            _trawl("uninstall", "-y", "trawl-plugin-hello")
-            importlib.invalidate_caches()
+def hello_venv(tmp_path_factory: pytest.TempPathFactory) -> OverlayVenv:
+    """The example plugin installed (editable) with `trawl install`, in a venv of its own:
+    the developer's environment is never changed."""
+    if own_distribution() is None:
+        pytest.skip("trawl is not installed (pip needs its metadata)")
+    venv = OverlayVenv.create(tmp_path_factory.mktemp("hello") / "venv")
+    proc = venv.trawl("install", "-e", "--no-deps", str(HELLO), cwd=REPO)
+    if proc.returncode != 0:
+        pytest.fail(f"trawl install failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return venv
+
+
+def _plugins_in(venv: OverlayVenv) -> list[dict[str, Any]]:
+    proc = venv.trawl("plugins", "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
 @pytest.mark.plugin_install
-def test_installed_plugin_is_listed_and_used_through_trawl_search(hello_installed: None,
+def test_installed_plugin_is_listed_and_used_through_trawl_search(hello_venv: OverlayVenv,
                                                                   tmp_path: Path) -> None:
-    hello = next(p for p in _plugins_json() if p["name"] == "hello")
+    hello = next(p for p in _plugins_in(hello_venv) if p["name"] == "hello")
     assert hello["distribution"] == "trawl-plugin-hello" and hello["version"] == "0.1.0"
     assert hello["error"] is None
     assert sorted(hello["hooks"]) == ["register_indexes", "register_rerankers"]
@@ -82,11 +77,11 @@ def test_installed_plugin_is_listed_and_used_through_trawl_search(hello_installe
         ("index", "tfidf"), ("reranker", "phrase-boost")}
 
     index = str(tmp_path / "idx")
-    proc = _trawl("index", "examples/corpus", "--index", index, "--pipeline",
-                  str(HELLO / "pipeline.toml"), "--json")
+    proc = hello_venv.trawl("index", "examples/corpus", "--index", index, "--pipeline",
+                            str(HELLO / "pipeline.toml"), "--json", cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["added"] > 20
-    proc = _trawl("search", '"rank fusion"', "--index", index, "--json", "-k", "3")
+    proc = hello_venv.trawl("search", '"rank fusion"', "--index", index, "--json", "-k", "3")
     assert proc.returncode == 0, proc.stderr
     hits = json.loads(proc.stdout)["hits"]
     assert hits[0]["doc_id"] == "corpus/reciprocal-rank-fusion.md"
@@ -95,7 +90,7 @@ def test_installed_plugin_is_listed_and_used_through_trawl_search(hello_installe
 
 
 @pytest.mark.plugin_install
-def test_broken_installed_plugin_is_listed_and_uninstall_still_works(hello_installed: None,
+def test_broken_installed_plugin_is_listed_and_uninstall_still_works(hello_venv: OverlayVenv,
                                                                     tmp_path: Path) -> None:
     src = tmp_path / "trawl-plugin-broken"
     (src / "trawl_plugin_broken").mkdir(parents=True)
@@ -116,24 +111,25 @@ def test_broken_installed_plugin_is_listed_and_uninstall_still_works(hello_insta
     """))
     (src / "trawl_plugin_broken" / "__init__.py").write_text(
         "raise RuntimeError('this plugin is broken on purpose')\n")
-    proc = _trawl("install", "--no-deps", str(src))
+    # `trawl install` would roll it back (test_install.py): plain pip puts it there
+    proc = hello_venv.run("-m", "pip", "install", "--no-deps", str(src))
     assert proc.returncode == 0, proc.stderr[-2000:]
     try:
-        plugins = {p["name"]: p for p in _plugins_json()}
+        plugins = {p["name"]: p for p in _plugins_in(hello_venv)}
         broken = plugins["broken"]
         assert broken["distribution"] == "trawl-plugin-broken"
         assert broken["version"] == "0.0.1"
         assert "broken on purpose" in broken["error"] and "'broken'" in broken["error"]
         assert plugins["hello"]["error"] is None  # the others keep working
         index = str(tmp_path / "idx")
-        proc = _trawl("index", str(HELLO / "README.md"), "--index", index, "--pipeline",
-                      str(HELLO / "pipeline.toml"), "--json")
+        proc = hello_venv.trawl("index", str(HELLO / "README.md"), "--index", index,
+                                "--pipeline", str(HELLO / "pipeline.toml"), "--json")
         assert proc.returncode == 0, proc.stderr
-        assert _trawl("search", "plugin", "--index", index, "--json").returncode == 0
+        assert hello_venv.trawl("search", "plugin", "--index", index, "--json").returncode == 0
     finally:
-        proc = _trawl("uninstall", "-y", "trawl-plugin-broken")
+        proc = hello_venv.trawl("uninstall", "-y", "trawl-plugin-broken")
     assert proc.returncode == 0, proc.stderr
-    assert "broken" not in {p["name"] for p in _plugins_json()}
+    assert "broken" not in {p["name"] for p in _plugins_in(hello_venv)}
 
 
 # -- broken plugins without pip: a fake dist-info on sys.path --------------------------------
