@@ -40,7 +40,7 @@ def _dist_key(name: str) -> str:
 
 def missing_module_fix(distribution: str, module: str | None) -> str:
     """The pip command that brings ``module`` back: the extra of ``distribution`` whose
-    requirements provide it (``pip install 'trawl[bm25]'`` for scipy), else ``""``.
+    requirements provide it (``pip install 'trawl-rag[bm25]'`` for scipy), else ``""``.
 
     Matches import names to requirement names loosely (``Stemmer`` ~ ``PyStemmer``,
     ``qdrant_edge`` ~ ``qdrant-edge-py``); reads only installed metadata.
