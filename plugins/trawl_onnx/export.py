@@ -386,11 +386,32 @@ def _quantize_export(src: Path, manifest: Manifest, out_dir: Path) -> Path:
     return out_dir
 
 
+def _adopt_shipped(model: str, target: Path, quantize: Quantize, kind: Kind) -> Path | None:
+    """The repository's own ONNX file for ``quantize`` in the cache, or None (export then).
+
+    A shipped file that fails trawl's checks is skipped with a warning when the folder has
+    weights to export from; without weights the check's error is the answer."""
+    from .shipped import adopt
+
+    folder = resolve_model_folder(model, onnx=quantize)
+    try:
+        return adopt(folder, target, source=model, quantize=quantize, kind=kind)
+    except ModelSourceError as exc:
+        if not any(folder.glob("*.safetensors")):
+            raise
+        log.warning("not using the ONNX file shipped with %s (%s); exporting from its "
+                    "weights instead", model, exc)
+        return None
+
+
 def ensure_exported(model: str, quantize: Quantize = "fp32", kind: Kind = "dense") -> Path:
     """The exported folder for ``model``: an exported folder as is, else the cache entry.
 
     The first use exports into the cache (under a file lock, so parallel processes wait
-    for one export); int8 is quantised from the cached fp32 export. The families
+    for one export); int8 is quantised from the cached fp32 export. A folder or hub
+    repository that ships ONNX files (``onnx/model.onnx``, ``onnx/model_quantized.onnx``...)
+    is used without exporting: the file of the requested precision, checked like an export
+    (``shipped.py``). The families
     ``graph.py`` builds need no torch; other architectures without torch fail naming their ``model_type``.
     """
     path = Path(model).expanduser()
@@ -405,6 +426,10 @@ def ensure_exported(model: str, quantize: Quantize = "fp32", kind: Kind = "dense
     with file_lock(target.with_name(target.name + ".lock")):
         if (target / MANIFEST).is_file():
             return target
+        if model.strip().lower() not in PACKAGED_MODELS:
+            adopted = _adopt_shipped(model, target, quantize, kind)
+            if adopted is not None:
+                return adopted
         if quantize == "int8":
             fp32 = ensure_exported(model, "fp32", kind)
             log.warning("quantising %s to int8 into %s (first use)", model, target)

