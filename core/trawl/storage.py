@@ -14,9 +14,10 @@ import sqlite3
 import stat
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import IndexCorruptError, IndexReadOnlyError
 
@@ -90,12 +91,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same folder, fsync, then rename: never a half file.
 
     The file is 0600 (``mkstemp``'s mode) and a new folder 0700."""
+    with atomic_writer(path) as fh:
+        fh.write(data)
+
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """``atomic_write_bytes`` for data written in pieces (a large snapshot need not be one
+    bytes object in memory): the file appears, fsynced, only when the block ends cleanly."""
     if not path.parent.exists():
         private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -56,6 +56,7 @@ from .store import Snapshot, Store
 
 IntArray = npt.NDArray[np.int32]
 _WORD_CACHE = 500_000  # distinct words remembered by ``_frequencies`` (bounded)
+_WEIGHT_BLOCK = 1 << 20  # postings weighted at a time (bounds the rebuild's temporaries)
 
 
 class BM25Config(ComponentConfig):
@@ -158,11 +159,17 @@ class _Base:
     def __init__(self, csc: sparse.csc_matrix, rows_end: int) -> None:
         self.indptr = csc.indptr
         self.rows = csc.indices
-        self.tf = csc.data
+        self.tf = csc.data  # int32: 4 bytes a posting (the weights are the float64 copy)
         self.n_terms = csc.shape[1]
-        self.cols = np.repeat(np.arange(self.n_terms, dtype=np.int32), np.diff(csc.indptr))
         self.rows_end = rows_end
         self.nnz = len(self.rows)
+
+    def cols(self, start: int, stop: int) -> Any:
+        """The term id of postings ``[start, stop)`` (not kept: 4 bytes a posting)."""
+        first = int(np.searchsorted(self.indptr, start, side="right")) - 1
+        last = int(np.searchsorted(self.indptr, stop, side="left"))
+        span = np.diff(np.clip(self.indptr[first:last + 1], start, stop))
+        return np.repeat(np.arange(first, first + len(span), dtype=np.int32), span)
 
 
 Segment = tuple[Any, Any, Any, int]  # CSC indptr, row indices, weights, number of terms
@@ -400,13 +407,15 @@ class BM25Index(Index):
         base = self._base
         tail_nnz = sum(len(p[1]) for p in self._parts[1:])
         if base is None or tail_nnz > 0.25 * max(base.nnz, 1):
-            # merge everything into one base segment (sorts the postings by term once)
+            # merge everything into one base segment: the rows' CSR turned into CSC by
+            # scipy in O(postings), without a per-posting row array or a float copy
             nnz, tids, tfs = self._flat()
-            row_of = np.repeat(np.arange(rows, dtype=np.int32), nnz)
-            csc = sparse.csc_matrix((tfs.astype(np.float64), (row_of, tids)),
-                                    shape=(rows, n_terms))
+            indptr = np.zeros(rows + 1, dtype=np.int64)
+            np.cumsum(nnz, out=indptr[1:])
+            csc = sparse.csr_matrix((tfs, tids, indptr), shape=(rows, n_terms)).tocsc()
             csc.sort_indices()
             base = self._base = _Base(csc, rows)
+            del csc
             tail = None
         else:
             nnz_t, tids_t, tfs_t = (np.concatenate([p[i] for p in self._parts[1:]])
@@ -420,8 +429,14 @@ class BM25Index(Index):
             tail = (row_t, tids_t, tfs_t)
         live_n = rows - self._dead
         base_alive = alive[base.rows] if self._dead else None
-        df = np.bincount(base.cols if base_alive is None else base.cols[base_alive],
-                         minlength=n_terms)
+        if base_alive is None:
+            df = np.diff(base.indptr).astype(np.int64)
+        else:  # live postings per column: differences of the running count at the bounds
+            running = np.zeros(base.nnz + 1, dtype=np.int64)
+            np.cumsum(base_alive, out=running[1:])
+            df = running[base.indptr[1:]] - running[base.indptr[:-1]]
+        if len(df) < n_terms:
+            df = np.concatenate([df, np.zeros(n_terms - len(df), dtype=np.int64)])
         if tail is not None and len(tail[1]):
             df += np.bincount(tail[1], minlength=n_terms)
         total_len = float(self._doc_len[alive].sum(dtype=np.int64))
@@ -435,16 +450,29 @@ class BM25Index(Index):
             idf[present] = np.log(live_n - d + 0.5) - np.log(d + 0.5)
         average_idf = float(idf[present].sum() / present.sum()) if present.any() else 0.0
         idf[present & (idf < 0)] = cfg.epsilon * average_idf
-        dl = self._doc_len.astype(np.float64)
         k1, b = cfg.k1, cfg.b
+        # per row: k1 * (1 - b + b * dl / avgdl), the length part of the denominator
+        norm = k1 * (1 - b + b * self._doc_len.astype(np.float64) / avgdl) if avgdl > 0 else None
 
-        def weights(cols: Any, rows_of: Any, tf: Any) -> Any:
-            if avgdl <= 0:  # every live chunk is empty: nothing can match
+        def weights(cols: Any, rows_of: Any, tf: Any, out: Any = None) -> Any:
+            if norm is None:  # every live chunk is empty: nothing can match
                 return np.zeros(len(cols))
-            tf = tf.astype(np.float64, copy=False)
-            return idf[cols] * (tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl[rows_of] / avgdl)))
+            tf = tf.astype(np.float64)
+            w = np.multiply(tf, k1 + 1, out=out)
+            tf += norm[rows_of]
+            w /= tf
+            w *= idf[cols]
+            return w
 
-        w_base = weights(base.cols, base.rows, base.tf)
+        w_base = np.empty(base.nnz, dtype=np.float64)
+        for start in range(0, base.nnz, _WEIGHT_BLOCK):  # bounded temporaries
+            stop = min(start + _WEIGHT_BLOCK, base.nnz)
+            part = w_base[start:stop]
+            if norm is None:
+                part[:] = 0.0
+            else:
+                weights(base.cols(start, stop), base.rows[start:stop], base.tf[start:stop],
+                        out=part)
         if base_alive is not None:
             w_base[~base_alive] = 0.0  # deleted rows stay in the layout with weight 0
         segments: list[Segment] = [(base.indptr, base.rows, w_base, base.n_terms)]

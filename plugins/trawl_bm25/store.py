@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from trawl.errors import IndexCorruptError
 from trawl.models import Chunk
-from trawl.storage import atomic_write_bytes, private_dir
+from trawl.storage import atomic_write_bytes, atomic_writer, private_dir
 
 FORMAT = "trawl-bm25"
 FORMAT_VERSION = 1
@@ -53,6 +52,7 @@ class _BaseFile(BaseModel):
 # chunks to JSON in pydantic-core (Rust) in one call: model_dump + json.dumps per chunk was
 # most of the time a bulk load spent writing deltas and snapshots
 _CHUNKS_JSON = TypeAdapter(list[Chunk])
+_BLOCK = 10_000  # chunks serialised at a time into a snapshot
 
 
 @dataclass
@@ -69,19 +69,6 @@ class Snapshot:
 
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 class Store:
@@ -185,23 +172,34 @@ class Store:
         data = _dumps(head)
         if chunks is not None:
             data = data[:-1] + b',"chunks":' + _CHUNKS_JSON.dump_json(chunks) + b"}"
-        atomic_write_bytes(self.folder / f"delta-{seq:09d}.json", data)
-        _fsync_dir(self.folder)
+        atomic_write_bytes(self.folder / f"delta-{seq:09d}.json", data)  # fsyncs the folder
 
     def write_base(self, seq: int, snap: Snapshot, analyzer: dict[str, Any]) -> None:
-        """Write a snapshot at ``seq``, switch the manifest to it, then drop older files."""
+        """Write a snapshot at ``seq``, switch the manifest to it, then drop older files.
+
+        The chunk JSON is streamed in blocks (and hashed as it goes): a 1M-chunk snapshot
+        never exists as one bytes object in memory."""
         private_dir(self.folder)
         jname, nname = f"base-{seq:09d}.json", f"base-{seq:09d}.npz"
-        jbytes = (b'{"vocab":' + _dumps(snap.vocab) + b',"chunks":'
-                  + _CHUNKS_JSON.dump_json(snap.chunks) + b"}")
+        jhash = hashlib.sha256()
+        with atomic_writer(self.folder / jname) as fh:
+            def put(data: bytes) -> None:
+                jhash.update(data)
+                fh.write(data)
+
+            put(b'{"vocab":' + _dumps(snap.vocab) + b',"chunks":[')
+            for i in range(0, len(snap.chunks), _BLOCK):
+                block = _CHUNKS_JSON.dump_json(snap.chunks[i:i + _BLOCK])[1:-1]
+                put((b"," if i else b"") + block)
+            put(b"]}")
         buf = io.BytesIO()
         np.savez(buf, doc_len=snap.doc_len, nnz=snap.nnz, terms=snap.terms, tfs=snap.tfs)
         nbytes = buf.getvalue()
-        atomic_write_bytes(self.folder / jname, jbytes)
+        del buf
         atomic_write_bytes(self.folder / nname, nbytes)
         self.write_manifest(seq, analyzer, {
             "json": jname, "npz": nname, "rows": len(snap.chunks),
-            "json_sha256": hashlib.sha256(jbytes).hexdigest(),
+            "json_sha256": jhash.hexdigest(),
             "npz_sha256": hashlib.sha256(nbytes).hexdigest()})
         self.cleanup(seq, keep={jname, nname})
 
@@ -209,8 +207,7 @@ class Store:
                        base: dict[str, Any] | None) -> None:
         atomic_write_bytes(self.manifest_path, json.dumps({
             "format": FORMAT, "version": FORMAT_VERSION, "base_seq": seq, "base": base,
-            "analyzer": analyzer}, indent=1).encode("utf-8"))
-        _fsync_dir(self.folder)
+            "analyzer": analyzer}, indent=1).encode("utf-8"))  # fsyncs the folder too
 
     def cleanup(self, seq: int, keep: set[str]) -> None:
         """Remove deltas folded into the snapshot at ``seq``, older bases and temp files."""
