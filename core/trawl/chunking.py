@@ -45,6 +45,9 @@ SECTIONS = "sections"
 #: Metadata key a reader may set to ``True``: chunks get ``line_start``/``line_end``
 #: (1-based lines of the text, for source code and other line-oriented files).
 LINE_NUMBERS = "line_numbers"
+#: Metadata key a reader may set to ``True``: a long section is cut at line ends only,
+#: never after a sentence's full stop inside a line (source code).
+CUT_AT_LINES = "cut_at_lines"
 #: Metadata key a reader may set: numbered positions, ``{"row": [[offset, number], ...]}``
 #: in text order. A chunk gets ``row_start``/``row_end``: the numbers of the last marks at
 #: or before its first and last characters (spreadsheet rows, notebook cells).
@@ -61,7 +64,7 @@ CONTEXT_HEAD = "context_head"
 DERIVED_KEYS = ("page_start", "page_end", "line_start", "line_end", CONTEXT, "section",
                 "heading_level", "symbol", "kind", "slide", "sheet", "row_start", "row_end",
                 "cell_start", "cell_end", "chapter", "part")
-_READER_ONLY = (PAGE_OFFSETS, SECTIONS, LINE_NUMBERS, MARKS)
+_READER_ONLY = (PAGE_OFFSETS, SECTIONS, LINE_NUMBERS, MARKS, CUT_AT_LINES)
 
 
 _WORDISH = re.compile(r"\w")
@@ -153,7 +156,8 @@ def all_token_spans(text: str, spans: SpanFn) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def _strengths(text: str, starts: IntArray, ends: IntArray) -> npt.NDArray[np.int8]:
+def _strengths(text: str, starts: IntArray, ends: IntArray, lines_only: bool = False
+               ) -> npt.NDArray[np.int8]:
     """``strength[k]``: how good a cut just before token ``k`` is (vectorised)."""
     n = len(starts)
     strength = np.zeros(n, dtype=np.int8)
@@ -174,8 +178,9 @@ def _strengths(text: str, starts: IntArray, ends: IntArray) -> npt.NDArray[np.in
         strength[k] = np.maximum(strength[k], level)
 
     mark(_NEWLINE, _SENTENCE, True)
-    mark(_SENT_PUNCT, _SENTENCE, False)
-    mark(_CJK_PUNCT, _SENTENCE, False)
+    if not lines_only:
+        mark(_SENT_PUNCT, _SENTENCE, False)
+        mark(_CJK_PUNCT, _SENTENCE, False)
     mark(_PARA_GAP, _PARAGRAPH, True)
     return strength
 
@@ -288,8 +293,14 @@ def _windows(starts: list[int], strength: npt.NDArray[np.int8], first: int, stop
 def _with_lines(doc_meta: dict[str, Any], meta: dict[str, Any], text: str, start: int,
                 end: int) -> dict[str, Any]:
     if doc_meta.get(LINE_NUMBERS) is True:
-        meta["line_start"] = text.count("\n", 0, start) + 1
-        meta["line_end"] = meta["line_start"] + text.count("\n", start, max(start, end - 1))
+        # the first and last lines with text (blank lines a chunk carries do not count)
+        body = text[start:end]
+        first = start + len(body) - len(body.lstrip())
+        last = start + len(body.rstrip())
+        if last <= first:
+            first, last = start, end
+        meta["line_start"] = text.count("\n", 0, first) + 1
+        meta["line_end"] = meta["line_start"] + text.count("\n", first, max(first, last - 1))
     return meta
 
 
@@ -316,6 +327,17 @@ class _Node:
     def __init__(self, start: int, end: int, labels: dict[str, Any] | None) -> None:
         self.start, self.end, self.labels = start, end, labels
         self.children: list[_Node] = []
+
+
+def _has_labels(nodes: list[_Node]) -> bool:
+    """Whether any of ``nodes`` or their descendants is a labelled section."""
+    todo = list(nodes)
+    while todo:
+        node = todo.pop()
+        if node.labels is not None:
+            return True
+        todo.extend(node.children)
+    return False
 
 
 def _sections(raw: Any, length: int) -> list[_Node]:
@@ -353,7 +375,7 @@ def _chunk_sections(doc: Document, spans: SpanFn, max_tokens: int, overlap: int,
     The ``context`` label's tokens count against the chunk's budget."""
     text = doc.text
     starts_arr, ends_arr = _token_arrays(text, spans)
-    strength = _strengths(text, starts_arr, ends_arr)
+    strength = _strengths(text, starts_arr, ends_arr, doc.metadata.get(CUT_AT_LINES) is True)
     starts = starts_arr.tolist()
     header_cost: dict[str, int] = {}
 
@@ -382,7 +404,7 @@ def _chunk_sections(doc: Document, spans: SpanFn, max_tokens: int, overlap: int,
 
     def place(node: _Node, labels: dict[str, Any]) -> None:
         lo, hi = tokens(node.start, node.end)
-        labelled = any(c.labels is not None for c in node.children)
+        labelled = _has_labels(node.children)
         if not node.children or (not labelled and hi - lo <= budget(labels)):
             leaf(node.start, node.end, labels)
             return
@@ -429,17 +451,28 @@ def _headed(pieces: list[tuple[int, int, dict[str, Any]]], text: str, sections: 
 def _merge(pieces: list[tuple[int, int, dict[str, Any]]], text: str,
            tokens: Callable[[int, int], tuple[int, int]],
            budget: Callable[[dict[str, Any]], int]) -> list[tuple[int, int, dict[str, Any]]]:
-    """Whitespace-only pieces join the next piece (the last joins the one before);
-    neighbours with the same labels join while they fit one chunk."""
+    """Whitespace-only pieces join the piece before them (the first joins the next), so a
+    chunk starts where its section does; neighbours with the same labels join while they
+    fit one chunk."""
     out: list[tuple[int, int, dict[str, Any]]] = []
     carry: int | None = None
     for a, b, labels in pieces:
-        if not _WORDISH.search(text, a, b) and not text[a:b].strip():
-            if carry is None:
+        if not text[a:b].strip():
+            if out and out[-1][1] >= a:
+                pa, _, plabels = out[-1]
+                out[-1] = (pa, b, plabels)
+            elif carry is None:
                 carry = a
             continue
         if carry is not None:
             a, carry = carry, None
+        if out and out[-1][1] == a:
+            # leading blank lines and indentation: the piece starts at its first line
+            body = text[a:b]
+            newline = body.rfind("\n", 0, len(body) - len(body.lstrip()))
+            if newline >= 0:
+                out[-1] = (out[-1][0], a + newline + 1, out[-1][2])
+                a += newline + 1
         if out:
             pa, pb, plabels = out[-1]
             if plabels == labels and pb >= a:
@@ -449,9 +482,5 @@ def _merge(pieces: list[tuple[int, int, dict[str, Any]]], text: str,
                     continue
         out.append((a, b, labels))
     if carry is not None:
-        if out:
-            pa, _, plabels = out[-1]
-            out[-1] = (pa, len(text), plabels)
-        else:
-            out.append((carry, len(text), {}))
+        out.append((carry, len(text), {}))
     return out

@@ -395,6 +395,10 @@ def search(query: str, index: str | None, top_k: int, where: tuple[str, ...],
     for h in hits:
         sources = "  ".join(f"{k}={v.score:.3f}(#{v.rank})" for k, v in h.scores_by_source.items())
         title = h.title or h.source or h.doc_id
+        line = h.metadata.get("line_start")
+        if isinstance(line, int) and h.source:  # source code and text: where to jump to
+            symbol = h.metadata.get("symbol")
+            title = f"{h.source}:{line}" + (f"  {symbol}" if isinstance(symbol, str) else "")
         console.print(Text.assemble((f"{h.rank:>2}.", "bold"), " ", (safe_text(title), "cyan"),
                                     f"  score={h.score:.4f}  ", (safe_text(sources), "dim")))
         snippet = " ".join(h.text.split())[:240]

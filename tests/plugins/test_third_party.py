@@ -72,9 +72,10 @@ def test_installed_plugin_is_listed_and_used_through_trawl_search(hello_venv: Ov
     hello = next(p for p in _plugins_in(hello_venv) if p["name"] == "hello")
     assert hello["distribution"] == "trawl-plugin-hello" and hello["version"] == "0.1.0"
     assert hello["error"] is None
-    assert sorted(hello["hooks"]) == ["register_indexes", "register_rerankers"]
+    assert sorted(hello["hooks"]) == ["register_indexes", "register_readers",
+                                      "register_rerankers"]
     assert {(c["kind"], c["name"]) for c in hello["components"]} == {
-        ("index", "tfidf"), ("reranker", "phrase-boost")}
+        ("index", "tfidf"), ("reranker", "phrase-boost"), ("reader", "ini")}
 
     index = str(tmp_path / "idx")
     proc = hello_venv.trawl("index", "examples/corpus", "--index", index, "--pipeline",

@@ -6,12 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from trawl_plugin_hello.ini import IniReader
 from trawl_plugin_hello.phrase_boost import PhraseBoostReranker
 from trawl_plugin_hello.tfidf import TfidfIndex
 
 import trawl
 from trawl import Chunk, ComponentContext, Hit, IndexQuery, Trawl
-from trawl.testing import IndexContract, RerankerContract
+from trawl.testing import IndexContract, ReaderContract, RerankerContract
 
 
 class TestTfidfIndex(IndexContract):
@@ -30,6 +31,32 @@ class TestPhraseBoost(RerankerContract):
     def reranker(self) -> PhraseBoostReranker:
         return PhraseBoostReranker(PhraseBoostReranker.Config(),
                                    ComponentContext(name="phrase-boost"))
+
+
+class TestIniReader(ReaderContract):
+    @pytest.fixture
+    def reader(self) -> IniReader:
+        return IniReader()
+
+    @pytest.fixture
+    def sample_files(self) -> list[tuple[str, bytes]]:
+        return [("setup.cfg", b"[metadata]\nname = hello\n\n[options]\nzip_safe = false\n")]
+
+    @pytest.fixture
+    def bad_files(self) -> list[tuple[str, bytes]]:
+        return [("broken.ini", b"key without a section\n"), ("latin.ini", b"[a]\nb = \xe9\n")]
+
+
+def test_ini_sections_become_chunks() -> None:
+    from trawl.chunking import chunk_document
+    from trawl.components import word_spans
+
+    src = trawl.SourceFile(path="/x/app.ini", data=b"[db]\nhost = a\n[cache]\nsize = 2\n",
+                           doc_id="x/app.ini")
+    (doc,) = IniReader().read(src).documents
+    chunks = chunk_document(doc, word_spans, 100, 0)
+    assert [(c.metadata["section"], c.text) for c in chunks] == [
+        ("db", "[db]\nhost = a\n\n"), ("cache", "[cache]\nsize = 2")]
 
 
 def _hit(i: int, text: str) -> Hit:

@@ -1,4 +1,4 @@
-"""trawl-plugin-hello: registers a TF-IDF index and a phrase-boost reranker.
+"""trawl-plugin-hello: registers a TF-IDF index, a phrase-boost reranker and an INI reader.
 
 Only hook implementations live here; the components are registered lazily as
 ``"module:Class"`` strings, so ``trawl plugins`` lists them without importing them.
@@ -22,3 +22,8 @@ def register_indexes(register: Any) -> None:
 def register_rerankers(register: Any) -> None:
     register("trawl_plugin_hello.phrase_boost:PhraseBoostReranker", name="phrase-boost",
              aliases=("phrase",))
+
+
+@trawl.hookimpl
+def register_readers(register: Any) -> None:
+    register("trawl_plugin_hello.ini:IniReader", name="ini")
