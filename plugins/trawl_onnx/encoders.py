@@ -18,7 +18,7 @@ import numpy.typing as npt
 from pydantic import Field
 from tokenizers import Encoding
 
-from trawl.components import ComponentConfig, ComponentContext, Encoder, FloatArray
+from trawl.components import QUERY_TIME, ComponentConfig, ComponentContext, Encoder, FloatArray
 from trawl.errors import ConfigError, ModelSourceError
 from trawl.vectors import l2_normalize
 
@@ -40,6 +40,10 @@ class OnnxEncoderConfig(ComponentConfig):
                                 description="onnxruntime intra-op threads (default: cores, <=8)")
     providers: list[str] | None = Field(
         None, description="onnxruntime execution providers (default: CPUExecutionProvider)")
+    device: Literal["cpu", "cuda"] = Field("cpu", description=(
+        "where the model runs: 'cuda' uses onnxruntime's CUDAExecutionProvider (needs "
+        "onnxruntime-gpu and a CUDA GPU; a typed error says so when it is missing)"),
+        json_schema_extra=QUERY_TIME)
     # 16, not 32: the same CPU time per passage on 2 cores, and onnxruntime's arena peaks
     # at 477 instead of 705 MB for 256-token passages (issue 15, docs/notes/issue-15-speed.md)
     batch_size: int = Field(16, ge=1, le=4096, description="texts per onnxruntime call")
@@ -114,6 +118,7 @@ class _OnnxEncoderBase(Encoder):
         cfg = self.config
         self.folder = ensure_exported(cfg.model, cfg.quantize)
         self.model = OnnxModel(self.folder, threads=cfg.threads, providers=cfg.providers,
+                               device=cfg.device,
                                max_length=cfg.max_length, owner=f"encoder {self.name!r}")
         self.manifest = self.model.manifest
         if self.manifest.kind == "cross-encoder":

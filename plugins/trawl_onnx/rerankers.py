@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from trawl.components import ComponentConfig, ComponentContext, FloatArray, Reranker
+from trawl.components import QUERY_TIME, ComponentConfig, ComponentContext, FloatArray, Reranker
 from trawl.errors import ConfigError, InputError
 from trawl.models import Hit, SourceScore
 from trawl.vectors import maxsim_scores
@@ -167,6 +167,10 @@ class CrossEncoderConfig(ComponentConfig):
     quantize: Literal["fp32", "int8"] = Field("fp32", description="weights precision")
     threads: int | None = Field(None, ge=1, le=256, description="onnxruntime intra-op threads")
     providers: list[str] | None = Field(None, description="onnxruntime execution providers")
+    device: Literal["cpu", "cuda"] = Field("cpu", description=(
+        "where the model runs: 'cuda' uses onnxruntime's CUDAExecutionProvider (needs "
+        "onnxruntime-gpu and a CUDA GPU; a typed error says so when it is missing)"),
+        json_schema_extra=QUERY_TIME)
     batch_size: int = Field(16, ge=1, le=4096, description="(query, passage) pairs per call")
     max_length: int | None = Field(None, ge=8, description="pair window; default: the model's")
     label: int = Field(-1, description=(
@@ -192,6 +196,7 @@ class OnnxCrossEncoder(Reranker):
         cfg = self.config
         folder = ensure_exported(cfg.model, cfg.quantize, kind="cross-encoder")
         self.model = OnnxModel(folder, threads=cfg.threads, providers=cfg.providers,
+                               device=cfg.device,
                                max_length=cfg.max_length, owner=f"reranker {self.name!r}")
         if self.model.manifest.kind != "cross-encoder":
             raise ConfigError(f"reranker {self.name!r}: {folder} holds a "

@@ -50,12 +50,46 @@ def check_texts(texts: Sequence[Any], what: str = "text") -> list[str]:
     return out
 
 
+DEVICE_PROVIDERS = {"cpu": ["CPUExecutionProvider"],
+                    # CPU after CUDA: onnxruntime runs the few ops CUDA lacks there
+                    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+class ExecutionProviderError(ConfigError):
+    """The execution provider a device or config names is not in this onnxruntime build."""
+
+
+def session_providers(device: str, providers: Sequence[str] | None, owner: str,
+                      available: Sequence[str]) -> list[str]:
+    """The providers a session gets: ``providers`` if given, else the device's. A GPU is
+    used only when its provider is available; otherwise a typed error names it."""
+    if providers:
+        if device != "cpu":
+            raise ConfigError(f"{owner}: set either field 'device' ({device!r}) or field "
+                              f"'providers' ({list(providers)}), not both")
+        wanted = list(providers)
+    elif device in DEVICE_PROVIDERS:
+        wanted = list(DEVICE_PROVIDERS[device])
+    else:
+        raise ConfigError(f"{owner}: field 'device' must be one of {sorted(DEVICE_PROVIDERS)}, "
+                          f"got {device!r}")
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        hint = (" Install onnxruntime-gpu in place of onnxruntime (pip uninstall onnxruntime; "
+                "pip install onnxruntime-gpu) on a machine with CUDA, or use device 'cpu'."
+                if "CUDAExecutionProvider" in missing else "")
+        raise ExecutionProviderError(
+            f"{owner}: {' and '.join(missing)} not available in this onnxruntime build "
+            f"(available: {list(available)}).{hint}")
+    return wanted
+
+
 class OnnxModel:
     """Exported model folder → token states (or logits) for batches of texts."""
 
     def __init__(self, folder: Path, *, threads: int | None = None,
                  providers: Sequence[str] | None = None, max_length: int | None = None,
-                 owner: str = "onnx") -> None:
+                 owner: str = "onnx", device: str = "cpu") -> None:
         self.folder = folder
         self.owner = owner
         tok_path = folder / "tokenizer.json"
@@ -85,18 +119,13 @@ class OnnxModel:
         self.pair_tokenizer = Tokenizer.from_str(base.to_str())
         self.pair_tokenizer.enable_truncation(self.max_length, strategy="only_second")
         self._by_length: dict[int, Tokenizer] = {}
-        self.session = self._session(threads, providers)
+        self.session = self._session(threads, session_providers(
+            device, providers, owner, ort.get_available_providers()))
         self._warned = False
         self._warn_lock = threading.Lock()
 
     # -- session ---------------------------------------------------------------------
-    def _session(self, threads: int | None, providers: Sequence[str] | None) -> Any:
-        available = ort.get_available_providers()
-        wanted = list(providers) if providers else ["CPUExecutionProvider"]
-        missing = [p for p in wanted if p not in available]
-        if missing:
-            raise ConfigError(f"{self.owner}: field 'providers': {missing} not available in this "
-                              f"onnxruntime build; available: {available}")
+    def _session(self, threads: int | None, wanted: list[str]) -> Any:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)

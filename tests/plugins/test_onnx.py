@@ -268,6 +268,30 @@ def test_unavailable_provider_names_available_ones(minilm_fp32: Path) -> None:
         dense(minilm_fp32, providers=["NoSuchExecutionProvider"])
 
 
+def test_cuda_device_needs_the_cuda_provider(minilm_fp32: Path) -> None:
+    """``device: cuda`` runs on the GPU only where onnxruntime has the CUDA provider;
+    elsewhere a typed error names the missing provider and how to get it."""
+    import onnxruntime as ort
+
+    from trawl_onnx.runtime import ExecutionProviderError, session_providers
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        gpu = dense(minilm_fp32, device="cuda")
+        assert gpu.model.session.get_providers()[0] == "CUDAExecutionProvider"
+    else:
+        with pytest.raises(ExecutionProviderError, match=r"CUDAExecutionProvider.*onnxruntime-gpu"):
+            dense(minilm_fp32, device="cuda")
+    cpu_only = ["CPUExecutionProvider"]
+    assert session_providers("cpu", None, "e", cpu_only) == cpu_only
+    assert session_providers("cuda", None, "e", ["CUDAExecutionProvider", *cpu_only]) == [
+        "CUDAExecutionProvider", "CPUExecutionProvider"]
+    with pytest.raises(ExecutionProviderError, match="CUDAExecutionProvider"):
+        session_providers("cuda", None, "encoder 'dense'", cpu_only)
+    with pytest.raises(ConfigError, match="not both"):
+        session_providers("cuda", ["CPUExecutionProvider"], "e", cpu_only)
+    assert dense(minilm_fp32).model.session.get_providers() == cpu_only  # the default
+
+
 def test_config_typos_are_rejected() -> None:
     host = trawl.PluginHost(load={"onnx"})
     with pytest.raises(ConfigError, match="batchsize"):
