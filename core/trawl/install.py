@@ -341,10 +341,12 @@ def check(candidates: Sequence[Candidate]) -> list[str]:
                 problems.append(f"{who} ships a {COMMAND!r} command ({group}: "
                                 f"{c.entry_points[group].get(COMMAND, '')}), which would "
                                 "replace trawl's")
-        for needer, req in guards.get(c.key, []):
-            if not req.specifier.contains(c.version, prereleases=True):
-                problems.append(f"{who} would move {c.name} from {c.replaces or 'nothing'} "
-                                f"to {c.version}, outside {needer}'s requirement {req}")
+        broken = [f"{needer} needs {req.name}{req.specifier}"
+                  for needer, req in guards.get(c.key, [])
+                  if not req.specifier.contains(c.version, prereleases=True)]
+        if broken:
+            problems.append(f"{who} would move {c.name} from {c.replaces or 'nothing'} to "
+                            f"{c.version}, outside the range trawl needs ({'; '.join(broken)})")
     return problems
 
 
