@@ -257,7 +257,7 @@ def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int =
         n = len(starts_arr)
     if n <= max_tokens:
         return [_whole(doc)]
-    strength = _strengths(text, starts_arr, ends_arr)
+    strength = _strengths(text, starts_arr, ends_arr, doc.metadata.get(CUT_AT_LINES) is True)
     starts = starts_arr.tolist()
     pieces = _windows(starts, strength, 0, n, 0, len(text), max_tokens, overlap)
     return _make_chunks(doc, [(a, b, {}) for a, b in pieces])

@@ -31,7 +31,7 @@ from xml.etree import ElementTree
 
 from pydantic import Field
 
-from ..chunking import CONTEXT, CONTEXT_HEAD, MARKS, SECTIONS
+from ..chunking import CONTEXT, CONTEXT_HEAD, CUT_AT_LINES, MARKS, SECTIONS
 from ..components import ComponentConfig, Reader, ReadOutput, SourceFile
 from ..hookspecs import hookimpl
 from ..models import Document
@@ -52,6 +52,19 @@ from .readers import (
 
 #: An archive (e-book) whose members unpack to more than this is refused: a zip bomb.
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+
+
+def check_archive(data: bytes, kind: str) -> None:
+    """Refuse what is not a zip (EPUB and Office files are zips) or unpacks to more than
+    ``MAX_UNPACKED_BYTES`` (a zip bomb), before a library opens it."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(i.file_size for i in archive.infolist())
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise SkipFile(f"not a valid {kind} file (not a zip archive: {exc})") from exc
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise SkipFile(f"unpacks to {unpacked:,} bytes (over {MAX_UNPACKED_BYTES:,}: "
+                       "a zip bomb?)")
 
 
 class CsvReader(Reader):
@@ -83,7 +96,8 @@ class CsvReader(Reader):
             body, marks = render_rows([f"column {i + 1}" for i in range(len(rows[0]))], rows,
                                       first_row=1)
         meta = file_metadata(source, "csv", "")
-        meta.update({"columns": header, "rows": len(rows) - 1, MARKS: {"row": marks}})
+        meta.update({"columns": header, "rows": len(rows) - 1, MARKS: {"row": marks},
+                     CUT_AT_LINES: True})
         return one_document(source, body, meta)
 
 
@@ -176,12 +190,9 @@ class EpubReader(Reader):
     mime_types = frozenset({"application/epub+zip"})
 
     def read(self, source: SourceFile) -> ReadOutput:
+        check_archive(source.data, "EPUB")
         try:
             with zipfile.ZipFile(io.BytesIO(source.data)) as book:
-                unpacked = sum(i.file_size for i in book.infolist())
-                if unpacked > MAX_UNPACKED_BYTES:
-                    raise SkipFile(f"unpacks to {unpacked:,} bytes (over "
-                                   f"{MAX_UNPACKED_BYTES:,}: a zip bomb?)")
                 title, chapters = _epub_chapters(book)
         except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, EOFError) as exc:
             raise SkipFile(f"not a valid EPUB: {type(exc).__name__}: {exc}") from exc
