@@ -227,6 +227,7 @@ class BM25Index(Index):
         self._base_seq = 0
         self._base_rows = 0
         self._delta_chunks = 0
+        self._wrote = False  # this session wrote a delta (the folder is writable)
         self._delta_files = 0
         self.last_rebuild_ms = 0.0
         if self._store is not None:
@@ -538,6 +539,7 @@ class BM25Index(Index):
         self._seq += 1  # only once the file is durable: a failed write leaves no gap
         self._delta_chunks += n_chunks
         self._delta_files += 1
+        self._wrote = True
 
     def _maybe_compact(self) -> None:
         if self._store is None or self._seq == self._base_seq:
@@ -773,7 +775,16 @@ class BM25Index(Index):
             return [self._chunks[self._row[c]] if c in self._row else None for c in chunk_ids]
 
     def close(self) -> None:
-        """Nothing to release: every write is already durable."""
+        """Every write is already durable; when this session wrote deltas that hold at
+        least a tenth of the index (a bulk load leaves up to half of it there), fold them
+        into the snapshot now, so the next open reads one snapshot instead of re-analysing
+        them."""
+        with self._lock:
+            if (self._store is not None and self._wrote and self._seq != self._base_seq
+                    and self._delta_chunks >= max(self.cfg.compact_min_chunks,
+                                                  0.1 * self._base_rows)):
+                self._compact()
+            self._wrote = False
 
     def stats(self) -> dict[str, Any]:
         """Sizes and the last weight rebuild time (for benchmarks and ``trawl info``)."""

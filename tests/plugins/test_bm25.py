@@ -507,6 +507,26 @@ def test_crash_mid_write_keeps_previous_state(tmp_path: Path,
     assert make(folder).count() == 25
 
 
+def test_close_folds_a_bulk_load_into_the_snapshot_and_reopens_identically(
+        tmp_path: Path) -> None:
+    chunks = scifact_chunks(300)
+    index = make(tmp_path / "i", compact_min_chunks=20, compact_ratio=2.0)
+    for start in range(0, 300, 75):  # the last batch stays in a delta file until close
+        index.upsert(chunks[start:start + 75])
+    index.delete([chunks[7].doc_id])
+    assert any(p.name.startswith("delta-") for p in (tmp_path / "i").iterdir())
+    before = {query: index.search(q(query), 20) for query in QUERIES}
+    index.close()
+    assert not any(p.name.startswith("delta-") for p in (tmp_path / "i").iterdir())
+    reopened = make(tmp_path / "i", compact_min_chunks=20, compact_ratio=2.0)
+    assert reopened._delta_files == 0 and reopened.count() == 299
+    for query, hits in before.items():
+        assert [h.model_dump() for h in reopened.search(q(query), 20)] == [
+            h.model_dump() for h in hits]
+    reopened.close()  # wrote nothing: leaves the folder as it is
+    assert make(tmp_path / "i").count() == 299
+
+
 def test_upsert_is_durable_when_it_returns(tmp_path: Path) -> None:
     """A second process sees every acknowledged write (no close, no flush)."""
     folder = tmp_path / "bm25"
