@@ -533,13 +533,6 @@ def _absorb_pending_interrupt() -> None:
         pass
 
 
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 _default_host: PluginHost | None = None
 _default_lock = threading.Lock()
 

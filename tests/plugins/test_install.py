@@ -70,13 +70,14 @@ def test_a_wheel_shipping_trawl_files_or_a_trawl_command_is_refused(venv: Overla
         "trawl_plugin_shadow/__init__.py": "", "trawl_bm25/__init__.py": ""},
         entry_points={"trawl": {"shadow": "trawl_plugin_shadow"}})
     files = venv.contents()
-    _refused(venv.trawl("install", str(hijack)),
-             "trawl-plugin-hijack 1.0 ships files of the package 'trawl'", "trawl/cli.py")
-    _refused(venv.trawl("install", str(script)),
-             "ships a 'trawl' command (console_scripts: trawl_plugin_script:main)")
-    _refused(venv.trawl("install", str(raw_script)),
-             "ships a 'trawl' command", "trawl_plugin_raw-1.0.data/scripts/trawl")
-    _refused(venv.trawl("install", str(builtin)), "files of the package 'trawl_bm25'")
+    # one command, every reason listed with its distribution
+    _refused(venv.trawl("install", str(hijack), str(script), str(raw_script), str(builtin)),
+             "trawl-plugin-hijack 1.0 ships files of the package 'trawl'", "trawl/cli.py",
+             "trawl-plugin-script 1.0 ships a 'trawl' command (console_scripts: "
+             "trawl_plugin_script:main)",
+             "trawl-plugin-raw 1.0 ships a 'trawl' command",
+             "trawl_plugin_raw-1.0.data/scripts/trawl",
+             "trawl-plugin-shadow 1.0 ships files of the package 'trawl_bm25'")
     assert venv.contents() == files
     assert not (venv.root / "bin" / "trawl").exists()
     # trawl still runs this project
@@ -156,6 +157,7 @@ def test_a_good_plugin_installs_loads_and_shows_in_version(venv: OverlayVenv,
         venv.run("-m", "pip", "uninstall", "-y", "trawl-plugin-ok")
 
 
+@pytest.mark.slow  # builds the plugin and runs its test suite: ~20 s
 def test_a_scaffolded_plugin_installs_editable_and_passes_its_tests(
         venv: OverlayVenv, tmp_path: Path) -> None:
     pytest.importorskip("hatchling", reason="builds the plugin offline (test extra)")
