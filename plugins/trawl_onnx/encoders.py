@@ -167,6 +167,11 @@ class OnnxDenseEncoder(_OnnxEncoderBase):
     def __init__(self, config: ComponentConfig | None = None,
                  context: ComponentContext | None = None) -> None:
         super().__init__(config, context)
+        if self.manifest.pooled_dense:
+            raise ConfigError(
+                f"encoder {self.name!r}: {self.manifest.source} projects its pooled vector with "
+                f"sentence-transformers Dense module(s) {self.manifest.pooled_dense}, which "
+                "onnx-dense does not apply yet; its vectors would not be the model's")
         full = self.manifest.dim
         if self.config.dim is not None and self.config.dim > full:
             raise ConfigError(f"encoder {self.name!r}: field 'dim' {self.config.dim} exceeds the "

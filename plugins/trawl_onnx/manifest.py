@@ -65,6 +65,7 @@ class ModelInfo:
     default_prompt_name: str | None = None
     truncate_dim: int | None = None
     include_prompt: bool = True
+    pooled_dense: list[str] = field(default_factory=list)
 
 
 def read_pooling(path: Path) -> tuple[Pooling, bool]:
@@ -147,6 +148,8 @@ def read_hf_info(folder: Path) -> ModelInfo:
     pooling: Pooling = "mean"
     include_prompt = True
     normalize = False
+    seen_pooling = False
+    pooled_dense: list[str] = []  # Dense modules after pooling: a projection of the vector
     modules_path = folder / "modules.json"
     if modules_path.is_file():
         try:
@@ -155,7 +158,10 @@ def read_hf_info(folder: Path) -> ModelInfo:
             raise ModelSourceError(f"cannot read {modules_path}: {exc}") from exc
         for module in modules:
             kind = str(module.get("type", ""))
+            if kind.endswith("Dense") and seen_pooling:
+                pooled_dense.append(str(module.get("path", kind)))
             if kind.endswith("Pooling"):
+                seen_pooling = True
                 pconf = folder / module.get("path", "1_Pooling") / "config.json"
                 if pconf.is_file():
                     pooling, include_prompt = read_pooling(pconf)
@@ -176,7 +182,7 @@ def read_hf_info(folder: Path) -> ModelInfo:
         num_heads=config.get("num_attention_heads") or config.get("n_heads"),
         max_position_embeddings=int(max_pos) if max_pos else None,
         prompts=prompts, default_prompt_name=default_prompt, truncate_dim=truncate_dim,
-        include_prompt=include_prompt,
+        include_prompt=include_prompt, pooled_dense=pooled_dense,
     )
 
 
@@ -202,6 +208,8 @@ class Manifest:
     default_prompt_name: str | None = None
     truncate_dim: int | None = None
     include_prompt: bool = True
+    #: sentence-transformers Dense modules after pooling, which onnx-dense does not apply
+    pooled_dense: list[str] = field(default_factory=list)
 
     @classmethod
     def from_info(cls, info: ModelInfo, *, source: str, kind: Kind,
@@ -214,7 +222,8 @@ class Manifest:
                    inputs=inputs, output=output, files=files, optimized=optimized,
                    exporter=exporter, prompts=info.prompts,
                    default_prompt_name=info.default_prompt_name,
-                   truncate_dim=info.truncate_dim, include_prompt=info.include_prompt)
+                   truncate_dim=info.truncate_dim, include_prompt=info.include_prompt,
+                   pooled_dense=info.pooled_dense)
 
     def prompt(self, role: Literal["query", "document"], name: str | None = None) -> str:
         """The prompt put before a text, as sentence-transformers' ``encode_query`` /

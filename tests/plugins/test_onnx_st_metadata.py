@@ -145,3 +145,15 @@ def test_bad_metadata_is_named(tmp_path: Path) -> None:
     pooling.write_text(json.dumps({"pooling_mode_weightedmean_tokens": True}))
     with pytest.raises(ModelSourceError, match="'weightedmean'"):
         read_hf_info(folder)
+
+
+def test_a_projection_after_pooling_is_refused_not_ignored(tmp_path: Path) -> None:
+    """A Dense module after Pooling (EmbeddingGemma-style) changes the vector; onnx-dense
+    does not apply it, so it says so instead of returning other vectors."""
+    folder, _ = _st_folder(tmp_path)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense",
+                       "type": "sentence_transformers.models.Dense"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ConfigError, match=r"Dense module\(s\) \['2_Dense'\]"):
+        dense(_export(folder, tmp_path))
