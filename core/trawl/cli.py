@@ -225,7 +225,7 @@ def install(packages: tuple[str, ...], editable: bool, upgrade: bool, no_deps: b
     trawl and what it needs kept in range). Then exactly the checked wheels are installed
     and the new plugin is loaded in a child process; if it fails, the install is undone.
     """
-    from .install import InstallRefused
+    from .install import InstallRefused, PipError
     from .install import install as run_install
 
     try:
@@ -239,6 +239,9 @@ def install(packages: tuple[str, ...], editable: bool, upgrade: bool, no_deps: b
         for problem in exc.problems:
             click.echo(safe_text(f"  - {problem}"), err=True)
         click.echo("Nothing was changed. --force installs it anyway.", err=True)
+        sys.exit(1)
+    except PipError as exc:  # pip's own lines, as pip printed them
+        click.echo(safe_text(f"Error ({exc.title}): {exc}", multiline=True), err=True)
         sys.exit(1)
 
 

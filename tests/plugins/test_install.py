@@ -185,3 +185,12 @@ def test_a_scaffolded_plugin_installs_editable_and_passes_its_tests(
         assert "6 passed" in tests.stdout
     finally:
         venv.run("-m", "pip", "uninstall", "-y", "trawl-plugin-word-overlap")
+
+
+def test_a_name_pip_cannot_resolve_fails_with_pips_own_words(venv: OverlayVenv) -> None:
+    files = venv.contents()
+    proc = venv.trawl("install", "trawl-plugin-no-such-thing")
+    assert proc.returncode == 1 and "Error (pip failed)" in proc.stderr
+    assert "No matching distribution found for trawl-plugin-no-such-thing" in proc.stderr
+    assert "\\n" not in proc.stderr  # pip's lines as lines, not escaped
+    assert venv.contents() == files
