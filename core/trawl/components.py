@@ -189,6 +189,10 @@ class Encoder(Component):
     """
 
     kind: ClassVar[EncoderKind] = "dense"
+    #: how an index compares these vectors. For sparse encoders ``"dot"`` says the weights
+    #: are final (learned sparse models), ``"cosine"`` that the index should multiply in an
+    #: IDF it keeps (lexical weights such as BM25's); dense indexes take the pipeline's.
+    metric: ClassVar[Literal["cosine", "dot"]] = "cosine"
 
     @property
     @abstractmethod

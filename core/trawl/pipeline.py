@@ -351,6 +351,8 @@ class Pipeline:
             else:
                 kind = encoder.kind
                 dim = None if kind == "sparse" else dim
+                if kind == "sparse":
+                    metric = encoder.metric
         elif rc.encoder is not None:
             raise ConfigError(f"retriever {rc.name!r}: index {rc.index!r} is lexical and takes "
                               "no encoder")
@@ -384,8 +386,10 @@ class Pipeline:
                     raise ConfigError(f"retriever {m.name!r}: encoder {m.encoder!r} is "
                                       f"{enc.kind}; index {m.index!r} stores "
                                       f"{sorted(index_cls.vector_kinds)}")
+                sparse = enc.kind == "sparse"
                 fields.append(VectorField(name=m.name, kind=enc.kind,
-                                          dim=None if enc.kind == "sparse" else enc.dim))
+                                          dim=None if sparse else enc.dim,
+                                          metric=enc.metric if sparse else "cosine"))
             config = next((m.index_config for m in members if m.index_config), {})
             sub = self.storage_dir / store if self.storage_dir else None
             self._stores[store] = cast(Index, self.registry.build(

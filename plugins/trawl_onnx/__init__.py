@@ -16,6 +16,7 @@ import trawl
 def register_encoders(register: Any) -> None:
     register("trawl_onnx.encoders:OnnxDenseEncoder", name="onnx-dense")
     register("trawl_onnx.encoders:OnnxTokenEncoder", name="onnx-tokens")
+    register("trawl_onnx.sparse:OnnxSparseEncoder", name="onnx-sparse")
 
 
 @trawl.hookimpl

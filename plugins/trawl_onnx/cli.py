@@ -14,7 +14,7 @@ from trawl import safe_text
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="folder to create (must not exist or be empty)")
 @click.option("--int8", "int8", is_flag=True, help="dynamic int8 quantisation (per channel)")
-@click.option("--kind", type=click.Choice(["dense", "multivector", "cross-encoder"]),
+@click.option("--kind", type=click.Choice(["dense", "multivector", "cross-encoder", "sparse"]),
               default="dense", show_default=True,
               help="dense and multivector share one export (token states); cross-encoder "
                    "exports classifier logits")

@@ -146,15 +146,10 @@ def _dense_layers(folder: Path) -> list[tuple[dict[str, Any], dict[str, FloatArr
     """``(config, weights)`` of each Dense module listed in ``modules.json``, in order."""
     from safetensors.numpy import load_file
 
-    modules_path = folder / "modules.json"
-    if not modules_path.is_file():
-        return []
-    try:
-        modules = json.loads(modules_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelSourceError(f"cannot read {modules_path}: {exc}") from exc
+    from .heads import read_modules
+
     layers = []
-    for module in sorted(modules, key=lambda m: int(m.get("idx", 0))):
+    for module in read_modules(folder):
         kind = str(module.get("type", ""))
         if not kind.endswith(".Dense"):
             continue

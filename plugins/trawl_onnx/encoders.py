@@ -11,7 +11,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,7 @@ from trawl.errors import ConfigError, ModelSourceError
 from trawl.vectors import l2_normalize
 
 from .export import ensure_exported
+from .manifest import Kind
 from .runtime import OnnxModel, check_texts, progress
 from .sources import DEFAULT_MODEL
 
@@ -111,12 +112,14 @@ def _take_states(key: _StateKey, texts: list[str]
 class _OnnxEncoderBase(Encoder):
     Config = OnnxEncoderConfig
     config: OnnxEncoderConfig
+    #: the export this encoder runs (``sparse``: with the masked-LM head and pooling)
+    export_kind: ClassVar[Kind] = "dense"
 
     def __init__(self, config: ComponentConfig | None = None,
                  context: ComponentContext | None = None) -> None:
         super().__init__(config, context)
         cfg = self.config
-        self.folder = ensure_exported(cfg.model, cfg.quantize)
+        self.folder = ensure_exported(cfg.model, cfg.quantize, self.export_kind)
         self.model = OnnxModel(self.folder, threads=cfg.threads, providers=cfg.providers,
                                device=cfg.device,
                                max_length=cfg.max_length, owner=f"encoder {self.name!r}")

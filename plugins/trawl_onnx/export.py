@@ -30,7 +30,7 @@ from typing import Any, Literal, get_args
 
 from trawl.errors import MissingDependencyError, ModelSourceError
 
-from .heads import write_head_files
+from .heads import append_head, export_source, write_head_files
 from .manifest import MANIFEST, Kind, Manifest, hash_files, load_manifest, read_hf_info
 from .sources import PACKAGED_MODELS, model_slug, resolve_model_folder
 
@@ -304,7 +304,7 @@ def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
     _require(("onnx", "onnxruntime"), "onnx", "exporting a model to ONNX")
     if exporter == "torch" or cross_check:  # before fetching any weights
         _require_torch("the torch exporter" if exporter == "torch" else "--cross-check")
-    folder = resolve_model_folder(model)
+    folder = export_source(resolve_model_folder(model), kind)
     info = read_hf_info(folder)
     if kind == "cross-encoder" and not info.num_labels:
         raise ModelSourceError(f"{folder / 'config.json'} declares no labels: not a sequence "
@@ -344,6 +344,7 @@ def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 optimized = False
         if not optimized:
             shutil.copyfile(raw, stage / "model.onnx")
+        output = append_head(folder, stage / "model.onnx", kind, output)
         if quantize == "int8":
             quantize_int8(stage / "model.onnx", work / "int8.onnx")
             os.replace(work / "int8.onnx", stage / "model.onnx")
@@ -434,7 +435,7 @@ def ensure_exported(model: str, quantize: Quantize = "fp32", kind: Kind = "dense
             fp32 = ensure_exported(model, "fp32", kind)
             log.warning("quantising %s to int8 into %s (first use)", model, target)
             return _quantize_export(fp32, load_manifest(fp32, verify=False), target)
-        folder = resolve_model_folder(model)
+        folder = export_source(resolve_model_folder(model), kind)
         choose_exporter(folder, "auto")  # an unsupported model_type without torch fails here
         log.warning("exporting %s to ONNX into %s (first use, once)", model, target)
         return export_model(model, target, quantize="fp32", kind=kind, source_name=model)

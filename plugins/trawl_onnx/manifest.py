@@ -28,7 +28,7 @@ _LEGACY_POOLING = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "
                    "pooling_mode_lasttoken": "lasttoken"}
 # encode_document takes the first of these prompts the model has (sentence-transformers' order)
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
-Kind = Literal["dense", "multivector", "cross-encoder"]
+Kind = Literal["dense", "multivector", "cross-encoder", "sparse"]
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -280,8 +280,9 @@ class ClientEngine(Engine):
             multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM)
             if f.kind == "multivector" else None)
             for f in fields if f.kind != "sparse"}
-        sparse = {f.name: m.SparseVectorParams(modifier=m.Modifier.IDF)
-                  for f in fields if f.kind == "sparse"}
+        sparse = {f.name: m.SparseVectorParams(
+            modifier=m.Modifier.NONE if f.metric == "dot" else m.Modifier.IDF)
+            for f in fields if f.kind == "sparse"}
         self._call("create_collection", self.client.create_collection,
                    self.spec.collection, vectors_config=dense, sparse_vectors_config=sparse,
                    hnsw_config=m.HnswConfigDiff(m=cfg.hnsw.m, ef_construct=cfg.hnsw.ef_construct,
@@ -483,8 +484,9 @@ class EdgeEngine(Engine):
             multivector_config=e.MultiVectorConfig(e.MultiVectorComparator.MaxSim)
             if f.kind == "multivector" else None)
             for f in fields if f.kind != "sparse"}
-        sparse = {f.name: e.EdgeSparseVectorParams(modifier=e.Modifier.Idf)
-                  for f in fields if f.kind == "sparse"}
+        sparse = {f.name: e.EdgeSparseVectorParams(
+            modifier=None if f.metric == "dot" else e.Modifier.Idf)
+            for f in fields if f.kind == "sparse"}
         config = e.EdgeConfig(
             vectors=dense, sparse_vectors=sparse or None,
             hnsw_config=e.HnswIndexConfig(m=cfg.hnsw.m, ef_construct=cfg.hnsw.ef_construct,

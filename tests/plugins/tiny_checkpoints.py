@@ -23,7 +23,8 @@ def vocabulary() -> list[str]:
     unknown words), words, word pieces, letters and digits."""
     punctuation = [c for c in string.punctuation if c not in "^~"]
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789")
-    return SPECIALS + punctuation + WORDS + PIECES + letters + ["##" + c for c in letters]
+    words = SPECIALS + punctuation + WORDS + PIECES + letters + ["##" + c for c in letters]
+    return list(dict.fromkeys(words))  # "a" is a word and a letter: ids stay contiguous
 
 
 def write_tokenizer(folder: Path, added: tuple[str, ...] = ()) -> int:
@@ -153,4 +154,53 @@ def pylate_layout(folder: Path, *, dim: int = 16, seed: int = 5, bias: bool = Fa
     if bias:
         tensors["linear.bias"] = torch.randn((dim,), generator=gen) * 0.1
     save_file(tensors, str(dense / "model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
+def splade_checkpoint(folder: Path, *, pooling: str = "max", activation: str = "relu",
+                      seed: int = 3) -> Path:
+    """A sentence-transformers ``SparseEncoder`` (masked LM + ``SpladePooling``) saved."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
+
+    mlm = tiny_bert(folder.with_name(folder.name + "-mlm"), seed=seed, masked_lm=True)
+    model = SparseEncoder(modules=[MLMTransformer(str(mlm)),
+                                   SpladePooling(pooling, activation_function=activation)],
+                          device="cpu")
+    model.save(str(folder))
+    return folder
+
+
+def inference_free_checkpoint(folder: Path, *, seed: int = 4) -> Path:
+    """A ``SparseEncoder`` whose ``Router`` weighs queries from a static table (random,
+    half of it zero) and runs documents through a masked LM: OpenSearch's layout."""
+    import torch
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.models import Router
+    from sentence_transformers.sparse_encoder.models import (
+        MLMTransformer,
+        SparseStaticEmbedding,
+        SpladePooling,
+    )
+
+    mlm = MLMTransformer(str(tiny_bert(folder.with_name(folder.name + "-mlm"), seed=seed,
+                                       masked_lm=True)))
+    size = len(mlm.tokenizer.get_vocab())
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.rand(size, generator=gen) * 3 * (torch.rand(size, generator=gen) > 0.5)
+    static = SparseStaticEmbedding(tokenizer=mlm.tokenizer, weight=weight, frozen=True)
+    router = Router.for_query_document(query_modules=[static],
+                                       document_modules=[mlm, SpladePooling("max")])
+    SparseEncoder(modules=[router], device="cpu").save(str(folder))
+    return folder
+
+
+def opensearch_layout(folder: Path, *, seed: int = 6) -> Path:
+    """A masked LM with ``idf.json`` beside it (OpenSearch's pre-sentence-transformers form)."""
+    import json
+
+    tiny_bert(folder, seed=seed, masked_lm=True)
+    words = vocabulary()
+    idf = {w: round(0.5 + (i * 7919 % 97) / 31, 4) for i, w in enumerate(words) if i % 3}
+    (folder / "idf.json").write_text(json.dumps(idf))
     return folder
