@@ -320,7 +320,7 @@ class OnnxSparseEncoder(_OnnxEncoderBase):
         table entry, as sentence-transformers' ``SparseStaticEmbedding``."""
         assert self.query_table is not None
         items = check_texts(texts)
-        prefix = self.config.query_prefix
+        prefix = self.query_prefix
         table = self.query_table
         out = []
         for text in items:
@@ -334,10 +334,10 @@ class OnnxSparseEncoder(_OnnxEncoderBase):
 
     def encode_documents(self, texts: Sequence[str], *,
                          show_progress: bool = False) -> list[SparseVector]:
-        return self._encode(texts, self.config.document_prefix, self.config.max_terms,
+        return self._encode(texts, self.document_prefix, self.config.max_terms,
                             show_progress)
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
         if self.query_table is not None:
             return self._weigh_queries(texts)
-        return self._encode(texts, self.config.query_prefix, self.config.query_max_terms)
+        return self._encode(texts, self.query_prefix, self.config.query_max_terms)
