@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from itertools import islice
 from typing import Annotated, Any
@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 
@@ -71,7 +72,15 @@ from trawl.wire import (
 )
 
 from .batching import SearchBatcher
-from .security import BearerAuth, BodyLimit, error_body, is_loopback
+from .security import (
+    BearerAuth,
+    BodyLimit,
+    HostOriginGuard,
+    HostPolicy,
+    PathRoots,
+    error_body,
+    is_loopback,
+)
 from .watch import FolderWatcher
 
 log = logging.getLogger("trawl.serve")
@@ -104,14 +113,21 @@ def _search_kwargs(trawl: Trawl, req: SearchRequest, trace: SearchTrace) -> dict
 def create_app(trawl: Trawl, *, api_key: str | None = None,
                watcher: FolderWatcher | None = None, mcp: bool = True,
                host: str = "127.0.0.1", on_ready: Callable[[], None] | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES, batch: bool | None = None) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES, batch: bool | None = None,
+               allow_hosts: Sequence[str] = (), allow_origins: Sequence[str] = (),
+               allow_paths: Sequence[str | os.PathLike[str]] = ()) -> FastAPI:
     """The ASGI app serving ``trawl``; the caller keeps ownership of ``trawl``.
 
     ``batch``: share one ``search_batch`` among concurrent searches (``SearchBatcher``).
     Off by default: on this project's 2-core machine it did not pay (see
     docs/notes/issue-13-serve.md); ``trawl serve --batch`` turns it on.
+    ``allow_hosts``/``allow_origins``: names and web origins trusted besides the server's
+    own (``HostOriginGuard``). ``allow_paths``: the folders ``POST /index`` may read
+    (with ``--watch`` roots, which count too); none: ``/index`` is off.
     """
     local_paths = is_loopback(host)
+    host_policy = HostPolicy(allow_hosts, allow_origins)  # a bad entry fails here, at start
+    path_roots = PathRoots([*allow_paths, *(watcher.roots if watcher is not None else ())])
     batcher = SearchBatcher(trawl) if batch else None
     run_search = batcher.search if batcher is not None else trawl.search
     mcp_server = None
@@ -294,23 +310,42 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
             return _error(403, "forbidden", "this server is not bound to loopback, so it does "
                                             "not index paths for clients; send documents to "
                                             "POST /documents instead")
-        relative = [p for p in req.paths if not os.path.isabs(p)]
-        if relative:
-            return _error(422, "validation", f"paths: {relative[0]!r} is not absolute", "paths")
+        if not path_roots:
+            return _error(403, "forbidden", "POST /index is off: this server reads no folder "
+                                            "its operator did not name; start it with "
+                                            "--allow-path DIR (or --watch DIR) to index "
+                                            "files under DIR", "paths")
+        for i, path in enumerate(req.paths):
+            if not os.path.isabs(path):
+                return _error(422, "validation", f"paths.{i}: {path!r} is not absolute",
+                              f"paths.{i}")
+            if not path_roots.contains(path):
+                return _error(403, "forbidden", f"paths.{i}: {path!r} resolves to "
+                                                f"{os.path.realpath(path)!r}, outside the "
+                                                f"folders this server may read "
+                                                f"({path_roots.describe()}); start it with "
+                                                "--allow-path DIR to allow another",
+                              f"paths.{i}")
         options = req.model_dump(exclude={"paths", "max_bytes"})
         if req.max_bytes is not None:
             options["max_bytes"] = req.max_bytes
-        report = index_paths(trawl, req.paths, show_progress=False, **options)
+        report = index_paths(trawl, req.paths, show_progress=False,
+                             confine_to=path_roots.roots, **options)
         return _json(report.model_dump_json())
 
     if mcp_server is not None:
         # the SDK's own route (its ASGI handler at /mcp), driven by the lifespan above
-        sub = mcp_server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True,
-                                             json_response=True, host=host,
-                                             max_request_body_size=max_body_bytes)
+        # the SDK's own Host/Origin check is off: HostOriginGuard below applies one policy
+        # to every route, /mcp included, with the operator's --allow-host/--allow-origin
+        sub = mcp_server.streamable_http_app(
+            streamable_http_path="/mcp", stateless_http=True, json_response=True, host=host,
+            max_request_body_size=max_body_bytes,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
         app.router.routes.extend(sub.routes)
 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if api_key:
         app.add_middleware(BearerAuth, api_key=api_key)
+    # outermost: a forged Host or foreign Origin is refused before anything else runs
+    app.add_middleware(HostOriginGuard, policy=host_policy)
     return app

@@ -28,6 +28,16 @@ def _require_stack() -> None:
 @click.option("--pipeline", "-p", default=None, help="Pipeline for a new index.")
 @click.option("--watch", "watch", multiple=True, type=click.Path(path_type=Path),
               help="Keep this folder indexed as files change (repeatable).")
+@click.option("--allow-path", "allow_path", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Let clients index files under this folder (POST /index, `trawl index` "
+                   "while served; --watch folders count too). Repeatable; none: off.")
+@click.option("--allow-host", "allow_host", multiple=True, metavar="NAME[:PORT]",
+              help="Accept this Host name besides the server's own (127.0.0.1, localhost, "
+                   "[::1] on loopback): a proxy's or the machine's LAN name. Repeatable.")
+@click.option("--allow-origin", "allow_origin", multiple=True, metavar="ORIGIN",
+              help="Accept requests from web pages of this origin (scheme://host[:port]); "
+                   "pages of other sites are refused. Repeatable.")
 @click.option("--no-mcp", is_flag=True, help="Do not mount the MCP endpoint at /mcp.")
 @click.option("--batch/--no-batch", default=False, show_default=True,
               help="Encode concurrent searches' queries in one batch (experimental: it did "
@@ -35,8 +45,9 @@ def _require_stack() -> None:
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
-                  watch: tuple[Path, ...], no_mcp: bool, batch: bool | None,
-                  log_level: str) -> None:
+                  watch: tuple[Path, ...], allow_path: tuple[Path, ...],
+                  allow_host: tuple[str, ...], allow_origin: tuple[str, ...], no_mcp: bool,
+                  batch: bool | None, log_level: str) -> None:
     """Serve an index over HTTP and MCP, so every client can use it at once."""
     import os
 
@@ -47,7 +58,8 @@ def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
     from .runner import serve
 
     serve(index, host=host, port=port, pipeline=pipeline, watch=list(watch),
-          mcp=not no_mcp, batch=batch, log_level=log_level)
+          mcp=not no_mcp, batch=batch, log_level=log_level, allow_paths=list(allow_path),
+          allow_hosts=list(allow_host), allow_origins=list(allow_origin))
 
 
 @click.command(name="mcp")

@@ -1,14 +1,18 @@
-"""ASGI middleware in front of every route (HTTP API and MCP alike): an optional bearer
-key, and the request body limit. Plain ASGI rather than framework hooks, so the MCP
-mount is covered exactly like the JSON routes."""
+"""ASGI middleware in front of every route (HTTP API and MCP alike): the Host/Origin check
+against DNS rebinding, an optional bearer key, and the request body limit. Plain ASGI
+rather than framework hooks, so the MCP route is covered exactly like the JSON routes."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
 import json
-from collections.abc import Sequence
+import logging
+import os
+import socket
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from trawl.errors import ConfigError
 
@@ -16,6 +20,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+log = logging.getLogger("trawl.serve")
 
 
 def is_loopback(host: str) -> bool:
@@ -128,3 +133,173 @@ class BodyLimit:
                 raise
         if state["over"] and not state["started"]:
             await send_error(send, 413, "too_large", self._message(), "body")
+
+
+def split_host(value: str, default_port: int | None) -> tuple[str, int | None] | None:
+    """``host[:port]`` (``[v6]:port`` too) as a lower-case name and a port; None if malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return None
+        name, port_text = f"[{name}]", rest[1:]
+    else:
+        name, _, port_text = value.partition(":")
+    if not name:
+        return None
+    if not port_text:
+        return name, default_port
+    return (name, int(port_text)) if port_text.isdigit() and len(port_text) <= 5 else None
+
+
+class HostPolicy:
+    """Which ``Host`` and ``Origin`` values a server accepts (one policy for every route).
+
+    DNS rebinding lets any web page the user visits reach a loopback server under the
+    attacker's own host name; only these two headers tell that apart from a real client.
+    Allowed hosts, each at the port the request arrived on: the local address it arrived
+    at (and, on loopback, ``127.0.0.1``, ``localhost`` and ``[::1]``; elsewhere the
+    machine's own name), plus each ``allow_hosts`` entry (``NAME`` at any port, or
+    ``NAME:PORT``; ``*`` switches the check off, for a proxy that checks). An ``Origin``
+    passes when its host is allowed (http or https) or it is one of ``allow_origins``
+    (``scheme://host[:port]``, or ``*``). A request without ``Origin`` does not come from
+    a cross-site page, so only its Host is checked.
+    """
+
+    def __init__(self, allow_hosts: Iterable[str] = (),
+                 allow_origins: Iterable[str] = ()) -> None:
+        self.any_host = False
+        self.extra_names: set[str] = set()
+        self.extra_pairs: set[tuple[str, int | None]] = set()
+        for entry in allow_hosts:
+            if entry.strip() == "*":
+                self.any_host = True
+                continue
+            parsed = split_host(entry, None)
+            if parsed is None:
+                raise ConfigError(f"--allow-host {entry!r}: not a host name or NAME:PORT")
+            if parsed[1] is None:
+                self.extra_names.add(parsed[0])
+            else:
+                self.extra_pairs.add(parsed)
+        self.any_origin = False
+        self.origins: set[str] = set()
+        for entry in allow_origins:
+            if entry.strip() == "*":
+                self.any_origin = True
+                continue
+            normal = normalise_origin(entry)
+            if normal is None:
+                raise ConfigError(f"--allow-origin {entry!r}: not an origin like "
+                                  "https://app.example or http://localhost:3000")
+            self.origins.add(normal)
+        self._own: dict[tuple[str, int], frozenset[str]] = {}
+
+    def own_names(self, local: tuple[str, int]) -> frozenset[str]:
+        """The names this server answers to on a connection to ``local`` (address, port)."""
+        names = self._own.get(local)
+        if names is None:
+            address = local[0].lower()
+            found = {f"[{address}]" if ":" in address else address}
+            if is_loopback(address):
+                found |= {"127.0.0.1", "localhost", "[::1]"}
+            else:  # the machine's own name is no attacker's to point elsewhere
+                found.add(socket.gethostname().lower())
+            names = self._own[local] = frozenset(found)
+        return names
+
+    def host_allowed(self, name: str, port: int | None, local: tuple[str, int] | None) -> bool:
+        if self.any_host or name in self.extra_names or (name, port) in self.extra_pairs:
+            return True
+        return local is not None and port == local[1] and name in self.own_names(local)
+
+    def origin_allowed(self, origin: str, local: tuple[str, int] | None) -> bool:
+        if self.any_origin:
+            return True
+        normal = normalise_origin(origin)
+        if normal is None:
+            return False  # "null" (sandboxed frames, files) and garbage
+        if normal in self.origins:
+            return True
+        scheme, _, rest = normal.partition("://")
+        parsed = split_host(rest, 443 if scheme == "https" else 80)
+        return parsed is not None and self.host_allowed(*parsed, local)
+
+    def refusal(self, scope: Scope) -> tuple[int, str, str, str] | None:
+        """(status, kind, message, header) when ``scope``'s headers are refused, else None."""
+        host = origin = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+        server = scope.get("server")
+        local = (str(server[0]), int(server[1])) if server and server[1] is not None else None
+        default_port = 443 if scope.get("scheme") in ("https", "wss") else 80
+        parsed = split_host(host, default_port) if host is not None else None
+        if not self.any_host and (parsed is None or not self.host_allowed(*parsed, local)):
+            shown = "missing" if host is None else repr(host)
+            return (421, "host", f"Host header {shown} is not a name of this server (a web "
+                    "page under another name may be reaching it through DNS rebinding); "
+                    "start the server with --allow-host NAME to accept that name", "host")
+        if origin is not None and not self.origin_allowed(origin, local):
+            return (403, "origin", f"Origin header {origin!r} is a web page this server does "
+                    "not trust; start the server with --allow-origin ORIGIN to accept it",
+                    "origin")
+        return None
+
+
+class HostOriginGuard:
+    """Applies a ``HostPolicy`` to every HTTP request and websocket: 421 for a Host, 403
+    for an Origin, as JSON naming the header."""
+
+    def __init__(self, app: ASGIApp, policy: HostPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            refused = self.policy.refusal(scope)
+            if refused is not None:
+                status, kind, message, header = refused
+                log.warning("refused %s %s: %s", scope.get("method", "WS"),
+                            scope.get("path"), message)
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                else:
+                    await send_error(send, status, kind, message, header)
+                return
+        await self.app(scope, receive, send)
+
+
+def normalise_origin(value: str) -> str | None:
+    """``scheme://host[:port]`` in lower case without a default port, or None."""
+    try:
+        parts = urlsplit(value.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or (
+            parts.path not in ("", "/") or parts.query or parts.fragment or parts.username):
+        return None
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{name}" + (f":{port}" if port not in (None, default) else "")
+
+
+class PathRoots:
+    """The folders a server may read for its clients (``--allow-path``, ``--watch``),
+    resolved once; a path is inside when its real path (every link followed) is."""
+
+    def __init__(self, roots: Iterable[str | os.PathLike[str]]) -> None:
+        self.roots: tuple[str, ...] = tuple(dict.fromkeys(os.path.realpath(r) for r in roots))
+
+    def __bool__(self) -> bool:
+        return bool(self.roots)
+
+    def contains(self, path: str | os.PathLike[str]) -> bool:
+        real = os.path.realpath(path)
+        return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in self.roots)
+
+    def describe(self) -> str:
+        return ", ".join(self.roots)

@@ -35,7 +35,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 def test_cli_and_api_attach_while_served(tmp_path: Path) -> None:
     idx = tmp_path / "idx"
     _make_index(idx)
-    with serving(idx) as server:
+    with serving(idx, "--allow-path", str(tmp_path)) as server:
         lock = json.loads((idx / ".lock").read_text())
         assert lock == {"pid": server.pid, "url": server.url, "auth": False}
         out = _cli("search", "tokd4", "-i", str(idx), "--json")

@@ -211,16 +211,17 @@ def test_internal_errors_are_json_without_traceback(tmp_path: Path) -> None:
     t._release()
 
 
-def test_index_paths_only_for_loopback_servers(tmp_path: Path, client: RemoteTrawl,
-                                              url: str) -> None:
+def test_index_paths_only_for_loopback_servers(tmp_path: Path) -> None:
     (tmp_path / "n.txt").write_text("a numbat note")
-    report = client.index_paths([tmp_path])
-    assert report.added == 1 and client.search("numbat")[0].doc_id.endswith("n.txt")
-    r = httpx.post(f"{url}/index", json={"paths": ["relative/dir"]})
-    assert r.status_code == 422 and r.json()["error"]["field"] == "paths"
     t = Trawl.open(tmp_path / "idx", pipeline="bm25", show_progress=False, attach=False)
-    try:  # an app told it listens on all interfaces (the socket here is still loopback)
-        with app_in_thread(create_app(t, host="0.0.0.0", api_key="k", mcp=False)) as u, \
+    try:
+        with app_in_thread(create_app(t, mcp=False, allow_paths=[tmp_path])) as u, \
+                trawl.connect(u) as c:
+            report = c.index_paths([tmp_path])
+            assert report.added == 1 and c.search("numbat")[0].doc_id.endswith("n.txt")
+        # an app told it listens on all interfaces (the socket here is still loopback)
+        with app_in_thread(create_app(t, host="0.0.0.0", api_key="k", mcp=False,
+                                      allow_paths=[tmp_path])) as u, \
                 trawl.connect(u, api_key="k") as c, pytest.raises(ServerError) as info:
             c.index_paths([tmp_path])
         assert info.value.status == 403

@@ -350,12 +350,15 @@ def scan(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
          include: Sequence[str] = (), exclude: Sequence[str] = (),
          follow_symlinks: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
          include_hidden: bool = False, use_ignore_files: bool = True,
-         skip_dirs: Sequence[str] = ()) -> tuple[list[FileEntry], list[SkipEntry], int]:
-    """Files to ingest, walk-time skips and the number of ignored files."""
+         skip_dirs: Sequence[str] = (), confine_to: Sequence[str | os.PathLike[str]] = ()
+         ) -> tuple[list[FileEntry], list[SkipEntry], int]:
+    """Files to ingest, walk-time skips and the number of ignored files. With
+    ``confine_to``, nothing whose real path lies outside those folders is taken."""
     walker = Walker(WalkOptions(
         include=compile_globs(include), exclude=compile_globs(exclude),
         follow_symlinks=follow_symlinks, max_bytes=max_bytes, include_hidden=include_hidden,
-        use_ignore_files=use_ignore_files, skip_dirs=tuple(skip_dirs)))
+        use_ignore_files=use_ignore_files, skip_dirs=tuple(skip_dirs),
+        confine_to=tuple(os.path.realpath(r) for r in confine_to)))
     entries: list[FileEntry] = []
     skips: list[SkipEntry] = []
     for item in walker.walk(_as_paths(paths)):
@@ -413,7 +416,8 @@ def index_paths(trawl: Trawl,
                 on_progress: Callable[[int, int], None] | None = None,
                 on_status: Callable[[IngestStatus], None] | None = None,
                 cancel: threading.Event | None = None,
-                readers: dict[str, dict[str, Any]] | None = None) -> IngestReport:
+                readers: dict[str, dict[str, Any]] | None = None,
+                confine_to: Sequence[str | os.PathLike[str]] = ()) -> IngestReport:
     """Index files and folders into ``trawl``; returns what happened.
 
     ``include``/``exclude`` are gitignore-style globs relative to each root folder
@@ -433,6 +437,8 @@ def index_paths(trawl: Trawl,
     and ``report.cancelled`` is true. Files are read by the readers registered with
     ``trawl``'s plugin host (``trawl plugins`` lists them); ``readers`` gives reader
     options by reader name (``{"notebook": {"outputs": True}}``).
+    ``confine_to``: folders outside which nothing is read, links included (what a server
+    sets to the folders its operator allowed).
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
@@ -444,7 +450,7 @@ def index_paths(trawl: Trawl,
     entries, skips, ignored = scan(
         roots, include=include, exclude=exclude, follow_symlinks=follow_symlinks,
         max_bytes=max_bytes, include_hidden=include_hidden,
-        use_ignore_files=use_ignore_files, skip_dirs=skip_dirs)
+        use_ignore_files=use_ignore_files, skip_dirs=skip_dirs, confine_to=confine_to)
     report = IngestReport(scanned=len(entries) + len(skips), ignored=ignored)
     report.skipped.extend(SkippedFile(path=s.path, reason=s.reason) for s in skips)
     bar = _Bar(sum(e.size for e in entries), len(entries)) if (

@@ -13,6 +13,9 @@ Rules, in order, for every entry under a root directory:
   after the real tree, so a link to a file or folder already scanned is reported as a
   duplicate instead of indexing the same content twice, and a link back to an
   ancestor folder is a loop, skipped with a reason.
+- ``confine_to`` (resolved folders): nothing whose real path lies outside them is read,
+  whatever the links say; such a path or link is skipped with a reason naming it. A
+  server indexing paths for clients sets it to the folders its operator named.
 - Non-regular files (fifo, socket, device), empty files and files over ``max_bytes``
   are skipped with a reason; nothing here opens a file.
 """
@@ -185,6 +188,11 @@ class WalkOptions:
     include_hidden: bool = False
     use_ignore_files: bool = True
     skip_dirs: tuple[str, ...] = ()  # resolved folders never entered (the index itself)
+    confine_to: tuple[str, ...] = ()  # resolved folders nothing may be read outside of
+
+
+def _outside(real: str, roots: tuple[str, ...]) -> bool:
+    return bool(roots) and not any(_within(real, r) for r in roots)
 
 
 def _kind(mode: int) -> str:
@@ -213,7 +221,9 @@ class Walker:
             if not os.path.lexists(p):
                 yield SkipEntry(str(p), "no such file or directory")
                 continue
-            if p.is_dir():
+            if _outside(os.path.realpath(p), self.opt.confine_to):
+                yield SkipEntry(str(p), f"{os.path.realpath(p)} is outside the allowed folders")
+            elif p.is_dir():
                 yield from self._walk_root(p)
             elif p.is_symlink() and not p.exists():
                 yield SkipEntry(str(p), f"broken symlink (target {os.readlink(p)!r} is missing)")
@@ -345,6 +355,9 @@ class Walker:
         if not self.opt.follow_symlinks and not _within(real, root_real):
             yield SkipEntry(str(link), f"symlink to {real} points outside {root} "
                                        "(pass follow_symlinks=True / --follow-symlinks)")
+            return
+        if _outside(real, self.opt.confine_to):
+            yield SkipEntry(str(link), f"symlink to {real} points outside the allowed folders")
             return
         if os.path.isdir(real):
             if _within(chain[-1], real):
