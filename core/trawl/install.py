@@ -85,6 +85,17 @@ class Candidate:
     def key(self) -> str:
         return normalize(self.name)
 
+    def startup_files(self) -> list[str]:
+        """Top-level ``.pth`` files: not refused (setuptools ships one), but shown."""
+        found = []
+        for path in self.files:
+            parts = path.split("/")
+            if parts[0].endswith(".data") and parts[1:2] in (["purelib"], ["platlib"]):
+                parts = parts[2:]
+            if len(parts) == 1 and parts[0].endswith(".pth"):
+                found.append(path)
+        return found
+
     def change(self) -> str:
         """One line: what installing this does to the environment."""
         how = " (editable)" if self.editable else ""
@@ -114,6 +125,9 @@ class InstallPlan:
             for group in ("console_scripts", "gui_scripts"):
                 for name, value in sorted(c.entry_points.get(group, {}).items()):
                     lines.append(f"    command {name!r} = {value}")
+            for path in c.startup_files():
+                lines.append(f"    {path}: a .pth file, read at every Python start (its "
+                             "'import' lines run code)")
         return lines
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from trawl.distribution import builtin_packages, own_distribution, own_distribution_name
-from trawl.install import Candidate, check
+from trawl.install import Candidate, InstallPlan, check
 
 pytestmark = pytest.mark.skipif(own_distribution() is None,
                                 reason="trawl is not installed (checks read its metadata)")
@@ -75,3 +75,13 @@ def test_trawl_itself_and_its_requirements_stay_in_range() -> None:
                         files=["numpy/__init__.py"])
     # inside trawl's own range (what else needs numpy may still say no)
     assert not any(f"{own} needs numpy" in p for p in check([new_numpy]))
+
+
+def test_startup_files_are_shown_not_refused() -> None:
+    hook = _plugin(files=["trawl_plugin_x/__init__.py", "trawl_plugin_x_hook.pth",
+                          "trawl_plugin_x/data.pth"])
+    assert check([hook]) == []
+    lines = InstallPlan(candidates=[hook], problems=[]).describe()
+    assert lines[0] == "install trawl-plugin-x 1.0"
+    assert any(line.strip().startswith("trawl_plugin_x_hook.pth: a .pth file") for line in lines)
+    assert not any("data.pth" in line for line in lines)  # not top level: never read
