@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 import os
@@ -282,14 +281,12 @@ def _check_globs(ctx: click.Context, param: click.Parameter,
 
 def _check_encodings(ctx: click.Context, param: click.Parameter,
                      value: tuple[str, ...]) -> tuple[str, ...]:
-    for name in value:
-        try:
-            info = codecs.lookup(name)
-        except LookupError as exc:
-            raise click.BadParameter(f"unknown encoding {name!r} (Python codec names such as "
-                                     "cp1252, latin-1, shift_jis)") from exc
-        if not getattr(info, "_is_text_encoding", True):
-            raise click.BadParameter(f"{name!r} is not a text encoding")
+    from .ingest.readers import check_encodings
+
+    try:
+        check_encodings(value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc)) from exc
     return value
 
 

@@ -24,12 +24,12 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import errors
-from .api import AddResult, _as_document
+from .api import AddResult, FailedDocument, OnError, _as_document
 from .catalog import IndexInfo
 from .config import FusionConfig, PipelineConfig
 from .context import Context
 from .documents import DocumentInfo
-from .errors import InputError, ServerError, ServerUnavailableError, TrawlError
+from .errors import AddError, InputError, ServerError, ServerUnavailableError, TrawlError
 from .filters import parse_filter, to_json
 from .ingest.runner import IngestReport
 from .models import Chunk, Document, Hit
@@ -166,7 +166,7 @@ class RemoteTrawl:
         message = detail.message
         if detail.type == "UnknownDocumentError" and detail.ids is not None:
             return errors.UnknownDocumentError(detail.ids)
-        if detail.type in ("validation", "too_large"):
+        if detail.type in ("validation", "too_large", "DocumentError"):
             return InputError(message)
         cls = _PASSTHROUGH.get(detail.type)
         if cls is not None:
@@ -274,13 +274,20 @@ class RemoteTrawl:
         return requests
 
     @staticmethod
-    def _add_result(answers: Iterable[AddResponse]) -> AddResult:
+    def _add_result(answers: Iterable[AddResponse], on_error: str) -> AddResult:
+        """The answers summed, as ``Trawl.add`` reports: committed ids (generated ones
+        included) and failed documents; ``on_error="raise"`` raises ``AddError`` for the
+        failures after the good documents were stored, as ``Trawl.add`` does."""
         result = AddResult()
         for a in answers:
             result.added += a.added
             result.updated += a.updated
             result.unchanged += a.unchanged
             result.chunks += a.chunks
+            result.committed_ids.extend(a.committed_ids)
+            result.failed.extend(FailedDocument(f.id, f.reason) for f in a.failed)
+        if result.failed and on_error == "raise":
+            raise AddError(result)
         return result
 
     # -- the IndexClient surface -------------------------------------------------------------
@@ -327,11 +334,14 @@ class RemoteTrawl:
 
     def add(self, documents: Iterable[Document | str | dict[str, Any]], *,
             batch_size: int = 64, show_progress: bool | None = None,
-            on_progress: Callable[[int, int], None] | None = None) -> AddResult:
+            on_progress: Callable[[int, int], None] | None = None,
+            on_error: OnError = "raise") -> AddResult:
         """Add or update documents on the server, in requests under its body limit; each
         request is committed before the next is sent. ``on_progress(done, total)`` is
         called after each request (documents); ``show_progress`` is accepted for parity
-        with ``Trawl.add`` and ignored (the server draws no bars)."""
+        with ``Trawl.add`` and ignored (the server draws no bars). ``result.committed_ids``
+        holds the stored ids, generated ones included; ``on_error`` as in ``Trawl.add``."""
+        _check_on_error(on_error)
         requests = self._add_requests(documents, batch_size)
         total = sum(len(r.documents) for r in requests)
         answers: list[AddResponse] = []
@@ -339,11 +349,13 @@ class RemoteTrawl:
             answers.append(self._call("POST", "/documents", AddResponse, r))
             if on_progress is not None:
                 on_progress(sum(len(q.documents) for q in requests[:len(answers)]), total)
-        return self._add_result(answers)
+        return self._add_result(answers, on_error)
 
     async def aadd(self, documents: Iterable[Document | str | dict[str, Any]], *,
                    batch_size: int = 64, show_progress: bool | None = None,
-                   on_progress: Callable[[int, int], None] | None = None) -> AddResult:
+                   on_progress: Callable[[int, int], None] | None = None,
+                   on_error: OnError = "raise") -> AddResult:
+        _check_on_error(on_error)
         requests = self._add_requests(documents, batch_size)
         total = sum(len(r.documents) for r in requests)
         answers: list[AddResponse] = []
@@ -351,7 +363,7 @@ class RemoteTrawl:
             answers.append(await self._acall("POST", "/documents", AddResponse, r))
             if on_progress is not None:
                 on_progress(sum(len(q.documents) for q in requests[:len(answers)]), total)
-        return self._add_result(answers)
+        return self._add_result(answers, on_error)
 
     def delete(self, doc_ids: Sequence[str] | str) -> int:
         ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids)
@@ -507,6 +519,11 @@ class RemoteTrawl:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "skip"):
+        raise InputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
 
 
 def _no_more(kwargs: dict[str, Any]) -> None:

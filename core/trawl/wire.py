@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .config import FusionConfig
 from .context import Citation
 from .documents import DocumentInfo
+from .ingest.readers import check_encodings
 from .models import Chunk, Document, Hit
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -81,11 +82,22 @@ class AddRequest(_Request):
     batch_size: int = Field(64, ge=1, le=10_000)
 
 
+class FailedDocumentInfo(BaseModel):
+    """A document the server did not store, and why (``trawl.AddResult.failed``)."""
+
+    id: str
+    reason: str
+
+
 class AddResponse(BaseModel):
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     chunks: int = 0
+    committed_ids: list[str] = Field(
+        default_factory=list, description="ids stored by this call, generated ones included")
+    failed: list[FailedDocumentInfo] = Field(
+        default_factory=list, description="documents not stored (the others were)")
 
 
 class DeleteRequest(_Request):
@@ -180,9 +192,16 @@ class IndexPathsRequest(_Request):
     prune: bool = Field(False, description="remove documents whose files are gone")
     follow_symlinks: bool = False
     max_bytes: int | None = Field(None, ge=1)
-    encodings: list[str] = Field(default_factory=list)
+    encodings: list[str] = Field(default_factory=list,
+                                 description="Python text codecs tried for non-UTF-8 files")
     include_hidden: bool = False
     use_ignore_files: bool = True
+
+    @field_validator("encodings")
+    @classmethod
+    def _known_encodings(cls, value: list[str]) -> list[str]:
+        check_encodings(value)
+        return value
 
 
 class ErrorDetail(BaseModel):

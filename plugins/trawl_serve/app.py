@@ -12,6 +12,7 @@ search or an ingest. Every error is JSON (``trawl.wire.ErrorResponse``), never a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -72,6 +73,7 @@ from trawl.wire import (
 )
 
 from .batching import SearchBatcher
+from .inputs import DocumentFieldError, check_document, check_documents, error_field
 from .security import (
     BearerAuth,
     BodyLimit,
@@ -97,6 +99,12 @@ def _json(body: str | bytes, status: int = 200) -> Response:
 
 def _error(status: int, kind: str, message: str, field: str | None = None) -> Response:
     return _json(error_body(kind, message, field), status)
+
+
+def _error_detail(status: int, detail: ErrorDetail) -> Response:
+    """An error naming ids: ``json.dumps`` escapes what UTF-8 cannot carry (an id with a
+    lone surrogate, refused for that very reason) where pydantic's encoder would fail."""
+    return _json(json.dumps(ErrorResponse(error=detail).model_dump()), status)
 
 
 def _fusion(trawl: Trawl, value: FusionConfig | str | None) -> FusionConfig | None:
@@ -172,11 +180,13 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
     @app.exception_handler(TrawlError)
     async def _trawl_error(request: Request, exc: TrawlError) -> Response:
         if isinstance(exc, UnknownDocumentError):
-            return _json(ErrorResponse(error=ErrorDetail(
-                type="UnknownDocumentError", message=str(exc), ids=exc.ids)).model_dump_json(),
-                404)
+            return _error_detail(404, ErrorDetail(type="UnknownDocumentError", message=str(exc),
+                                                  ids=exc.ids, field="ids"))
+        if isinstance(exc, DocumentFieldError):
+            return _error_detail(422, ErrorDetail(type="DocumentError", message=str(exc),
+                                                  field=exc.field, ids=[exc.doc_id]))
         if isinstance(exc, _CLIENT_ERRORS):
-            return _error(400, type(exc).__name__, str(exc))
+            return _error(400, type(exc).__name__, str(exc), error_field(exc))
         if isinstance(exc, IndexLockedError):
             return _error(409, type(exc).__name__, str(exc))
         log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
@@ -288,13 +298,21 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
               tags=["documents"])
     def update_metadata(req: MetadataRequest) -> Response:
         """Merge into a document's metadata in every index, without re-encoding it."""
+        check_document(Document(id=req.id, text="", metadata={
+            k: v for k, v in req.metadata.items() if v is not None}))
         return _json(trawl.update_metadata(req.id, req.metadata).model_dump_json())
 
     @app.post("/documents", response_model=AddResponse, responses=_ERRORS, tags=["documents"])
     def add_documents(req: AddRequest) -> Response:
-        """Add or update documents (unchanged ones are skipped); committed on return."""
-        result = trawl.add(req.documents, batch_size=req.batch_size, show_progress=False)
-        return _json(AddResponse(**result.to_json()).model_dump_json())
+        """Add or update documents (unchanged ones are skipped); committed on return.
+        A document that breaks the contract (NaN, lone surrogates, nesting) is a 422 naming
+        it and its field, and nothing is stored; one that fails further in (a plugin) is
+        listed in ``failed`` while the others are stored."""
+        documents = check_documents(req.documents)
+        result = trawl.add(documents, batch_size=req.batch_size, show_progress=False,
+                           on_error="skip")
+        return _json(AddResponse(**result.to_json(),
+                                 committed_ids=result.committed_ids).model_dump_json())
 
     @app.delete("/documents", response_model=DeleteResponse, responses=_ERRORS,
                 tags=["documents"])

@@ -4,6 +4,7 @@ round trips through ``RemoteTrawl``, limits, malformed input, auth, errors as JS
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -255,3 +256,61 @@ def test_unreachable_server_is_a_typed_error(url: str) -> None:
     sock.close()  # nothing listens there now
     with pytest.raises(ServerUnavailableError, match=dead):
         trawl.connect(dead)
+
+
+def _nested(depth: int) -> dict[str, object]:
+    root: dict[str, object] = {}
+    node = root
+    for _ in range(depth):
+        child: dict[str, object] = {}
+        node["a"] = child
+        node = child
+    return root
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ('{"id": "n1", "text": "t", "metadata": {"score": NaN}}', "documents.1.metadata.score"),
+    ('{"id": "n1", "text": "t", "metadata": {"score": -Infinity}}',
+     "documents.1.metadata.score"),
+    ('{"id": "n1", "text": "\\udc80"}', "documents.1.text"),
+    ('{"id": "\\udc80x", "text": "t"}', "documents.1.id"),
+    ('{"id": "n1", "text": "t", "metadata": {"k\\udc80": 1}}', "documents.1.metadata"),
+    ('{"id": "n1", "text": "t", "metadata": ' + json.dumps(_nested(100)) + "}",
+     "documents.1.metadata.a"),
+])
+def test_bad_documents_are_4xx_naming_id_and_field(url: str, index: Trawl, raw: str,
+                                                   field: str) -> None:
+    before = index.stats()["documents"]
+    body = '{"documents": [{"id": "good1", "text": "fine"}, ' + raw + "]}"
+    r = httpx.post(f"{url}/documents", content=body, headers={
+        "content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["type"] == "DocumentError" and err["field"].startswith(field)
+    assert err["ids"] == ["\udc80x" if field.endswith(".id") else "n1"]
+    assert repr(err["ids"][0]) in err["message"]  # the message names the document too
+    assert index.stats()["documents"] == before  # refused at the door: nothing stored
+
+
+def test_metadata_update_and_index_options_are_checked(url: str) -> None:
+    r = httpx.post(f"{url}/documents/metadata", content='{"id": "d1", "metadata": {"s": NaN}}',
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "metadata.s"
+    r = httpx.post(f"{url}/index", json={"paths": ["/nowhere"], "encodings": ["nosuchcodec"]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "encodings"
+    assert "nosuchcodec" in r.json()["error"]["message"]
+    r = httpx.post(f"{url}/search", content='{"query": "x", "filters": {"field": "s", '
+                   '"op": ">", "value": Infinity}}', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "filters"
+
+
+def test_remote_add_returns_the_committed_ids(index: Trawl, client: RemoteTrawl) -> None:
+    docs: list[object] = ["a generated-id wombat", {"id": "", "text": "another quokka"},
+                          {"id": "given7", "text": "named numbat"}]
+    result = client.add(docs)
+    assert len(result.committed_ids) == 3 and result.committed_ids[2] == "given7"
+    assert all(result.committed_ids)
+    assert [d.id for d in index.get(result.committed_ids)] == result.committed_ids
+    assert client.search("quokka")[0].doc_id == result.committed_ids[1]
+    assert client.add(docs).committed_ids == []  # unchanged: nothing written
+    client.delete(result.committed_ids)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..chunking import CONTEXT, CONTEXT_HEAD, LINE_NUMBERS, PAGE_OFFSETS, SECTIONS
 from ..components import ComponentContext, Reader, ReadOutput, SourceFile
-from ..errors import MissingDependencyError, PluginLoadError, UnreadableFileError
+from ..errors import InputError, MissingDependencyError, PluginLoadError, UnreadableFileError
 from ..models import Document, text_hash
 from .walk import FileEntry, display_path
 
@@ -79,6 +79,19 @@ def _guess_encoding(data: bytes) -> str | None:
     except Exception:  # a guess is a courtesy; never fail the file over it
         return None
     return None if best is None else str(best.encoding)
+
+
+def check_encodings(names: Sequence[str]) -> None:
+    """``InputError`` for a name that is not a Python text codec (what ``--encoding`` and
+    ``POST /index`` take), before any file is read."""
+    for name in names:
+        try:
+            info = codecs.lookup(name)
+        except (LookupError, TypeError, ValueError) as exc:
+            raise InputError(f"unknown encoding {name!r} (Python codec names such as "
+                             "cp1252, latin-1, shift_jis)") from exc
+        if not getattr(info, "_is_text_encoding", True):
+            raise InputError(f"{name!r} is not a text encoding")
 
 
 def decode(data: bytes, *, declared: str | None = None, encodings: Sequence[str] = ()) -> str:
