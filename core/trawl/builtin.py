@@ -18,7 +18,7 @@ from pydantic import Field
 
 from .components import ComponentConfig, ComponentContext, FloatArray, Index, IndexQuery
 from .errors import DimensionMismatchError, IndexCorruptError, InputError
-from .filters import Filter, matches
+from .filters import Filter, compile_filter
 from .hookspecs import hookimpl
 from .models import Chunk, Hit
 from .storage import FORMAT_VERSION, atomic_write_bytes
@@ -150,8 +150,9 @@ class ExactIndex(Index):
             if filters is None:
                 scores = self._vectors @ q  # no fancy-index copy of the whole matrix
             else:
+                passes = compile_filter(filters)  # ``in`` lists as hashed sets
                 rows = np.fromiter((i for i, c in enumerate(self._chunks)
-                                    if matches(filters, c.metadata)), dtype=np.int64)
+                                    if passes(c.metadata)), dtype=np.int64)
                 if len(rows) == 0:
                     return []
                 scores = self._vectors[rows] @ q

@@ -187,6 +187,22 @@ class FilterError(TrawlError, ValueError):
     title = "invalid filter"
 
 
+class FilterTooLargeError(FilterError):
+    """An ``in``/``not in`` list longer than ``trawl.filters.MAX_IN_VALUES`` (100,000):
+    refused before any index sees it, so one request cannot hold the index for long.
+    ``field`` names the condition's field, ``count`` the values it had."""
+
+    title = "filter too large"
+
+    def __init__(self, field: str, count: int, limit: int) -> None:
+        self.field = field
+        self.count = count
+        self.limit = limit
+        super().__init__(f"filter on {field!r}: {count} values in one 'in'/'not in' list, "
+                         f"more than the {limit} allowed; split the list into several "
+                         "searches, or filter on a coarser field (a group or tenant)")
+
+
 class InputError(TrawlError, ValueError):
     """Bad user input (query, document, top_k, ...)."""
 

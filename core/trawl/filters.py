@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import FilterError
+from .errors import FilterError, FilterTooLargeError
 
 Op = Literal["==", "!=", ">", ">=", "<", "<=", "in", "not in"]
 OPERATORS: tuple[str, ...] = ("==", "!=", ">", ">=", "<", "<=", "in", "not in")
@@ -33,6 +33,10 @@ _OP_ALIASES = {
 }
 _FIELD_RE = re.compile(r"^[A-Za-z_][\w.\-]*$")
 Scalar: TypeAlias = str | int | float | bool
+#: Values one ``in``/``not in`` list may hold (an access list of document ids): every index
+#: answers 100k in well under a second (set membership, not one clause per value); a longer
+#: list is a ``FilterTooLargeError``.
+MAX_IN_VALUES = 100_000
 
 
 class Condition(BaseModel):
@@ -111,6 +115,8 @@ def _check_value(field: str, op: str, value: Any) -> Any:
     if op in ("in", "not in"):
         if not isinstance(value, list | tuple) or not value:
             raise FilterError(f"filter on {field!r}: operator {op!r} needs a non-empty list value")
+        if len(value) > MAX_IN_VALUES:
+            raise FilterTooLargeError(field, len(value), MAX_IN_VALUES)
         for item in value:
             if not isinstance(item, Scalar):
                 raise FilterError(f"filter on {field!r}: list items must be str/int/float/bool")
@@ -316,6 +322,44 @@ def matches(f: Filter | None, metadata: Mapping[str, Any]) -> bool:
     if isinstance(f, Or):
         return any(matches(x, metadata) for x in f.any)
     return not matches(f.inner, metadata)
+
+
+def compile_filter(f: Filter | None) -> Callable[[Mapping[str, Any]], bool]:
+    """``matches`` as a function of the metadata, for filtering many rows: the tree is
+    walked once, and the values of ``in``/``not in`` become a hashed set, so a 10k-value
+    access list costs one lookup per row instead of 10k comparisons. Same answers as
+    ``matches``: for str/int/float/bool, equal values hash alike (``1 == 1.0 == True``)."""
+    if f is None:
+        return lambda metadata: True
+    if isinstance(f, Condition):
+        field, op, value = f.field, f.op, f.value
+        if op in ("in", "not in"):
+            members = frozenset(value)
+            wanted = op == "in"
+
+            def test(actual: Any) -> bool:  # ``_compare(actual, op, value)``
+                if isinstance(actual, list | tuple):
+                    found = (test(a) for a in actual)
+                    return any(found) if wanted else all(found)
+                try:
+                    inside = actual in members
+                except TypeError:  # unhashable (a dict): equal to no scalar
+                    inside = False
+                return inside == wanted
+
+            def member(metadata: Mapping[str, Any]) -> bool:
+                return test(_lookup(metadata, field))
+
+            return member
+        return lambda metadata: _compare(_lookup(metadata, field), op, value)
+    if isinstance(f, And):
+        parts = [compile_filter(x) for x in f.all]
+        return lambda metadata: all(p(metadata) for p in parts)
+    if isinstance(f, Or):
+        parts = [compile_filter(x) for x in f.any]
+        return lambda metadata: any(p(metadata) for p in parts)
+    inner = compile_filter(f.inner)
+    return lambda metadata: not inner(metadata)
 
 
 def to_json(f: Filter | None) -> Any:

@@ -15,7 +15,11 @@ How trawl's semantics map (``key`` is ``metadata.<field>``):
 * ``!= v`` → ``must_not[== v]``: a missing field passes, a list passes when no element
   equals ``v`` (Qdrant matches a list condition when any element does — the same rule).
 * ``in [..]`` → ``should`` of the equalities (strings grouped in one ``MatchAny``);
-  ``not in`` → ``must_not`` of that.
+  ``not in`` → ``must_not`` of that. A list of more than ``SHORT_NUMBER_LIST`` numbers (an
+  access list of numeric ids) is one ``MatchAny`` of its integers instead of a clause per
+  value: Qdrant has no set lookup for floats, so there an integer in the list does not
+  match a float payload equal to it (``3`` vs ``3.0``); booleans and non-integer floats
+  still match as ``==`` does.
 * ``> >= < <=`` with a number → ``Range``; with a string → ``DatetimeRange`` when the
   value is an ISO-8601 date/time (the only string ordering Qdrant has); any other string
   comparison raises :class:`~trawl.errors.FilterError` instead of silently differing.
@@ -107,6 +111,8 @@ def edge_dialect() -> Dialect:
 
 
 _RANGE_KEY = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+#: ``in`` lists with more numbers than this are matched as a set (``_many_numbers``)
+SHORT_NUMBER_LIST = 16
 
 
 class Translator:
@@ -169,8 +175,31 @@ class Translator:
         strings = [v for v in values if isinstance(v, str)]
         others = [v for v in values if not isinstance(v, str)]
         parts = [self.d.match_any(key, strings)] if strings else []
-        parts += [self._equals(key, v) for v in others]
+        if len(others) > SHORT_NUMBER_LIST:
+            parts += self._many_numbers(key, others)
+        else:
+            parts += [self._equals(key, v) for v in others]
         return parts[0] if len(parts) == 1 else self.d.filter(should=parts)
+
+    def _many_numbers(self, key: str, values: list[Any]) -> list[Any]:
+        """A long list of numbers (an access list of numeric ids) as set lookups: one
+        ``MatchAny`` of the integers, a ``MatchValue`` per boolean that ``True == 1``
+        brings in, and a point range only for non-integer floats. One clause per value
+        made a 10k-value list take minutes on qdrant-edge."""
+        integers: set[int] = set()
+        flags: set[bool] = set()
+        ranges: list[Any] = []
+        for v in values:
+            if isinstance(v, bool) or v in (0, 1):
+                flags.add(bool(v))
+                integers.add(int(v))
+            elif isinstance(v, int) or float(v).is_integer():
+                integers.add(int(v))
+            else:
+                ranges.append(self.d.range(key, {"gte": float(v), "lte": float(v)}))
+        parts = [self.d.match_any(key, sorted(integers))] if integers else []
+        parts += [self.d.match_value(key, flag) for flag in sorted(flags)]
+        return parts + ranges
 
 
 def _is_filter(node: Any) -> bool:
