@@ -39,6 +39,7 @@ from .documents import (
 from .errors import (
     AddError,
     ConfigError,
+    DuplicateIdError,
     IndexCorruptError,
     IndexLockedError,
     IndexReadOnlyError,
@@ -523,6 +524,8 @@ class Trawl:
         unless the new one reached every index. After a crash,
         ``repair`` (run on open) rolls back the unfinished batch.
 
+        An id given more than once in one call is written once, from its first copy; each
+        later copy is a failure (``DuplicateIdError``), never a silent replacement.
         ``on_error="skip"`` reports the failed documents in ``AddResult.failed``;
         ``"raise"`` (the default) stores the good ones too, then raises ``AddError`` naming
         the failed ids. Failures that are not about a document (a read-only or corrupt
@@ -548,18 +551,23 @@ class Trawl:
         progress = self.show_progress if show_progress is None else show_progress
         result = AddResult()
         latest: dict[str, Document | FailedDocument] = {}
+        first_at: dict[str, int] = {}
+        duplicates: list[FailedDocument] = []
         for position, item in enumerate(documents):
             try:
-                d = _as_document(item)
+                entry: Document | FailedDocument = _as_document(item)
             except TrawlError as exc:
-                failure = FailedDocument(_raw_id(item, position), str(exc), exc)
-                latest.pop(failure.id, None)
-                latest[failure.id] = failure
+                entry = FailedDocument(_raw_id(item, position), str(exc), exc)
+            doc_id = entry.id
+            if doc_id in first_at:  # the first copy of an id wins; later ones are reported
+                dup = DuplicateIdError(doc_id, position, first_at[doc_id])
+                duplicates.append(FailedDocument(doc_id, str(dup), dup))
                 continue
-            latest.pop(d.id, None)
-            latest[d.id] = d  # the last one of an id wins inside one call
+            first_at[doc_id] = position
+            latest[doc_id] = entry
         seen = {k: d for k, d in latest.items() if isinstance(d, Document)}
         result.failed.extend(f for f in latest.values() if isinstance(f, FailedDocument))
+        result.failed.extend(duplicates)
         refused_at_door = len(result.failed)
         docs = list(seen.values())
         known = self.manifest.hashes(seen)

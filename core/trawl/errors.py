@@ -220,6 +220,18 @@ class DocumentError(InputError):
         super().__init__(f"document {doc_id!r}, field {field!r}: {problem}")
 
 
+class DuplicateIdError(DocumentError):
+    """One ``add`` call got the same document id more than once. The first copy is the
+    one written (as trawl's JSONL reader does); each later copy is refused with this
+    error, so no copy silently replaces another."""
+
+    def __init__(self, doc_id: str, position: int, first: int) -> None:
+        self.position = position
+        self.first = first
+        super().__init__(doc_id, "id", f"duplicate id in one add call (document #{position}; "
+                                       f"the first, #{first}, is the one kept)")
+
+
 class AddError(TrawlError):
     """``Trawl.add(on_error="raise")`` stored the good documents but not these.
 

@@ -189,28 +189,33 @@ def test_property_mixed_batches_lose_nothing(items: list[tuple[bool, dict[str, A
         doc_id = f"old{slot}" if slot < 10 else f"new{j}"
         doc = {"id": doc_id, **(good if is_good else bad)}
         batch.append(doc)
-    last: dict[str, dict[str, Any]] = {d["id"]: d for d in batch}  # last one of an id wins
-    for doc_id, doc in last.items():
+    first: dict[str, dict[str, Any]] = {}
+    for d in batch:  # the first copy of an id is written; later copies are refused
+        first.setdefault(d["id"], d)
+    for doc_id, doc in first.items():
         if doc in [{"id": doc_id, **b} for b in BAD_DOCS]:
             bad_ids.add(doc_id)
         else:
             expected[doc_id] = doc["text"]
-    written_bad = [d for d in last.values() if "POISON" in str(d.get("text"))]
-    if set(last) == bad_ids and len(written_bad) > 1:
+    written_bad = [d for d in first.values() if "POISON" in str(d.get("text"))]
+    duplicated = {d["id"] for d in batch if sum(b["id"] == d["id"] for b in batch) > 1}
+    if set(first) == bad_ids and len(written_bad) > 1:
         # every document written failed in the index the same way and none landed: a
         # broken component, raised as itself; nothing stored changes
         with pytest.raises(trawl.PluginRuntimeError, match="backend refuses"):
             t.add(batch, on_error="skip", batch_size=batch_size)
         assert _texts(t) == before
         return
-    if raise_errors and bad_ids:
+    if raise_errors and bad_ids | duplicated:
         with pytest.raises(AddError) as info:
             t.add(batch, batch_size=batch_size)
         result = info.value.result
     else:
         result = t.add(batch, on_error="raise" if raise_errors else "skip",
                        batch_size=batch_size)
-    assert {f.id for f in result.failed} == bad_ids
+    assert {f.id for f in result.failed} == bad_ids | duplicated
+    assert all(isinstance(f.error, trawl.DuplicateIdError) for f in result.failed
+               if f.id not in bad_ids)
     untyped = [f for f in result.failed if not isinstance(f.error, trawl.TrawlError)]
     assert not untyped, [(f.id, type(f.error).__name__) for f in untyped]
     assert _texts(t) == expected  # every good document stored, every old one kept
@@ -230,3 +235,19 @@ def test_a_whole_batch_of_bad_documents_does_not_stop_later_good_ones() -> None:
     result = t.add(docs, on_error="skip", batch_size=2)
     assert sorted(f.id for f in result.failed) == ["p1", "p2"]
     assert _texts(t) == {"g1": "good one", "g2": "good two"}
+
+
+def test_duplicate_ids_in_one_call_keep_the_first_and_report_the_rest() -> None:
+    t = _open()
+    result = t.add([{"id": "a", "text": "first alpha"}, {"id": "b", "text": "bravo"},
+                    {"id": "a", "text": "second alpha"}, {"id": "a", "text": "third alpha"}],
+                   on_error="skip")
+    assert result.added == 2 and result.committed_ids == ["a", "b"]
+    assert [f.id for f in result.failed] == ["a", "a"]
+    errors = [f.error for f in result.failed]
+    assert all(isinstance(e, trawl.DuplicateIdError) and e.field == "id" for e in errors)
+    assert [(e.position, e.first) for e in errors] == [(2, 0), (3, 0)]  # type: ignore[union-attr]
+    assert _texts(t) == {"a": "first alpha", "b": "bravo"}
+    with pytest.raises(AddError, match="duplicate id") as info:  # the default raises
+        t.add([{"id": "c", "text": "charlie"}, {"id": "c", "text": "again"}])
+    assert info.value.result.committed_ids == ["c"]
