@@ -31,6 +31,7 @@ from .display import escape_markup, safe_text
 from .documents import DocumentInfo
 from .errors import (
     AddError,
+    Cancelled,
     ConfigError,
     DimensionMismatchError,
     DocumentError,
@@ -78,6 +79,7 @@ def connect(url: str, *, api_key: str | None = None, timeout: float = 120.0) -> 
 __all__ = [
     "AddError",
     "AddResult",
+    "Cancelled",
     "Chunk",
     "Citation",
     "ComponentConfig",

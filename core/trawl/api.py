@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar, cast, overload
 
 import numpy as np
 from pydantic import ValidationError
@@ -48,6 +48,7 @@ from .errors import (
     PluginRuntimeError,
     TrawlError,
     UnknownDocumentError,
+    raise_if_cancelled,
 )
 from .filters import Filter, expand_dates, parse_filter
 from .lockfile import LOCK_FILE, LockInfo, live_server, read_lock
@@ -68,6 +69,7 @@ from .storage import (
 from .tokens_repair import repair_token_store
 from .validation import check_ids, check_text, check_top_k, normalize_metadata
 
+T = TypeVar("T")
 PIPELINE_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.sqlite"
 #: Documents whose chunks ``Trawl.add`` encodes in one call per encoder before writing
@@ -208,6 +210,18 @@ def _systemic(exc: BaseException) -> bool:
         exc = exc.cause
     return isinstance(exc, OSError | sqlite3.Error | IndexCorruptError | IndexLockedError |
                       ConfigError | MissingDependencyError | MemoryError)
+
+
+async def _cancellable_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, cancel=event, **kwargs)`` in a worker thread; when the awaiting task is
+    cancelled, the event is set, so the thread stops at its next safe point instead of
+    running on unseen (``asyncio.to_thread`` alone cannot stop it)."""
+    cancel = kwargs.pop("cancel", None) or threading.Event()
+    try:
+        return await asyncio.to_thread(fn, *args, cancel=cancel, **kwargs)
+    except asyncio.CancelledError:
+        cancel.set()
+        raise
 
 
 def _as_document(item: Document | str | dict[str, Any]) -> Document:
@@ -765,13 +779,16 @@ class Trawl:
     # -- reading ---------------------------------------------------------------------------
     def search(self, query: str, top_k: int = 10, filters: Any = None, *,
                retrievers: Sequence[str] | None = None, fusion: FusionConfig | None = None,
-               rerank: bool | None = None, trace: SearchTrace | None = None) -> list[Hit]:
+               rerank: bool | None = None, trace: SearchTrace | None = None,
+               cancel: threading.Event | None = None) -> list[Hit]:
         """Run the pipeline. ``retrievers``/``fusion``/``rerank`` override it for this call.
 
         Pass a ``SearchTrace`` to get this call's timings; ``last_trace`` holds the most
         recent search of any thread, which is only meaningful without concurrent searches.
         A query over ``MAX_QUERY_CHARS`` (20,000) characters is cut there with a warning:
         encoders read a few hundred tokens anyway, and it bounds what BM25 scores.
+        ``cancel`` (a ``threading.Event`` set from another thread: a client went away, a
+        deadline passed) stops the search between its stages with ``Cancelled``.
         """
         if not isinstance(query, str):
             raise InputError(f"query must be a string, got {type(query).__name__}")
@@ -783,20 +800,22 @@ class Trawl:
         query = _capped_query(query)
         trace = trace if trace is not None else SearchTrace()
         hits = self.pipeline.search(query, top_k, parsed, retrievers=retrievers, fusion=fusion,
-                                    rerank=rerank, trace=trace, index_lock=self._lock.read())
+                                    rerank=rerank, trace=trace, index_lock=self._lock.read(),
+                                    cancel=cancel)
         self.last_trace = trace
         return hits
 
     async def asearch(self, query: str, top_k: int = 10, filters: Any = None,
                       **kwargs: Any) -> list[Hit]:
-        """``search`` for async apps: runs in a worker thread, never blocks the event loop."""
-        return await asyncio.to_thread(self.search, query, top_k, filters, **kwargs)
+        """``search`` for async apps: runs in a worker thread, never blocks the event loop;
+        cancelling the awaiting task stops that thread's search at its next stage."""
+        return await _cancellable_thread(self.search, query, top_k, filters, **kwargs)
 
     async def acontext(self, query: str, *, max_tokens: int = 1500, top_k: int = 8,
                        filters: Any = None, **kwargs: Any) -> Context:
-        """``context`` for async apps, in a worker thread."""
-        return await asyncio.to_thread(self.context, query, max_tokens=max_tokens,
-                                       top_k=top_k, filters=filters, **kwargs)
+        """``context`` for async apps, in a worker thread (cancelled with the task)."""
+        return await _cancellable_thread(self.context, query, max_tokens=max_tokens,
+                                         top_k=top_k, filters=filters, **kwargs)
 
     def context(self, query: str, *, max_tokens: int = 1500, top_k: int = 8,
                 filters: Any = None, count_tokens: Callable[[str], int] | None = None,
@@ -817,6 +836,7 @@ class Trawl:
                 count_words)
         count = checked_counter(count_tokens)
         hits = self.search(query, top_k=top_k, filters=filters, **kwargs)
+        raise_if_cancelled(kwargs.get("cancel"), "context")
         return pack_context(hits, max_tokens, count, per_doc_limit=per_doc_limit)
 
     @property
@@ -828,7 +848,8 @@ class Trawl:
                      retrievers: Sequence[str] | None = None,
                      fusion: FusionConfig | None = None,
                      rerank: bool | None = None,
-                     traces: Sequence[SearchTrace] | None = None) -> list[list[Hit]]:
+                     traces: Sequence[SearchTrace] | None = None,
+                     cancel: threading.Event | None = None) -> list[list[Hit]]:
         """``search`` for many queries at once: each encoder encodes them all in one batch
         (the expensive part), then each query is retrieved, fused and reranked. Returns
         one hit list per query, in order; a blank query gets ``[]``. ``traces`` (one per
@@ -851,7 +872,7 @@ class Trawl:
         results = self.pipeline.search_batch(
             [_capped_query(queries[i]) for i in live], top_k, parsed, retrievers=retrievers,
             fusion=fusion, rerank=rerank, index_lock=self._lock.read(),
-            traces=[traces[i] for i in live] if traces is not None else None)
+            traces=[traces[i] for i in live] if traces is not None else None, cancel=cancel)
         for i, hits in zip(live, results, strict=True):
             out[i] = hits
         return out
@@ -985,8 +1006,8 @@ class Trawl:
 
     async def asearch_batch(self, queries: Sequence[str], top_k: int = 10,
                             filters: Any = None, **kwargs: Any) -> list[list[Hit]]:
-        """``search_batch`` in a worker thread."""
-        return await asyncio.to_thread(self.search_batch, queries, top_k, filters, **kwargs)
+        """``search_batch`` in a worker thread (cancelled with the task)."""
+        return await _cancellable_thread(self.search_batch, queries, top_k, filters, **kwargs)
 
     async def aget(self, ids: Sequence[str] | str) -> list[Document]:
         """``get`` in a worker thread."""

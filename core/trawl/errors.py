@@ -7,6 +7,7 @@ possible, what exists instead and how to fix it.
 from __future__ import annotations
 
 import re
+import threading
 import traceback as _traceback
 from typing import Any
 
@@ -251,6 +252,19 @@ class AddError(TrawlError):
         first = self.failures[0].error if self.failures else None
         if first is not None:
             self.__cause__ = first
+
+
+class Cancelled(TrawlError):
+    """A read stopped because its ``cancel`` event was set (a client went away, a
+    deadline passed); nothing was written."""
+
+    title = "cancelled"
+
+
+def raise_if_cancelled(cancel: threading.Event | None, what: str) -> None:
+    """The cooperative-cancel check core runs between the stages of a read."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"{what} cancelled")
 
 
 class DimensionMismatchError(TrawlError, ValueError):

@@ -7,6 +7,7 @@ of documents (``Trawl`` does that).
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from .components import (
     plugin_call,
 )
 from .config import FusionConfig, PipelineConfig, RetrieverConfig
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, raise_if_cancelled
 from .filters import Filter
 from .fusion import fuse
 from .models import Chunk, Hit, SourceScore
@@ -435,20 +436,22 @@ class Pipeline:
     def search(self, query: str, top_k: int = 10, filters: Filter | None = None, *,
                retrievers: Sequence[str] | None = None, fusion: FusionConfig | None = None,
                rerank: bool | None = None, trace: SearchTrace | None = None,
-               index_lock: Any = None) -> list[Hit]:
+               index_lock: Any = None, cancel: threading.Event | None = None) -> list[Hit]:
         return self.search_batch([query], top_k, filters, retrievers=retrievers, fusion=fusion,
                                  rerank=rerank, traces=[trace or SearchTrace()],
-                                 index_lock=index_lock)[0]
+                                 index_lock=index_lock, cancel=cancel)[0]
 
     @with_one_blas_thread
     def search_batch(self, queries: Sequence[str], top_k: int = 10,
                      filters: Filter | None = None, *, retrievers: Sequence[str] | None = None,
                      fusion: FusionConfig | None = None, rerank: bool | None = None,
                      traces: Sequence[SearchTrace] | None = None,
-                     index_lock: Any = None) -> list[list[Hit]]:
+                     index_lock: Any = None,
+                     cancel: threading.Event | None = None) -> list[list[Hit]]:
         """Search many queries: each encoder sees all of them in one call, then every
         query is retrieved (under one ``index_lock`` hold), fused and reranked as
-        ``search`` would. ``traces`` (one per query) get the encoding time shared out."""
+        ``search`` would. ``traces`` (one per query) get the encoding time shared out.
+        ``cancel``, once set, stops the call at the next stage (``Cancelled``)."""
         if top_k <= 0:
             raise InputError(f"top_k must be >= 1, got {top_k}")
         if top_k > 10_000:
@@ -467,7 +470,10 @@ class Pipeline:
         fcfg = fusion or self.config.fusion
         weights = {n: self.retrievers[n].config.weight for n in names}
         t0 = time.perf_counter()
-        encoded = {n: self.retrievers[n].encode_queries(queries) for n in names}
+        encoded = {}
+        for n in names:
+            raise_if_cancelled(cancel, "search")
+            encoded[n] = self.retrievers[n].encode_queries(queries)
         encode_ms = (time.perf_counter() - t0) * 1000 / max(1, len(queries))
         found: list[tuple[dict[str, list[Hit]], list[Hit] | None]] = []
         from contextlib import nullcontext
@@ -476,11 +482,12 @@ class Pipeline:
             for i, query in enumerate(queries):
                 t1 = time.perf_counter()
                 found.append(self._retrieve(query, {n: e[i] for n, e in encoded.items()},
-                                            names, depth, filters, fcfg, weights))
+                                            names, depth, filters, fcfg, weights, cancel))
                 traces[i].encode_ms = encode_ms
                 traces[i].retrieve_ms = (time.perf_counter() - t1) * 1000
         out = []
         for query, (runs, fused_natively), trace in zip(queries, found, traces, strict=True):
+            raise_if_cancelled(cancel, "search")
             trace.per_source = {n: len(h) for n, h in runs.items()}
             if fused_natively is not None:
                 trace.per_source = {n: len(fused_natively) for n in names}
@@ -493,6 +500,7 @@ class Pipeline:
             else:
                 fused = fuse(runs, fcfg.method, k=fcfg.k, weights=weights, top_k=depth)
             if use_rerank and self.reranker is not None:
+                raise_if_cancelled(cancel, "search")
                 t3 = time.perf_counter()
                 with plugin_call(self.reranker, "reranker", "rerank"):
                     fused = self.reranker.rerank(query, fused, top_k)
@@ -501,12 +509,14 @@ class Pipeline:
         return out
 
     def _retrieve(self, query: str, encoded: dict[str, Any], names: list[str], depth: int,
-                  filters: Filter | None, fcfg: FusionConfig, weights: dict[str, float]
+                  filters: Filter | None, fcfg: FusionConfig, weights: dict[str, float],
+                  cancel: threading.Event | None = None
                   ) -> tuple[dict[str, list[Hit]], list[Hit] | None]:
         """Every selected retriever's run for one query, or a shared index's fused list."""
         runs: dict[str, list[Hit]] = {}
         fused_natively: list[Hit] | None = None
         for store, members in self._store_groups(names).items():
+            raise_if_cancelled(cancel, "search")
             found = self._search_store(store, members, query, encoded, depth, filters,
                                        fcfg if len(members) == len(names) else None,
                                        weights)
@@ -518,6 +528,7 @@ class Pipeline:
         keep = depth if len(names) == 1 else None
         for n in names:
             if n not in runs and self.retrievers[n].field is None:
+                raise_if_cancelled(cancel, "search")
                 runs[n] = self.retrievers[n].search(query, encoded[n], depth, filters, keep)
         return runs, fused_natively
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from itertools import islice
@@ -29,6 +29,7 @@ from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 
 from trawl import (
+    Cancelled,
     ConfigError,
     DimensionMismatchError,
     Document,
@@ -73,6 +74,7 @@ from trawl.wire import (
 )
 
 from .batching import SearchBatcher
+from .bounds import DEFAULT_REQUEST_TIMEOUT_S, ClientGone, DeadlineExceeded, bounded, elapsed_ms
 from .inputs import DocumentFieldError, check_document, check_documents, error_field
 from .security import (
     BearerAuth,
@@ -90,7 +92,8 @@ log = logging.getLogger("trawl.serve")
 _CLIENT_ERRORS: tuple[type[TrawlError], ...] = (
     InputError, FilterError, ConfigError, UnknownComponentError, DimensionMismatchError)
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 500)}
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 421, 422, 500,
+                                                    504)}
 
 
 def _json(body: str | bytes, status: int = 200) -> Response:
@@ -123,7 +126,8 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
                host: str = "127.0.0.1", on_ready: Callable[[], None] | None = None,
                max_body_bytes: int = MAX_BODY_BYTES, batch: bool | None = None,
                allow_hosts: Sequence[str] = (), allow_origins: Sequence[str] = (),
-               allow_paths: Sequence[str | os.PathLike[str]] = ()) -> FastAPI:
+               allow_paths: Sequence[str | os.PathLike[str]] = (),
+               request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S) -> FastAPI:
     """The ASGI app serving ``trawl``; the caller keeps ownership of ``trawl``.
 
     ``batch``: share one ``search_batch`` among concurrent searches (``SearchBatcher``).
@@ -132,6 +136,9 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
     ``allow_hosts``/``allow_origins``: names and web origins trusted besides the server's
     own (``HostOriginGuard``). ``allow_paths``: the folders ``POST /index`` may read
     (with ``--watch`` roots, which count too); none: ``/index`` is off.
+    ``request_timeout``: seconds a search, context or batch may take before it is stopped
+    and answered 504 (None: no deadline); every read and write also stops when its client
+    disconnects.
     """
     local_paths = is_loopback(host)
     host_policy = HostPolicy(allow_hosts, allow_origins)  # a bad entry fails here, at start
@@ -189,6 +196,11 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
             return _error(400, type(exc).__name__, str(exc), error_field(exc))
         if isinstance(exc, IndexLockedError):
             return _error(409, type(exc).__name__, str(exc))
+        if isinstance(exc, DeadlineExceeded):
+            log.warning("%s", exc)
+            return _error(504, "timeout", str(exc))
+        if isinstance(exc, ClientGone | Cancelled):
+            return _error(499, "client_closed", str(exc))  # nobody is there to read it
         log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
         return _error(500, type(exc).__name__, str(exc))
 
@@ -247,38 +259,46 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
         """Documents, chunks per retriever, disk size and pipeline name."""
         return trawl.stats()
 
+    # Reads run under ``bounded``: a deadline, and stopped when the client goes away;
+    # ``latency_ms`` is the wall time since the request arrived, taken just before the
+    # answer is serialised (in the worker thread, off the event loop).
     @app.post("/search", response_model=SearchResponse, responses=_ERRORS, tags=["search"])
-    def search(req: SearchRequest) -> Response:
+    async def search(req: SearchRequest, request: Request) -> Response:
         """Run the pipeline; hits carry each retriever's score and rank (scores_by_source)."""
-        trace = SearchTrace()
-        hits = run_search(req.query, req.top_k, req.filters,
-                          **_search_kwargs(trawl, req, trace))
-        timings = Timings(encode_ms=trace.encode_ms, retrieve_ms=trace.retrieve_ms,
-                          rerank_ms=trace.rerank_ms)
-        return _json(SearchResponse(hits=hits, latency_ms=round(trace.total_ms, 3),
-                                    timings=timings).model_dump_json())
+        def work(cancel: threading.Event) -> str:
+            trace = SearchTrace()
+            hits = run_search(req.query, req.top_k, req.filters, cancel=cancel,
+                              **_search_kwargs(trawl, req, trace))
+            timings = Timings(encode_ms=trace.encode_ms, retrieve_ms=trace.retrieve_ms,
+                              rerank_ms=trace.rerank_ms)
+            return SearchResponse(hits=hits, latency_ms=elapsed_ms(request),
+                                  timings=timings).model_dump_json()
+        return _json(await bounded(request, work, timeout=request_timeout))
 
     @app.post("/context", response_model=ContextResponse, responses=_ERRORS, tags=["search"])
-    def context(req: ContextRequest) -> Response:
+    async def context(req: ContextRequest, request: Request) -> Response:
         """Numbered, cited passages for a prompt, within max_tokens."""
-        trace = SearchTrace()
-        ctx = trawl.context(req.query, max_tokens=req.max_tokens, top_k=req.top_k,
-                            filters=req.filters, per_doc_limit=req.per_doc_limit,
-                            **_search_kwargs(trawl, req, trace))
-        return _json(ContextResponse(text=ctx.text, hits=ctx.hits, tokens=ctx.tokens,
-                                     citations=ctx.citations,
-                                     latency_ms=round(trace.total_ms, 3)).model_dump_json())
+        def work(cancel: threading.Event) -> str:
+            ctx = trawl.context(req.query, max_tokens=req.max_tokens, top_k=req.top_k,
+                                filters=req.filters, per_doc_limit=req.per_doc_limit,
+                                cancel=cancel, **_search_kwargs(trawl, req, SearchTrace()))
+            return ContextResponse(text=ctx.text, hits=ctx.hits, tokens=ctx.tokens,
+                                   citations=ctx.citations,
+                                   latency_ms=elapsed_ms(request)).model_dump_json()
+        return _json(await bounded(request, work, timeout=request_timeout))
 
     @app.post("/search/batch", response_model=SearchBatchResponse, responses=_ERRORS,
               tags=["search"])
-    def search_batch(req: SearchBatchRequest) -> Response:
+    async def search_batch(req: SearchBatchRequest, request: Request) -> Response:
         """Many queries at once: each encoder encodes them in one batch."""
-        started = time.perf_counter()
-        results = trawl.search_batch(req.queries, req.top_k, req.filters,
-                                     retrievers=req.retrievers, fusion=_fusion(trawl, req.fusion),
-                                     rerank=req.rerank)
-        took = round((time.perf_counter() - started) * 1000, 3)
-        return _json(SearchBatchResponse(results=results, latency_ms=took).model_dump_json())
+        def work(cancel: threading.Event) -> str:
+            results = trawl.search_batch(req.queries, req.top_k, req.filters,
+                                         retrievers=req.retrievers,
+                                         fusion=_fusion(trawl, req.fusion), rerank=req.rerank,
+                                         cancel=cancel)
+            return SearchBatchResponse(results=results,
+                                       latency_ms=elapsed_ms(request)).model_dump_json()
+        return _json(await bounded(request, work, timeout=request_timeout))
 
     @app.get("/documents", response_model=DocumentsPage, responses=_ERRORS, tags=["documents"])
     def list_documents(after: str | None = None,
@@ -303,16 +323,19 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
         return _json(trawl.update_metadata(req.id, req.metadata).model_dump_json())
 
     @app.post("/documents", response_model=AddResponse, responses=_ERRORS, tags=["documents"])
-    def add_documents(req: AddRequest) -> Response:
+    async def add_documents(req: AddRequest, request: Request) -> Response:
         """Add or update documents (unchanged ones are skipped); committed on return.
         A document that breaks the contract (NaN, lone surrogates, nesting) is a 422 naming
         it and its field, and nothing is stored; one that fails further in (a plugin) is
         listed in ``failed`` while the others are stored."""
         documents = check_documents(req.documents)
-        result = trawl.add(documents, batch_size=req.batch_size, show_progress=False,
-                           on_error="skip")
-        return _json(AddResponse(**result.to_json(),
-                                 committed_ids=result.committed_ids).model_dump_json())
+
+        def work(cancel: threading.Event) -> str:  # a client that leaves stops later batches
+            result = trawl.add(documents, batch_size=req.batch_size, show_progress=False,
+                               on_error="skip", cancel=cancel)
+            return AddResponse(**result.to_json(),
+                               committed_ids=result.committed_ids).model_dump_json()
+        return _json(await bounded(request, work, timeout=None))
 
     @app.delete("/documents", response_model=DeleteResponse, responses=_ERRORS,
                 tags=["documents"])
@@ -321,7 +344,7 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
         return _json(DeleteResponse(removed_chunks=trawl.delete(req.ids)).model_dump_json())
 
     @app.post("/index", response_model=IngestReport, responses=_ERRORS, tags=["documents"])
-    def index_files(req: IndexPathsRequest) -> Response:
+    async def index_files(req: IndexPathsRequest, request: Request) -> Response:
         """Index files and folders of the server's machine, incrementally (`trawl index`).
         Only a server bound to loopback accepts it: its clients share its file system."""
         if not local_paths:
@@ -347,9 +370,11 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
         options = req.model_dump(exclude={"paths", "max_bytes"})
         if req.max_bytes is not None:
             options["max_bytes"] = req.max_bytes
-        report = index_paths(trawl, req.paths, show_progress=False,
-                             confine_to=path_roots.roots, **options)
-        return _json(report.model_dump_json())
+
+        def work(cancel: threading.Event) -> str:
+            return index_paths(trawl, req.paths, show_progress=False, cancel=cancel,
+                               confine_to=path_roots.roots, **options).model_dump_json()
+        return _json(await bounded(request, work, timeout=None))
 
     if mcp_server is not None:
         # the SDK's own route (its ASGI handler at /mcp), driven by the lifespan above

@@ -21,6 +21,7 @@ from typing import Any
 
 from trawl import Hit, Trawl
 from trawl.config import FusionConfig
+from trawl.errors import raise_if_cancelled
 from trawl.pipeline import SearchTrace
 
 
@@ -63,7 +64,10 @@ class SearchBatcher:
 
     def search(self, query: str, top_k: int, filters: Any, *, retrievers: list[str] | None,
                fusion: FusionConfig | None, rerank: bool | None,
-               trace: SearchTrace) -> list[Hit]:
+               trace: SearchTrace, cancel: threading.Event | None = None) -> list[Hit]:
+        """``cancel`` is checked before the request queues; a shared batch, once running,
+        serves every request in it and is not stopped for one of them."""
+        raise_if_cancelled(cancel, "search")
         options = {"retrievers": retrievers, "fusion": fusion, "rerank": rerank}
         key = self._key(top_k, filters, retrievers, fusion, rerank)
         me = _Request(query, trace)

@@ -38,6 +38,10 @@ def _require_stack() -> None:
 @click.option("--allow-origin", "allow_origin", multiple=True, metavar="ORIGIN",
               help="Accept requests from web pages of this origin (scheme://host[:port]); "
                    "pages of other sites are refused. Repeatable.")
+@click.option("--request-timeout", default=30.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop a search, context or batch (HTTP or MCP) that runs longer and "
+                   "answer 504.")
 @click.option("--no-mcp", is_flag=True, help="Do not mount the MCP endpoint at /mcp.")
 @click.option("--batch/--no-batch", default=False, show_default=True,
               help="Encode concurrent searches' queries in one batch (experimental: it did "
@@ -46,8 +50,9 @@ def _require_stack() -> None:
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
                   watch: tuple[Path, ...], allow_path: tuple[Path, ...],
-                  allow_host: tuple[str, ...], allow_origin: tuple[str, ...], no_mcp: bool,
-                  batch: bool | None, log_level: str) -> None:
+                  allow_host: tuple[str, ...], allow_origin: tuple[str, ...],
+                  request_timeout: float, no_mcp: bool, batch: bool | None,
+                  log_level: str) -> None:
     """Serve an index over HTTP and MCP, so every client can use it at once."""
     import os
 
@@ -59,7 +64,8 @@ def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
 
     serve(index, host=host, port=port, pipeline=pipeline, watch=list(watch),
           mcp=not no_mcp, batch=batch, log_level=log_level, allow_paths=list(allow_path),
-          allow_hosts=list(allow_host), allow_origins=list(allow_origin))
+          allow_hosts=list(allow_host), allow_origins=list(allow_origin),
+          request_timeout=request_timeout)
 
 
 @click.command(name="mcp")

@@ -85,7 +85,8 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
           pipeline: str | None = None, watch: list[Path] | None = None, mcp: bool = True,
           batch: bool | None = None, log_level: str = "warning",
           allow_paths: list[Path] | None = None, allow_hosts: list[str] | None = None,
-          allow_origins: list[str] | None = None) -> None:
+          allow_origins: list[str] | None = None,
+          request_timeout: float | None = 30.0) -> None:
     """``trawl serve``: blocks until SIGINT/SIGTERM, then withdraws and closes the index."""
     import uvicorn
 
@@ -108,7 +109,8 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
 
         app = create_app(trawl, api_key=api_key, watcher=watcher, mcp=mcp, host=host,
                          on_ready=ready, batch=batch, allow_paths=allow_paths or (),
-                         allow_hosts=allow_hosts or (), allow_origins=allow_origins or ())
+                         allow_hosts=allow_hosts or (), allow_origins=allow_origins or (),
+                         request_timeout=request_timeout)
         config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=5)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; our

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -259,6 +260,7 @@ class HostOriginGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
+            scope["trawl.started"] = time.perf_counter()  # latency_ms counts from here
             refused = self.policy.refusal(scope)
             if refused is not None:
                 status, kind, message, header = refused
