@@ -399,7 +399,9 @@ def build_side_by_side(sizes: list[int], n_queries: int) -> str:
                 out = subprocess.run(
                     [sys.executable, __file__, "--build-worker", side, "--sizes", str(n),
                      "--queries", str(n_queries), "--folder", str(folder)],
-                    check=True, capture_output=True, text=True)
+                    capture_output=True, text=True)
+                if out.returncode != 0:
+                    raise SystemExit(f"{side} worker failed:\n{out.stderr[-3000:]}")
                 rows[side] = json.loads(out.stdout.strip().splitlines()[-1])
                 print(f"{n:,} {side}: {rows[side]}", file=sys.stderr, flush=True)
             load = os.getloadavg()[0]
