@@ -250,7 +250,8 @@ class BM25Index(Index):
         self._row: dict[str, int] = {}  # chunk id -> row
         self._doc_rows: dict[str, list[int]] = {}
         # term frequencies, appended per batch: [(nnz per row, term ids, tfs)]
-        self._parts: list[tuple[IntArray, IntArray, IntArray]] = []
+        # ``None`` first: the base segment's rows, kept only in its CSC form (see _base_rows_csr)
+        self._parts: list[tuple[IntArray, IntArray, IntArray] | None] = []
         self._doc_len = np.zeros(0, dtype=np.int32)
         self._alive = np.zeros(0, dtype=bool)
         self._dead = 0
@@ -351,23 +352,31 @@ class BM25Index(Index):
         self._maybe_compact_rows()
         return removed
 
-    def _flat(self) -> tuple[IntArray, IntArray, IntArray]:
-        """All rows' term frequencies as one (nnz, terms, tfs) triple (merged in place)."""
-        if len(self._parts) != 1:
-            if self._parts:
-                merged = tuple(np.concatenate([p[i] for p in self._parts]) for i in range(3))
-            else:
-                merged = tuple(np.zeros(0, dtype=np.int32) for _ in range(3))
-            self._parts = [merged]  # type: ignore[list-item]
-        return self._parts[0]
+    def _part(self, i: int) -> tuple[IntArray, IntArray, IntArray]:
+        part = self._parts[i]
+        if part is not None:
+            return part
+        base = self._base  # the rows the base segment holds, back in CSR form
+        assert base is not None and i == 0
+        csr = sparse.csc_matrix((base.tf, base.rows, base.indptr),
+                                shape=(base.rows_end, base.n_terms)).tocsr()
+        return (np.diff(csr.indptr).astype(np.int32), csr.indices.astype(np.int32, copy=False),
+                csr.data.astype(np.int32, copy=False))
+
+    def _all_parts(self) -> tuple[IntArray, IntArray, IntArray]:
+        """All rows' term frequencies as one (nnz, terms, tfs) triple (a new array)."""
+        if not self._parts:
+            return (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32),
+                    np.zeros(0, dtype=np.int32))
+        parts = [self._part(i) for i in range(len(self._parts))]
+        if len(parts) == 1:
+            return parts[0]
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]))
 
     def _snapshot(self) -> Snapshot:
         """Live rows only, renumbered in order (the on-disk form)."""
-        if len(self._parts) == 1:
-            nnz, tids, tfs = self._parts[0]
-        else:  # merged into locals: _parts[0] must keep matching the base segment
-            nnz, tids, tfs = (np.concatenate([p[i] for p in self._parts]) if self._parts
-                              else np.zeros(0, dtype=np.int32) for i in range(3))
+        nnz, tids, tfs = self._all_parts()
         alive = self._alive
         entry_alive = np.repeat(alive, nnz)
         return Snapshot(
@@ -378,7 +387,7 @@ class BM25Index(Index):
 
     def _compact_rows(self) -> None:
         """Drop deleted rows from memory (renumbers rows)."""
-        nnz, tids, tfs = self._flat()
+        nnz, tids, tfs = self._all_parts()
         alive = self._alive
         entry_alive = np.repeat(alive, nnz)
         self._parts = [(nnz[alive], tids[entry_alive], tfs[entry_alive])]
@@ -406,20 +415,26 @@ class BM25Index(Index):
         n_terms = len(self._terms)
         alive = self._alive
         base = self._base
-        tail_nnz = sum(len(p[1]) for p in self._parts[1:])
+        tail_nnz = sum(len(p[1]) for p in self._parts[1:] if p is not None)
         if base is None or tail_nnz > 0.25 * max(base.nnz, 1):
             # merge everything into one base segment: the rows' CSR turned into CSC by
             # scipy in O(postings), without a per-posting row array or a float copy
-            nnz, tids, tfs = self._flat()
+            nnz, tids, tfs = self._all_parts()
+            self._parts = []
             indptr = np.zeros(rows + 1, dtype=np.int64)
             np.cumsum(nnz, out=indptr[1:])
+            del nnz
             csc = sparse.csr_matrix((tfs, tids, indptr), shape=(rows, n_terms)).tocsc()
+            del tids, tfs, indptr
             csc.sort_indices()
             base = self._base = _Base(csc, rows)
             del csc
+            # the rows stay only in the base's CSC (8 bytes a posting, not 16)
+            self._parts = [None]
             tail = None
         else:
-            nnz_t, tids_t, tfs_t = (np.concatenate([p[i] for p in self._parts[1:]])
+            nnz_t, tids_t, tfs_t = (np.concatenate([self._part(j)[i]
+                                                    for j in range(1, len(self._parts))])
                                     for i in range(3)) if len(self._parts) > 1 else (
                 np.zeros(0, dtype=np.int32) for _ in range(3))
             row_t = base.rows_end + np.repeat(np.arange(rows - base.rows_end, dtype=np.int32),
@@ -789,7 +804,9 @@ class BM25Index(Index):
     def stats(self) -> dict[str, Any]:
         """Sizes and the last weight rebuild time (for benchmarks and ``trawl info``)."""
         with self._lock:
-            nnz = int(sum(len(p[1]) for p in self._parts))
+            nnz = sum(len(p[1]) for p in self._parts if p is not None)
+            if self._parts and self._parts[0] is None and self._base is not None:
+                nnz += self._base.nnz
             return {"chunks": self.count(), "rows": len(self._chunks), "terms": len(self._terms),
                     "postings": nnz, "delta_files": self._delta_files,
                     "last_rebuild_ms": round(self.last_rebuild_ms, 2)}

@@ -192,15 +192,13 @@ class Store:
                 block = _CHUNKS_JSON.dump_json(snap.chunks[i:i + _BLOCK])[1:-1]
                 put((b"," if i else b"") + block)
             put(b"]}")
-        buf = io.BytesIO()
-        np.savez(buf, doc_len=snap.doc_len, nnz=snap.nnz, terms=snap.terms, tfs=snap.tfs)
-        nbytes = buf.getvalue()
-        del buf
-        atomic_write_bytes(self.folder / nname, nbytes)
+        with atomic_writer(self.folder / nname) as fh:  # straight to the file: no copies
+            np.savez(fh, doc_len=snap.doc_len, nnz=snap.nnz, terms=snap.terms, tfs=snap.tfs)
+        with (self.folder / nname).open("rb") as fh:  # hashed from the page cache
+            nhash = hashlib.file_digest(fh, "sha256")
         self.write_manifest(seq, analyzer, {
             "json": jname, "npz": nname, "rows": len(snap.chunks),
-            "json_sha256": jhash.hexdigest(),
-            "npz_sha256": hashlib.sha256(nbytes).hexdigest()})
+            "json_sha256": jhash.hexdigest(), "npz_sha256": nhash.hexdigest()})
         self.cleanup(seq, keep={jname, nname})
 
     def write_manifest(self, seq: int, analyzer: dict[str, Any],
