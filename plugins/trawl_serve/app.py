@@ -127,7 +127,8 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
                max_body_bytes: int = MAX_BODY_BYTES, batch: bool | None = None,
                allow_hosts: Sequence[str] = (), allow_origins: Sequence[str] = (),
                allow_paths: Sequence[str | os.PathLike[str]] = (),
-               request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S) -> FastAPI:
+               request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+               mcp_write: bool = False) -> FastAPI:
     """The ASGI app serving ``trawl``; the caller keeps ownership of ``trawl``.
 
     ``batch``: share one ``search_batch`` among concurrent searches (``SearchBatcher``).
@@ -138,7 +139,7 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
     (with ``--watch`` roots, which count too); none: ``/index`` is off.
     ``request_timeout``: seconds a search, context or batch may take before it is stopped
     and answered 504 (None: no deadline); every read and write also stops when its client
-    disconnects.
+    disconnects. ``mcp_write``: offer the MCP tools ``store`` and ``forget`` too.
     """
     local_paths = is_loopback(host)
     host_policy = HostPolicy(allow_hosts, allow_origins)  # a bad entry fails here, at start
@@ -149,7 +150,7 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
     if mcp:
         from .mcp_tools import build_mcp
 
-        mcp_server = build_mcp(trawl)
+        mcp_server = build_mcp(trawl, write=mcp_write, request_timeout=request_timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

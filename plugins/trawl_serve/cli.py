@@ -43,6 +43,9 @@ def _require_stack() -> None:
               help="Stop a search, context or batch (HTTP or MCP) that runs longer and "
                    "answer 504.")
 @click.option("--no-mcp", is_flag=True, help="Do not mount the MCP endpoint at /mcp.")
+@click.option("--mcp-write", is_flag=True,
+              help="Offer the MCP tools `store` and `forget` (agents write to the index); "
+                   "off: MCP is read-only.")
 @click.option("--batch/--no-batch", default=False, show_default=True,
               help="Encode concurrent searches' queries in one batch (experimental: it did "
                    "not pay on a 2-core machine).")
@@ -51,8 +54,8 @@ def _require_stack() -> None:
 def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
                   watch: tuple[Path, ...], allow_path: tuple[Path, ...],
                   allow_host: tuple[str, ...], allow_origin: tuple[str, ...],
-                  request_timeout: float, no_mcp: bool, batch: bool | None,
-                  log_level: str) -> None:
+                  request_timeout: float, no_mcp: bool, mcp_write: bool,
+                  batch: bool | None, log_level: str) -> None:
     """Serve an index over HTTP and MCP, so every client can use it at once."""
     import os
 
@@ -65,17 +68,23 @@ def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
     serve(index, host=host, port=port, pipeline=pipeline, watch=list(watch),
           mcp=not no_mcp, batch=batch, log_level=log_level, allow_paths=list(allow_path),
           allow_hosts=list(allow_host), allow_origins=list(allow_origin),
-          request_timeout=request_timeout)
+          request_timeout=request_timeout, mcp_write=mcp_write)
 
 
 @click.command(name="mcp")
 @click.argument("index", required=False)
 @click.option("--pipeline", "-p", default=None,
               help="Pipeline for a new index (without it, the index must exist).")
-def mcp_command(index: str | None, pipeline: str | None) -> None:
+@click.option("--mcp-write", is_flag=True,
+              help="Offer the tools `store` and `forget` too; off: read-only.")
+@click.option("--request-timeout", default=30.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop a search or context call that runs longer.")
+def mcp_command(index: str | None, pipeline: str | None, mcp_write: bool,
+                request_timeout: float) -> None:
     """Speak MCP over stdin/stdout (for agents that spawn their tools). Attaches to a
     running `trawl serve` of the same index, or opens the index itself."""
     _require_stack()
     from .runner import run_mcp_stdio
 
-    run_mcp_stdio(index, pipeline=pipeline)
+    run_mcp_stdio(index, pipeline=pipeline, write=mcp_write, request_timeout=request_timeout)

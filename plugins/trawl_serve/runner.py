@@ -86,7 +86,7 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
           batch: bool | None = None, log_level: str = "warning",
           allow_paths: list[Path] | None = None, allow_hosts: list[str] | None = None,
           allow_origins: list[str] | None = None,
-          request_timeout: float | None = 30.0) -> None:
+          request_timeout: float | None = 30.0, mcp_write: bool = False) -> None:
     """``trawl serve``: blocks until SIGINT/SIGTERM, then withdraws and closes the index."""
     import uvicorn
 
@@ -110,7 +110,7 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
         app = create_app(trawl, api_key=api_key, watcher=watcher, mcp=mcp, host=host,
                          on_ready=ready, batch=batch, allow_paths=allow_paths or (),
                          allow_hosts=allow_hosts or (), allow_origins=allow_origins or (),
-                         request_timeout=request_timeout)
+                         request_timeout=request_timeout, mcp_write=mcp_write)
         config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=5)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; our
@@ -131,7 +131,8 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
             trawl.close()
 
 
-def run_mcp_stdio(index: str | None, *, pipeline: str | None = None) -> None:
+def run_mcp_stdio(index: str | None, *, pipeline: str | None = None, write: bool = False,
+                  request_timeout: float | None = 30.0) -> None:
     """``trawl mcp``: MCP over stdin/stdout, attached to a running server if there is one."""
     import anyio
 
@@ -143,6 +144,7 @@ def run_mcp_stdio(index: str | None, *, pipeline: str | None = None) -> None:
                         create=pipeline is not None)
     freeze_long_lived()
     try:
-        anyio.run(build_mcp(client).run_stdio_async)
+        anyio.run(build_mcp(client, write=write,
+                            request_timeout=request_timeout).run_stdio_async)
     finally:
         client.close()
