@@ -144,8 +144,9 @@ def sparse_layout(folder: Path) -> SparseLayout:
 
 # -- the head, appended to an exported graph ------------------------------------------
 def _mlm_head(folder: Path) -> dict[str, Any]:
-    """The masked-LM head's weights and settings for the BERT, RoBERTa and DistilBERT
-    families (a decoder missing from the file is tied to the word embeddings)."""
+    """The masked-LM head's weights and settings for the BERT, RoBERTa, DistilBERT and
+    ModernBERT families (a decoder missing from the file is tied to the word embeddings;
+    ModernBERT's head may have no biases)."""
     from .graph import load_weights
     from .manifest import read_json
 
@@ -158,32 +159,39 @@ def _mlm_head(folder: Path) -> dict[str, Any]:
                 return w[name]
         return None
 
-    embeddings = next((v for k, v in w.items()
-                       if k.endswith("embeddings.word_embeddings.weight")), None)
+    embeddings = next((v for k, v in w.items() if k.endswith(
+        ("embeddings.word_embeddings.weight", "embeddings.tok_embeddings.weight"))), None)
+    eps = float(config.get("layer_norm_eps", 1e-12))
+    # (dense, norm, decoder weights, decoder biases, activation, LayerNorm eps)
     families = (
         ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm",
          ("cls.predictions.decoder.weight",), ("cls.predictions.bias",
                                                "cls.predictions.decoder.bias"),
-         str(config.get("hidden_act", "gelu"))),
+         str(config.get("hidden_act", "gelu")), eps),
         ("lm_head.dense", "lm_head.layer_norm", ("lm_head.decoder.weight",),
-         ("lm_head.bias", "lm_head.decoder.bias"), "gelu"),
+         ("lm_head.bias", "lm_head.decoder.bias"), "gelu", eps),
         ("vocab_transform", "vocab_layer_norm", ("vocab_projector.weight",),
-         ("vocab_projector.bias",), str(config.get("activation", "gelu"))),
+         ("vocab_projector.bias",), str(config.get("activation", "gelu")), 1e-12),
+        ("head.dense", "head.norm", ("decoder.weight",), ("decoder.bias",),
+         str(config.get("classifier_activation", "gelu")), float(config.get("norm_eps",
+                                                                             1e-5))),
     )
-    for dense, norm, decoder, bias, act in families:
+    for dense, norm, decoder, bias, act, norm_eps in families:
         if f"{dense}.weight" in w:
             dec = find(*decoder)
             dec = embeddings if dec is None else dec
             if dec is None:
                 break
-            return {"dense_w": w[f"{dense}.weight"], "dense_b": w[f"{dense}.bias"],
-                    "norm_w": w[f"{norm}.weight"], "norm_b": w[f"{norm}.bias"],
-                    "decoder": dec, "bias": find(*bias), "act": act,
-                    "eps": float(config.get("layer_norm_eps", 1e-12))}
+            hidden = w[f"{dense}.weight"].shape[0]
+            zeros = np.zeros(hidden, np.float32)
+            return {"dense_w": w[f"{dense}.weight"], "dense_b": find(f"{dense}.bias"),
+                    "norm_w": w[f"{norm}.weight"],
+                    "norm_b": zeros if find(f"{norm}.bias") is None else w[f"{norm}.bias"],
+                    "decoder": dec, "bias": find(*bias), "act": act, "eps": norm_eps}
     raise ModelSourceError(
         f"weights in {folder} have no masked-language-model head (cls.predictions.*, "
-        "lm_head.* or vocab_transform/vocab_projector): not a SPLADE-style checkpoint; "
-        "onnx-sparse needs a model trained for learned sparse retrieval (e.g. "
+        "lm_head.*, vocab_transform/vocab_projector or head.*/decoder): not a SPLADE-style "
+        "checkpoint; onnx-sparse needs a model trained for learned sparse retrieval (e.g. "
         "naver/splade-v3)")
 
 
@@ -202,7 +210,9 @@ def append_sparse_head(onnx_path: Path, layout: SparseLayout,
     model = onnx.load(str(onnx_path))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     g = _Builder()
-    h = _linear(g, states, head["dense_w"], head["dense_b"], "sparse_head.dense")
+    dense_b = head["dense_b"] if head["dense_b"] is not None else \
+        np.zeros(head["dense_w"].shape[0], np.float32)
+    h = _linear(g, states, head["dense_w"], dense_b, "sparse_head.dense")
     h = _ACTIVATIONS[head["act"]](g, h)
     h = g.op("LayerNormalization", [h, g.const("sparse_head.norm.weight", head["norm_w"]),
                                     g.const("sparse_head.norm.bias", head["norm_b"])],
@@ -225,6 +235,15 @@ def append_sparse_head(onnx_path: Path, layout: SparseLayout,
         g.op("ReduceMax", [x, axes], SPARSE_OUTPUT, keepdims=0)
     else:
         g.op("ReduceMax", [x], SPARSE_OUTPUT, axes=[1], keepdims=0)
+    # the head's names get a prefix of their own: the encoder graph uses the same scheme
+    names = {o for n in g.nodes for o in n.output} | {t.name for t in g.initializers}
+    rename = {name: f"sparse_head/{name}" for name in names if name != SPARSE_OUTPUT}
+    for node in g.nodes:
+        node.name = f"sparse_head/{node.name}"
+        node.input[:] = [rename.get(i, i) for i in node.input]
+        node.output[:] = [rename.get(o, o) for o in node.output]
+    for tensor in g.initializers:
+        tensor.name = rename[tensor.name]
     model.graph.node.extend(g.nodes)
     model.graph.initializer.extend(g.initializers)
     del model.graph.output[:]

@@ -85,6 +85,22 @@ def test_splade_matches_sparse_encoder(tmp_path: Path, pooling: str, activation:
     _assert_close(_dense(pruned, size), expected, "max_terms=7")
 
 
+@pytest.mark.parametrize("family", ["distilbert", "roberta", "modernbert"])
+def test_masked_lm_heads_of_other_families(tmp_path: Path, family: str) -> None:
+    """DistilBERT's vocab_transform/projector, RoBERTa's lm_head, ModernBERT's head/decoder."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
+
+    from tests.plugins import tiny_checkpoints as tiny
+
+    folder = tiny.masked_lm(tmp_path / family, family)
+    reference = SparseEncoder(modules=[MLMTransformer(str(folder)), SpladePooling("max")],
+                              device="cpu")
+    encoder = _encoder(_export(folder, tmp_path / "onnx"))
+    expected = reference.encode(TEXTS, convert_to_tensor=True).to_dense().numpy()
+    _assert_close(_dense(encoder.encode_documents(TEXTS), encoder.dim), expected, family)
+
+
 def test_inference_free_router_matches_sparse_encoder(tmp_path: Path) -> None:
     """Documents through the model, queries weighed from the static table (no model run)."""
     from tests.plugins import tiny_checkpoints as tiny

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
+from typing import Any
 
 WORDS = ("the a of and to in is on for with by at from as be are was this that it late "
          "interaction model query document token vector search fast sparse dense score rank "
@@ -67,7 +68,7 @@ def _jitter(model: object, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():  # type: ignore[attr-defined]
-            if "LayerNorm" in name or name.endswith("bias"):
+            if "norm" in name.lower() or name.endswith("bias"):
                 p.add_(torch.randn(p.shape, generator=gen) * 0.1)
 
 
@@ -203,4 +204,33 @@ def opensearch_layout(folder: Path, *, seed: int = 6) -> Path:
     words = vocabulary()
     idf = {w: round(0.5 + (i * 7919 % 97) / 31, 4) for i, w in enumerate(words) if i % 3}
     (folder / "idf.json").write_text(json.dumps(idf))
+    return folder
+
+
+def masked_lm(folder: Path, family: str, *, seed: int = 8) -> Path:
+    """A tiny random masked LM of ``family`` (``distilbert``, ``roberta``, ``modernbert``)
+    with this module's tokenizer, for the sparse head of each family."""
+    import torch
+    import transformers as tf
+
+    size = write_tokenizer(folder)
+    torch.manual_seed(seed)
+    if family == "distilbert":
+        model: Any = tf.DistilBertForMaskedLM(tf.DistilBertConfig(
+            vocab_size=size, dim=32, hidden_dim=64, n_layers=2, n_heads=2,
+            max_position_embeddings=64))
+    elif family == "roberta":
+        model = tf.RobertaForMaskedLM(tf.RobertaConfig(
+            vocab_size=size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=66, type_vocab_size=1,
+            pad_token_id=0, bos_token_id=2, eos_token_id=3))
+    else:
+        model = tf.ModernBertForMaskedLM(tf.ModernBertConfig(
+            vocab_size=size, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=64, local_attention=8,
+            global_attn_every_n_layers=2, pad_token_id=0, cls_token_id=2, sep_token_id=3,
+            bos_token_id=2, eos_token_id=3, norm_bias=True))
+    model.eval()
+    _jitter(model, seed)
+    model.save_pretrained(str(folder), safe_serialization=True)
     return folder
