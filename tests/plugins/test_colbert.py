@@ -52,12 +52,40 @@ def _assert_same(got: list[np.ndarray], expected: list[np.ndarray], what: str) -
     assert diff <= 1e-5, f"{what}: max abs diff {diff:.2e}"
 
 
+def _pylate_mismatch() -> str | None:
+    """Why PyLate cannot run here, read from package metadata without importing it (PyLate
+    pins the sentence-transformers it runs with)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    try:
+        requires = metadata.requires("pylate") or []
+    except metadata.PackageNotFoundError:
+        return "pylate is not installed"
+    for line in requires:
+        req = Requirement(line)
+        if req.marker is not None or req.name not in ("sentence-transformers", "transformers"):
+            continue
+        try:
+            have = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            return f"{req.name} is not installed"
+        if not req.specifier.contains(have, prereleases=True):
+            return f"pylate needs {req}, this environment has {req.name} {have}"
+    return None
+
+
 @pytest.fixture(scope="module")
 def pylate_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """PyLate's checkpoints and vectors, made by PyLate in a child interpreter."""
     out = tmp_path_factory.mktemp("pylate")
     (out / "texts.json").write_text(json.dumps(TEXTS), encoding="utf-8")
     python = os.environ.get("TRAWL_PYLATE_PYTHON", sys.executable)
+    if python == sys.executable:
+        reason = _pylate_mismatch()
+        if reason:
+            pytest.skip(f"{reason}; set TRAWL_PYLATE_PYTHON to an interpreter that runs PyLate")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run([python, str(HERE / "pylate_reference.py"), str(out),
                            str(out / "texts.json")], capture_output=True, text=True,
