@@ -82,6 +82,10 @@ ENCODE_WINDOW_DOCS = 256
 #: manuals) do not multiply the memory of a window's tokenised chunks by 256: a window
 #: closes before the document that would pass it (a longer document is a window alone).
 ENCODE_WINDOW_CHARS = 4_000_000
+#: A batch with more chunks than this (one large document: a 9 MB text is ~15k chunks) is
+#: encoded and written a slice at a time, the write lock taken and released per slice, so
+#: other writers and searches get in between (issue 22: a small add waited 100 s).
+WRITE_SLICE_CHUNKS = 256
 
 if TYPE_CHECKING:
     from .client import RemoteTrawl
@@ -283,6 +287,11 @@ class Trawl:
         self.show_progress = self.settings.progress if show_progress is None else show_progress
         self._lock = _RWLock()
         self._write_mutex = threading.RLock()
+        #: ids a write is working on (``_claim``); a second write of one waits for the first
+        self._claims = threading.Condition()
+        self._claimed: set[str] = set()
+        #: documents written slice by slice and not yet committed: searches skip them
+        self._partial: frozenset[str] = frozenset()
         self._lock_fh: TextIO | None = None
         self.last_trace = SearchTrace()
         state: dict[str, Any] = {}
@@ -510,6 +519,24 @@ class Trawl:
         return removed
 
     # -- writing ---------------------------------------------------------------------------
+    @contextmanager
+    def _claim(self, ids: Iterable[str]) -> Iterator[None]:
+        """Hold these document ids for one write: a write (add, delete, metadata update) of
+        an id another write holds waits until that one ends, so a large document written
+        slice by slice is never interleaved with another change to it. Taken before
+        ``_write_mutex``, never while holding it."""
+        wanted = set(ids)
+        with self._claims:
+            while wanted & self._claimed:
+                self._claims.wait()
+            self._claimed |= wanted
+        try:
+            yield
+        finally:
+            with self._claims:
+                self._claimed -= wanted
+                self._claims.notify_all()
+
     def chunk(self, doc: Document) -> list[Chunk]:
         cfg = self.pipeline.config.chunking
         encoder = self.pipeline.primary_encoder()
@@ -698,6 +725,23 @@ class Trawl:
         chunks = [c for cs in chunks_by_doc.values() for c in cs]
         entries = [(d.id, h, str(d.metadata.get(source_key) or "") or None,
                     [c.id for c in chunks_by_doc[d.id]]) for d, h, _ in batch]
+        with self._claim(d.id for d, _, _ in batch):
+            if len(chunks) > WRITE_SLICE_CHUNKS:
+                self._write_in_slices(batch, chunks, entries, ready)
+            else:
+                self._write_at_once(batch, chunks, entries, ready)
+        for _, _, was_known in batch:
+            if was_known:
+                result.updated += 1
+            else:
+                result.added += 1
+        result.chunks += len(chunks)
+        result.committed_ids.extend(d.id for d, _, _ in batch)
+
+    def _write_at_once(self, batch: list[tuple[Document, str, bool]], chunks: list[Chunk],
+                       entries: list[tuple[str, str, str | None, list[str]]],
+                       ready: _Encoded | None) -> None:
+        """Encode (unless ``ready``) and write a batch under one hold of the write lock."""
         with self._write_mutex:
             # CPU-heavy encoding happens here (or for the whole window before), outside the
             # exclusive lock, and before anything is marked: an encoder that fails leaves
@@ -722,13 +766,49 @@ class Trawl:
                     self._roll_back(ids, old)
                     raise
             self.manifest.mark(entries, "committed")
-        for _, _, was_known in batch:
-            if was_known:
-                result.updated += 1
-            else:
-                result.added += 1
-        result.chunks += len(chunks)
-        result.committed_ids.extend(d.id for d, _, _ in batch)
+
+    def _write_in_slices(self, batch: list[tuple[Document, str, bool]], chunks: list[Chunk],
+                         entries: list[tuple[str, str, str | None, list[str]]],
+                         ready: _Encoded | None) -> None:
+        """A batch too large for one hold of the write lock (a large document): marked
+        pending first, then each slice of ``WRITE_SLICE_CHUNKS`` chunks is encoded outside
+        every lock and written under its own short hold of the write lock; committed after
+        the last. Until then searches skip the batch's documents (``_partial``); after a
+        crash, ``repair`` removes the pending batch, as for any batch. A failure rolls
+        everything back (old versions of updated documents included)."""
+        ids = [d.id for d, _, _ in batch]
+        updated = [d.id for d, _, was_known in batch if was_known]
+        with self._write_mutex:
+            old = self._snapshot(updated)
+            self.manifest.mark(entries, "pending")
+            self._partial = self._partial | set(ids)  # replaced, never changed in place
+        try:
+            try:
+                for start in range(0, len(chunks), WRITE_SLICE_CHUNKS):
+                    stop = min(start + WRITE_SLICE_CHUNKS, len(chunks))
+                    part = chunks[start:stop]
+                    if ready is not None:
+                        encoded = {n: _rows(v, start, stop, len(chunks))
+                                   for n, v in ready.encoded.items()}
+                        token_sets = _rows(ready.token_sets, start, stop, len(chunks))
+                    else:
+                        encoded = {n: r.encode_chunks(part)
+                                   for n, r in self.pipeline.retrievers.items()}
+                        token_sets = self.pipeline.encode_tokens(part, encoded)
+                    with self._write_mutex, self._lock.write():
+                        if start == 0 and updated:
+                            self._delete_everywhere(updated)
+                        self.pipeline.write(part, encoded)
+                        self.pipeline.write_tokens(part, token_sets)
+            except Exception:
+                with self._write_mutex, self._lock.write():
+                    self._roll_back(ids, old)
+                raise
+            with self._write_mutex:
+                self.manifest.mark(entries, "committed")
+        finally:
+            with self._write_mutex:
+                self._partial = self._partial - set(ids)
 
     def _snapshot(self, doc_ids: list[str]) -> _Snapshot | None:
         """The stored chunks and manifest rows of documents about to be replaced, read from
@@ -771,7 +851,7 @@ class Trawl:
         ids = check_ids(doc_ids)
         if not ids:
             return 0
-        with self._write_mutex, self._lock.write():
+        with self._claim(ids), self._write_mutex, self._lock.write():
             removed = self._delete_everywhere(ids)
             self.manifest.remove(ids)
         return removed
@@ -799,11 +879,12 @@ class Trawl:
             return []
         query = _capped_query(query)
         trace = trace if trace is not None else SearchTrace()
-        hits = self.pipeline.search(query, top_k, parsed, retrievers=retrievers, fusion=fusion,
-                                    rerank=rerank, trace=trace, index_lock=self._lock.read(),
-                                    cancel=cancel)
+        partial = self._partial
+        hits = self.pipeline.search(query, _room(top_k, partial), parsed,
+                                    retrievers=retrievers, fusion=fusion, rerank=rerank,
+                                    trace=trace, index_lock=self._lock.read(), cancel=cancel)
         self.last_trace = trace
-        return hits
+        return _without(hits, partial | self._partial, top_k)
 
     async def asearch(self, query: str, top_k: int = 10, filters: Any = None,
                       **kwargs: Any) -> list[Hit]:
@@ -869,12 +950,15 @@ class Trawl:
         if traces is not None and len(traces) != len(queries):
             raise InputError(f"traces must have one SearchTrace per query ({len(queries)}), "
                              f"got {len(traces)}")
+        partial = self._partial
         results = self.pipeline.search_batch(
-            [_capped_query(queries[i]) for i in live], top_k, parsed, retrievers=retrievers,
+            [_capped_query(queries[i]) for i in live], _room(top_k, partial), parsed,
+            retrievers=retrievers,
             fusion=fusion, rerank=rerank, index_lock=self._lock.read(),
             traces=[traces[i] for i in live] if traces is not None else None, cancel=cancel)
+        partial = partial | self._partial
         for i, hits in zip(live, results, strict=True):
-            out[i] = hits
+            out[i] = _without(hits, partial, top_k)
         return out
 
     # -- stored documents ------------------------------------------------------------------
@@ -963,7 +1047,7 @@ class Trawl:
             raise InputError(f"document id must be a string, got {type(doc_id).__name__}")
         patch = check_metadata_patch(doc_id, metadata)
         self._check_writable("update metadata")
-        with self._write_mutex:
+        with self._claim([doc_id]), self._write_mutex:
             _, source, chunk_ids = self._entries([doc_id])[doc_id]
             old = self._stored_chunks([(doc_id, chunk_ids)])[doc_id]
             new = [c.model_copy(update={"metadata": patched(c.metadata, patch)}) for c in old]
@@ -1126,6 +1210,21 @@ def _windows(todo: list[tuple[Document, str, bool]], docs: int
         chars += size
     if part:
         yield part
+
+
+def _room(top_k: int, partial: frozenset[str]) -> int:
+    """Hits to ask for while documents are half written: twice ``top_k``, so that hits of
+    those documents, skipped by ``_without``, rarely leave fewer than ``top_k``."""
+    return top_k * 2 if partial else top_k
+
+
+def _without(hits: list[Hit], partial: frozenset[str], top_k: int) -> list[Hit]:
+    """``hits`` less those of half-written documents, ranked again from 1."""
+    if not partial:
+        return hits
+    kept = [h for h in hits if h.doc_id not in partial][:top_k]
+    return [h if h.rank == r else h.model_copy(update={"rank": r})
+            for r, h in enumerate(kept, 1)]
 
 
 MAX_QUERY_CHARS = 20_000
