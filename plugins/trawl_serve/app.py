@@ -220,8 +220,11 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
     # -- routes ---------------------------------------------------------------------------
     @app.get("/healthz", tags=["server"])
     def healthz() -> dict[str, Any]:
-        """Liveness, the index folder, the server's pid and, with --watch, its state."""
+        """Liveness, the index folder, the server's pid and, with --watch, its state.
+        ``ready`` is false while a watched folder is missing or the watcher failed (see
+        ``watch.last_error``)."""
         return {"status": "ok", "index": str(trawl.path) if trawl.path else None,
+                "ready": watcher.healthy if watcher is not None else True,
                 "pid": os.getpid(), "version": __version__,
                 "watch": watcher.status() if watcher is not None else None,
                 "batching": None if batcher is None else {

@@ -5,6 +5,12 @@ once no new change arrived for ``step_ms``, at most ``debounce_ms`` after the fi
 each batch re-runs core's incremental ``index_paths`` with ``prune=True`` on the roots it
 touched: unchanged files are skipped by size and mtime, changed ones re-indexed, deleted
 ones pruned. Exactly what ``trawl index --prune`` does, so the two never disagree.
+
+A watched folder that is removed is pruned (its documents go) and watched for: when it
+is created again, it is rescanned and watched anew (the OS watch on the old folder died
+with it). A watcher that fails is restarted after a pause; ``status()`` (``/healthz``)
+and the log say what went wrong, and ``healthy`` is false while a root is missing or the
+last sync or watch failed.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class FolderWatcher:
         self.last_report: IngestReport | None = None
         self.last_error: str | None = None
         self.last_sync_at: float | None = None
+        self.missing: set[Path] = set()  # roots removed while watching, waited for
+        self.restarts = 0
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -56,11 +64,20 @@ class FolderWatcher:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    @property
+    def healthy(self) -> bool:
+        """Every root watched, the watcher running, the last sync and watch fine."""
+        return (self.ready.is_set() and self._thread.is_alive() and not self.missing
+                and self.last_error is None)
+
     def status(self) -> dict[str, Any]:
-        """For ``/healthz``: roots, whether the first sync is done, the last sync's counts."""
+        """For ``/healthz``: roots, whether the first sync is done, the last sync's counts,
+        missing roots and the last error."""
         report = self.last_report
         return {
             "roots": [str(r) for r in self.roots], "ready": self.ready.is_set(),
+            "healthy": self.healthy, "running": self._thread.is_alive(),
+            "missing": sorted(str(r) for r in self.missing), "restarts": self.restarts,
             "syncs": self.syncs, "last_sync_at": self.last_sync_at,
             "last": report.model_dump(exclude={"skipped"}) if report is not None else None,
             "last_error": self.last_error,
@@ -96,27 +113,73 @@ class FolderWatcher:
     def _safe_sync(self, roots: list[Path] | None = None) -> None:
         try:
             self.sync(roots)
-            self.last_error = None
+            self.last_error = self._missing_message()
         except Exception as exc:  # a bad sync must not end watching
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = f"sync failed: {type(exc).__name__}: {exc}"
             log.exception("watch sync failed")
 
+    def _missing_message(self) -> str | None:
+        if not self.missing:
+            return None
+        return (f"watched folder(s) {', '.join(sorted(map(str, self.missing)))} removed: "
+                "their documents were pruned; waiting for them to come back")
+
+    def _vanished(self, changes: set[tuple[Change, str]]) -> list[Path]:
+        """Watched roots that are gone (deleted themselves, or no longer there)."""
+        deleted = {p for c, p in changes if c == Change.deleted}
+        return [r for r in self.roots if r not in self.missing and (
+            str(r) in deleted or not r.exists())]
+
+    def _returned(self) -> list[Path]:
+        return [r for r in self.missing if r.exists()]
+
+    def _watch_once(self) -> None:
+        """One OS watch over the roots that exist now; returns when the set of roots
+        changes (one vanished or came back) so the caller watches the new set."""
+        for root in self._returned():
+            log.warning("watched folder %s is back: rescanning it", root)
+            self.missing.discard(root)
+        live = [r for r in self.roots if r not in self.missing]
+        if not live:  # nothing to watch: poll for a root to come back
+            while not self._stop.wait(self.step_ms / 1000 * 4):
+                if self._returned():
+                    return
+            return
+        first = True
+        for changes in watch(*live, watch_filter=self._wanted, debounce=self.debounce_ms,
+                             step=self.step_ms, stop_event=self._stop,
+                             yield_on_timeout=True, rust_timeout=200, raise_interrupt=False):
+            if self._stop.is_set():
+                return
+            if first:
+                # the OS watch is running now, so nothing written from here on is missed:
+                # sync what changed before (everything, on start and after a restart)
+                first = False
+                self._safe_sync(live)
+                self.ready.set()
+            gone = self._vanished(changes)
+            back = self._returned()
+            if gone or back:  # watch the new set of roots (a returned one: at the top)
+                self.missing.update(gone)
+                for root in gone:
+                    log.warning("watched folder %s was removed: pruning its documents and "
+                                "waiting for it to come back", root)
+                if gone:
+                    self._safe_sync(gone)  # prunes them; a returned root is rescanned
+                return  # by the next watch, which watches it again
+            if changes:
+                self._safe_sync(self._roots_of({p for _, p in changes}))
+
     def _run(self) -> None:
-        try:
-            for changes in watch(*self.roots, watch_filter=self._wanted,
-                                 debounce=self.debounce_ms, step=self.step_ms,
-                                 stop_event=self._stop, yield_on_timeout=True,
-                                 rust_timeout=200, raise_interrupt=False):
+        while not self._stop.is_set():
+            try:
+                self._watch_once()
+            except Exception as exc:  # the OS watch failed: say so, pause, watch again
+                self.last_error = f"watcher failed: {type(exc).__name__}: {exc}"
+                log.exception("watcher failed; restarting it in 1 s")
+                self._stop.wait(1.0)
+            else:
                 if self._stop.is_set():
                     break
-                if not self.ready.is_set():
-                    # the watcher is running now, so nothing written from here on is missed
-                    self._safe_sync()
-                    self.ready.set()
-                elif changes:
-                    self._safe_sync(self._roots_of({p for _, p in changes}))
-        except Exception as exc:
-            self.last_error = f"watcher stopped: {type(exc).__name__}: {exc}"
-            log.exception("watcher stopped")
-        finally:
-            self.ready.set()
+            self.restarts += 1
+        self.ready.set()

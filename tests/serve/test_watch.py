@@ -74,3 +74,45 @@ def test_watch_create_modify_delete(tmp_path: Path) -> None:
         assert watch["syncs"] - syncs_before <= 5
         assert c.stats()["documents"] == 31
         assert c.search("aardvark")[0].doc_id == "notes/old.md"
+
+
+def test_watch_survives_a_removed_and_recreated_root(tmp_path: Path) -> None:
+    import shutil
+
+    docs = tmp_path / "notes"
+    docs.mkdir()
+    (docs / "old.md").write_text("an ancient aardvark note\n")
+    with serving(tmp_path / "idx", "--pipeline", "bm25", "--watch", str(docs)) as server, \
+            trawl.connect(server.url) as c:
+        _ready(c)
+        assert c.health()["ready"] is True
+        assert c.search("aardvark")[0].doc_id == "notes/old.md"
+
+        shutil.rmtree(docs)  # the folder goes: its documents go, and health says why
+        t0 = time.monotonic()
+        assert _wait(c, "aardvark", None, t0) <= DEADLINE_S
+        health = c.health()
+        assert health["ready"] is False and health["watch"]["missing"] == [str(docs)]
+        assert "removed" in health["watch"]["last_error"]
+
+        docs.mkdir()  # it comes back with new files: they are indexed and watched
+        (docs / "new.md").write_text("a brand new bandicoot note\n")
+        t0 = time.monotonic()
+        assert _wait(c, "bandicoot", "notes/new.md", t0) <= DEADLINE_S
+        (docs / "later.md").write_text("a later lemur note\n")
+        t0 = time.monotonic()
+        assert _wait(c, "lemur", "notes/later.md", t0) <= DEADLINE_S
+        health = c.health()
+        assert health["ready"] is True and health["watch"]["last_error"] is None
+        assert health["watch"]["missing"] == [] and c.stats()["documents"] == 2
+
+        # replaced in one go (removed and made again within one debounce window)
+        shutil.rmtree(docs)
+        docs.mkdir()
+        (docs / "swift.md").write_text("a swift swordfish note\n")
+        t0 = time.monotonic()
+        assert _wait(c, "swordfish", "notes/swift.md", t0) <= DEADLINE_S
+        assert _wait(c, "lemur", None, t0) <= DEADLINE_S
+        (docs / "after.md").write_text("an after axolotl note\n")
+        t0 = time.monotonic()
+        assert _wait(c, "axolotl", "notes/after.md", t0) <= DEADLINE_S

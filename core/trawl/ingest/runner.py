@@ -537,6 +537,8 @@ def _prune(trawl: Trawl, roots: Sequence[str | os.PathLike[str]],
             folders.append(display_path(p))
         else:
             files.add(display_path(p))
+            if not os.path.lexists(p):  # a folder that is gone: all that was under it
+                folders.append(display_path(p))
     doomed: list[str] = []
     gone_files: list[str] = []
     for source, ids in trawl.manifest.by_source().items():
