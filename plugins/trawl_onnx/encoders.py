@@ -170,12 +170,18 @@ class OnnxDenseEncoder(_OnnxEncoderBase):
     def __init__(self, config: ComponentConfig | None = None,
                  context: ComponentContext | None = None) -> None:
         super().__init__(config, context)
-        if self.manifest.pooled_dense:
+        # The model's own pooled output (a shipped graph that includes Dense projections
+        # after pooling), else trawl pools the token states itself.
+        self._pooled_output = self.manifest.pooled_output if self.manifest.pooled_dense \
+            else None
+        if self.manifest.pooled_dense and self._pooled_output is None:
             raise ConfigError(
                 f"encoder {self.name!r}: {self.manifest.source} projects its pooled vector with "
                 f"sentence-transformers Dense module(s) {self.manifest.pooled_dense}, which "
-                "onnx-dense does not apply yet; its vectors would not be the model's")
-        full = self.manifest.dim
+                "onnx-dense applies only through a shipped ONNX graph's 'sentence_embedding' "
+                "output; its vectors would not be the model's")
+        full = (self.manifest.pooled_dim or self.manifest.dim) if self._pooled_output \
+            else self.manifest.dim
         if self.config.dim is not None and self.config.dim > full:
             raise ConfigError(f"encoder {self.name!r}: field 'dim' {self.config.dim} exceeds the "
                               f"model's {full} dimensions")
@@ -227,18 +233,22 @@ class OnnxDenseEncoder(_OnnxEncoderBase):
         kept: list[FloatArray] | None = None
         with _shared_lock:
             wanted = any(e.state_key == key for e in _token_encoders)
-        if documents and wanted and \
+        if documents and wanted and self._pooled_output is None and \
                 sum(len(e.ids) for e in encodings) * self.manifest.dim * 4 <= \
                 KEEP_STATES_MAX_BYTES:
             kept = [np.zeros((0, 0), np.float32)] * len(items)
         with progress(len(items), show_progress and len(items) >= PROGRESS_MIN_TEXTS,
                       f"encoding ({self.name})") as bar:
             for idx, feeds in self.model.batches(encodings, self.config.batch_size):
-                states = self.model.run(feeds)
-                if kept is not None:
-                    for row, i in enumerate(idx):
-                        kept[i] = states[row, :len(encodings[i].ids)].copy()
-                pooled = self._pool(states, feeds["attention_mask"], self._prompt_tokens[prefix])
+                if self._pooled_output is not None:
+                    pooled = self.model.run(feeds, self._pooled_output)
+                else:
+                    states = self.model.run(feeds)
+                    if kept is not None:
+                        for row, i in enumerate(idx):
+                            kept[i] = states[row, :len(encodings[i].ids)].copy()
+                    pooled = self._pool(states, feeds["attention_mask"],
+                                        self._prompt_tokens[prefix])
                 pooled = pooled[:, : self._dim]
                 out[idx] = l2_normalize(pooled) if self.normalize else pooled
                 bar.advance(len(idx))

@@ -209,7 +209,11 @@ class Manifest:
     truncate_dim: int | None = None
     include_prompt: bool = True
     #: sentence-transformers Dense modules after pooling, which onnx-dense does not apply
+    #: itself: it needs a shipped graph's pooled output that includes them
     pooled_dense: list[str] = field(default_factory=list)
+    #: a shipped graph's sentence-embedding output (the model's whole pipeline) and its width
+    pooled_output: str | None = None
+    pooled_dim: int | None = None
 
     @classmethod
     def from_info(cls, info: ModelInfo, *, source: str, kind: Kind,

@@ -215,8 +215,9 @@ class OnnxModel:
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             yield idx, {k: feeds[k] for k in self.manifest.inputs}
 
-    def run(self, feeds: dict[str, IntArray]) -> npt.NDArray[np.float32]:
-        out = self.session.run([self.manifest.output], feeds)[0]
+    def run(self, feeds: dict[str, IntArray], output: str | None = None
+            ) -> npt.NDArray[np.float32]:
+        out = self.session.run([output or self.manifest.output], feeds)[0]
         return np.asarray(out, dtype=np.float32)
 
 

@@ -46,6 +46,7 @@ FILES: dict[str, tuple[str, ...]] = {
 }
 FOLDERS = ("onnx", "")  # hub convention first, then files beside config.json
 TOKEN_OUTPUTS = ("last_hidden_state", "token_embeddings")
+POOLED_OUTPUT = "sentence_embedding"  # optimum's / sentence-transformers' pooled output
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -78,8 +79,9 @@ def _dims(value_info: Any) -> list[int | str]:
 
 
 def inspect(path: Path, kind: Kind, hidden: int, labels: int | None
-            ) -> tuple[list[str], str, list[str]]:
-    """``(inputs, output, external data files)`` of a shipped graph, or a clear error."""
+            ) -> tuple[list[str], str, list[str], str | None]:
+    """``(inputs, output, external data files, pooled output)`` of a shipped graph, or a
+    clear error; the pooled output is a rank-2 ``sentence_embedding`` when there is one."""
     import onnx
 
     try:
@@ -119,24 +121,33 @@ def inspect(path: Path, kind: Kind, hidden: int, labels: int | None
                                f"{rank} with last dimension {width} (config.json)")
     external = sorted({entry.value for init in graph.initializer for entry in init.external_data
                        if entry.key == "location"})
-    return names, output, external
+    pooled = POOLED_OUTPUT if kind != "cross-encoder" and POOLED_OUTPUT in outputs and \
+        len(_dims(outputs[POOLED_OUTPUT])) == 2 else None
+    return names, output, external, pooled
 
 
 def _smoke_run(path: Path, feeds: dict[str, Any], inputs: list[str], output: str,
-               expected: tuple[int, ...], source: Path) -> None:
+               expected: tuple[int, ...], source: Path, pooled: str | None) -> int | None:
     """Two padded rows through onnxruntime: the shape the manifest promises, finite values
-    (``source``: the shipped file, named in errors)."""
+    (``source``: the shipped file, named in errors). Returns the pooled output's width."""
     import numpy as np
     import onnxruntime as ort
 
+    names = [output] + ([pooled] if pooled else [])
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        out = np.asarray(session.run([output], {k: feeds[k] for k in inputs})[0])
+        outs = [np.asarray(o) for o in session.run(names, {k: feeds[k] for k in inputs})]
     except Exception as exc:
         raise ModelSourceError(f"onnxruntime cannot run {source}: {exc}") from exc
-    if out.shape != expected or not np.isfinite(out).all():
-        raise ModelSourceError(f"{source}: output {output!r} of two test rows has shape "
-                               f"{out.shape} (expected {expected}) or non-finite values")
+    for name, out, shape in zip(names, outs, [expected, (2, None)], strict=False):
+        if len(out.shape) != len(shape) or any(
+                want is not None and got != want for got, want in zip(out.shape, shape,
+                                                                       strict=True)) or \
+                not np.isfinite(out).all():
+            raise ModelSourceError(f"{source}: output {name!r} of two test rows has shape "
+                                   f"{out.shape} (expected {expected if name == output else '(2, dim)'}) "
+                                   "or non-finite values")
+    return int(outs[1].shape[1]) if pooled else None
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -164,7 +175,9 @@ def adopt(folder: Path, out_dir: Path, *, source: str, quantize: Literal["fp32",
     if kind == "cross-encoder" and not info.num_labels:
         raise ModelSourceError(f"{folder / 'config.json'} declares no labels: not a sequence "
                                "classification (cross-encoder) model")
-    inputs, output, external = inspect(path, kind, info.hidden_size, info.num_labels)
+    inputs, output, external, pooled = inspect(path, kind, info.hidden_size, info.num_labels)
+    if not info.pooled_dense:
+        pooled = None  # trawl's own pooling gives the same vector and keeps token states
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as tmp:
         stage = Path(tmp) / "stage"
@@ -185,7 +198,8 @@ def adopt(folder: Path, out_dir: Path, *, source: str, quantize: Literal["fp32",
         feeds = _check_feeds(folder)
         width = int(info.num_labels or 1) if kind == "cross-encoder" else info.hidden_size
         expected = (2, width) if kind == "cross-encoder" else (2, 7, width)
-        _smoke_run(stage / "model.onnx", feeds, inputs, output, expected, path)
+        pooled_dim = _smoke_run(stage / "model.onnx", feeds, inputs, output, expected, path,
+                                pooled)
         for name in TOKENIZER_FILES:
             if (folder / name).is_file():
                 shutil.copyfile(folder / name, stage / name)
@@ -199,6 +213,7 @@ def adopt(folder: Path, out_dir: Path, *, source: str, quantize: Literal["fp32",
             inputs=[n for n in ("input_ids", "attention_mask", "token_type_ids")
                     if n in inputs],
             output=output, files=hash_files(stage, files), optimized=False, exporter=label)
+        manifest.pooled_output, manifest.pooled_dim = pooled, pooled_dim
         manifest.write(stage)
         if out_dir.exists():
             out_dir.rmdir()

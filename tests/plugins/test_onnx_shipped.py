@@ -227,3 +227,66 @@ def test_a_failing_shipped_file_beside_weights_falls_back_to_export(
         manifest = load_manifest(ensure_exported(str(folder), "fp32"))
     assert manifest.exporter.startswith("trawl numpy")
     assert "not using the ONNX file shipped" in caplog.text and "pooled" in caplog.text
+
+
+@needs_torch
+def test_shipped_pooled_output_carries_a_dense_projection(tmp_path: Path, cache: Path) -> None:
+    """Pooling -> Dense (64 -> 32, tanh) -> Normalize: onnx-dense cannot apply the Dense
+    module itself, so it takes the shipped graph's ``sentence_embedding`` (the model's whole
+    pipeline) and matches sentence-transformers; token vectors still come from the states."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling
+
+    from tests.plugins.tiny_encoders import tiny_modernbert
+    from trawl import ComponentContext
+    from trawl_onnx.encoders import OnnxTokenEncoder
+    from trawl_onnx.export import ensure_exported
+    from trawl_onnx.manifest import load_manifest
+
+    base = tiny_modernbert(tmp_path / "base", layers=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(3)
+        model = SentenceTransformer(modules=[
+            Transformer(str(base), model_kwargs={"attn_implementation": "eager"}),
+            Pooling(64), Dense(64, 32, activation_function=torch.nn.Tanh()), Normalize()],
+            device="cpu").eval()
+        folder = tmp_path / "repo"
+        model.save(str(folder))
+
+        class Pipeline(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = model
+
+            def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> Any:
+                out = self.inner({"input_ids": ids, "attention_mask": mask})
+                return out["token_embeddings"], out["sentence_embedding"]
+
+        ids = torch.tensor([[101, 2000, 2001, 102], [101, 2000, 102, 0]])
+        (folder / "onnx").mkdir()
+        with torch.no_grad():
+            torch.onnx.export(Pipeline(), (ids, (ids != 0).long()),
+                              str(folder / "onnx/model.onnx"),
+                              input_names=["input_ids", "attention_mask"],
+                              output_names=["last_hidden_state", "sentence_embedding"],
+                              dynamic_axes={"input_ids": {0: "b", 1: "s"},
+                                            "attention_mask": {0: "b", 1: "s"},
+                                            "last_hidden_state": {0: "b", 1: "s"},
+                                            "sentence_embedding": {0: "b"}},
+                              opset_version=17, dynamo=False)
+    for weights in folder.rglob("*.safetensors"):
+        weights.unlink()
+    out = ensure_exported(str(folder), "fp32")
+    manifest = load_manifest(out)
+    assert manifest.pooled_dense == ["2_Dense"]
+    assert (manifest.pooled_output, manifest.pooled_dim) == ("sentence_embedding", 32)
+    enc = dense(out, threads=2)
+    assert enc.dim == 32
+    got = enc.encode_documents(TEXTS)
+    want = model.encode_document(TEXTS)
+    assert np.abs(got - want).max() <= 1e-5, np.abs(got - want).max()
+    tokens = OnnxTokenEncoder(OnnxTokenEncoder.Config(model=str(out)), ComponentContext(name="t"))
+    assert tokens.dim == 64 and tokens.encode_documents(TEXTS)[0].shape[1] == 64
