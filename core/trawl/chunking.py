@@ -59,11 +59,11 @@ CONTEXT = "context"
 #: the section, whose text already begins with the section's own heading (so the
 #: heading is not said twice); empty means no header there.
 CONTEXT_HEAD = "context_head"
-#: Keys chunking derives per chunk: the section labels readers use, and page and line
-#: ranges. They describe one chunk, not its document, and cannot be updated by hand.
-DERIVED_KEYS = ("page_start", "page_end", "line_start", "line_end", CONTEXT, "section",
-                "heading_level", "symbol", "kind", "slide", "sheet", "row_start", "row_end",
-                "cell_start", "cell_end", "chapter", "part")
+#: Keys chunking derives per chunk (page, line and mark ranges, the header): they describe
+#: one chunk, not its document, and cannot be updated by hand. Section labels (``section``,
+#: ``symbol``, ``slide``...) are not listed: a user's own metadata may use those names.
+DERIVED_KEYS = ("page_start", "page_end", "line_start", "line_end", "row_start", "row_end",
+                "cell_start", "cell_end", CONTEXT, "heading_level")
 _READER_ONLY = (PAGE_OFFSETS, SECTIONS, LINE_NUMBERS, MARKS, CUT_AT_LINES)
 
 

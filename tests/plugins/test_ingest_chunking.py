@@ -6,6 +6,7 @@ import itertools
 import random
 import time
 import warnings
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -149,3 +150,32 @@ def test_word_count_shortcut_gives_the_same_chunks() -> None:
         assert (chunk_document(doc, word_spans, 50, count=count_words)
                 == chunk_document(doc, word_spans, 50)), n
         assert count_words(doc.text) == len(word_spans(doc.text))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="ab \n.#", min_size=1, max_size=400),
+       st.lists(st.tuples(st.integers(0, 400), st.integers(1, 400), st.booleans()),
+                max_size=12),
+       st.integers(2, 30))
+def test_section_chunks_cover_the_text_and_keep_their_labels(text: str, raw: list[Any],
+                                                            max_tokens: int) -> None:
+    """Any sections (nested, crossing, out of range, unlabelled) give chunks that cover
+    the text in order, each inside the budget, each labelled by a section it lies in."""
+    from trawl.chunking import SECTIONS
+
+    sections = [{"start": a, "end": a + n, "labels": {"section": f"s{a}-{a + n}"} if lab
+                 else None} for a, n, lab in raw]
+    doc = Document(id="d", text=text, metadata={SECTIONS: sections})
+    chunks = chunk_document(doc, word_spans, max_tokens, 0)
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)
+    for prev, c in itertools.pairwise(chunks):
+        assert c.start <= prev.end
+    for c in chunks:
+        assert c.text == text[c.start:c.end]
+        assert len(word_spans(c.text)) <= max_tokens
+        assert SECTIONS not in c.metadata
+        if "section" in c.metadata:
+            a, b = (int(x) for x in c.metadata["section"][1:].split("-"))
+            stripped = c.text.strip()
+            first = c.start + c.text.find(stripped[:1]) if stripped else c.start
+            assert a <= first and c.start + len(c.text.rstrip()) <= b

@@ -429,3 +429,11 @@ class TestShoutReader(ReaderContract):
     @pytest.fixture
     def sample_files(self) -> list[tuple[str, bytes]]:
         return [("a.shout", b"HELLO OWLS")]
+
+
+def test_the_context_header_can_be_switched_off() -> None:
+    reader = MarkdownReader(MarkdownReader.Config(context_header=False))
+    (doc,) = _read(reader, "guide.md", MARKDOWN.encode()).documents
+    chunks = _chunks(doc)
+    assert {c.metadata.get("section") for c in chunks} >= {"Birds > Owls", "Fish"}
+    assert not any("context" in c.metadata for c in chunks)

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from ..chunking import CONTEXT, CONTEXT_HEAD, LINE_NUMBERS, PAGE_OFFSETS, SECTIONS
-from ..components import ComponentContext, Reader, ReadOutput, SourceFile
+from ..components import ComponentConfig, ComponentContext, Reader, ReadOutput, SourceFile
 from ..errors import InputError, MissingDependencyError, PluginLoadError, UnreadableFileError
 from ..models import Document, text_hash
 from .walk import FileEntry, display_path
@@ -325,11 +327,12 @@ def text_file(source: SourceFile, kind: str, title_of: Any) -> tuple[str, dict[s
     return text, meta
 
 
-def heading_sections(headings: Sequence[tuple[int, int, str]], length: int, title: str
-                     ) -> list[dict[str, Any]]:
+def heading_sections(headings: Sequence[tuple[int, int, str]], length: int, title: str,
+                     context: bool = True) -> list[dict[str, Any]]:
     """Sections from ``(offset, level, heading)`` in text order: each runs to the next
     heading of the same or a higher level and is labelled with its heading path
-    (``section``) and the context header encoders see (the title, then the path)."""
+    (``section``) and, with ``context``, the header encoders see (the title, then the
+    path; the chunk that opens the section gets the path above its own heading)."""
     out: list[dict[str, Any]] = []
     open_: list[tuple[int, str, dict[str, Any]]] = []  # (level, heading, section)
     for offset, level, heading in headings:
@@ -337,10 +340,11 @@ def heading_sections(headings: Sequence[tuple[int, int, str]], length: int, titl
             open_.pop()[2]["end"] = offset
         path = [h for _, h, _ in open_] + [heading]
         lead = [title] if title and title != path[0] else []
-        sec = {"start": offset, "end": length,
-               "labels": {"section": " > ".join(path), "heading_level": level,
-                          CONTEXT: " > ".join(lead + path),
-                          CONTEXT_HEAD: " > ".join(lead + path[:-1])}}
+        labels: dict[str, Any] = {"section": " > ".join(path), "heading_level": level}
+        if context:
+            labels.update({CONTEXT: " > ".join(lead + path),
+                           CONTEXT_HEAD: " > ".join(lead + path[:-1])})
+        sec = {"start": offset, "end": length, "labels": labels}
         out.append(sec)
         open_.append((level, heading, sec))
     return [s for s in out if s["end"] > s["start"]]
@@ -385,15 +389,22 @@ class TextReader(Reader):
         return one_document(source, text, meta)
 
 
+class StructuredTextConfig(ComponentConfig):
+    context_header: bool = Field(True, description=(
+        "encoders see each chunk's title and heading path before its text (stored apart)"))
+
+
 class MarkdownReader(Reader):
     """Markdown: title from front matter or the top heading; headings become sections."""
 
     suffixes = frozenset(MARKDOWN_SUFFIXES)
     mime_types = frozenset({"text/markdown"})
+    Config = StructuredTextConfig
 
     def read(self, source: SourceFile) -> ReadOutput:
         text, meta = text_file(source, "markdown", markdown_title)
-        sections = heading_sections(_markdown_headings(text), len(text), meta["title"])
+        sections = heading_sections(_markdown_headings(text), len(text), meta["title"],
+                                    getattr(self.config, "context_header", True))
         if sections:
             meta[SECTIONS] = sections
         return one_document(source, text, meta)
@@ -404,6 +415,7 @@ class HtmlReader(Reader):
 
     suffixes = frozenset(HTML_SUFFIXES)
     mime_types = frozenset({"text/html", "application/xhtml+xml"})
+    Config = StructuredTextConfig
 
     def read(self, source: SourceFile) -> ReadOutput:
         head = source.data[:4096]
@@ -414,7 +426,8 @@ class HtmlReader(Reader):
         if not text.strip():
             raise SkipFile("no visible text in this HTML page")
         meta = file_metadata(source, "html", title)
-        sections = heading_sections(headings, len(text), meta["title"])
+        sections = heading_sections(headings, len(text), meta["title"],
+                                    getattr(self.config, "context_header", True))
         if sections:
             meta[SECTIONS] = sections
         return one_document(source, text, meta)
