@@ -30,7 +30,7 @@ from typing import Any, Literal, get_args
 
 from trawl.errors import MissingDependencyError, ModelSourceError
 
-from .heads import append_head, export_source, write_head_files
+from .heads import append_head, export_source, head_dim, write_head_files
 from .manifest import MANIFEST, Kind, Manifest, hash_files, load_manifest, read_hf_info
 from .sources import PACKAGED_MODELS, model_slug, resolve_model_folder
 
@@ -357,6 +357,7 @@ def export_model(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
             info, source=source_name or str(model), kind=kind, quantize=quantize,
             inputs=inputs, output=output, files=hash_files(stage, files), optimized=optimized,
             exporter=label)
+        manifest.dim = head_dim(stage, kind, manifest.dim)
         manifest.write(stage)
         if out_dir.exists():
             out_dir.rmdir()

@@ -51,6 +51,15 @@ def append_head(source: Path, onnx_path: Path, kind: str, output: str) -> str:
     return append_sparse_head(onnx_path, sparse_layout(root), output)
 
 
+def head_dim(stage: Path, kind: str, dim: int) -> int:
+    """The export's output dimension: the vocabulary for a sparse head, else ``dim``."""
+    if kind != "sparse":
+        return dim
+    from .sparse import SPARSE_CONFIG
+
+    return int(json.loads((stage / SPARSE_CONFIG).read_text(encoding="utf-8"))["vocab_size"])
+
+
 def write_head_files(source: Path, stage: Path, kind: str) -> list[str]:
     """Write the extra files ``source`` needs at run time into ``stage``; their names."""
     if kind == "cross-encoder":

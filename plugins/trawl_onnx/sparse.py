@@ -253,6 +253,16 @@ def append_sparse_head(onnx_path: Path, layout: SparseLayout,
     return SPARSE_OUTPUT
 
 
+def _vocab_size(folder: Path) -> int:
+    from .manifest import read_json
+
+    path = folder / "config.json"
+    try:
+        return int(read_json(path)["vocab_size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelSourceError(f"{path} has no valid vocab_size ({exc})") from exc
+
+
 def write_sparse_files(source: Path, stage: Path) -> list[str]:
     """``trawl_sparse.json`` (and the query table of an inference-free model)."""
     root = source.parent if (source.parent / "router_config.json").is_file() else source
@@ -260,8 +270,9 @@ def write_sparse_files(source: Path, stage: Path) -> list[str]:
     names = [SPARSE_CONFIG]
     (stage / SPARSE_CONFIG).write_text(json.dumps(
         {"pooling": layout.pooling, "activation": layout.activation,
-         "inference_free": layout.query_table is not None}, indent=2) + "\n",
-        encoding="utf-8")
+         "inference_free": layout.query_table is not None,
+         "vocab_size": _vocab_size(layout.model_folder)},
+        indent=2) + "\n", encoding="utf-8")
     if layout.query_table is not None:
         np.save(stage / SPARSE_QUERY_TABLE, layout.query_table, allow_pickle=False)
         names.append(SPARSE_QUERY_TABLE)
@@ -301,8 +312,7 @@ class OnnxSparseEncoder(_OnnxEncoderBase):
         self.query_table: FloatArray | None = None
         if settings.get("inference_free"):
             self.query_table = np.load(self.folder / SPARSE_QUERY_TABLE, allow_pickle=False)
-        out = self.model.session.get_outputs()[0].shape
-        self._dim = int(out[-1]) if isinstance(out[-1], int) else 2**32
+        self._dim = int(settings.get("vocab_size") or self.manifest.dim)
 
     @property
     def dim(self) -> int:
