@@ -56,6 +56,7 @@ from .store import Snapshot, Store
 
 IntArray = npt.NDArray[np.int32]
 _WORD_CACHE = 500_000  # distinct words remembered by ``_frequencies`` (bounded)
+_ANALYZE_BLOCK = 1000  # chunks whose words exist at once while counting (bounded heap)
 _WEIGHT_BLOCK = 1 << 20  # postings weighted at a time (bounds the rebuild's temporaries)
 
 
@@ -305,13 +306,34 @@ class BM25Index(Index):
         return (np.diff(csr.indptr).astype(np.int32), csr.indices.astype(np.int32, copy=False),
                 csr.data.astype(np.int32, copy=False), lengths)
 
-    def _append(self, chunks: Sequence[Chunk], word_lists: Sequence[list[str]]) -> None:
-        """Add rows (replacing chunks with the same id); memory only."""
+    def _count(self, chunks: Sequence[Chunk]) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """``_frequencies`` of chunks, ``_ANALYZE_BLOCK`` at a time: the words of a whole
+        10k-chunk batch (~1.5M small strings) freed at once left that much heap behind
+        (fragmented arenas), so only one block's words exist at a time. The analyzer runs
+        outside the lock; only the word → term id mapping (which grows the vocabulary)
+        takes it."""
+        out = []
+        for start in range(0, len(chunks), _ANALYZE_BLOCK):
+            word_lists = [self._words(c) for c in chunks[start:start + _ANALYZE_BLOCK]]
+            with self._lock:
+                out.append(self._frequencies(word_lists))
+            del word_lists
+        if len(out) == 1:
+            return out[0]
+        if not out:
+            empty = np.zeros(0, dtype=np.int32)
+            return empty, empty, empty, empty
+        nnz, tids, tfs, lengths = (np.concatenate([o[i] for o in out]) for i in range(4))
+        return nnz, tids, tfs, lengths
+
+    def _append(self, chunks: Sequence[Chunk],
+                counted: tuple[IntArray, IntArray, IntArray, IntArray]) -> None:
+        """Add rows (replacing chunks with the same id) with their ``_count``; memory only."""
         for chunk in chunks:
             old = self._row.get(chunk.id)
             if old is not None:
                 self._kill(old)
-        nnz, tids, tfs, lengths = self._frequencies(word_lists)
+        nnz, tids, tfs, lengths = counted
         start = len(self._chunks)
         self._parts.append((nnz, tids, tfs))
         self._doc_len = np.concatenate([self._doc_len, lengths])
@@ -524,7 +546,7 @@ class BM25Index(Index):
                 for i, c in enumerate(chunks):
                     self._doc_rows.setdefault(c.doc_id, []).append(i)
             else:  # tokenisation settings changed: re-analyse the stored texts
-                self._append(chunks, [self._words(c) for c in chunks])
+                self._append(chunks, self._count(chunks))
         self._base_seq = self._seq = int(manifest.get("base_seq", 0))
         self._base_rows = len(self._chunks)
         for seq, path in store.deltas(self._base_seq):
@@ -532,7 +554,7 @@ class BM25Index(Index):
             try:
                 if delta["op"] == "upsert":
                     chunks = [Chunk.model_validate(c) for c in delta["chunks"]]
-                    self._append(chunks, [self._words(c) for c in chunks])
+                    self._append(chunks, self._count(chunks))
                     self._delta_chunks += len(chunks)
                 else:
                     self._remove_docs([str(d) for d in delta["doc_ids"]])
@@ -593,12 +615,12 @@ class BM25Index(Index):
             latest.pop(c.id, None)
             latest[c.id] = c  # the last one of an id wins, at its last position
         batch = list(latest.values())
-        word_lists = [self._words(c) for c in batch]
+        counted = self._count(batch)
         payload = {"chunks": batch} if self._store is not None else None
         with self._lock:
             if payload is not None:
                 self._persist("upsert", payload, len(batch))
-            self._append(batch, word_lists)
+            self._append(batch, counted)
             self._maybe_compact()
         return len(chunks)
 
