@@ -348,7 +348,7 @@ def bounded(folder: Path, queries: list[str], dense: str, seconds: float,
                 with trawl.connect(server.url, timeout=3600) as c:
                     c.add([{"id": "big-document", "text": big}])
             except Exception as exc:  # the server is stopped before it ends: expected
-                ingest_error.append(f"{type(exc).__name__}")
+                ingest_error.append(f"{type(exc).__name__}: {str(exc)[:200]}")
 
         worker = threading.Thread(target=ingest, daemon=True)
         worker.start()
@@ -367,6 +367,7 @@ def bounded(folder: Path, queries: list[str], dense: str, seconds: float,
         adder.join(600)
         res["small_add_ms"] = adder_ms[0] if adder_ms else float("nan")
         res["ingest_still_running"] = worker.is_alive()
+        res["ingest_error"] = ingest_error[0] if ingest_error else ""
     finally:
         server.stop()
     res["load_end"] = loadavg()
@@ -390,7 +391,8 @@ def bounded_table(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"{during['p50']:.1f} | {during['p95']:.1f} | {during['rps']:.0f} req/s, "
         f"{during['errors']} errors; p95 ratio {during['p95'] / idle['p95']:.2f} (goal ≤ 3) |",
         f"| small add during the ingest | {r['small_add_ms']:.0f} | | goal ≤ 2000; ingest "
-        f"{'still running' if r['ingest_still_running'] else 'finished'} when measured |"])
+        f"{'still running' if r['ingest_still_running'] else 'finished'} when measured "
+        f"{r['ingest_error']} |"])
 
 
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from .catalog import IndexInfo, RetrieverInfo
-from .chunking import chunk_document
+from .chunking import chunk_document, segmented
 from .components import Index, count_words, plugin_call, word_spans
 from .config import FusionConfig, PipelineConfig, TrawlSettings, load_pipeline
 from .context import Context, checked_counter, pack_context
@@ -544,7 +544,8 @@ class Trawl:
             return [Chunk.whole(doc)]
         if encoder is not None:
             max_tokens = cfg.max_tokens or max(8, encoder.max_length - 2)
-            return chunk_document(doc, encoder.token_spans, max_tokens, cfg.overlap)
+            return chunk_document(doc, segmented(encoder.token_spans), max_tokens,
+                                  cfg.overlap)
         return chunk_document(doc, word_spans, cfg.max_tokens or 256, cfg.overlap,
                               count=count_words)
 

@@ -229,6 +229,42 @@ def _whole(doc: Document) -> Chunk:
     return whole
 
 
+#: ``segmented`` hands a tokenizer at most about this many characters per call
+SEGMENT_CHARS = 50_000
+
+
+def segmented(spans: SpanFn) -> SpanFn:
+    """``spans`` over a long text in segments of about ``SEGMENT_CHARS`` cut at whitespace,
+    offsets shifted back: a native tokenizer holds the GIL for the whole call (1 MB: ~2 s),
+    which stalled every thread of a server, searches included, while a large document was
+    chunked. Between segments other threads run. Tokenizers that split at whitespace first
+    (WordPiece, words) give the same spans; others may differ only at a segment's edge."""
+
+    def by_segments(text: str) -> list[tuple[int, int]]:
+        if len(text) <= SEGMENT_CHARS:
+            return list(spans(text))
+        out: list[tuple[int, int]] = []
+        start = 0
+        while start < len(text):
+            stop = min(start + SEGMENT_CHARS, len(text))
+            if stop < len(text):
+                space = _last_space(text, start, stop)
+                stop = space if space > start else stop
+            out += [(a + start, b + start) for a, b in spans(text[start:stop])]
+            start = stop
+        return out
+
+    return by_segments
+
+
+def _last_space(text: str, start: int, stop: int) -> int:
+    """The last whitespace position in ``text[start:stop]`` (``-1``: none)."""
+    for i in range(stop - 1, max(start, stop - 2_000) - 1, -1):
+        if text[i].isspace():
+            return i
+    return -1
+
+
 def chunk_document(doc: Document, spans: SpanFn, max_tokens: int, overlap: int = 32, *,
                    count: Callable[[str], int] | None = None) -> list[Chunk]:
     """Split a document into chunks of at most ``max_tokens`` tokens by the encoder's tokenizer.

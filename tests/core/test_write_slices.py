@@ -111,3 +111,21 @@ def test_a_crash_part_way_leaves_nothing_of_the_document(tmp_path: Path) -> None
         assert t.stats()["chunks"] == {"bm25": 1, "dense": 1}
         found: list[Any] = t.search("needle w1 w2", top_k=10)
         assert {h.doc_id for h in found} == {"kept"}
+
+
+def test_long_texts_are_tokenized_in_segments_with_the_same_spans() -> None:
+    """A native tokenizer holds the GIL for a whole call; chunking a large document hands
+    it at most ``SEGMENT_CHARS`` at a time, cut at whitespace, and gets the same spans."""
+    from trawl.chunking import SEGMENT_CHARS, segmented
+    from trawl.components import word_spans
+
+    text = _big_text(60_000)
+    assert len(text) > 5 * SEGMENT_CHARS
+    calls: list[int] = []
+
+    def spans(piece: str) -> list[tuple[int, int]]:
+        calls.append(len(piece))
+        return word_spans(piece)
+
+    assert segmented(spans)(text) == word_spans(text)
+    assert len(calls) > 5 and max(calls) <= SEGMENT_CHARS
