@@ -140,16 +140,34 @@ def shared_config(pipelines: list[str]) -> PipelineConfig:
         "reranker": reranker.model_dump() if reranker else None})
 
 
+def corpus_sample(data: Any, size: int | None) -> tuple[list[Any] | None, str]:
+    """Every document judged for the evaluated queries plus the first others in corpus
+    order, ``size`` in all (``None``: the whole corpus). A small corpus makes slow pipelines
+    measurable on a busy machine; its figures compare only with rows of the same sample."""
+    if not size:
+        return None, data.name
+    judged = {d for rels in data.qrels.values() for d in rels}
+    docs = [d for d in data.corpus() if d.id in judged]
+    for d in data.corpus():
+        if len(docs) >= max(size, len(judged)):
+            break
+        if d.id not in judged:
+            docs.append(d)
+    return docs, f"{data.name}-sample{size}-q{len(data.queries)}"
+
+
 def run(dataset_dir: Path, pipeline: str, host: PluginHost, max_queries: int | None,
-        shared: PipelineConfig | None = None) -> dict[str, object]:
+        shared: PipelineConfig | None = None,
+        corpus_size: int | None = None) -> dict[str, object]:
     settings = TrawlSettings()
     config = pipeline_config(pipeline)
     data = load_beir(dataset_dir).head(max_queries)
     index_config = shared or config
-    folder = eval_index_folder(settings.cache_dir, data.name, index_config)
+    docs, key = corpus_sample(data, corpus_size)
+    folder = eval_index_folder(settings.cache_dir, key, index_config)
     t0 = time.perf_counter()
     with Trawl(folder, index_config, host=host, settings=settings, show_progress=False) as t:
-        added = t.add(data.corpus(), batch_size=128)
+        added = t.add(docs if docs is not None else data.corpus(), batch_size=128)
         build_s = time.perf_counter() - t0
         names = [r.name for r in config.retrievers]
         rerank = config.reranker is not None
@@ -166,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", default=None, help="comma list (default: all shared datasets)")
     ap.add_argument("--pipelines", default=",".join(PIPELINES))
     ap.add_argument("--max-queries", type=int, default=None)
+    ap.add_argument("--corpus-sample", type=int, default=None, help=(
+        "index only the judged documents of the evaluated queries plus others up to N "
+        "documents (comparable only with rows of the same sample)"))
     ap.add_argument("--rerank-max-queries", type=int, default=None, help=(
         "cap for hybrid-rerank only (its reranker encodes candidates at query time)"))
     ap.add_argument("--shared-index", action="store_true", help=(
@@ -192,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 cap = args.max_queries
                 if pipeline == "hybrid-rerank" and args.rerank_max_queries is not None:
                     cap = min(cap or args.rerank_max_queries, args.rerank_max_queries)
-                r = run(DATASETS / name, pipeline, host, cap, shared)
+                r = run(DATASETS / name, pipeline, host, cap, shared, args.corpus_sample)
             except Exception as exc:  # a missing plugin must not hide the other rows
                 lines.append(f"| {name} | {pipeline} | error: {type(exc).__name__}: {exc} "
                              "| | | | | | |")
