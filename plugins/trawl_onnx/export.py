@@ -428,7 +428,8 @@ def ensure_exported(model: str, quantize: Quantize = "fp32", kind: Kind = "dense
     with file_lock(target.with_name(target.name + ".lock")):
         if (target / MANIFEST).is_file():
             return target
-        if model.strip().lower() not in PACKAGED_MODELS:
+        # sparse graphs end in trawl's own MLM head: a shipped file is not that graph
+        if model.strip().lower() not in PACKAGED_MODELS and kind != "sparse":
             adopted = _adopt_shipped(model, target, quantize, kind)
             if adopted is not None:
                 return adopted
