@@ -74,7 +74,14 @@ from trawl.wire import (
 )
 
 from .batching import SearchBatcher
-from .bounds import DEFAULT_REQUEST_TIMEOUT_S, ClientGone, DeadlineExceeded, bounded, elapsed_ms
+from .bounds import (
+    DEFAULT_REQUEST_TIMEOUT_S,
+    ClientGone,
+    DeadlineExceeded,
+    WatchDisconnect,
+    bounded,
+    elapsed_ms,
+)
 from .inputs import DocumentFieldError, check_document, check_documents, error_field
 from .security import (
     BearerAuth,
@@ -388,6 +395,8 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
             streamable_http_path="/mcp", stateless_http=True, json_response=True, host=host,
             max_request_body_size=max_body_bytes,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+        for route in sub.routes:  # a tool call stops when its HTTP client goes away
+            route.app = WatchDisconnect(route.app)  # type: ignore[attr-defined]
         app.router.routes.extend(sub.routes)
 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)

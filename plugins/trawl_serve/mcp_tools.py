@@ -15,7 +15,6 @@ and a cancelled call stops its search (``Trawl.asearch`` passes the cancellation
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
@@ -27,6 +26,7 @@ from pydantic import BaseModel, Field
 from trawl import AddError, Document, Hit, IndexClient, TrawlError, safe_text
 from trawl.wire import MAX_BODY_BYTES, MAX_CONTEXT_TOKENS, MAX_QUERY_CHARS
 
+from .bounds import until_done_or_gone
 from .inputs import DocumentFieldError, check_document
 
 T = TypeVar("T")
@@ -142,7 +142,7 @@ async def _bounded(call: Awaitable[T], timeout: float | None) -> T:
     """``call`` within the deadline; core errors and timeouts as tool errors (the model
     reads them and can correct its call)."""
     try:
-        return await asyncio.wait_for(call, timeout)
+        return await until_done_or_gone(call, timeout)
     except TimeoutError as exc:
         raise ToolError(f"the call ran past the server's deadline of {timeout:g} s and was "
                         "stopped; ask for fewer passages or a narrower query") from exc

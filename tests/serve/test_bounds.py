@@ -124,3 +124,53 @@ def test_core_reads_stop_when_cancel_is_set(tmp_path: Path) -> None:
                 await task
 
         asyncio.run(cancelled_asearch())
+
+
+class _HeavySearch:
+    """An index client whose ``asearch`` costs what a slow pipeline costs: core's own
+    cancellable ``asearch_batch`` of 256 long queries (tens of seconds of BM25 here)."""
+
+    def __init__(self, trawl: Trawl) -> None:
+        self.trawl = trawl
+
+    async def asearch(self, query: str, top_k: int, filters: object) -> list[object]:
+        batch = _heavy_batch()["queries"]
+        return (await self.trawl.asearch_batch(batch, 1000))[0]  # type: ignore[arg-type]
+
+
+def test_mcp_client_abort_and_deadline_stop_the_tool(tmp_path: Path) -> None:
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from tests.serve.support import app_in_thread
+    from trawl_serve.bounds import WatchDisconnect
+    from trawl_serve.mcp_tools import build_mcp
+
+    rng = random.Random(3)
+    with Trawl.open(tmp_path / "idx", pipeline="bm25", show_progress=False,
+                    attach=False) as t:
+        t.add([{"id": f"d{i}", "text": " ".join(rng.choices(VOCAB, k=60))}
+               for i in range(3000)])
+        server = build_mcp(_HeavySearch(t), request_timeout=2)  # type: ignore[arg-type]
+        app = server.streamable_http_app(
+            streamable_http_path="/mcp", stateless_http=True, json_response=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+        for route in app.routes:  # as create_app wraps its /mcp route
+            route.app = WatchDisconnect(route.app)  # type: ignore[attr-defined]
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "search", "arguments": {"query": "w1"}}}
+        headers = {"accept": "application/json, text/event-stream",
+                   "mcp-protocol-version": "2025-06-18"}
+        me = os.getpid()  # the server runs in this process's threads
+        with app_in_thread(app) as url:
+            wait_idle(me, 10)
+            busy_before = cpu_seconds(me)
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(f"{url}/mcp", json=call, headers=headers,
+                           timeout=httpx.Timeout(1.0, connect=5))
+            assert cpu_seconds(me) - busy_before > 0.05
+            assert wait_idle(me, 1.0) <= 1.0
+            # past the deadline: a tool error that says so, and the work stops
+            r = httpx.post(f"{url}/mcp", json=call, headers=headers, timeout=30)
+            result = r.json()["result"]
+            assert result["isError"] and "deadline of 2 s" in result["content"][0]["text"]
+            assert wait_idle(me, 1.0) <= 1.0
