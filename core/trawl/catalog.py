@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import FusionConfig, TrawlSettings
+from .storage import folder_sizes
 
 PIPELINE_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.sqlite"
@@ -58,21 +59,10 @@ class IndexSummary:
     path: Path
     pipeline: str = ""
     documents: int | None = None
-    size_bytes: int = 0
+    size_bytes: int = 0  # allocated (st_blocks), as ``stats()["disk_bytes"]`` and ``du``
     updated: float | None = None
     error: str | None = None
     retrievers: list[str] = field(default_factory=list)
-
-
-def _folder_size(path: Path) -> int:
-    size = 0
-    for p in path.rglob("*"):
-        try:
-            if p.is_file():
-                size += p.stat().st_size
-        except OSError:
-            continue
-    return size
 
 
 def _manifest_counts(path: Path) -> tuple[int | None, float | None]:
@@ -100,7 +90,7 @@ def summarize_index(path: Path, name: str | None = None) -> IndexSummary:
         if updated is None:
             updated = (path / PIPELINE_FILE).stat().st_mtime
         return IndexSummary(label, path, str(pipeline.get("name", "")), documents,
-                            _folder_size(path), updated, retrievers=retrievers)
+                            folder_sizes(path)[0], updated, retrievers=retrievers)
     except (OSError, ValueError, AttributeError, sqlite3.Error) as exc:
         return IndexSummary(label, path, error=f"{type(exc).__name__}: {exc}")
 

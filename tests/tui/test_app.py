@@ -230,7 +230,10 @@ async def test_history_on_ctrl_r_keeps_the_draft_and_persists(
         assert field.value == "unsent dra"
         await pilot.press("ctrl+r")
         await settle(pilot)
-        await pilot.press("down", "down", "enter")  # newest first: chess, honey bees, moon
+        await pilot.press(*"mo")  # typing filters the history
+        await settle(pilot)
+        assert app.screen.shown == ["moon"]  # type: ignore[attr-defined]
+        await pilot.press("enter")
         await settle(pilot)
         assert field.value == "moon"
         assert _results(app).hits[0].doc_id == "tides"  # recall re-runs the search
@@ -289,15 +292,15 @@ async def test_add_folder_from_index_screen_updates_counts(disk_trawl: trawl.Tra
         assert isinstance(screen, IndexScreen)
         assert re.search(r"documents\s+0 *\n", _static_text(screen, "#index-stats"))
         original = screen.show_progress
-        screen.show_progress = lambda d, t, text: (  # type: ignore[method-assign]
-            progress.append((d, t)), original(d, t, text))
+        screen.show_progress = lambda count, text: (  # type: ignore[method-assign]
+            progress.append((count.documents, count.files_total)), original(count, text))
         screen.query_one("#index-folder", Input).value = str(corpus_dir)
         await pilot.click("#index-add")
         await settle(pilot, rounds=5)
         stats = _static_text(screen, "#index-stats")
         assert re.search(r"documents\s+8 *\n", stats)  # 8 .md files; hidden folder and .png skipped
         assert disk_trawl.info().documents == 8
-        assert progress and progress[-1] == (8, 8)
+        assert progress and progress[-1] == (8, 9)  # documents (not bytes); 9 files (a .png)
         assert "8 added" in str(screen.query_one("#index-progress-label").render())
         await pilot.press("escape")
         await settle(pilot)

@@ -15,9 +15,11 @@ from textual.widgets import Footer
 from tui_helpers import settle, type_query, wait_for
 
 import trawl
+from trawl.storage import folder_sizes
 from trawl_tui.app import TrawlApp, make_app, progress_text
+from trawl_tui.ingest import IngestCount
 from trawl_tui.present import readable_value
-from trawl_tui.screens import ConfirmScreen, CopyMenu, IndexPicker
+from trawl_tui.screens import ChoiceScreen, CopyMenu, IndexPicker
 from trawl_tui.widgets import FilterBar, PreviewPane, ResultsList, SearchInput, StatusBar
 from trawl_tui.widgets.filter_bar import FieldSuggester
 from trawl_tui.widgets.results import render_hit
@@ -206,40 +208,66 @@ async def test_untrusted_text_is_shown_not_interpreted(host: trawl.PluginHost) -
             assert "\x1b" not in app.errors_shown[-1]
 
 
-async def test_picker_lists_indexes_and_unknown_name_asks(
+async def test_picker_skipped_for_one_index_filters_and_asks_did_you_mean(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRAWL_HOME", str(tmp_path / "home"))
-    with trawl.Trawl.open("notes", pipeline="bm25", show_progress=False) as t:
+    with trawl.Trawl.open("default", pipeline="bm25", show_progress=False) as t:
         t.add(corpus_documents(), show_progress=False)
+    # exactly one index: no picker, it opens
+    app = make_app(None, debounce=0, cursor_blink=False, history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(pilot, lambda: app.trawl is not None)
+        assert not any(isinstance(s, IndexPicker) for s in app.screen_stack)
+        await type_query(pilot, "volcano")
+        assert _results(app).hits[0].doc_id.endswith("volcano")
+    app.close_index()
+    with trawl.Trawl.open("notes", pipeline="bm25", show_progress=False) as t:
+        t.add(corpus_documents()[:2], show_progress=False)
     app = make_app(None, debounce=0, cursor_blink=False, history=False)
     async with app.run_test(size=SIZE) as pilot:
         assert await wait_for(pilot, lambda: isinstance(app.screen, IndexPicker)
                               and bool(app.screen.indexes))
         picker = app.screen
+        assert [s.name for s in picker.indexes] == ["default", "notes"]  # type: ignore[attr-defined]
+        # allocated bytes, as the index screen's "disk" (F3) shows
+        assert picker.indexes[0].size_bytes == folder_sizes(picker.indexes[0].path)[0]  # type: ignore[attr-defined]
+        await pilot.press(*"not")  # typing filters
+        await settle(pilot)
         assert [s.name for s in picker.indexes] == ["notes"]  # type: ignore[attr-defined]
-        assert picker.indexes[0].documents == 8  # type: ignore[attr-defined]
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: app.trawl is not None)
-        await type_query(pilot, "volcano")
-        assert _results(app).hits[0].doc_id.endswith("volcano")
+        assert app.info is not None and app.info.documents == 2
     app.close_index()
-    # an unknown name asks before creating anything
+    # a typo: "did you mean", with the existing index focused; creating is never the default
+    app = make_app("defualt", debounce=0, cursor_blink=False, history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        dialog = app.screen
+        assert "Did you mean 'default'?" in str(dialog.query_one("#choice-question").render())
+        assert app.focused is not None and app.focused.name == "open:default"
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: app.trawl is not None)
+        assert app.info is not None and app.info.documents == 8
+    app.close_index()
     app = make_app("nosuchindex", debounce=0, cursor_blink=False, history=False)
     async with app.run_test(size=SIZE) as pilot:
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("n")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        assert app.focused is not None and app.focused.name == "pick"
+        await pilot.press("enter")
         assert await wait_for(pilot, lambda: isinstance(app.screen, IndexPicker))
     assert not (tmp_path / "home" / "indexes" / "nosuchindex").exists()
+    assert not (tmp_path / "home" / "indexes" / "defualt").exists()
 
 
 def test_readable_metadata_and_progress_text() -> None:
     assert readable_value("size", 12_345) == "12.1 KiB"
     assert readable_value("content_hash", "a" * 64) == "a" * 12 + "…"
-    assert readable_value("mtime", 1_700_000_000.0).startswith("2023-11-1")
+    # shown in UTC: the form a date filter compares with (mtime>=2023-11-14)
+    assert readable_value("mtime", 1_700_000_000.0) == "2023-11-14 22:13 UTC"
     assert readable_value("year", 2020) == "2020"
-    text = progress_text(50, 200, "indexing", 10.0)
-    assert text == "indexing 50/200 · 5.0 docs/s · 0:10 elapsed · ETA 0:30"
-    assert progress_text(0, None, "scanning", 1.0) == "scanning 0 · 0:01 elapsed"
+    text = progress_text(IngestCount("indexing", 50, 40, 160, 0.25), 10.0)
+    assert text == "indexing 50 docs · 40/160 files · 5.0 docs/s · 0:10 elapsed · ETA 0:30"
+    assert progress_text(IngestCount("scanning"), 1.0) == "scanning 0 docs · 0:01 elapsed"
 
 
 def test_history_file_is_private(tmp_path: Path) -> None:

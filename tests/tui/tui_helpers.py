@@ -31,3 +31,20 @@ async def wait_for(pilot: Pilot, condition: object, timeout: float = 15.0) -> bo
             return True
         await pilot.pause(0.05)
     return bool(condition())  # type: ignore[operator]
+
+
+def screen_text(app: object) -> str:
+    """What the terminal shows now, as text: the compositor's full frame, as
+    ``App.export_screenshot`` renders it, without the SVG."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size  # type: ignore[attr-defined]
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", record=True, legacy_windows=False,
+                      safe_box=False)
+    screen = app.screen  # type: ignore[attr-defined]
+    console.print(screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens))  # type: ignore[attr-defined]
+    return console.export_text()

@@ -37,7 +37,12 @@ class OpenPlan:
 
 
 def chunk_line(path: Path, hit: Hit) -> int:
-    """The 1-based line where the chunk starts (its character offset in the file's text)."""
+    """The 1-based line where the chunk starts. A JSONL or BEIR record says its own line
+    (``line`` in its metadata: its offsets count in the record's text, not the file's);
+    any other file is read to turn the chunk's character offset into a line."""
+    record_line = hit.metadata.get("line")
+    if isinstance(record_line, int) and not isinstance(record_line, bool) and record_line > 0:
+        return record_line
     start = hit.metadata.get("chunk_start")
     if not isinstance(start, int) or start <= 0:
         return 1

@@ -6,6 +6,7 @@ Build it without the CLI with ``make_app(trawl_or_path, ...)`` (tests and benchm
 
 from __future__ import annotations
 
+import difflib
 import gc
 import os
 import threading
@@ -20,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.worker import get_current_worker
 
 from trawl.api import Trawl
-from trawl.catalog import IndexInfo
+from trawl.catalog import IndexInfo, list_indexes
 from trawl.errors import TrawlError
 from trawl.models import Hit
 from trawl.plugins import PluginHost, default_host
@@ -28,11 +29,11 @@ from trawl.protocol import IndexClient
 
 from . import actions
 from .commands import TrawlCommands
-from .ingest import IngestSummary, ingest_folder
+from .ingest import IngestCount, IngestSummary, ingest_folder
 from .messages import IngestFinished, IngestProgress, SearchRequest
 from .safe import clean
 from .screens import (
-    ConfirmScreen,
+    ChoiceScreen,
     CopyMenu,
     DetailScreen,
     HelpScreen,
@@ -59,17 +60,27 @@ from .widgets import SearchInput
 
 KEYMAP_ENV = "TRAWL_TUI_KEYMAP"
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress messages a second from ingestion
+RECONNECT_EVERY_S = 2.0  # how often a lost server is tried again
 
 
 def parse_keymap(spec: str) -> dict[str, str]:
     """``"help=f12,pipeline=ctrl+k"`` → ``{"help": "f12", "pipeline": "ctrl+k"}``."""
+    return keymap_entries(spec)[0]
+
+
+def keymap_entries(spec: str) -> tuple[dict[str, str], list[str]]:
+    """The ``id=keys`` entries of a keymap string, and the entries that are not one."""
     out: dict[str, str] = {}
+    bad: list[str] = []
     for item in spec.replace(";", ",").split(","):
-        if "=" in item:
-            key, _, value = item.partition("=")
-            if key.strip() and value.strip():
-                out[key.strip()] = value.strip()
-    return out
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if sep and key.strip() and value.strip():
+            out[key.strip()] = value.strip()
+        else:
+            bad.append(item.strip())
+    return out, bad
 
 
 class TrawlApp(App[None]):
@@ -80,6 +91,7 @@ class TrawlApp(App[None]):
     COMMAND_PALETTE_BINDING = "f10"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+        Binding("ctrl+c", "quit", "Quit", show=False, id="quit-ctrl-c", priority=True),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+r", "history", "History", id="history", priority=True),
         Binding("f2", "pipeline", "Pipeline", id="pipeline"),
@@ -95,8 +107,16 @@ class TrawlApp(App[None]):
                  debounce: float = 0.06, mask_latency: bool = False, cursor_blink: bool = True,
                  keymap: Mapping[str, str] | None = None, owns_trawl: bool = False,
                  host: PluginHost | None = None, persist_history: bool = True,
-                 pick: bool = False, history_home: Path | None = None) -> None:
+                 pick: bool = False, history_home: Path | None = None,
+                 keymap_problems: list[str] | None = None) -> None:
         super().__init__()
+        self.keymap_problems = list(keymap_problems or [])
+        self.server_lost = False
+        self._reconnect_timer: Any = None
+        self.ingest_cancel: threading.Event | None = None
+        self.ingest_thread: threading.Thread | None = None
+        self.ingest_note = ""
+        self.quit_after_ingest = False
         self.info: IndexInfo | None = None
         self.pick = pick
         self.persist_history = persist_history and os.environ.get(HISTORY_ENV, "1") != "0"
@@ -116,7 +136,7 @@ class TrawlApp(App[None]):
         self._host = host
         self.search_lock = threading.Lock()
         self.opening_label = ""
-        self.ingest_state: tuple[int, int | None, str] | None = None
+        self.ingest_state: IngestCount | None = None
         self.last_paint: tuple[SearchRequest, float] | None = None
         self.on_paint: Callable[[SearchRequest, float], None] | None = None
         self.errors_shown: list[str] = []
@@ -128,10 +148,32 @@ class TrawlApp(App[None]):
     def on_mount(self) -> None:
         if self.keymap:
             self.set_keymap(self.keymap)
+        self._check_keymap()
         if self.trawl is None and self.pick:
-            self.action_pick_index()
+            self.pick_at_start()
         elif self.trawl is None and self.index_path is not None:
             self.open_index(self.index_path, self.pipeline_spec)
+
+    def binding_ids(self) -> list[str]:
+        """Every id a keymap can rebind (the app's, the screens' and the widgets')."""
+        ids: list[str] = []
+        for _, bindings in self.binding_groups():
+            ids += [b.id for b in bindings if isinstance(b, Binding) and b.id]
+        return sorted(set(ids))
+
+    def _check_keymap(self) -> None:
+        """A keymap entry that is not ``id=keys``, or names no binding, is said, not ignored."""
+        problems = [f"{entry!r} is not ID=KEYS" for entry in self.keymap_problems]
+        known = self.binding_ids()
+        for name in self.keymap:
+            if name not in known:
+                near = difflib.get_close_matches(name, known, n=2, cutoff=0.6)
+                problems.append(f"no key id {name!r}" + (
+                    f" (did you mean {' or '.join(near)}?)" if near else ""))
+        if problems:
+            self.notify("; ".join(problems) + ". F1 lists the ids.",
+                        title=f"{KEYMAP_ENV} ignored in part", severity="warning",
+                        timeout=12, markup=False)
 
     def on_unmount(self) -> None:
         gc.unfreeze()  # an app run inside a longer process (tests, an embedding app)
@@ -175,21 +217,41 @@ class TrawlApp(App[None]):
                 self._open_failed(exc)
                 return
             if not exists:
-                def answer(yes: bool | None) -> None:
-                    if yes:
-                        self.open_index(target, pipeline, create=True)
-                    else:
-                        self.action_pick_index()
-
-                self.push_screen(ConfirmScreen(
-                    f"No index {clean(target)!r} at {clean(folder)}.\n\nCreate index "
-                    f"{clean(target)!r} (pipeline {clean(pipeline or TrawlSettings().default_pipeline)})?",
-                    yes="Create", no="Pick another"), answer)
+                self._ask_missing(target, folder, pipeline)
                 return
         self.opening_label = f"opening {clean(target)}…"
         if self.is_mounted(self.main):
             self.main.refresh_status()
         self._open_index(target, pipeline, create)
+
+    def _ask_missing(self, target: str, folder: Path, pipeline: str | None) -> None:
+        """A name that is no index: "did you mean" the near names (the first focused), else
+        pick another (focused) or create it. Creating is never the default."""
+        from trawl.config import TrawlSettings
+
+        try:
+            names = [s.name for s in list_indexes() if not s.error]
+        except Exception:
+            names = []
+        near = difflib.get_close_matches(target, names, n=3, cutoff=0.6)
+        choices = [(f"open:{name}", f"Open {clean(name)}", str(i + 1))
+                   for i, name in enumerate(near)]
+        choices += [("pick", "Pick another", "p"), ("create", f"Create {clean(target)}", "c")]
+        question = f"No index {clean(target)!r} at {clean(folder)}."
+        if near:
+            question += f"\n\nDid you mean {' or '.join(repr(clean(n)) for n in near)}?"
+        question += (f"\n\nCreate would make a new empty index (pipeline "
+                     f"{clean(pipeline or TrawlSettings().default_pipeline)}).")
+
+        def answer(choice: str | None) -> None:
+            if choice == "create":
+                self.open_index(target, pipeline, create=True)
+            elif choice is not None and choice.startswith("open:"):
+                self.open_index(choice.removeprefix("open:"), None)
+            else:
+                self.action_pick_index()
+
+        self.push_screen(ChoiceScreen("No such index", question, choices), answer)
 
     def is_mounted(self, widget: Any) -> bool:
         return bool(getattr(widget, "is_mounted", False))
@@ -214,6 +276,82 @@ class TrawlApp(App[None]):
         self.opening_label = ""
         self._index_ready()
 
+    # -- attach: where the index lives, a lost server -----------------------------------
+    def target_label(self) -> str:
+        """``remote http://…`` while attached to ``trawl serve``, else ``local``."""
+        url = getattr(self.trawl, "url", None)
+        if self.trawl is not None and not isinstance(self.trawl, Trawl) and url:
+            return f"remote {url}"
+        return "local" if self.trawl is not None else ""
+
+    def lost_server(self, error: BaseException) -> None:
+        """The first failure says so once; then the app retries by itself (no toast per
+        keystroke) and offers F5 to open the folder in this process."""
+        if self.server_lost:
+            return
+        self.server_lost = True
+        self.notify(f"{clean(error)}\n\nReconnecting by itself every "
+                    f"{RECONNECT_EVERY_S:.0f} s; F5 opens the index folder locally.",
+                    title="Server lost", severity="error", timeout=15, markup=False)
+        self._reconnect_timer = self.set_interval(RECONNECT_EVERY_S, self._try_reconnect)
+        self.main.refresh_status()
+        self.main.refresh_bindings()
+
+    @work(thread=True, exclusive=True, group="reconnect", exit_on_error=False)
+    def _try_reconnect(self) -> None:
+        from trawl.client import RemoteTrawl
+        from trawl.lockfile import live_server
+
+        trawl = self.trawl
+        if trawl is None or not self.server_lost:
+            return
+        try:
+            trawl.health()  # type: ignore[union-attr]
+            self.call_from_thread(self._reconnected, trawl)
+            return
+        except Exception:
+            pass
+        path = getattr(trawl, "path", None)
+        server = live_server(Path(path)) if path is not None else None
+        if server is not None and server.url and server.url != getattr(trawl, "url", None):
+            client = RemoteTrawl(server.url, index_path=Path(path))  # type: ignore[arg-type]
+            try:
+                client.health()
+            except Exception:
+                client.close()
+                return
+            self.call_from_thread(self._reconnected, client)
+
+    def _reconnected(self, client: IndexClient) -> None:
+        if not self.server_lost:
+            return
+        if client is not self.trawl:
+            old = self.trawl
+            self.trawl = client
+            if old is not None:
+                old.close()
+        self._stop_reconnecting()
+        self.notify(f"Attached again to {self.target_label()}", title="Server back",
+                    markup=False)
+        self.main.refresh_status()
+        self.main.refresh_bindings()
+        self.main.search_now(force=True)
+
+    def _stop_reconnecting(self) -> None:
+        self.server_lost = False
+        if self._reconnect_timer is not None:
+            self._reconnect_timer.stop()
+            self._reconnect_timer = None
+
+    def open_locally(self) -> None:
+        """F5 while the server is lost: open the folder in this process (its lock is stale
+        now, so ``Trawl.open`` takes it over; a live server found meanwhile is attached)."""
+        path = getattr(self.trawl, "path", None) or self.index_path
+        if not self.server_lost or path is None:
+            return
+        self._stop_reconnecting()
+        self.open_index(str(path), None, create=False)
+
     def _open_failed(self, exc: BaseException) -> None:
         """A failed open is never a dead end: pick another index, retry, or quit (exit 1)."""
         self.open_failed = True
@@ -233,6 +371,17 @@ class TrawlApp(App[None]):
 
         self.push_screen(OpenFailedScreen(str(self.index_path or ""), exc), choice)
 
+    def pick_at_start(self) -> None:
+        """``trawl tui`` without a name: the only index opens at once; otherwise pick."""
+        try:
+            found = [s for s in list_indexes() if not s.error]
+        except Exception:
+            found = []
+        if len(found) == 1:
+            self.open_index(str(found[0].path), None)
+        else:
+            self.action_pick_index()
+
     def action_pick_index(self) -> None:
         def chosen(name: str | None) -> None:
             if name:
@@ -243,6 +392,7 @@ class TrawlApp(App[None]):
         self.push_screen(IndexPicker(), chosen)
 
     def close_index(self) -> None:
+        self._stop_reconnecting()
         gc.unfreeze()  # the index's objects (frozen in ``_index_ready``) may become garbage
         self._save_history()
         if self.trawl is not None and self.owns_trawl:
@@ -333,10 +483,14 @@ class TrawlApp(App[None]):
         """System clipboard tool when there is one, else OSC 52 through the terminal."""
         via = actions.copy_with_tool(text)
         if via is None:
+            # OSC 52 has no answer: the terminal may store it or silently drop it
             self.copy_to_clipboard(text)
-            via = "terminal (OSC 52)"
-        else:
-            self._clipboard = text
+            self.notify(f"{what} sent to the terminal's clipboard (OSC 52). Terminals that "
+                        "do not allow OSC 52 drop it silently; a clipboard tool (wl-copy, "
+                        "xclip, xsel, pbcopy) makes copying certain.", title="Copy sent",
+                        severity="warning", markup=False)
+            return
+        self._clipboard = text
         self.notify(f"{what} copied via {via}", title="Copied", markup=False)
 
     def open_hit(self, hit: Hit) -> None:
@@ -417,17 +571,19 @@ class TrawlApp(App[None]):
         self.set_rerank(not effective)
 
     # -- actions -------------------------------------------------------------------------
-    def action_help(self) -> None:
-        if isinstance(self.screen, HelpScreen):
-            return
+    def binding_groups(self) -> list[tuple[str, list[BindingType]]]:
         from .screens.detail import DetailScreen as _D
         from .screens.index import IndexScreen as _I
         from .widgets import FilterBar, ResultsList
 
-        groups = [(cls.BINDING_GROUP_TITLE or cls.__name__, list(cls.BINDINGS))
-                  for cls in (TrawlApp, MainScreen, SearchInput, ResultsList, FilterBar, _D, _I,
-                              PipelineScreen)]
-        self.push_screen(HelpScreen(groups, self.keymap))  # type: ignore[arg-type]
+        return [(cls.BINDING_GROUP_TITLE or cls.__name__, list(cls.BINDINGS))
+                for cls in (TrawlApp, MainScreen, SearchInput, ResultsList, FilterBar, _D, _I,
+                            PipelineScreen)]
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.binding_groups(), self.keymap))  # type: ignore[arg-type]
 
     def action_pipeline(self) -> None:
         if self.trawl is None:
@@ -509,15 +665,66 @@ class TrawlApp(App[None]):
             self.main.set_query(loaded.history.entries[-1])
 
     # -- ingestion -----------------------------------------------------------------------
+    # -- quitting ----------------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        self.request_quit()
+
+    def request_quit(self) -> None:
+        """Quit, unless an ingestion runs: then ask (finish first, or cancel after the
+        current batch); either way the app stays on screen until the worker has ended, so
+        nothing keeps running after the shell is back."""
+        if not self.ingest_running():
+            self.exit()
+            return
+        if any(isinstance(s, ChoiceScreen) and s.id == "quit-ingest" for s in self.screen_stack):
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice == "finish":
+                self.quit_after_ingest = True
+                self._set_activity_note("quitting when the ingestion finishes")
+            elif choice == "cancel":
+                self.quit_after_ingest = True
+                self.cancel_ingest()
+
+        self.push_screen(ChoiceScreen(
+            "Quit during an ingestion",
+            "An ingestion is running. Finish it and then quit, or cancel it (what is "
+            "committed stays; it stops after the batch being written) and quit?",
+            [("finish", "Finish, then quit", "f"), ("cancel", "Cancel and quit", "c"),
+             ("stay", "Keep working", "escape")], id="quit-ingest"), answer)
+
+    def ingest_running(self) -> bool:
+        return any(w.group == "ingest" and w.is_running for w in self.workers)
+
+    def cancel_ingest(self) -> None:
+        """Stop the running ingestion after the batch being written."""
+        if self.ingest_cancel is None or not self.ingest_running():
+            self.notify("No ingestion is running", severity="warning")
+            return
+        if not isinstance(self.trawl, Trawl):
+            self.notify("The server runs this ingestion; it cannot be cancelled from here",
+                        severity="warning")
+            return
+        self.ingest_cancel.set()
+        self._set_activity_note("cancelling after the current batch…")
+
+    def _set_activity_note(self, note: str) -> None:
+        self.ingest_note = note
+        self._show_ingest_progress()
+
     def start_ingest(self, folder: str) -> None:
         if self.trawl is None:
             self.notify("No index open", severity="warning")
             return
-        if any(w.group == "ingest" and w.is_running for w in self.workers):
+        if self.ingest_running():
             self.notify("An ingestion is already running", severity="warning")
             return
-        self.ingest_state = (0, None, "starting")
+        self.ingest_cancel = threading.Event()
+        self.ingest_note = ""
+        self.ingest_state = IngestCount("starting")
         self.ingest_started = time.monotonic()
+        self.call_after_refresh(self.main.refresh_bindings)  # F8 cancel shows now
         # the rate, elapsed time and ETA move at least once a second, batches or not
         self._ingest_timer = self.set_interval(1.0, self._show_ingest_progress)
         self._ingest(folder)
@@ -525,48 +732,63 @@ class TrawlApp(App[None]):
     @work(thread=True, exclusive=True, group="ingest", exit_on_error=False)
     def _ingest(self, folder: str) -> None:
         worker = get_current_worker()
+        self.ingest_thread = threading.current_thread()
         trawl = self.trawl
+        cancel = self.ingest_cancel
         assert trawl is not None
         last = 0.0
 
-        def progress(done: int, total: int | None, label: str) -> None:
+        def progress(count: IngestCount) -> None:
             nonlocal last
             now = time.monotonic()
-            final = total is not None and done >= total
-            if final or now - last >= PROGRESS_INTERVAL_S:
+            if count.final or now - last >= PROGRESS_INTERVAL_S:
                 last = now
                 if not worker.is_cancelled:
-                    self.post_message(IngestProgress(done, total, label))
+                    self.post_message(IngestProgress(count))
 
         try:
-            summary: IngestSummary | None = ingest_folder(trawl, folder, progress)
+            summary: IngestSummary | None = ingest_folder(trawl, folder, progress,
+                                                          cancel=cancel)
             error: BaseException | None = None
         except Exception as exc:
             summary, error = None, exc
         self.post_message(IngestFinished(folder, summary, error))
 
     def on_ingest_progress(self, message: IngestProgress) -> None:
-        self.ingest_state = (message.done, message.total, message.label)
+        self.ingest_state = message.count
         self._show_ingest_progress()
 
     def _show_ingest_progress(self) -> None:
         if self.ingest_state is None:
             return
-        done, total, label = self.ingest_state
-        text = progress_text(done, total, label, time.monotonic() - self.ingest_started)
+        count = self.ingest_state
+        # masked (snapshots): no clock, so no rate, elapsed time or ETA that vary by run
+        elapsed = 0.0 if self.mask_latency else time.monotonic() - self.ingest_started
+        text = progress_text(count, elapsed)
+        if getattr(self, "ingest_note", ""):
+            text = f"{self.ingest_note} · {text}"
         for screen in self.screen_stack:
             if isinstance(screen, IndexScreen):
-                screen.show_progress(done, total, text)
+                screen.show_progress(count, text)
         self._set_activity(text)
 
     def on_ingest_finished(self, message: IngestFinished) -> None:
         self.ingest_state = None
+        self.ingest_note = ""
         timer = getattr(self, "_ingest_timer", None)
         if timer is not None:
             timer.stop()
         self._set_activity("")
+        self.main.refresh_bindings()
+        if self.quit_after_ingest:
+            self.exit()
+            return
         if message.error is not None:
             self.show_error(message.error, f"add folder {message.folder}")
+        elif message.summary is not None and message.summary.cancelled:
+            self.notify(message.summary.describe() + "; the rest was not read (add the "
+                        "folder again to finish)", title=f"Cancelled {message.folder}",
+                        severity="warning", markup=False)
         elif message.summary is not None:
             self.notify(message.summary.describe(), title=f"Indexed {message.folder}",
                         markup=False)
@@ -584,16 +806,19 @@ class TrawlApp(App[None]):
         status.refresh_text()
 
 
-def progress_text(done: int, total: int | None, label: str, elapsed: float) -> str:
-    """``indexing 120/500 · 35.2 docs/s · 0:03 elapsed · ETA 0:11``."""
-    count = f"{done}/{total}" if total else f"{done}"
-    parts = [f"{label} {count}"]
-    if elapsed > 0 and done:
-        rate = done / elapsed
-        parts.append(f"{rate:.1f} docs/s")
+def progress_text(count: IngestCount, elapsed: float) -> str:
+    """``indexing 120 docs · 40/600 files · 35.2 docs/s · 0:03 elapsed · ETA 0:11``:
+    documents counted as documents; the ETA follows the bytes read (files differ in size)."""
+    docs = count.documents
+    parts = [f"{count.label} {docs} {'doc' if docs == 1 else 'docs'}"]
+    if count.files_total:
+        parts.append(f"{count.files_done}/{count.files_total} files")
+    if elapsed > 0 and docs:
+        parts.append(f"{docs / elapsed:.1f} docs/s")
     parts.append(f"{_clock(elapsed)} elapsed")
-    if total and done and done < total:
-        parts.append(f"ETA {_clock((total - done) / (done / elapsed))}")
+    fraction = count.fraction
+    if fraction is not None and 0 < fraction < 1 and elapsed > 0:
+        parts.append(f"ETA {_clock(elapsed * (1 - fraction) / fraction)}")
     return " · ".join(parts)
 
 
@@ -604,8 +829,8 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _env_keymap() -> dict[str, str]:
-    return parse_keymap(os.environ.get(KEYMAP_ENV, ""))
+def _env_keymap() -> tuple[dict[str, str], list[str]]:
+    return keymap_entries(os.environ.get(KEYMAP_ENV, ""))
 
 
 def make_app(trawl_or_path: Trawl | str | Path | None = None, *, pipeline: str | None = None,
@@ -618,11 +843,12 @@ def make_app(trawl_or_path: Trawl | str | Path | None = None, *, pipeline: str |
     ``None``, on the index picker."""
     if session is not None and not isinstance(session, Session):
         session = Session.load(session)
-    keys = {**_env_keymap(), **dict(keymap or {})}
+    env_keys, bad_entries = _env_keymap()
+    keys = {**env_keys, **dict(keymap or {})}
     common: dict[str, Any] = {"session": session, "debounce": debounce,
                               "mask_latency": mask_latency, "cursor_blink": cursor_blink,
                               "keymap": keys, "persist_history": history,
-                              "history_home": history_home}
+                              "history_home": history_home, "keymap_problems": bad_entries}
     if isinstance(trawl_or_path, Trawl):
         return TrawlApp(trawl_or_path, **common)
     if trawl_or_path is None:
@@ -645,6 +871,15 @@ def run(index: str | None = None, pipeline: str | None = None, *,
     try:
         app.run()
     finally:
+        # nothing keeps running silently: an ingestion still going (the app died) stops
+        # after its current batch, and the process waits for it before returning
+        thread = app.ingest_thread
+        if thread is not None and thread.is_alive():
+            if app.ingest_cancel is not None:
+                app.ingest_cancel.set()
+            print("trawl tui: stopping the ingestion after its current batch…",
+                  file=sys.stderr)
+            thread.join()
         app.close_index()
     if app.return_code:
         return app.return_code

@@ -11,12 +11,21 @@ from trawl.models import Hit
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 HIGHLIGHT_STYLE = "bold reverse"
+# English function words are not highlighted: lit up on every line they hide the words
+# that matched. Display only (what each retriever ignores is its own business).
+FUNCTION_WORDS = frozenset("""
+a about an and are as at be been but by can did do does for from had has have how i if in
+into is it its me my no not of on or our so than that the their them then there these they
+this those to was we were what when where which who why will with would you your
+""".split())
 
 
 def query_terms(query: str) -> list[str]:
-    """Distinct lowercase word terms of a query, longest first (regex alternation order)."""
+    """Distinct lowercase word terms of a query, longest first (regex alternation order);
+    function words are left out unless the query has nothing else."""
     terms = {t.lower() for t in _WORD.findall(query) if len(t) > 1 or t.isdigit()}
-    return sorted(terms, key=lambda t: (-len(t), t))
+    content = {t for t in terms if t not in FUNCTION_WORDS}
+    return sorted(content or terms, key=lambda t: (-len(t), t))
 
 
 @lru_cache(maxsize=64)

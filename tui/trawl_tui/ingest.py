@@ -7,6 +7,7 @@ when it is importable, and otherwise reads ``.txt``/``.md`` files itself.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,8 +20,23 @@ from trawl.models import Document
 from trawl.protocol import IndexClient
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
-# on_progress(done, total or None, label); called from the worker thread
-ProgressFn = Callable[[int, "int | None", str], None]
+
+
+@dataclass(frozen=True)
+class IngestCount:
+    """Where an ingestion stands, in documents (what the user counts) and files; ``fraction``
+    (of the bytes, or of the documents when they are known up front) drives the bar."""
+
+    label: str
+    documents: int = 0
+    files_done: int = 0
+    files_total: int = 0
+    fraction: float | None = None
+    final: bool = False
+
+
+# on_progress(count); called from the worker thread
+ProgressFn = Callable[[IngestCount], None]
 
 
 @dataclass
@@ -33,10 +49,13 @@ class IngestSummary:
     seconds: float = 0.0
     via: str = "builtin"
     skipped: list[str] = field(default_factory=list)
+    cancelled: bool = False
 
     def describe(self) -> str:
         text = (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
                 f"{self.chunks} chunks in {self.seconds:.1f}s")
+        if self.cancelled:
+            text = "cancelled after " + text
         if self.skipped:
             text += f"; {len(self.skipped)} skipped"
         return text
@@ -75,6 +94,7 @@ def _summary(result: Any, start: float, via: str) -> IngestSummary:
         if isinstance(value, int):
             setattr(summary, name, value)
     summary.files = int(getattr(result, "scanned", 0) or 0)
+    summary.cancelled = bool(getattr(result, "cancelled", False))
     skipped = getattr(result, "skipped", None) or []
     summary.skipped = [f"{getattr(s, 'path', s)}: {getattr(s, 'reason', '')}" for s in skipped]
     summary.seconds = time.perf_counter() - start
@@ -82,15 +102,22 @@ def _summary(result: Any, start: float, via: str) -> IngestSummary:
 
 
 def _ingest_with_library(index_paths: Callable[..., Any], trawl: Trawl, root: Path,
-                         report: ProgressFn, start: float) -> IngestSummary:
-    """``trawl.ingest.index_paths`` with its ``on_progress(done, total)`` driving the bar."""
-    report(0, None, "scanning")
-    result = index_paths(trawl, [root], show_progress=False,
-                         on_progress=lambda done, total: report(int(done), int(total),
-                                                                "indexing"))
+                         report: ProgressFn, start: float,
+                         cancel: threading.Event | None, batch_size: int) -> IngestSummary:
+    """``trawl.ingest.index_paths``: its ``on_status`` counts documents and files."""
+    report(IngestCount("scanning"))
+
+    def on_status(status: Any) -> None:
+        fraction = status.bytes_done / status.bytes_total if status.bytes_total else None
+        report(IngestCount("indexing", status.documents, status.files_done,
+                           status.files_total, fraction))
+
+    result = index_paths(trawl, [root], show_progress=False, on_status=on_status,
+                         cancel=cancel, batch_size=batch_size)
     summary = _summary(result, start, "trawl.ingest")
     done = summary.added + summary.updated + summary.unchanged
-    report(done, done, "done")
+    report(IngestCount("cancelled" if summary.cancelled else "done", done, summary.files,
+                       summary.files, 1.0, final=True))
     return summary
 
 
@@ -100,10 +127,10 @@ def _ingest_on_server(client: Any, root: Path, report: ProgressFn,
     index_paths = getattr(client, "index_paths", None)
     if index_paths is None:
         raise InputError(f"{type(client).__name__} cannot index folders")
-    report(0, None, "indexing on the server")
+    report(IngestCount("indexing on the server"))
     summary = _summary(index_paths([str(root)]), start, "trawl serve")
     done = summary.added + summary.updated + summary.unchanged
-    report(done, done, "done")
+    report(IngestCount("done", done, summary.files, summary.files, 1.0, final=True))
     return summary
 
 
@@ -125,30 +152,36 @@ def read_text_folder(folder: Path) -> list[Document]:
 
 def ingest_folder(trawl: IndexClient, folder: str | Path,
                   on_progress: ProgressFn | None = None, *, batch_size: int = 32,
-                  use_library: bool = True) -> IngestSummary:
-    """Index every supported file under ``folder``; reports progress, returns counts."""
+                  use_library: bool = True,
+                  cancel: threading.Event | None = None) -> IngestSummary:
+    """Index every supported file under ``folder``; reports progress, returns counts.
+    ``cancel`` stops a local ingestion after the batch being written (committed documents
+    stay); a served index's ingestion runs on the server and is not cancelled."""
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise InputError(f"not a folder: {root}")
-    report = on_progress or (lambda done, total, label: None)
+    report = on_progress or (lambda count: None)
     start = time.perf_counter()
     if not isinstance(trawl, Trawl):
         return _ingest_on_server(trawl, root.resolve(), report, start)
     index_paths = _find_index_paths() if use_library else None
     if index_paths is not None:
-        return _ingest_with_library(index_paths, trawl, root, report, start)
+        return _ingest_with_library(index_paths, trawl, root, report, start, cancel,
+                                    batch_size)
 
-    report(0, None, "reading files")
+    report(IngestCount("reading files"))
     docs = read_text_folder(root)
     total = len(docs)
-    report(0, total, "indexing")
+    report(IngestCount("indexing", 0, total, total, 0.0))
 
-    # Trawl.add counts unchanged documents before the first batch, so this is "done so far"
-    def on_batch(result: Any) -> None:
-        report(min(total, result.added + result.updated + result.unchanged), total, "indexing")
+    def on_progress_docs(done: int, of: int) -> None:
+        report(IngestCount("indexing", done, total, total, done / of if of else None))
 
-    result = trawl.add(docs, batch_size=batch_size, show_progress=False, on_batch=on_batch)
-    report(total, total, "done")
+    result = trawl.add(docs, batch_size=batch_size, show_progress=False,
+                       on_progress=on_progress_docs, cancel=cancel)
+    done = result.added + result.updated + result.unchanged
+    report(IngestCount("cancelled" if result.cancelled else "done", done, total, total, 1.0,
+                       final=True))
     return IngestSummary(files=total, added=result.added, updated=result.updated,
                          unchanged=result.unchanged, chunks=result.chunks,
-                         seconds=time.perf_counter() - start)
+                         seconds=time.perf_counter() - start, cancelled=result.cancelled)

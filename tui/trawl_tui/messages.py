@@ -15,7 +15,7 @@ from textual.message import Message
 from trawl.models import Hit
 from trawl.pipeline import SearchTrace
 
-from .ingest import IngestSummary
+from .ingest import IngestCount, IngestSummary
 from .session import SearchOptions
 
 
@@ -50,13 +50,11 @@ class SearchFailed(Message, bubble=False):
 
 
 class IngestProgress(Message, bubble=False):
-    """``done`` of ``total`` (``None``: unknown yet) documents written."""
+    """Where the running ingestion stands (documents, files, fraction of the bar)."""
 
-    def __init__(self, done: int, total: int | None, label: str) -> None:
+    def __init__(self, count: IngestCount) -> None:
         super().__init__()
-        self.done = done
-        self.total = total
-        self.label = label
+        self.count = count
 
     def can_replace(self, message: Message) -> bool:
         # a newer progress report supersedes a pending older one

@@ -29,8 +29,14 @@ def human_bytes(n: float) -> str:
 
 
 def human_time(seconds: float) -> str:
-    """A Unix time as local ``YYYY-MM-DD HH:MM``."""
+    """A Unix time as local ``YYYY-MM-DD HH:MM`` (index lists: when it changed)."""
     return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")
+
+
+def utc_time(seconds: float) -> str:
+    """A Unix time as ``YYYY-MM-DD HH:MM UTC``: the form a filter compares it with
+    (``mtime>=2026-12-01`` means midnight UTC; see docs/site/filters.md)."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def readable_value(key: str, value: Any) -> str:
@@ -38,12 +44,23 @@ def readable_value(key: str, value: Any) -> str:
     lowered = key.lower()
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if number and (lowered in DATE_KEYS or lowered.endswith("_time")) and 0 < value < 1e11:
-        return human_time(float(value))
+        return utc_time(float(value))
     if number and lowered in SIZE_KEYS:
         return human_bytes(float(value))
     if lowered in HASH_KEYS and isinstance(value, str) and len(value) > 12:
         return value[:12] + "…"
     return one_line(value)[:200]
+
+
+def hit_header(hit: Hit) -> Text:
+    """One line above the chunk: rank, title and where it comes from."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    if hit.rank:
+        out.append(f"#{hit.rank} ", style="bold cyan")
+    out.append(one_line(hit.title or hit.doc_id), style="bold")
+    if hit.source:
+        out.append(f"  {one_line(hit.source)}", style="dim")
+    return out
 
 
 def metadata_table(hit: Hit, *, scores: bool = True) -> Table:

@@ -103,6 +103,38 @@ class SearchOptions:
                    group_by_document=bool(data.get("group_by_document", False)))
 
 
+@dataclass(frozen=True)
+class QueryState:
+    """Everything that decides what the list shows, read from one place and drawn in the
+    status bar: the query text, the applied options (retrievers, fusion, rerank, top_k,
+    filter, grouping), the filter bar's draft when it differs (pending: not applied), and
+    where the index lives (``local``/``memory`` or ``remote http://...``, lost or not)."""
+
+    text: str = ""
+    options: SearchOptions = field(default_factory=SearchOptions)
+    draft_where: str = ""
+    target: str = ""
+    server_lost: bool = False
+
+    @property
+    def filter_pending(self) -> bool:
+        return self.draft_where.strip() != self.options.where.strip()
+
+    def filter_label(self) -> tuple[str, str]:
+        """``(text, kind)`` for the status bar; kind is ``applied``, ``pending`` or ``""``."""
+        if self.filter_pending:
+            draft = self.draft_where.strip() or "(none)"
+            return f"pending filter {draft} (enter/esc)", "pending"
+        if self.options.where.strip():
+            return f"filter: {self.options.where.strip()}", "applied"
+        return "", ""
+
+
+def count_label(n: int, unit: str) -> str:
+    """``1 hit``, ``2 hits``, ``1 document``."""
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
 def parse_where_text(text: str) -> Filter | None:
     """``year>=2020 lang=en`` (the CLI's ``--where`` expressions, AND-ed) → a filter.
 

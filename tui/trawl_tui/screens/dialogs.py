@@ -23,6 +23,7 @@ from trawl.models import Hit
 from ..actions import COPY_KINDS, copy_payload
 from ..safe import clean, one_line
 from ..widgets.footer import TrawlFooter
+from ..widgets.safe_input import SafeInput
 
 
 class PathPrompt(ModalScreen[str | None]):
@@ -41,7 +42,7 @@ class PathPrompt(ModalScreen[str | None]):
         with VerticalScroll(classes="dialog") as box:
             box.border_title = self.title_text
             yield Label("File:")
-            yield Input(self.value, id="prompt-path")
+            yield SafeInput(self.value, id="prompt-path")
         yield TrawlFooter()
 
     @on(Input.Submitted, "#prompt-path")
@@ -56,38 +57,101 @@ class PathPrompt(ModalScreen[str | None]):
 
 
 class HistoryScreen(ModalScreen[str | None]):
-    """Earlier queries of this index, newest first; escape leaves the query as it was."""
+    """Earlier queries of this index, newest first, filtered as you type (every word must
+    appear); escape leaves the query as it was."""
 
-    AUTO_FOCUS = "#history-list"
+    AUTO_FOCUS = "#history-filter"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Keep current query", id="history-cancel"),
-        Binding("enter", "choose", "Use query", id="history-choose"),
+        Binding("enter", "choose", "Use query", id="history-choose", priority=True),
+        Binding("down,ctrl+n,ctrl+j", "move(1)", "Down", show=False, id="history-down",
+                priority=True),
+        Binding("up,ctrl+p,ctrl+k", "move(-1)", "Up", show=False, id="history-up",
+                priority=True),
     ]
 
     def __init__(self, entries: list[str]) -> None:
         super().__init__(id="history")
         self.entries = list(reversed(entries))
+        self.shown = list(self.entries)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog") as box:
             box.border_title = "Query history"
             if not self.entries:
-                yield Label("No queries yet: enter in the search box records one.")
+                yield Label("No queries yet: a query left on screen or entered is recorded.")
+            yield SafeInput(placeholder="type to filter", id="history-filter")
             yield OptionList(*[Option(Text(one_line(q))) for q in self.entries],
                              id="history-list")
         yield TrawlFooter()
 
+    def on_mount(self) -> None:
+        if self.shown:
+            self.query_one(OptionList).highlighted = 0
+
+    @on(Input.Changed, "#history-filter")
+    def _filter(self, event: Input.Changed) -> None:
+        words = event.value.lower().split()
+        self.shown = [q for q in self.entries if all(w in q.lower() for w in words)]
+        options = self.query_one(OptionList)
+        options.set_options([Option(Text(one_line(q))) for q in self.shown])
+        if self.shown:
+            options.highlighted = 0
+
+    def action_move(self, step: int) -> None:
+        options = self.query_one(OptionList)
+        if options.option_count:
+            current = options.highlighted or 0
+            options.highlighted = max(0, min(options.option_count - 1, current + step))
+
     @on(OptionList.OptionSelected, "#history-list")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self.entries[event.option_index])
+        self.dismiss(self.shown[event.option_index])
 
     def action_choose(self) -> None:
         index = self.query_one(OptionList).highlighted
-        if index is not None and self.entries:
-            self.dismiss(self.entries[index])
+        if index is not None and 0 <= index < len(self.shown):
+            self.dismiss(self.shown[index])
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """A question with a few answers, each a button with its own key; the first answer is
+    focused (callers put the safe one first); escape answers ``None`` unless an answer
+    claims the escape key."""
+
+    def __init__(self, title: str, question: str, choices: list[tuple[str, str, str]], *,
+                 id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.title_text, self.question, self.choices = title, question, choices
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog", id="choice-dialog") as box:
+            box.border_title = self.title_text
+            yield Static(Text(self.question), id="choice-question")
+            with Horizontal(classes="buttons"):
+                for i, (value, label, key) in enumerate(self.choices):
+                    yield Button(f"{label} ({key})", id=f"choice-{i}",
+                                 variant="primary" if i == 0 else "default",
+                                 name=value)
+        yield TrawlFooter()
+
+    def on_mount(self) -> None:
+        for value, label, key in self.choices:
+            self._bindings.bind(key, f"answer({value!r})", label)
+        if not any(key == "escape" for _, _, key in self.choices):
+            self._bindings.bind("escape", "answer(None)", "Cancel")
+        self.query_one("#choice-0", Button).focus()
+        self.refresh_bindings()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.name)
+
+    def action_answer(self, value: str | None) -> None:
+        self.dismiss(value)
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -14,10 +14,12 @@ from textual.screen import Screen
 from textual.widgets import Button, Header, Input, Label, ProgressBar, Static
 from textual.worker import get_current_worker
 
+from ..ingest import IngestCount
 from ..messages import IngestFinished, StatsLoaded
 from ..present import human_bytes
 from ..safe import one_line
 from ..widgets.footer import TrawlFooter
+from ..widgets.safe_input import SafeInput
 
 if TYPE_CHECKING:
     from ..app import TrawlApp
@@ -42,8 +44,10 @@ class IndexScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back", id="close-index"),
         Binding("f5", "reload_stats", "Reload stats", id="reload-stats"),
+        Binding("f8", "cancel_ingest", "Cancel ingest", id="cancel-ingest", priority=True),
     ]
     BINDING_GROUP_TITLE = "Index"
+    AUTO_FOCUS = "#index-folder"
 
     def __init__(self) -> None:
         super().__init__(id="index")
@@ -59,18 +63,32 @@ class IndexScreen(Screen[None]):
             yield Label("Add a folder (.txt/.md files, or every format trawl.ingest reads):",
                         id="index-add-label")
             with Horizontal(id="index-add-row"):
-                yield Input(placeholder="/path/to/folder", id="index-folder")
+                yield SafeInput(placeholder="/path/to/folder", id="index-folder")
                 yield Button("Add folder", variant="primary", id="index-add")
-            yield ProgressBar(id="index-progress", show_eta=False)
+            with Horizontal(id="index-progress-row"):
+                yield ProgressBar(id="index-progress", show_eta=False)
+                yield Button("Cancel (F8)", variant="error", id="index-cancel")
             yield Label("", id="index-progress-label")
         yield TrawlFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "index"
-        self.query_one(ProgressBar).display = False  # shown once an ingestion starts
+        self.query_one("#index-progress-row").display = False  # shown while ingesting
         self.action_reload_stats()
         if self.tapp.ingest_state is not None:
             self.tapp._show_ingest_progress()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_ingest":  # in the footer only while there is one to cancel
+            return self.tapp.ingest_running()
+        return True
+
+    def action_cancel_ingest(self) -> None:
+        self.tapp.cancel_ingest()
+
+    @on(Button.Pressed, "#index-cancel")
+    def _cancel_pressed(self) -> None:
+        self.tapp.cancel_ingest()
 
     def action_reload_stats(self) -> None:
         self._load_stats()
@@ -101,14 +119,24 @@ class IndexScreen(Screen[None]):
             return
         self.tapp.start_ingest(folder)
 
-    def show_progress(self, done: int, total: int | None, text: str) -> None:
-        """``text`` carries the count, rate, elapsed time and ETA (updated every second)."""
+    def show_progress(self, count: IngestCount, text: str) -> None:
+        """``text`` carries documents, files, rate, elapsed time and ETA (every second)."""
+        row = self.query_one("#index-progress-row")
+        cancel = self.query_one("#index-cancel", Button)
+        if not row.display or cancel.display == count.final:
+            row.display = True
+            cancel.display = not count.final
+            self.refresh_bindings()
         bar = self.query_one(ProgressBar)
-        bar.display = True
-        bar.update(total=total, progress=done)
+        if count.fraction is None:
+            bar.update(total=None)
+        else:
+            bar.update(total=1000, progress=round(1000 * count.fraction))
         self.query_one("#index-progress-label", Label).update(Text(text))
 
     def ingest_finished(self, message: IngestFinished) -> None:
+        self.query_one("#index-cancel", Button).display = False
+        self.refresh_bindings()
         label = self.query_one("#index-progress-label", Label)
         if message.summary is not None:
             label.update(Text(f"done: {one_line(message.summary.describe())}"))

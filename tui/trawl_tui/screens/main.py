@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import time
 from typing import TYPE_CHECKING, ClassVar
 
@@ -14,12 +15,14 @@ from textual.timer import Timer
 from textual.widgets import Header, Input, OptionList, Static
 from textual.worker import get_current_worker
 
+from trawl.errors import ServerUnavailableError
+from trawl.filters import filter_fields
 from trawl.models import Hit
 from trawl.pipeline import SearchTrace
 
 from ..messages import SearchDone, SearchFailed, SearchRequest
 from ..safe import clean
-from ..session import parse_where_text
+from ..session import QueryState, count_label, parse_where_text
 from ..widgets import FilterBar, PreviewPane, ResultsList, SearchInput, StatusBar
 from ..widgets.footer import TrawlFooter
 
@@ -28,7 +31,9 @@ if TYPE_CHECKING:
 
 WIDE = 120  # columns from which the preview sits beside the list
 GROUP_DEPTH = 5
-PREVIEW_DELAY = 0.12  # seconds of quiet before the preview follows (a fast typist: ~0.1 s/key)  # grouping by document fetches top_k × this many chunks (at most 200)
+PREVIEW_DELAY = 0.12  # seconds of quiet before the preview follows (a fast typist: ~0.1 s/key)
+# grouping by document fetches top_k × GROUP_DEPTH chunks (at most 200)
+HISTORY_PAUSE = 2.0  # a query left alone this long (or entered) goes into the history
 
 
 def group_by_document(hits: list[Hit], top_k: int) -> tuple[list[Hit], dict[str, int]]:
@@ -65,7 +70,23 @@ class MainScreen(Screen[None]):
         Binding("f3", "app.index_screen", "Index", id="main-index"),
         Binding("ctrl+l", "focus_filter", "Filter", tooltip="Edit the filter (--where syntax)",
                 id="focus-filter", show=False),
-        Binding("escape", "focus_search", "Search", show=False, id="back-to-search"),
+        Binding("escape", "escape", "Back / clear / quit", show=False, id="back-to-search",
+                tooltip="Filter: revert a pending edit; list: back to the query; query: "
+                "clear it, or quit when empty"),
+        Binding("shift+down,alt+down", "scroll_preview('scroll_down')", "Preview down",
+                show=False, id="preview-down", priority=True),
+        Binding("shift+up,alt+up", "scroll_preview('scroll_up')", "Preview up", show=False,
+                id="preview-up", priority=True),
+        Binding("shift+pagedown,alt+pagedown", "scroll_preview('scroll_page_down')",
+                "Preview page down", show=False, id="preview-page-down", priority=True),
+        Binding("shift+pageup,alt+pageup", "scroll_preview('scroll_page_up')",
+                "Preview page up", show=False, id="preview-page-up", priority=True),
+        Binding("ctrl+underscore,f7", "toggle_preview", "Preview", tooltip="Show or hide the "
+                "preview (ctrl+/)", id="toggle-preview", priority=True),
+        Binding("f8", "cancel_ingest", "Cancel ingest", id="main-cancel-ingest",
+                priority=True),
+        Binding("f5", "reconnect", "Open locally", tooltip="Server lost: open the index "
+                "folder in this process instead", id="open-locally"),
     ]
     BINDING_GROUP_TITLE = "Search"
     AUTO_FOCUS = "#query"
@@ -80,6 +101,8 @@ class MainScreen(Screen[None]):
         self.failed = False
         self._keys_state: object = None
         self._preview_timer: Timer | None = None
+        self._history_timer: Timer | None = None
+        self.preview_hidden = False
 
     @property
     def tapp(self) -> TrawlApp:
@@ -119,11 +142,25 @@ class MainScreen(Screen[None]):
             return len(self.tapp.retriever_names()) > 1
         if action in ("open_hit", "copy_hit"):
             return True if self.query_one(ResultsList).current_hit is not None else None
+        if action == "reconnect":
+            return self.tapp.server_lost
+        if action == "cancel_ingest":
+            return self.tapp.ingest_running()
         return True
 
     # -- status --------------------------------------------------------------------------
+    def state(self) -> QueryState:
+        """The one source of truth the status bar draws (see ``QueryState``)."""
+        return QueryState(text=self.query_one(SearchInput).value,
+                          options=self.tapp.session.options,
+                          draft_where=self.query_one(FilterBar).value,
+                          target=self.tapp.target_label(), server_lost=self.tapp.server_lost)
+
     def refresh_status(self) -> None:
         status = self.query_one(StatusBar)
+        state = self.state()
+        status.state = state
+        self.query_one(FilterBar).set_class(state.filter_pending, "-pending")
         info = self.tapp.info
         if info is None:
             status.index_label = self.tapp.opening_label or "no index"
@@ -154,12 +191,12 @@ class MainScreen(Screen[None]):
         message = ""
         if info is None:
             message = (self.tapp.opening_label or "no index open") + \
-                "\n\nF3 index screen · ctrl+q quit"
+                "\n\nF6 pick an index · ctrl+q quit"
         elif not results.hits:
             if info.documents == 0:
                 message = "index empty: F3 adds a folder"
             elif not query.strip():
-                message = f"type to search {info.documents} documents"
+                message = f"type to search {count_label(info.documents, 'document')}"
             elif self.failed:
                 message = "search failed: see the notification; edit the query or filter"
             else:
@@ -174,7 +211,7 @@ class MainScreen(Screen[None]):
         empty.update(message)
         empty.display = bool(message)
         results.display = not message
-        self.query_one(PreviewPane).display = not message
+        self.query_one(PreviewPane).display = not message and not self.preview_hidden
 
     @work(thread=True, exclusive=True, group="fields", exit_on_error=False)
     def load_fields(self) -> None:
@@ -202,6 +239,24 @@ class MainScreen(Screen[None]):
         else:
             self._timer = self.set_timer(debounce, self.search_now)
         self._last_change = now
+        if self._history_timer is not None:
+            self._history_timer.stop()
+        self._history_timer = self.set_timer(HISTORY_PAUSE, self.remember_current)
+
+    def remember_current(self) -> None:
+        """A query that was run and left on screen is history, opened or not."""
+        self._history_timer = None
+        painted = self.painted
+        if painted is None or painted.query != self.query_one(SearchInput).value:
+            return
+        entries = self.tapp.session.history.entries
+        if entries and painted.query.startswith(entries[-1]) and painted.query != entries[-1]:
+            entries.pop()  # a pause mid-word recorded the prefix: the query grew from it
+        self.tapp.remember_query(painted.query)
+
+    @on(Input.Changed, "#where")
+    def _filter_edited(self, event: Input.Changed) -> None:
+        self.refresh_status()  # pending or not: the bar and the status line say which
 
     @on(Input.Submitted, "#query")
     def _query_submitted(self, event: Input.Submitted) -> None:
@@ -215,15 +270,40 @@ class MainScreen(Screen[None]):
     def apply_filter(self, text: str) -> bool:
         bar = self.query_one(FilterBar)
         try:
-            parse_where_text(text)
+            parsed = parse_where_text(text)
         except Exception as exc:
             bar.add_class("-invalid")
             self.tapp.show_error(exc, "filter")
             return False
         bar.remove_class("-invalid")
+        self.warn_unknown_fields(sorted(filter_fields(parsed)))
         self.tapp.set_options(self.tapp.session.options.with_(where=text.strip()))
         self.query_one(SearchInput).focus()
         return True
+
+    def warn_unknown_fields(self, names: list[str]) -> None:
+        """A field no sampled document has matches nothing: say so, with the near names."""
+        bar = self.query_one(FilterBar)
+        known = list(bar.field_suggester.fields)
+        if not known:
+            return  # fields not loaded (or a store without stored chunks): nothing to say
+        for name in names:
+            if bar.known_field(name):
+                continue
+            near = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(near)}?" if near else \
+                f"fields: {', '.join(known[:8])}{'…' if len(known) > 8 else ''}"
+            self.notify(f"No document has the field {name!r}, so it matches nothing; {hint}",
+                        title="Unknown filter field", severity="warning", markup=False)
+
+    def revert_filter(self) -> None:
+        """Escape in the filter bar: back to the applied filter, nothing half-typed left."""
+        bar = self.query_one(FilterBar)
+        bar.value = self.tapp.session.options.where
+        bar.cursor_position = len(bar.value)
+        bar.remove_class("-invalid")
+        self.query_one(SearchInput).focus()
+        self.refresh_status()
 
     def search_now(self, force: bool = False) -> None:
         """Search for what the input holds now, with the session's options.
@@ -244,8 +324,8 @@ class MainScreen(Screen[None]):
             self.workers.cancel_group(self, "search")
             self._paint(request, [], None, 0.0)
             return
-        if self.tapp.trawl is None:
-            self._last_issued = None  # search again once the index is open
+        if self.tapp.trawl is None or self.tapp.server_lost:
+            self._last_issued = None  # search again once the index is open (or back)
             return
         self._search(request)
 
@@ -289,6 +369,9 @@ class MainScreen(Screen[None]):
         if not self._is_current(message.request):
             return
         self._last_issued = None  # retrying the same query is allowed
+        if isinstance(message.error, ServerUnavailableError):
+            self.tapp.lost_server(message.error)  # one message, then reconnecting
+            return
         self.failed = True
         self.tapp.show_error(message.error, context="search failed")
         self.query_one(StatusBar).hits_label = "error"
@@ -305,8 +388,8 @@ class MainScreen(Screen[None]):
         results.show(hits, request.query, counts)
         status = self.query_one(StatusBar)
         if request.query.strip():
-            unit = "documents" if request.options.group_by_document else "hits"
-            status.hits_label = f"{len(hits)} {unit}"
+            unit = "document" if request.options.group_by_document else "hit"
+            status.hits_label = count_label(len(hits), unit)
             if trace is not None:
                 info = self.tapp.info
                 status.set_latency(elapsed_ms, trace,
@@ -369,8 +452,43 @@ class MainScreen(Screen[None]):
     def action_focus_search(self) -> None:
         self.query_one(SearchInput).focus()
 
-    def action_focus_filter(self) -> None:
-        self.query_one(FilterBar).focus()
+    def focus_list(self) -> None:
+        """Tab from the query: to the hits (to the filter when there are none)."""
+        results = self.query_one(ResultsList)
+        if results.option_count and results.display:
+            results.focus()
+        else:
+            self.query_one(FilterBar).focus()
+
+    def action_escape(self) -> None:
+        """fzf's escape: the filter bar reverts a pending edit, the list goes back to the
+        query, a query is cleared, and an empty query quits."""
+        focused = self.focused
+        if isinstance(focused, FilterBar):
+            self.revert_filter()
+        elif not isinstance(focused, SearchInput):
+            self.query_one(SearchInput).focus()
+        elif focused.value:
+            focused.value = ""
+        else:
+            self.tapp.request_quit()
+
+    def action_scroll_preview(self, how: str) -> None:
+        preview = self.query_one(PreviewPane)
+        if preview.display:
+            getattr(preview, how)(animate=False)
+
+    def action_toggle_preview(self) -> None:
+        self.preview_hidden = not self.preview_hidden
+        self._show_empty_state()
+        if not self.preview_hidden:
+            self._update_preview()
+
+    def action_cancel_ingest(self) -> None:
+        self.tapp.cancel_ingest()
+
+    def action_reconnect(self) -> None:
+        self.tapp.open_locally()
 
     def action_copy_hit(self) -> None:
         hit = self.query_one(ResultsList).current_hit
@@ -398,6 +516,9 @@ class MainScreen(Screen[None]):
     def action_toggle_group(self) -> None:
         options = self.tapp.session.options
         self.tapp.set_options(options.with_(group_by_document=not options.group_by_document))
+
+    def action_focus_filter(self) -> None:
+        self.query_one(FilterBar).focus()
 
     def set_query(self, query: str) -> None:
         field = self.query_one(SearchInput)

@@ -1,4 +1,5 @@
-"""Index picker: every index under ``$TRAWL_HOME/indexes``, or a new name to create."""
+"""Index picker: every index under ``$TRAWL_HOME/indexes``, filtered as you type, or a new
+name to create (the app asks first, with "did you mean")."""
 
 from __future__ import annotations
 
@@ -17,33 +18,41 @@ from trawl.catalog import IndexSummary, list_indexes
 from ..present import human_bytes, human_time
 from ..safe import one_line
 from ..widgets.footer import TrawlFooter
+from ..widgets.safe_input import SafeInput
 
 
 class IndexPicker(ModalScreen[str | None]):
     """Returns the chosen index name (or a typed name/path), ``None`` on cancel."""
 
+    AUTO_FOCUS = "#picker-name"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="picker-cancel"),
-        Binding("enter", "choose", "Open", id="picker-open"),
-        Binding("ctrl+n", "new", "New / path", id="picker-new"),
+        Binding("enter", "choose", "Open", id="picker-open", priority=True),
+        Binding("down,ctrl+n,ctrl+j", "move(1)", "Down", show=False, id="picker-down",
+                priority=True),
+        Binding("up,ctrl+p,ctrl+k", "move(-1)", "Up", show=False, id="picker-up",
+                priority=True),
+        Binding("ctrl+o", "open_typed", "Open typed name", id="picker-typed", priority=True),
     ]
 
     def __init__(self) -> None:
         super().__init__(id="picker")
-        self.indexes: list[IndexSummary] = []
+        self.all_indexes: list[IndexSummary] = []
+        self.indexes: list[IndexSummary] = []  # the rows shown (those the text matches)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="picker-dialog") as box:
             box.border_title = "Open an index"
+            yield SafeInput(placeholder="type to filter, or a new name or /path",
+                            id="picker-name")
             yield Label("loading…", id="picker-state")
             table: DataTable[Text] = DataTable(id="picker-table", cursor_type="row",
                                                zebra_stripes=True)
             yield table
-            yield Label("Or type a name or folder (a new name asks before creating):")
-            yield Input(placeholder="name or /path/to/index", id="picker-name")
         yield TrawlFooter()
 
     def on_mount(self) -> None:
+        self.error = ""
         table = self.query_one(DataTable)
         for column in ("name", "pipeline", "documents", "size", "updated"):
             table.add_column(column, key=column)
@@ -59,6 +68,19 @@ class IndexPicker(ModalScreen[str | None]):
         self.app.call_from_thread(self._loaded, found, error)
 
     def _loaded(self, found: list[IndexSummary], error: str) -> None:
+        self.all_indexes = found
+        self.error = error
+        self._show_rows()
+
+    @on(Input.Changed, "#picker-name")
+    def _typed_changed(self, event: Input.Changed) -> None:
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        """The indexes whose name (or path) holds every typed word, in order."""
+        words = self.query_one("#picker-name", Input).value.lower().split()
+        found = [s for s in self.all_indexes
+                 if all(w in s.name.lower() or w in str(s.path).lower() for w in words)]
         self.indexes = found
         table = self.query_one(DataTable)
         table.clear()
@@ -75,37 +97,43 @@ class IndexPicker(ModalScreen[str | None]):
                        Text(human_time(summary.updated) if summary.updated else "-")]
             table.add_row(*row, key=str(summary.path))
         state = self.query_one("#picker-state", Label)
-        if error:
-            state.update(Text(one_line(error), style="red"))
+        typed = self.query_one("#picker-name", Input).value.strip()
+        table.display = bool(found)
+        if self.error:
+            state.update(Text(one_line(self.error), style="red"))
+        elif not self.all_indexes:
+            state.update("No indexes yet. Type a name and press enter to create one\n"
+                         "(or run `trawl index FOLDER` in a shell).")
         elif not found:
-            state.update("No indexes yet: type a name below to create one, or run "
-                         "`trawl index FOLDER`.")
-            self.query_one(Input).focus()
+            state.update(Text(f"No index matches {one_line(typed)!r}: enter opens it as a "
+                              "name or folder (asks before creating)."))
         else:
-            state.update(f"{len(found)} indexes (enter opens the highlighted one)")
-            table.focus()
+            state.update(f"{len(found)} of {len(self.all_indexes)} indexes · ↑↓ move · "
+                         "enter opens · ctrl+o opens the typed name")
+
+    def action_move(self, step: int) -> None:
+        table = self.query_one(DataTable)
+        if self.indexes:
+            row = max(0, min(len(self.indexes) - 1, (table.cursor_row or 0) + step))
+            table.move_cursor(row=row)
 
     def action_choose(self) -> None:
-        name_input = self.query_one(Input)
-        if name_input.has_focus and name_input.value.strip():
-            self.dismiss(name_input.value.strip())
-            return
+        """The highlighted match; with none, the typed text as a name or folder."""
         table = self.query_one(DataTable)
         if self.indexes and table.cursor_row is not None and \
                 0 <= table.cursor_row < len(self.indexes):
             self.dismiss(str(self.indexes[table.cursor_row].path))
+            return
+        self.action_open_typed()
+
+    def action_open_typed(self) -> None:
+        typed = self.query_one("#picker-name", Input).value.strip()
+        if typed:
+            self.dismiss(typed)
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:
         self.action_choose()
-
-    @on(Input.Submitted, "#picker-name")
-    def _typed(self, event: Input.Submitted) -> None:
-        if event.value.strip():
-            self.dismiss(event.value.strip())
-
-    def action_new(self) -> None:
-        self.query_one(Input).focus()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.suggester import Suggester
-from textual.widgets import Input
+
+from .safe_input import SafeInput
 
 _OPERATOR = re.compile(r"(==|!=|>=|<=|=|>|<)")
 
@@ -37,8 +38,10 @@ class FieldSuggester(Suggester):
         return None
 
 
-class FilterBar(Input):
-    """``year>=2020 lang=en``; enter applies, right arrow or tab accepts a completion."""
+class FilterBar(SafeInput):
+    """``year>=2020 lang=en``; enter applies what is shown (the completion too), right arrow
+    or tab accepts a completion. Text that differs from the applied filter is *pending*:
+    drawn differently (``-pending``) and named in the status bar until enter or escape."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "accept_or_next", "Complete", show=False, id="filter-complete"),
@@ -46,21 +49,36 @@ class FilterBar(Input):
     DEFAULT_CSS = """
     FilterBar, FilterBar:focus { height: 1; padding: 0 1; background: $boost; }
     FilterBar.-invalid { color: $error; }
+    FilterBar.-pending { background: $warning 30%; text-style: italic; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         self.field_suggester = FieldSuggester()
-        super().__init__(placeholder="filter (ctrl+l): year>=2020 lang=en · tab completes fields",
+        super().__init__(placeholder="filter (ctrl+l): year>=2020 lang=en · tab completes",
                          id=id, suggester=self.field_suggester, select_on_focus=False,
                          compact=True)
 
     def set_fields(self, fields: dict[str, list[str]]) -> None:
         self.field_suggester.fields = dict(fields)
 
-    def action_accept_or_next(self) -> None:
-        suggestion = getattr(self, "_suggestion", "")
-        if suggestion and suggestion != self.value:
+    def accept_suggestion(self) -> bool:
+        suggestion = self._suggestion
+        if suggestion and suggestion != self.value and suggestion.startswith(self.value):
             self.value = suggestion
             self.cursor_position = len(suggestion)
-        else:
+            return True
+        return False
+
+    def action_accept_or_next(self) -> None:
+        if not self.accept_suggestion():
             self.screen.focus_next()
+
+    async def action_submit(self) -> None:
+        """Enter applies what the bar shows, the greyed completion included."""
+        self.accept_suggestion()
+        await super().action_submit()
+
+    def known_field(self, name: str) -> bool:
+        """Whether the sampled metadata has ``name`` (or, for ``a.b``, its top key ``a``)."""
+        fields = self.field_suggester.fields
+        return name in fields or name.split(".", 1)[0] in fields

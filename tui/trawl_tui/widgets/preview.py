@@ -1,4 +1,5 @@
-"""Live preview of the highlighted hit: metadata, the full chunk, its neighbours."""
+"""Live preview of the highlighted hit: a one-line header, the full chunk, then metadata
+and neighbours (the chunk first, so it is visible at 80×24; shift+↑↓ scroll, ctrl+/ hides)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.worker import get_current_worker
 
 from trawl.models import Chunk, Hit
 
-from ..present import chunk_text, metadata_table, neighbours_text
+from ..present import chunk_text, hit_header, metadata_table, neighbours_text
 from ..safe import clean
 
 
@@ -19,7 +20,8 @@ class PreviewPane(VerticalScroll, can_focus=False):
 
     DEFAULT_CSS = """
     PreviewPane { padding: 0 1; border-left: vkey $panel; }
-    PreviewPane > #preview-text { margin: 1 0; }
+    PreviewPane > #preview-text { margin: 0 0 1 0; }
+    PreviewPane > #preview-meta { margin-bottom: 1; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -28,8 +30,9 @@ class PreviewPane(VerticalScroll, can_focus=False):
         self.query_text = ""
 
     def compose(self):  # type: ignore[no-untyped-def]
-        yield Static(id="preview-meta")
+        yield Static(id="preview-header")
         yield Static(id="preview-text")
+        yield Static(id="preview-meta")
         yield Static(id="preview-neighbours")
 
     def show(self, hit: Hit | None, query: str) -> None:
@@ -40,11 +43,14 @@ class PreviewPane(VerticalScroll, can_focus=False):
         meta = self.query_one("#preview-meta", Static)
         text = self.query_one("#preview-text", Static)
         neighbours = self.query_one("#preview-neighbours", Static)
+        header = self.query_one("#preview-header", Static)
         if hit is None:
+            header.update("")
             meta.update("")
             text.update("")
             neighbours.update("")
             return
+        header.update(hit_header(hit))
         meta.update(metadata_table(hit))
         text.update(chunk_text(hit, query))
         neighbours.update(Text("neighbours: loading…", style="dim"))

@@ -59,12 +59,16 @@ def render_hit(hit: Hit, query: str, source_max: dict[str, float], snippet_width
 
 class ResultsList(OptionList):
     """Hits of the last painted search; ``enter`` opens the detail screen, ``j``/``k`` move,
-    and printable keys go back to the query (as in fzf)."""
+    ``g``/``G`` jump to the first/last hit, and other printable keys go back to the query (as
+    in fzf)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down", show=False, id="list-down"),
-        Binding("k", "cursor_up", "Up", show=False, id="list-up"),
+        Binding("j,ctrl+j,ctrl+n", "cursor_down", "Down", show=False, id="list-down"),
+        Binding("k,ctrl+k,ctrl+p", "cursor_up", "Up", show=False, id="list-up"),
+        Binding("g", "first", "First hit", show=False, id="list-first"),
+        Binding("G", "last", "Last hit", show=False, id="list-last"),
     ]
+    NAVIGATION_KEYS = frozenset({"j", "k", "g", "G"})
     DEFAULT_CSS = """
     ResultsList { height: 1fr; }
     ResultsList > .option-list--option { padding: 0 1; }
@@ -119,10 +123,19 @@ class ResultsList(OptionList):
             self._render_options(keep_highlight=True)
 
     def on_key(self, event: events.Key) -> None:
-        if event.is_printable and event.character and event.key not in ("j", "k"):
+        if event.is_printable and event.character and \
+                event.character not in self.NAVIGATION_KEYS:
             event.stop()
             event.prevent_default()
             self.screen.type_into_query(event.character)  # type: ignore[attr-defined]
+
+    def action_first(self) -> None:
+        if self.option_count:
+            self.highlighted = 0
+
+    def action_last(self) -> None:
+        if self.option_count:
+            self.highlighted = self.option_count - 1
 
     @property
     def current_hit(self) -> Hit | None:

@@ -5,20 +5,22 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
-from textual.widgets import Input
 
 from ..session import History
+from .safe_input import SafeInput
 
 
-class SearchInput(Input):
-    """Focus stays here while the highlight moves (as in fzf); history is on ctrl+r, so an
-    arrow key never replaces the query being typed."""
+class SearchInput(SafeInput):
+    """Focus stays here while the highlight moves (as in fzf: ctrl+j/ctrl+k, ctrl+n/ctrl+p,
+    arrows); tab goes to the list; history is on ctrl+r, so an arrow key never replaces the
+    query being typed."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("down,ctrl+n", "move('cursor_down')", "Next hit", show=False, id="hit-next",
-                priority=True),
-        Binding("up,ctrl+p", "move('cursor_up')", "Previous hit", show=False, id="hit-prev",
-                priority=True),
+        Binding("down,ctrl+n,ctrl+j", "move('cursor_down')", "Next hit", show=False,
+                id="hit-next", priority=True),
+        Binding("up,ctrl+p,ctrl+k", "move('cursor_up')", "Previous hit", show=False,
+                id="hit-prev", priority=True),
+        Binding("tab", "to_list", "To the list", show=False, id="query-to-list"),
         Binding("pagedown", "move('page_down')", "Page down", show=False, id="hit-page-down"),
         Binding("pageup", "move('page_up')", "Page up", show=False, id="hit-page-up"),
     ]
@@ -32,3 +34,6 @@ class SearchInput(Input):
 
     def action_move(self, action: str) -> None:
         self.screen.move_hit(action)  # type: ignore[attr-defined]
+
+    def action_to_list(self) -> None:
+        self.screen.focus_list()  # type: ignore[attr-defined]
