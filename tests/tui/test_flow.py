@@ -266,7 +266,7 @@ def test_readable_metadata_and_progress_text() -> None:
     assert readable_value("mtime", 1_700_000_000.0) == "2023-11-14 22:13 UTC"
     assert readable_value("year", 2020) == "2020"
     text = progress_text(IngestCount("indexing", 50, 40, 160, 0.25), 10.0)
-    assert text == "indexing 50 docs · 40/160 files · 5.0 docs/s · 0:10 elapsed · ETA 0:30"
+    assert text == "indexing 50 docs · 40/160 files read · 5.0 docs/s · 0:10 elapsed · ETA 0:30"
     assert progress_text(IngestCount("scanning"), 1.0) == "scanning 0 docs · 0:01 elapsed"
 
 

@@ -9,12 +9,13 @@ changed on purpose, after looking at the HTML diff report.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import tui_hashing
 from conftest import corpus_documents
 from textual.pilot import Pilot
-from tui_helpers import settle, type_query
+from tui_helpers import IngestGate, settle, type_query, wait_for, write_files
 
 import trawl
 from trawl_tui.app import TrawlApp, make_app
@@ -120,3 +121,43 @@ def test_bad_filter_error(snap_app: TrawlApp, snap_compare: object) -> None:
         await settle(pilot)
 
     assert snap_compare(snap_app, run_before=run_before, terminal_size=SMALL)  # type: ignore[operator]
+
+
+def test_pending_filter(snap_app: TrawlApp, snap_compare: object) -> None:
+    """Typed but not applied: the bar is marked and the status line says "pending"."""
+    async def run_before(pilot: Pilot) -> None:
+        await type_query(pilot, "sun")
+        await pilot.press("ctrl+l", *"title=Comets")
+        await settle(pilot)
+
+    assert snap_compare(snap_app, run_before=run_before, terminal_size=SMALL)  # type: ignore[operator]
+
+
+def test_applied_filter(snap_app: TrawlApp, snap_compare: object) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await type_query(pilot, "sun")
+        await pilot.press("ctrl+l", *"title=Comets", "enter")
+        await settle(pilot)
+
+    assert snap_compare(snap_app, run_before=run_before, terminal_size=SMALL)  # type: ignore[operator]
+
+
+def test_ingest_with_cancel(snap_app: TrawlApp, snap_compare: object, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ingestion held after its first batch of 32, F8 pressed: "cancelling…"."""
+    write_files(tmp_path / "notes", 40)
+    gate = IngestGate(monkeypatch, hold_s=3)
+
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("f3")
+        await settle(pilot)
+        snap_app.start_ingest(str(tmp_path / "notes"))
+        assert await wait_for(pilot, gate.reached.is_set)
+        await pilot.pause(0.3)
+        await pilot.press("f8")
+        await pilot.pause(0.3)
+
+    try:
+        assert snap_compare(snap_app, run_before=run_before, terminal_size=SMALL)  # type: ignore[operator]
+    finally:
+        gate.release()

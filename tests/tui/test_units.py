@@ -13,13 +13,13 @@ import trawl
 from trawl.errors import InputError
 from trawl_tui.app import parse_keymap
 from trawl_tui.highlight import bar, citation, highlight, query_terms, snippet
-from trawl_tui.ingest import ingest_folder
+from trawl_tui.ingest import IngestCount, ingest_folder
 from trawl_tui.messages import IngestFinished, IngestProgress
 from trawl_tui.session import History, SearchOptions, Session
 
 
 def test_query_terms_and_prefix_highlight() -> None:
-    assert query_terms("The moon, the MOON and a tide") == ["moon", "tide", "and", "the"]
+    assert query_terms("The moon, the MOON and a tide") == ["moon", "tide"]  # no stopwords
     text = highlight("Tides follow the moon; tidal ranges vary.", "tid moon")
     marked = [text.plain[s.start:s.end] for s in text.spans]
     assert marked == ["Tides", "moon", "tidal"]
@@ -85,7 +85,8 @@ def test_parse_keymap() -> None:
 
 
 def test_progress_messages_coalesce() -> None:
-    older, newer = IngestProgress(1, 10, "indexing"), IngestProgress(5, 10, "indexing")
+    older = IngestProgress(IngestCount("indexing", 1, 1, 10))
+    newer = IngestProgress(IngestCount("indexing", 5, 5, 10))
     assert older.can_replace(newer)
     assert not older.can_replace(IngestFinished("x", None))
 
@@ -93,11 +94,11 @@ def test_progress_messages_coalesce() -> None:
 @pytest.mark.parametrize("use_library", [True, False])
 def test_ingest_folder_reports_progress(corpus_dir: Path, disk_trawl: trawl.Trawl,
                                         use_library: bool) -> None:
-    seen: list[tuple[int, int | None, str]] = []
-    summary = ingest_folder(disk_trawl, corpus_dir, lambda *a: seen.append(a),
-                            use_library=use_library)
+    seen: list[IngestCount] = []
+    summary = ingest_folder(disk_trawl, corpus_dir, seen.append, use_library=use_library)
     assert summary.added == 8 and disk_trawl.manifest.count() == 8
-    assert seen[-1][0] == seen[-1][1] == 8
+    assert seen[-1].final and seen[-1].documents == 8 and seen[-1].fraction == 1.0
+    assert [c.documents for c in seen] == sorted(c.documents for c in seen)
     again = ingest_folder(disk_trawl, corpus_dir, use_library=use_library)
     assert again.added == 0 and again.unchanged == 8
     with pytest.raises(InputError, match="not a folder"):

@@ -48,3 +48,41 @@ def screen_text(app: object) -> str:
     console.print(screen._compositor.render_update(
         full=True, screen_stack=app._background_screens))  # type: ignore[attr-defined]
     return console.export_text()
+
+
+class IngestGate:
+    """Holds a real ``trawl.ingest.index_paths`` run after its first committed batch, so a
+    test can press keys while an ingestion is really in flight (then ``release``)."""
+
+    def __init__(self, monkeypatch: object, hold_s: float = 30.0) -> None:
+        import threading
+
+        import trawl.ingest
+
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        real = trawl.ingest.index_paths
+
+        def gated(*args: object, on_status: object = None, **kwargs: object) -> object:
+            def status(s: object) -> None:
+                if on_status is not None:
+                    on_status(s)  # type: ignore[operator]
+                if s.documents and not self.reached.is_set():  # type: ignore[attr-defined]
+                    self.reached.set()
+                    self.released.wait(timeout=hold_s)
+
+            return real(*args, on_status=status, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(trawl.ingest, "index_paths", gated)  # type: ignore[attr-defined]
+
+    def release(self) -> None:
+        self.released.set()
+
+
+def write_files(folder: object, count: int) -> None:
+    from pathlib import Path
+
+    root = Path(str(folder))
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (root / f"note{i:03d}.md").write_text(f"# Note {i}\n\ntide log entry number {i}\n")

@@ -114,7 +114,7 @@ class TrawlApp(App[None]):
         self.server_lost = False
         self._reconnect_timer: Any = None
         self.ingest_cancel: threading.Event | None = None
-        self.ingest_thread: threading.Thread | None = None
+        self.ingest_done: threading.Event | None = None  # set when the worker has returned
         self.ingest_note = ""
         self.quit_after_ingest = False
         self.info: IndexInfo | None = None
@@ -721,6 +721,7 @@ class TrawlApp(App[None]):
             self.notify("An ingestion is already running", severity="warning")
             return
         self.ingest_cancel = threading.Event()
+        self.ingest_done = threading.Event()
         self.ingest_note = ""
         self.ingest_state = IngestCount("starting")
         self.ingest_started = time.monotonic()
@@ -732,14 +733,14 @@ class TrawlApp(App[None]):
     @work(thread=True, exclusive=True, group="ingest", exit_on_error=False)
     def _ingest(self, folder: str) -> None:
         worker = get_current_worker()
-        self.ingest_thread = threading.current_thread()
         trawl = self.trawl
-        cancel = self.ingest_cancel
-        assert trawl is not None
+        cancel, done = self.ingest_cancel, self.ingest_done
+        assert trawl is not None and done is not None
         last = 0.0
 
         def progress(count: IngestCount) -> None:
             nonlocal last
+            self.ingest_state = count  # the once-a-second redraw shows it if no message does
             now = time.monotonic()
             if count.final or now - last >= PROGRESS_INTERVAL_S:
                 last = now
@@ -752,11 +753,13 @@ class TrawlApp(App[None]):
             error: BaseException | None = None
         except Exception as exc:
             summary, error = None, exc
+        finally:
+            done.set()
         self.post_message(IngestFinished(folder, summary, error))
 
     def on_ingest_progress(self, message: IngestProgress) -> None:
-        self.ingest_state = message.count
-        self._show_ingest_progress()
+        if self.ingest_state is not None:  # not after the end (a late message)
+            self._show_ingest_progress()
 
     def _show_ingest_progress(self) -> None:
         if self.ingest_state is None:
@@ -812,7 +815,7 @@ def progress_text(count: IngestCount, elapsed: float) -> str:
     docs = count.documents
     parts = [f"{count.label} {docs} {'doc' if docs == 1 else 'docs'}"]
     if count.files_total:
-        parts.append(f"{count.files_done}/{count.files_total} files")
+        parts.append(f"{count.files_done}/{count.files_total} files read")
     if elapsed > 0 and docs:
         parts.append(f"{docs / elapsed:.1f} docs/s")
     parts.append(f"{_clock(elapsed)} elapsed")
@@ -873,13 +876,13 @@ def run(index: str | None = None, pipeline: str | None = None, *,
     finally:
         # nothing keeps running silently: an ingestion still going (the app died) stops
         # after its current batch, and the process waits for it before returning
-        thread = app.ingest_thread
-        if thread is not None and thread.is_alive():
+        done = app.ingest_done
+        if done is not None and not done.is_set():
             if app.ingest_cancel is not None:
                 app.ingest_cancel.set()
             print("trawl tui: stopping the ingestion after its current batch…",
                   file=sys.stderr)
-            thread.join()
+            done.wait()
         app.close_index()
     if app.return_code:
         return app.return_code

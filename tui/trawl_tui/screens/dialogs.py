@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -139,12 +139,18 @@ class ChoiceScreen(ModalScreen[str | None]):
         yield TrawlFooter()
 
     def on_mount(self) -> None:
-        for value, label, key in self.choices:
-            self._bindings.bind(key, f"answer({value!r})", label)
-        if not any(key == "escape" for _, _, key in self.choices):
-            self._bindings.bind("escape", "answer(None)", "Cancel")
         self.query_one("#choice-0", Button).focus()
-        self.refresh_bindings()
+
+    def on_key(self, event: events.Key) -> None:
+        """Each answer's own key; escape cancels unless an answer claims it."""
+        for value, _, key in self.choices:
+            if event.key == key:
+                event.stop()
+                self.dismiss(value)
+                return
+        if event.key == "escape":
+            event.stop()
+            self.dismiss(None)
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
