@@ -82,7 +82,7 @@ class MainScreen(Screen[None]):
         Binding("shift+pageup,alt+pageup", "scroll_preview('scroll_page_up')",
                 "Preview page up", show=False, id="preview-page-up", priority=True),
         Binding("ctrl+underscore,f7", "toggle_preview", "Preview", tooltip="Show or hide the "
-                "preview (ctrl+/)", id="toggle-preview", priority=True),
+                "preview (ctrl+/)", id="toggle-preview", priority=True, key_display="^/"),
         Binding("f8", "cancel_ingest", "Cancel ingest", id="main-cancel-ingest",
                 priority=True),
         Binding("f5", "reconnect", "Open locally", tooltip="Server lost: open the index "

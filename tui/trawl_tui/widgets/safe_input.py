@@ -13,6 +13,10 @@ class SafeInput(Input):
     and a multi-line paste keeps every line, joined by spaces (Textual keeps only the
     first)."""
 
+    def on_mount(self) -> None:
+        # the app's choice (off in snapshots: a blinking cursor makes frames differ)
+        self.cursor_blink = bool(getattr(self.app, "cursor_blink", self.cursor_blink))
+
     def validate_value(self, value: str) -> str:
         return clean_input(value)
 
