@@ -59,9 +59,10 @@ def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
     """Serve an index over HTTP and MCP, so every client can use it at once."""
     import os
 
-    from .security import check_exposure
+    from .security import HostPolicy, check_exposure
 
     check_exposure(host, os.environ.get("TRAWL_API_KEY") or None)  # before any heavy import
+    HostPolicy(allow_host, allow_origin)  # a malformed entry fails before the index opens
     _require_stack()
     from .runner import serve
 

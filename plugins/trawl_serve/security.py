@@ -77,7 +77,7 @@ class BearerAuth:
         if not hmac.compare_digest(given, self.key):
             await send_error(send, 401, "auth",
                              "missing or wrong API key: send 'Authorization: Bearer <key>' "
-                             "with the server's TRAWL_API_KEY",
+                             "with the server's TRAWL_API_KEY", "authorization",
                              headers=[(b"www-authenticate", b"Bearer")])
             return
         await self.app(scope, receive, send)
