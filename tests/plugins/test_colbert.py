@@ -168,6 +168,30 @@ def test_colbert_preset_indexes_and_ranks_by_maxsim(tmp_path: Path) -> None:
         assert abs(hit.score - exact[int(hit.doc_id[1:])]) <= 0.05, (hit.doc_id, hit.score)
 
 
+def test_qdrant_multivector_and_maxsim_reranker_take_the_vectors(tmp_path: Path) -> None:
+    """Qdrant's native MaxSim field and the maxsim reranker use the ColBERT vectors as is."""
+    from tests.plugins import tiny_checkpoints as tiny
+    from trawl import Trawl
+    from trawl.vectors import maxsim_scores
+
+    onnx = str(_export(tiny.stanford_colbert(tmp_path / "src"), tmp_path / "onnx"))
+    texts = [t for t in TEXTS if len(t) < 60]
+    pipeline = {"name": "late", "retrievers": [
+        {"name": "tokens", "index": "qdrant", "encoder": "onnx-tokens",
+         "encoder_config": {"model": onnx}}],
+        "reranker": {"name": "maxsim", "config": {"model": onnx}, "depth": 10}}
+    query = "sparse search score"
+    with Trawl.open(tmp_path / "index", pipeline=pipeline) as t:
+        t.add([{"id": f"d{i}", "text": text} for i, text in enumerate(texts)])
+        hits = t.search(query, top_k=len(texts))
+    encoder = _encoder(Path(onnx))
+    exact = maxsim_scores(encoder.encode_queries([query])[0], encoder.encode_documents(texts))
+    for hit in hits:
+        i = int(hit.doc_id[1:])
+        assert abs(hit.scores_by_source["tokens"].score - exact[i]) <= 1e-4  # float32 field
+        assert abs(hit.scores_by_source["maxsim"].score - exact[i]) <= 0.05  # int8 store
+
+
 def test_model_presets_say_what_they_need(monkeypatch: pytest.MonkeyPatch) -> None:
     from trawl import load_pipeline
 
