@@ -785,22 +785,8 @@ class Trawl:
             self._partial = self._partial | set(ids)  # replaced, never changed in place
         try:
             try:
-                for start in range(0, len(chunks), WRITE_SLICE_CHUNKS):
-                    stop = min(start + WRITE_SLICE_CHUNKS, len(chunks))
-                    part = chunks[start:stop]
-                    if ready is not None:
-                        encoded = {n: _rows(v, start, stop, len(chunks))
-                                   for n, v in ready.encoded.items()}
-                        token_sets = _rows(ready.token_sets, start, stop, len(chunks))
-                    else:
-                        encoded = {n: r.encode_chunks(part)
-                                   for n, r in self.pipeline.retrievers.items()}
-                        token_sets = self.pipeline.encode_tokens(part, encoded)
-                    with self._write_mutex, self._lock.write():
-                        if start == 0 and updated:
-                            self._delete_everywhere(updated)
-                        self.pipeline.write(part, encoded)
-                        self.pipeline.write_tokens(part, token_sets)
+                with self.pipeline.write_batch():
+                    self._write_slices(chunks, updated, ready)
             except Exception:
                 with self._write_mutex, self._lock.write():
                     self._roll_back(ids, old)
@@ -810,6 +796,27 @@ class Trawl:
         finally:
             with self._write_mutex:
                 self._partial = self._partial - set(ids)
+
+    def _write_slices(self, chunks: list[Chunk], updated: list[str],
+                      ready: _Encoded | None) -> None:
+        """The writes of ``_write_in_slices``: one slice at a time, each under its own
+        short hold of the write lock."""
+        for start in range(0, len(chunks), WRITE_SLICE_CHUNKS):
+            stop = min(start + WRITE_SLICE_CHUNKS, len(chunks))
+            part = chunks[start:stop]
+            if ready is not None:
+                encoded = {n: _rows(v, start, stop, len(chunks))
+                           for n, v in ready.encoded.items()}
+                token_sets = _rows(ready.token_sets, start, stop, len(chunks))
+            else:
+                encoded = {n: r.encode_chunks(part)
+                           for n, r in self.pipeline.retrievers.items()}
+                token_sets = self.pipeline.encode_tokens(part, encoded)
+            with self._write_mutex, self._lock.write():
+                if start == 0 and updated:
+                    self._delete_everywhere(updated)
+                self.pipeline.write(part, encoded)
+                self.pipeline.write_tokens(part, token_sets)
 
     def _snapshot(self, doc_ids: list[str]) -> _Snapshot | None:
         """The stored chunks and manifest rows of documents about to be replaced, read from

@@ -291,6 +291,14 @@ class Index(Component):
         ``fusion`` is given (a method in ``native_fusion``), the fused top ``top_k``."""
         raise NotImplementedError(f"index {self.name!r} cannot be shared by retrievers")
 
+    @contextmanager
+    def write_batch(self) -> Iterator[None]:
+        """Writes inside this block belong to one batch that core commits (or rolls back)
+        after it: an index may make them durable once, when the block ends, instead of at
+        every call (after a crash core's repair removes an uncommitted batch anyway).
+        Optional; by default each write is durable when it returns."""
+        yield
+
     def update_metadata(self, chunks: Sequence[Chunk]) -> None:
         """Replace the stored metadata of ``chunks`` (ids and texts unchanged), keeping
         their vectors: ``Trawl.update_metadata`` calls it so nothing is re-encoded.

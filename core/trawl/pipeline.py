@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -412,6 +413,18 @@ class Pipeline:
             if encoder.kind != "sparse":
                 return encoder
         return found[0] if found else None
+
+    @contextmanager
+    def write_batch(self) -> Iterator[None]:
+        """Every index's ``write_batch`` block around the writes of one batch."""
+        with ExitStack() as stack:
+            seen: set[int] = set()
+            for index in [*(r.index for r in self.retrievers.values()), *self._stores.values()]:
+                if id(index) not in seen:
+                    seen.add(id(index))
+                    with plugin_call(index, "index", "write_batch"):
+                        stack.enter_context(index.write_batch())
+            yield
 
     def write(self, chunks: Sequence[Chunk], encoded: dict[str, Any]) -> None:
         """Store chunks (with ``encode_chunks`` output per retriever) in every index.

@@ -29,7 +29,8 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -229,6 +230,8 @@ class BM25Index(Index):
         self._base_rows = 0
         self._delta_chunks = 0
         self._wrote = False  # this session wrote a delta (the folder is writable)
+        self._batch_depth = 0  # inside write_batch blocks
+        self._buffered: list[Chunk] = []  # their upserts, not yet in a delta file
         self._delta_files = 0
         self.last_rebuild_ms = 0.0
         if self._store is not None:
@@ -569,17 +572,51 @@ class BM25Index(Index):
     def _persist(self, op: str, payload: dict[str, Any], n_chunks: int) -> None:
         if self._store is None:
             return
+        if op == "upsert" and self._batch_depth:  # written once, when the batch ends
+            self._buffered.extend(payload["chunks"])
+            self._delta_chunks += n_chunks
+            self._wrote = True
+            return
+        self._flush_buffered()  # the log keeps the order of the writes
+        self._write_delta(op, payload)
+        self._delta_chunks += n_chunks
+
+    def _write_delta(self, op: str, payload: dict[str, Any]) -> None:
+        assert self._store is not None
         if not self._store.exists():
             private_dir(self._store.folder)
             self._store.write_manifest(0, self.fingerprint, None)
         self._store.write_delta(self._seq + 1, op, payload)
         self._seq += 1  # only once the file is durable: a failed write leaves no gap
-        self._delta_chunks += n_chunks
         self._delta_files += 1
         self._wrote = True
 
+    def _flush_buffered(self) -> None:
+        """The upserts of a ``write_batch`` block so far, as one durable delta file."""
+        if self._buffered:
+            self._write_delta("upsert", {"chunks": self._buffered})
+            self._buffered = []
+
+    @contextmanager
+    def write_batch(self) -> Iterator[None]:
+        """Upserts inside the block go to one delta file (one fsync) when it ends, not one
+        per call: core writes a large batch in 256-chunk slices and commits it only after
+        the last, so a crash before the end loses nothing committed (core's repair removes
+        the uncommitted batch from every index). The block's rows are searchable at once."""
+        with self._lock:
+            self._batch_depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._batch_depth -= 1
+                if not self._batch_depth:
+                    self._flush_buffered()
+                    self._maybe_compact()
+
     def _maybe_compact(self) -> None:
-        if self._store is None or self._seq == self._base_seq:
+        if (self._store is None or self._batch_depth  # a batch compacts once, at its end
+                or (self._seq == self._base_seq and not self._buffered)):
             return
         cfg = self.cfg
         if (self._delta_chunks >= max(cfg.compact_min_chunks, cfg.compact_ratio * self._base_rows)
@@ -593,6 +630,7 @@ class BM25Index(Index):
         # never overwrite the snapshot the manifest points at
         seq = self._seq + 1 if self._seq == self._base_seq else self._seq
         self._store.write_base(seq, self._snapshot(), self.fingerprint)
+        self._buffered = []  # the snapshot holds them
         self._base_seq = self._seq = seq
         self._base_rows = len(self._chunks) - self._dead
         self._delta_chunks = self._delta_files = 0
@@ -600,6 +638,7 @@ class BM25Index(Index):
     def flush(self) -> None:
         """Fold the delta files into a new snapshot now (faster next open)."""
         with self._lock:
+            self._flush_buffered()
             if self._store is not None and self._seq != self._base_seq:
                 self._compact()
 
@@ -817,6 +856,7 @@ class BM25Index(Index):
         into the snapshot now, so the next open reads one snapshot instead of re-analysing
         them."""
         with self._lock:
+            self._flush_buffered()
             if (self._store is not None and self._wrote and self._seq != self._base_seq
                     and self._delta_chunks >= max(self.cfg.compact_min_chunks,
                                                   0.1 * self._base_rows)):

@@ -129,3 +129,23 @@ def test_long_texts_are_tokenized_in_segments_with_the_same_spans() -> None:
 
     assert segmented(spans)(text) == word_spans(text)
     assert len(calls) > 5 and max(calls) <= SEGMENT_CHARS
+
+
+def test_a_sliced_batch_is_one_durable_write_per_index(tmp_path: Path) -> None:
+    """Indexes see one ``write_batch`` block per sliced batch: bm25 writes one delta file
+    for it (not one fsynced file per slice), and the reopened index answers the same."""
+    folder = tmp_path / "idx"
+    text = _big_text(64 * (3 * WRITE_SLICE_CHUNKS) // 2)
+    with Trawl.open(folder, pipeline=PIPELINE, host=_host(), attach=False) as t:
+        t.add([{"id": "big", "text": text}])
+        chunks = t.stats()["chunks"]["bm25"]
+        assert chunks > WRITE_SLICE_CHUNKS  # it was written in slices
+        deltas = sorted(p.name for p in (folder / "bm25").iterdir()
+                        if p.name.startswith("delta-"))
+        assert len(deltas) == 1, deltas
+        before = [h.model_dump() for h in t.search("needle w1 w2 w3", top_k=20,
+                                                   retrievers=["bm25"])]
+    with Trawl.open(folder, host=_host(), attach=False) as t:
+        assert t.stats()["chunks"]["bm25"] == chunks
+        assert [h.model_dump() for h in t.search("needle w1 w2 w3", top_k=20,
+                                                 retrievers=["bm25"])] == before
