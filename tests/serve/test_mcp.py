@@ -112,6 +112,7 @@ def test_store_and_forget_with_mcp_write_over_http(index: Trawl) -> None:
         _run(f"{url}/mcp", _store_and_forget)
 
 
+@pytest.mark.slow  # a subprocess; the same tools run over HTTP above on every run
 def test_store_and_forget_with_mcp_write_over_stdio(tmp_path: Path) -> None:
     with Trawl.open(tmp_path / "idx", pipeline="bm25", show_progress=False,
                     attach=False) as t:
