@@ -314,3 +314,15 @@ def test_remote_add_returns_the_committed_ids(index: Trawl, client: RemoteTrawl)
     assert client.search("quokka")[0].doc_id == result.committed_ids[1]
     assert client.add(docs).committed_ids == []  # unchanged: nothing written
     client.delete(result.committed_ids)
+
+
+def test_duplicate_ids_in_one_add_are_reported_as_locally(client: RemoteTrawl) -> None:
+    docs = [{"id": "dup1", "text": "first okapi"}, {"id": "dup1", "text": "second okapi"}]
+    with pytest.raises(trawl.AddError) as info:
+        client.add(docs)
+    assert [f.id for f in info.value.failures] == ["dup1"]
+    assert "duplicate" in info.value.failures[0].reason
+    result = client.add(docs, on_error="skip")  # the first copy was kept: now unchanged
+    assert result.unchanged == 1 and [f.id for f in result.failed] == ["dup1"]
+    assert client.get(["dup1"])[0].text == "first okapi"
+    client.delete(["dup1"])
