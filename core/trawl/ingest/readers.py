@@ -350,17 +350,35 @@ def heading_sections(headings: Sequence[tuple[int, int, str]], length: int, titl
     return [s for s in out if s["end"] > s["start"]]
 
 
+_MAYBE_HEADING = re.compile(r"^ {0,3}(?:#|=+[ \t]*$|-+[ \t]*$)", re.M)
+_md_parser: list[Any] = []
+
+
+def _markdown_parser() -> Any:
+    """One CommonMark parser for the process (building one costs milliseconds)."""
+    if not _md_parser:
+        try:
+            from markdown_it import MarkdownIt
+        except ImportError:
+            return None
+        parser = MarkdownIt("commonmark")
+        parser.core.ruler.disable(["inline", "text_join"])  # block structure is enough: 5x
+        _md_parser.append(parser)
+    return _md_parser[0]
+
+
 def _markdown_headings(text: str) -> list[tuple[int, int, str]]:
     """``(offset, level, heading)`` of every ATX and setext heading (not in code blocks),
     by markdown-it-py (CommonMark; installed with rich)."""
-    try:
-        from markdown_it import MarkdownIt
-    except ImportError:  # pragma: no cover - rich depends on it
-        return []
     fm = _FRONT_MATTER.match(text)
     base = fm.end() if fm else 0  # front matter's "---" is not a setext underline
+    if not _MAYBE_HEADING.search(text, base):
+        return []  # no '#' line and no setext underline: nothing to parse
+    parser = _markdown_parser()
+    if parser is None:  # pragma: no cover - rich depends on markdown-it-py
+        return []
     try:
-        tokens = MarkdownIt("commonmark").parse(text[base:])
+        tokens = parser.parse(text[base:])
     except Exception:  # a parser bug must not cost the file: it is still read as text
         return []
     line_starts = [base]
@@ -370,7 +388,7 @@ def _markdown_headings(text: str) -> list[tuple[int, int, str]]:
     for i, tok in enumerate(tokens):
         if tok.type != "heading_open" or not tok.map or i + 1 >= len(tokens):
             continue
-        heading = " ".join(tokens[i + 1].content.split())
+        heading = " ".join(tokens[i + 1].content.replace("*", "").replace("`", "").split())
         if heading and tok.map[0] < len(line_starts):
             out.append((line_starts[tok.map[0]], int(tok.tag[1]), heading[:TITLE_MAX]))
     return out
