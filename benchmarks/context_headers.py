@@ -64,9 +64,11 @@ def main() -> None:
     ap.add_argument("--dataset", default="scifact")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--max-queries", type=int, default=None)
+    ap.add_argument("--variants", default="title-in-text,header",
+                    help="comma-separated: title-in-text, header")
     args = ap.parse_args()
     rows = []
-    for variant in ("title-in-text", "header"):
+    for variant in args.variants.split(","):
         rows.append(run(variant, DATASETS / args.dataset, args.max_tokens, args.max_queries))
         print(f"done {variant}: {rows[-1]}  load {os.getloadavg()}", flush=True)
     print(f"\n{args.dataset}, dense (MiniLM, exact index), chunks of <= {args.max_tokens} "

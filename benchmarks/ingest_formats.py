@@ -272,7 +272,7 @@ def main() -> None:
         if not args.skip_stdlib:
             results.append(("bm25", f"all of {args.stdlib}",
                             run_child("bm25", args.stdlib, Path(tmp) / "bm25")))
-            print(f"stdlib bm25 done, load {os.getloadavg()}", flush=True)
+            print(f"stdlib bm25 done: {results[-1][2]}, load {os.getloadavg()}", flush=True)
         search = None
         if not args.skip_hybrid:
             files = subset(args.stdlib, args.hybrid_files, Path(tmp) / "subset")
@@ -280,7 +280,7 @@ def main() -> None:
                             run_child("bm25", Path(tmp) / "subset", Path(tmp) / "bm25-sub")))
             results.append(("hybrid", f"{len(files)} largest modules",
                             run_child("hybrid", Path(tmp) / "subset", Path(tmp) / "hybrid")))
-            print(f"stdlib hybrid done, load {os.getloadavg()}", flush=True)
+            print(f"stdlib hybrid done: {results[-1][2]}, load {os.getloadavg()}", flush=True)
             search = code_search(Path(tmp) / "hybrid", files, args.queries)
         print("\n### Python standard library (child process per row)\n")
         print("| pipeline | files | files indexed | skipped | chunks | wall s | peak RSS MB |")
