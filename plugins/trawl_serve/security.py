@@ -9,6 +9,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Iterable, Sequence
@@ -136,6 +137,10 @@ class BodyLimit:
             await send_error(send, 413, "too_large", self._message(), "body")
 
 
+# a DNS name or IPv4 address (letters, digits, dots, hyphens, underscores), or [IPv6]
+_HOST_NAME = re.compile(r"[a-z0-9_.-]+|\[[0-9a-f:.%a-z]+\]")
+
+
 def split_host(value: str, default_port: int | None) -> tuple[str, int | None] | None:
     """``host[:port]`` (``[v6]:port`` too) as a lower-case name and a port; None if malformed."""
     value = value.strip().lower()
@@ -146,11 +151,13 @@ def split_host(value: str, default_port: int | None) -> tuple[str, int | None] |
         name, port_text = f"[{name}]", rest[1:]
     else:
         name, _, port_text = value.partition(":")
-    if not name:
+    if not _HOST_NAME.fullmatch(name):
         return None
     if not port_text:
         return name, default_port
-    return (name, int(port_text)) if port_text.isdigit() and len(port_text) <= 5 else None
+    if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+        return None
+    return name, int(port_text)
 
 
 class HostPolicy:

@@ -184,3 +184,37 @@ def test_index_paths_stay_inside_the_allowed_folders(served: tuple[str, Path]) -
         assert all("outside the allowed folders" in r for r in skipped.values())
         assert c.search("numbat")[0].doc_id == "allowed/note.txt"
         assert c.search("platypus password") == []
+
+
+def _scope(host: str | None, origin: str | None = None,
+           server: tuple[str, int] = ("127.0.0.1", 8765)) -> dict[str, object]:
+    headers = [(b"host", host.encode())] if host is not None else []
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    return {"type": "http", "headers": headers, "server": server, "scheme": "http"}
+
+
+def test_host_policy_names_per_address() -> None:
+    import socket
+
+    from trawl.errors import ConfigError
+    from trawl_serve.security import HostPolicy
+
+    policy = HostPolicy()
+    assert policy.refusal(_scope("[::1]:8765", server=("::1", 8765))) is None
+    assert policy.refusal(_scope("localhost:8765", server=("::1", 8765))) is None
+    assert policy.refusal(_scope(None))[:2] == (421, "host")  # type: ignore[index]
+    assert policy.refusal(_scope("localhost:8765:1"))[0] == 421  # type: ignore[index]
+    lan = ("192.168.7.20", 8765)  # a --host 0.0.0.0 server reached over the LAN
+    assert policy.refusal(_scope("192.168.7.20:8765", server=lan)) is None
+    assert policy.refusal(_scope(f"{socket.gethostname()}:8765", server=lan)) is None
+    assert policy.refusal(_scope("localhost:8765", server=lan))[0] == 421  # type: ignore[index]
+    assert policy.refusal(_scope("printer.lan:8765", server=lan))[0] == 421  # type: ignore[index]
+    assert HostPolicy(["*"]).refusal(_scope("anything.example")) is None
+    assert HostPolicy(allow_origins=["*"]).refusal(
+        _scope("127.0.0.1:8765", "https://evil.example")) is None
+    for bad in (["bad host"], ["x:99999"]):
+        with pytest.raises(ConfigError, match="--allow-host"):
+            HostPolicy(bad)
+    with pytest.raises(ConfigError, match="--allow-origin"):
+        HostPolicy(allow_origins=["https://app.example/path"])
