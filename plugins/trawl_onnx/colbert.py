@@ -311,6 +311,8 @@ class ColbertEncoding:
         self.spec = spec
         self.layers = layers
         self.skip = np.asarray(spec.skiplist_ids, dtype=np.int64)
+        self._query_tokenizer: Any = None
+        self._query_window = 0
         limit = model.max_length
         for what, length in (("query_length", spec.query_length),
                              ("document_length", spec.document_length)):
@@ -330,6 +332,19 @@ class ColbertEncoding:
 
         return l2_normalize(np.ascontiguousarray(states, dtype=np.float32))
 
+    def _tokenize(self, texts: list[str], window: int, query: bool) -> list[Any]:
+        """Documents through the model's tokenizer (which warns once when one is cut);
+        queries through a copy of it: ColBERT cuts queries at ``query_length`` by design."""
+        if not query:
+            return list(self.model.encode(texts, window))
+        if self._query_tokenizer is None or self._query_window != window:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_str(self.model.spans_tokenizer.to_str())
+            tokenizer.enable_truncation(window)
+            self._query_tokenizer, self._query_window = tokenizer, window
+        return list(self._query_tokenizer.encode_batch(self.model._cap(texts)))
+
     def _rows(self, texts: list[str], query: bool
               ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
                               npt.NDArray[np.int64]]]:
@@ -339,7 +354,7 @@ class ColbertEncoding:
         length = spec.query_length if query else spec.document_length
         window = length - 1 if marker is not None else length
         rows = []
-        for e in self.model.encode(texts, window):
+        for e in self._tokenize(texts, window, query):
             ids = list(e.ids)
             types = list(e.type_ids)
             attention = [1] * len(ids)
