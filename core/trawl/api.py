@@ -38,6 +38,7 @@ from .documents import (
 )
 from .errors import (
     AddError,
+    Cancelled,
     ConfigError,
     DuplicateIdError,
     IndexCorruptError,
@@ -636,7 +637,11 @@ class Trawl:
                     break
                 batches = [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
                 for batch, ready in zip(batches, self._encode_together(batches), strict=True):
-                    self._add_isolated(batch, result, source_key, ready)
+                    try:
+                        self._add_isolated(batch, result, source_key, ready, cancel)
+                    except Cancelled:  # between the slices of a large batch: rolled back
+                        result.cancelled = True
+                        break
                     if bar is not None:
                         bar.update(len(batch))
                     if on_batch is not None:
@@ -696,12 +701,15 @@ class Trawl:
             return [None] * len(batches)
 
     def _add_isolated(self, batch: list[tuple[Document, str, bool]], result: AddResult,
-                      source_key: str, ready: _Encoded | None = None) -> None:
+                      source_key: str, ready: _Encoded | None = None,
+                      cancel: threading.Event | None = None) -> None:
         """Write a batch; if it fails, write its documents one by one and record the bad
         ones, so the good ones land whatever their neighbours hold."""
         try:
-            self._add_batch(batch, result, source_key, ready)
+            self._add_batch(batch, result, source_key, ready, cancel)
             return
+        except Cancelled:
+            raise
         except Exception as exc:
             if _systemic(exc):
                 raise
@@ -717,7 +725,8 @@ class Trawl:
                 result.failed.append(FailedDocument(item[0].id, str(exc), exc))
 
     def _add_batch(self, batch: list[tuple[Document, str, bool]], result: AddResult,
-                   source_key: str, ready: _Encoded | None = None) -> None:
+                   source_key: str, ready: _Encoded | None = None,
+                   cancel: threading.Event | None = None) -> None:
         """Write one batch to every index, or leave everything as it was (old versions of
         updated documents included) and raise. ``ready``: its chunks and encodings, made
         with its window (``_encode_together``); otherwise they are made here."""
@@ -728,7 +737,7 @@ class Trawl:
                     [c.id for c in chunks_by_doc[d.id]]) for d, h, _ in batch]
         with self._claim(d.id for d, _, _ in batch):
             if len(chunks) > WRITE_SLICE_CHUNKS:
-                self._write_in_slices(batch, chunks, entries, ready)
+                self._write_in_slices(batch, chunks, entries, ready, cancel)
             else:
                 self._write_at_once(batch, chunks, entries, ready)
         for _, _, was_known in batch:
@@ -770,13 +779,14 @@ class Trawl:
 
     def _write_in_slices(self, batch: list[tuple[Document, str, bool]], chunks: list[Chunk],
                          entries: list[tuple[str, str, str | None, list[str]]],
-                         ready: _Encoded | None) -> None:
+                         ready: _Encoded | None, cancel: threading.Event | None) -> None:
         """A batch too large for one hold of the write lock (a large document): marked
         pending first, then each slice of ``WRITE_SLICE_CHUNKS`` chunks is encoded outside
         every lock and written under its own short hold of the write lock; committed after
         the last. Until then searches skip the batch's documents (``_partial``); after a
         crash, ``repair`` removes the pending batch, as for any batch. A failure rolls
-        everything back (old versions of updated documents included)."""
+        everything back (old versions of updated documents included), and so does
+        ``cancel``, checked before each slice (``Cancelled``)."""
         ids = [d.id for d, _, _ in batch]
         updated = [d.id for d, _, was_known in batch if was_known]
         with self._write_mutex:
@@ -786,7 +796,7 @@ class Trawl:
         try:
             try:
                 with self.pipeline.write_batch():
-                    self._write_slices(chunks, updated, ready)
+                    self._write_slices(chunks, updated, ready, cancel)
             except Exception:
                 with self._write_mutex, self._lock.write():
                     self._roll_back(ids, old)
@@ -798,10 +808,11 @@ class Trawl:
                 self._partial = self._partial - set(ids)
 
     def _write_slices(self, chunks: list[Chunk], updated: list[str],
-                      ready: _Encoded | None) -> None:
+                      ready: _Encoded | None, cancel: threading.Event | None) -> None:
         """The writes of ``_write_in_slices``: one slice at a time, each under its own
-        short hold of the write lock."""
+        short hold of the write lock; ``cancel`` is checked before each."""
         for start in range(0, len(chunks), WRITE_SLICE_CHUNKS):
+            raise_if_cancelled(cancel, "add")
             stop = min(start + WRITE_SLICE_CHUNKS, len(chunks))
             part = chunks[start:stop]
             if ready is not None:

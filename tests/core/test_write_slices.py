@@ -149,3 +149,23 @@ def test_a_sliced_batch_is_one_durable_write_per_index(tmp_path: Path) -> None:
         assert t.stats()["chunks"]["bm25"] == chunks
         assert [h.model_dump() for h in t.search("needle w1 w2 w3", top_k=20,
                                                  retrievers=["bm25"])] == before
+
+
+def test_cancel_between_slices_rolls_the_document_back() -> None:
+    t = Trawl.memory(PIPELINE, host=_host())
+    t.add([{"id": "kept", "text": "needle kept here"}])
+    cancel = threading.Event()
+    write = t.pipeline.write
+    slices = []
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        write(*args, **kwargs)
+        slices.append(1)
+        cancel.set()  # a client went away after the first slice
+
+    t.pipeline.write = counted  # type: ignore[method-assign]
+    result = t.add([{"id": "big", "text": _big_text(60_000)}], cancel=cancel)
+    assert result.cancelled and result.committed_ids == [] and not result.failed
+    assert len(slices) == 1
+    assert [d.id for d in t.documents()] == ["kept"]
+    assert t.stats()["chunks"] == {"bm25": 1, "dense": 1}
