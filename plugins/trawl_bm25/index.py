@@ -230,7 +230,7 @@ class BM25Index(Index):
         self._base_rows = 0
         self._delta_chunks = 0
         self._wrote = False  # this session wrote a delta (the folder is writable)
-        self._batch_depth = 0  # inside write_batch blocks
+        self._batch_threads: dict[int, int] = {}  # thread id -> depth of its write_batch
         self._buffered: list[Chunk] = []  # their upserts, not yet in a delta file
         self._delta_files = 0
         self.last_rebuild_ms = 0.0
@@ -572,7 +572,7 @@ class BM25Index(Index):
     def _persist(self, op: str, payload: dict[str, Any], n_chunks: int) -> None:
         if self._store is None:
             return
-        if op == "upsert" and self._batch_depth:  # written once, when the batch ends
+        if op == "upsert" and self._in_batch():  # written once, when the batch ends
             self._buffered.extend(payload["chunks"])
             self._delta_chunks += n_chunks
             self._wrote = True
@@ -603,19 +603,28 @@ class BM25Index(Index):
         per call: core writes a large batch in 256-chunk slices and commits it only after
         the last, so a crash before the end loses nothing committed (core's repair removes
         the uncommitted batch from every index). The block's rows are searchable at once."""
+        me = threading.get_ident()
         with self._lock:
-            self._batch_depth += 1
+            self._batch_threads[me] = self._batch_threads.get(me, 0) + 1
         try:
             yield
         finally:
             with self._lock:
-                self._batch_depth -= 1
-                if not self._batch_depth:
+                depth = self._batch_threads.pop(me) - 1
+                if depth:
+                    self._batch_threads[me] = depth
+                else:
                     self._flush_buffered()
                     self._maybe_compact()
 
+    def _in_batch(self) -> bool:
+        """Whether this thread is inside a ``write_batch`` block. Only its own writes are
+        deferred: a write from another thread (a small add that core commits at once) is
+        durable when it returns, and flushes the buffer first so the log keeps the order."""
+        return threading.get_ident() in self._batch_threads
+
     def _maybe_compact(self) -> None:
-        if (self._store is None or self._batch_depth  # a batch compacts once, at its end
+        if (self._store is None or self._in_batch()  # a batch compacts once, at its end
                 or (self._seq == self._base_seq and not self._buffered)):
             return
         cfg = self.cfg

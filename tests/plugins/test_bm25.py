@@ -688,3 +688,29 @@ def test_an_index_opens_with_feedback_turned_on_later(tmp_path: Path) -> None:
         "stemmer": None}}]}
     with pytest.raises(ConfigError, match="cannot be opened with a different one"):
         Trawl.open(tmp_path / "ix", pipeline=stored)
+
+
+def test_write_batch_defers_only_its_own_threads_upserts(tmp_path: Path) -> None:
+    """Inside ``write_batch`` this thread's upserts wait for the block's end (one delta
+    file); another thread's upsert (core commits it at once) is durable when it returns,
+    after the buffered ones, so a reopen at that moment sees both in order."""
+    import threading
+
+    chunks = scifact_chunks(30)
+    index = make(tmp_path / "i")
+    with index.write_batch():
+        index.upsert(chunks[:10])
+        index.upsert(chunks[10:20])
+        assert make(tmp_path / "i").count() == 0  # nothing durable yet (not committed)
+        other = threading.Thread(target=index.upsert, args=(chunks[20:],))
+        other.start()
+        other.join()
+        seen = make(tmp_path / "i")  # as a crash now would leave it
+        assert seen.count() == 30
+        assert [c.id for c in seen.get_chunks([c.id for c in chunks])] == [
+            c.id for c in chunks]
+    deltas = [p for p in (tmp_path / "i").iterdir() if p.name.startswith("delta-")]
+    assert len(deltas) == 2  # the block's 20 chunks in one file, the other thread's in one
+    reopened = make(tmp_path / "i")
+    for query in QUERIES[5:]:
+        assert score_map(reopened, query) == pytest.approx(score_map(index, query), abs=1e-12)
