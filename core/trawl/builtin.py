@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ class ExactIndex(Index):
         self._row: dict[str, int] = {}
         self._dim = self.context.dim
         self._vectors: FloatArray = np.zeros((0, self._dim or 0), dtype=np.float32)
+        self._batch_depth = 0  # inside write_batch blocks: the file is written at the end
+        self._dirty = False
         self._load()
 
     # persistence: one exact.npz (vectors + chunk JSON as bytes), replaced atomically, so a
@@ -75,10 +78,30 @@ class ExactIndex(Index):
         self._dim = int(vectors.shape[1]) if len(vectors) else self._dim
         self._row = {c.id: i for i, c in enumerate(chunks)}
 
+    @contextmanager
+    def write_batch(self) -> Iterator[None]:
+        """The file is rewritten once when the block ends, not after every upsert: core
+        writes a large document in 256-chunk slices, and rewriting all vectors per slice
+        made that quadratic. Rows are searchable at once; core's repair removes an
+        uncommitted batch after a crash, so the deferred write loses nothing committed."""
+        with self._lock:
+            self._batch_depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._batch_depth -= 1
+                if not self._batch_depth and self._dirty:
+                    self._save()
+
     def _save(self) -> None:
         path = self._file()
         if path is None:
             return
+        if self._batch_depth:
+            self._dirty = True
+            return
+        self._dirty = False
         meta = json.dumps({"format": FORMAT_VERSION, "metric": self.context.metric,
                            "chunks": [c.model_dump() for c in self._chunks]},
                           ensure_ascii=False).encode("utf-8")

@@ -169,3 +169,25 @@ def test_cancel_between_slices_rolls_the_document_back() -> None:
     assert len(slices) == 1
     assert [d.id for d in t.documents()] == ["kept"]
     assert t.stats()["chunks"] == {"bm25": 1, "dense": 1}
+
+
+def test_exact_writes_its_file_once_per_sliced_batch(tmp_path: Path,
+                                                     monkeypatch: Any) -> None:
+    import trawl.builtin as builtin
+
+    writes: list[str] = []
+    real = builtin.atomic_write_bytes
+
+    def counted(path: Path, data: bytes) -> None:
+        writes.append(path.name)
+        real(path, data)
+
+    monkeypatch.setattr(builtin, "atomic_write_bytes", counted)
+    folder = tmp_path / "idx"
+    with Trawl.open(folder, pipeline=PIPELINE, host=_host(), attach=False) as t:
+        t.add([{"id": "big", "text": _big_text(64 * 4 * WRITE_SLICE_CHUNKS)}])
+        chunks = t.stats()["chunks"]["dense"]
+        assert chunks > 3 * WRITE_SLICE_CHUNKS
+        assert writes.count("exact.npz") == 1
+    with Trawl.open(folder, host=_host(), attach=False) as t:
+        assert t.stats()["chunks"]["dense"] == chunks
