@@ -239,13 +239,16 @@ class MainScreen(Screen[None]):
         else:
             self._timer = self.set_timer(debounce, self.search_now)
         self._last_change = now
-        if self._history_timer is not None:
-            self._history_timer.stop()
-        self._history_timer = self.set_timer(HISTORY_PAUSE, self.remember_current)
+        if self._history_timer is None:  # one timer per pause, not one per keystroke
+            self._history_timer = self.set_timer(HISTORY_PAUSE, self.remember_current)
 
     def remember_current(self) -> None:
         """A query that was run and left on screen is history, opened or not."""
         self._history_timer = None
+        quiet = time.monotonic() - self._last_change
+        if quiet < HISTORY_PAUSE:  # typed on since the timer was set: wait for the rest
+            self._history_timer = self.set_timer(HISTORY_PAUSE - quiet, self.remember_current)
+            return
         painted = self.painted
         if painted is None or painted.query != self.query_one(SearchInput).value:
             return
