@@ -17,7 +17,7 @@ import pytest
 from trawl import ComponentContext, Index
 from trawl.components import IndexQuery
 from trawl.errors import ConfigError, IndexCorruptError, InputError
-from trawl.filters import matches, parse_filter
+from trawl.filters import expand_dates, matches, parse_filter
 from trawl.models import Chunk
 from trawl.testing import IndexContract, sample_chunks
 
@@ -280,7 +280,8 @@ def test_filter_mask_agrees_with_matches(raw: Any, epsilon: float) -> None:
     # paths of the scorer run (all weights > 0, or zero weights that still match)
     assert (index._score(index._ensure_weights(), {"alpha": 1.0})[1] is None) == (epsilon > 0)
     live = [c for c in chunks if c.doc_id != "d1"]
-    hits = index.search(q("alpha"), 1000, f)
+    # an index is handed the filter with ISO date ranges expanded, as the pipeline does
+    hits = index.search(q("alpha"), 1000, expand_dates(f))
     assert {h.chunk_id for h in hits} == {c.id for c in live if matches(f, c.metadata)}
     # a filter applied inside the search: top-3 of the allowed chunks, not of all
     allowed = [c for c in live if matches(f, c.metadata)]
