@@ -34,6 +34,7 @@ from trawl import (
     DimensionMismatchError,
     Document,
     FilterError,
+    FilterTooLargeError,
     IndexLockedError,
     InputError,
     Trawl,
@@ -200,6 +201,8 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
         if isinstance(exc, DocumentFieldError):
             return _error_detail(422, ErrorDetail(type="DocumentError", message=str(exc),
                                                   field=exc.field, ids=[exc.doc_id]))
+        if isinstance(exc, FilterTooLargeError):  # well-formed, but over the documented cap
+            return _error(422, type(exc).__name__, str(exc), error_field(exc))
         if isinstance(exc, _CLIENT_ERRORS):
             return _error(400, type(exc).__name__, str(exc), error_field(exc))
         if isinstance(exc, IndexLockedError):

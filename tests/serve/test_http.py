@@ -76,6 +76,21 @@ def test_filters_fusion_and_async(client: RemoteTrawl) -> None:
     assert hits[0].doc_id == "d5" and ctx.hits[0].doc_id == "d5"
 
 
+def test_in_filter_over_the_cap_is_422_naming_the_field(url: str) -> None:
+    from trawl.filters import MAX_IN_VALUES
+    ids = [f"d{i}" for i in range(MAX_IN_VALUES + 1)]
+    r = httpx.post(f"{url}/search", json={"query": "common",
+                                          "filters": {"doc_id": ids}}, timeout=30)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["type"] == "FilterTooLargeError" and error["field"] == "filters"
+    assert "doc_id" in error["message"] and str(MAX_IN_VALUES) in error["message"].replace(",", "")
+    ok = httpx.post(f"{url}/search", json={"query": "common",
+                                           "filters": {"doc_id": ids[:10_000]}},
+                    timeout=30)
+    assert ok.status_code == 200 and {h["doc_id"] for h in ok.json()["hits"]} <= set(ids)
+
+
 def test_add_update_delete_round_trip(client: RemoteTrawl) -> None:
     r = client.add([{"id": "new1", "text": "okapi zebra"}, "plain string doc okapi"])
     assert (r.added, r.updated, r.unchanged) == (2, 0, 0)
