@@ -217,6 +217,10 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 400:  # FastAPI's only 400: its JSON parser gave up (a body
+            # nested past the recursion limit); answered as any unparseable body is
+            return _error(422, "validation", "body is not valid JSON: it could not be "
+                                             "parsed (nested too deep?)", "body")
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
         message = f"{request.method} {request.url.path}: {exc.detail}"
         return _error(exc.status_code, kind, message)

@@ -236,11 +236,18 @@ class HostPolicy:
     def refusal(self, scope: Scope) -> tuple[int, str, str, str] | None:
         """(status, kind, message, header) when ``scope``'s headers are refused, else None."""
         host = origin = None
+        hosts = origins = 0
         for name, value in scope["headers"]:
             if name == b"host":
-                host = value.decode("latin-1")
+                host, hosts = value.decode("latin-1"), hosts + 1
             elif name == b"origin":
-                origin = value.decode("latin-1")
+                origin, origins = value.decode("latin-1"), origins + 1
+        # two of either: a proxy in front may have checked the other one (RFC 9110: 400)
+        if hosts > 1:
+            return (400, "host", "more than one Host header; send exactly one", "host")
+        if origins > 1:
+            return (403, "origin", "more than one Origin header; a browser sends one",
+                    "origin")
         server = scope.get("server")
         local = (str(server[0]), int(server[1])) if server and server[1] is not None else None
         default_port = 443 if scope.get("scheme") in ("https", "wss") else 80

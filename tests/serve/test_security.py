@@ -218,3 +218,21 @@ def test_host_policy_names_per_address() -> None:
             HostPolicy(bad)
     with pytest.raises(ConfigError, match="--allow-origin"):
         HostPolicy(allow_origins=["https://app.example/path"])
+
+
+def test_host_policy_refuses_two_host_or_origin_headers() -> None:
+    """Whichever of two headers a proxy in front checked, the other must not slip through
+    (h11 already refuses two Hosts; the policy holds under any HTTP parser)."""
+    from trawl_serve.security import HostPolicy
+
+    policy = HostPolicy()
+    server = ("127.0.0.1", 8000)
+    own, evil = (b"host", b"127.0.0.1:8000"), (b"host", b"evil.example:8000")
+    for headers in ([evil, own], [own, evil]):
+        refused = policy.refusal({"headers": headers, "server": server, "scheme": "http"})
+        assert refused is not None and refused[0] == 400 and refused[3] == "host"
+    origins = [own, (b"origin", b"http://evil.example"), (b"origin", b"http://127.0.0.1:8000")]
+    refused = policy.refusal({"headers": origins, "server": server, "scheme": "http"})
+    assert refused is not None and refused[0] == 403 and refused[3] == "origin"
+    assert policy.refusal({"headers": [own, origins[2]], "server": server,
+                           "scheme": "http"}) is None

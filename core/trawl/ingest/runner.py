@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ..plugins import PluginHost
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+_READ_BLOCK = 4 * 1024 * 1024
 META_PREFIX = "ingest:file:"
 _GROUP_DOCS = 512          # documents handed to one Trawl.add call
 _GROUP_BYTES = 8 * 1024 * 1024
@@ -329,8 +330,18 @@ def _as_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
 
 def _read_bytes(entry: FileEntry, max_bytes: int) -> bytes:
+    # read in bounded blocks: ``fh.read(n)`` allocates n bytes up front, so a huge
+    # ``max_bytes`` (a client's POST /index option) was a MemoryError/OverflowError
+    blocks: list[bytes] = []
+    left = max_bytes + 1
     with open(entry.path, "rb") as fh:
-        data = fh.read(max_bytes + 1)
+        while left > 0:
+            block = fh.read(min(left, _READ_BLOCK))
+            if not block:
+                break
+            blocks.append(block)
+            left -= len(block)
+    data = b"".join(blocks)
     if len(data) > max_bytes:
         raise SkipFile(f"file too large: over {max_bytes:,} bytes (it grew while indexing?)")
     return data
