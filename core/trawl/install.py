@@ -24,9 +24,12 @@ from __future__ import annotations
 import configparser
 import importlib
 import json
+import os
+import posixpath
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -87,14 +90,9 @@ class Candidate:
 
     def startup_files(self) -> list[str]:
         """Top-level ``.pth`` files: not refused (setuptools ships one), but shown."""
-        found = []
-        for path in self.files:
-            parts = path.split("/")
-            if parts[0].endswith(".data") and parts[1:2] in (["purelib"], ["platlib"]):
-                parts = parts[2:]
-            if len(parts) == 1 and parts[0].endswith(".pth"):
-                found.append(path)
-        return found
+        return [path for path in self.files
+                if (found := _landing(path)) is not None and found[0] == "site"
+                and "/" not in found[1] and found[1].endswith(".pth")]
 
     def change(self) -> str:
         """One line: what installing this does to the environment."""
@@ -248,23 +246,55 @@ def fetch_wheels(candidates: Sequence[Candidate], workdir: Path) -> None:
         _read_wheel(c, wheels[key])
 
 
+def _prefix_relative(key: str) -> str:
+    """Where sysconfig's ``key`` folder (site-packages, scripts) lies under the prefix a
+    wheel's ``.data/data`` files are installed to, as a wheel path."""
+    paths = sysconfig.get_paths()
+    return os.path.relpath(paths[key], paths["data"]).replace(os.sep, "/")
+
+
+def _landing(path: str) -> tuple[str, str] | None:
+    """Where a wheel path is installed: ('site', path under site-packages), ('script',
+    file name) or ('data', path under the environment's prefix); None for the wheel's
+    own metadata and folders.
+
+    The path is normalised first, as the installer's own join resolves it
+    (``./trawl/cli.py`` and ``x/../trawl/cli.py`` land at ``trawl/cli.py``), and a
+    ``.data/data`` file is followed to where it lands: under site-packages it is a
+    module like any other, under the scripts folder a command."""
+    if not path or path.endswith("/"):
+        return None
+    parts = posixpath.normpath(path).split("/")
+    if parts[0].endswith(".dist-info"):
+        return None  # the wheel's own metadata (pip refuses a second one at the root)
+    if not parts[0].endswith(".data") or len(parts) < 3:
+        return ("site", "/".join(parts))
+    if parts[1] in ("purelib", "platlib"):
+        return ("site", "/".join(parts[2:]))
+    if parts[1] == "scripts":
+        return ("script", parts[-1])
+    if parts[1] != "data":
+        return None  # headers
+    rest = "/".join(parts[2:])
+    for key in ("purelib", "platlib"):
+        lib = _prefix_relative(key)
+        if rest.startswith(lib + "/"):
+            return ("site", rest[len(lib) + 1:])
+    if rest.startswith(_prefix_relative("scripts") + "/"):
+        return ("script", parts[-1])
+    return ("data", rest)
+
+
 def _top_level(path: str) -> tuple[str, str] | None:
     """(kind, name) of what a wheel path installs: ('module', top-level import name),
-    ('script', file name) or ('data', path under the environment's prefix)."""
-    parts = path.split("/")
-    if not parts[-1]:
-        return None
-    if parts[0].endswith(".dist-info"):
-        return None
-    if parts[0].endswith(".data") and len(parts) > 2:
-        if parts[1] in ("purelib", "platlib"):
-            parts = parts[2:]
-        elif parts[1] == "scripts":
-            return ("script", parts[-1])
-        elif parts[1] == "data":
-            return ("data", "/".join(parts[2:]))
-        else:
-            return None
+    ('metadata', a ``.dist-info``/``.egg-info`` folder put into site-packages: a second
+    distribution), ('script', file name) or ('data', path under the prefix)."""
+    found = _landing(path)
+    if found is None or found[0] != "site":
+        return found
+    parts = found[1].split("/")
+    if len(parts) > 1 and parts[0].endswith((".dist-info", ".egg-info")):
+        return ("metadata", parts[0])
     return ("module", parts[0].split(".")[0])
 
 
@@ -316,7 +346,7 @@ def check(candidates: Sequence[Candidate]) -> list[str]:
     """Every reason to refuse, each naming the distribution and what it would do."""
     problems = []
     own = own_distribution_name()
-    protected_packages = builtin_packages()
+    protected_packages = {name.lower() for name in builtin_packages()}
     guards = _requirement_guards()
     owners = _entry_point_owners()
     for c in candidates:
@@ -341,14 +371,20 @@ def check(candidates: Sequence[Candidate]) -> list[str]:
             if found is None:
                 continue
             kind, name = found
-            if kind == "module" and name in protected_packages:
-                shipped.setdefault(f"files of the package {name!r}", []).append(path)
+            # case-blind: on a case-insensitive file system Trawl/ is trawl/
+            if kind == "module" and name.lower() in protected_packages:
+                shipped.setdefault(f"files of the package {name!r}, which is trawl's own",
+                                   []).append(path)
+            elif kind == "metadata":  # importlib would see a second distribution
+                shipped.setdefault(f"the metadata of another distribution ({name}) "
+                                   "into site-packages", []).append(path)
             elif (kind == "script" and name.split(".")[0].lower() == COMMAND) or (
                     kind == "data" and name.lower().split(".")[0] in (
                         f"bin/{COMMAND}", f"scripts/{COMMAND}")):
-                shipped.setdefault(f"a {COMMAND!r} command", []).append(path)
+                shipped.setdefault(f"a {COMMAND!r} command, which is trawl's own",
+                                   []).append(path)
         for what, paths in shipped.items():
-            problems.append(f"{who} ships {what}, which is trawl's own "
+            problems.append(f"{who} ships {what} "
                             f"({', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''})")
         for group in ("console_scripts", "gui_scripts"):
             if any(n.lower() == COMMAND for n in c.entry_points.get(group, {})):

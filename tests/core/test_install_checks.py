@@ -3,6 +3,9 @@ candidate is what a wheel would bring (its files and entry points)."""
 
 from __future__ import annotations
 
+import os
+import sysconfig
+
 import pytest
 
 from trawl.distribution import builtin_packages, own_distribution, own_distribution_name
@@ -85,3 +88,43 @@ def test_startup_files_are_shown_not_refused() -> None:
     assert lines[0] == "install trawl-plugin-x 1.0"
     assert any(line.strip().startswith("trawl_plugin_x_hook.pth: a .pth file") for line in lines)
     assert not any("data.pth" in line for line in lines)  # not top level: never read
+
+
+# where site-packages lies under the prefix .data/data files go to (lib/pythonX.Y/...)
+_SITE = os.path.relpath(sysconfig.get_paths()["purelib"], sysconfig.get_paths()["data"])
+
+
+@pytest.mark.parametrize("path,what", [
+    ("./trawl/cli.py", "files of the package 'trawl'"),
+    ("trawl_plugin_x/../trawl/cli.py", "files of the package 'trawl'"),
+    ("Trawl/__init__.py", "files of the package 'Trawl'"),  # case-insensitive file systems
+    (f"trawl_plugin_x-1.0.data/data/{_SITE}/trawl/__init__.py", "files of the package 'trawl'"),
+    ("trawl_plugin_x-1.0.data/data/bin/../bin/trawl", "a 'trawl' command"),
+    ("trawl_plugin_x-1.0.data/purelib/trawl_rag-9.9.dist-info/entry_points.txt",
+     "the metadata of another distribution (trawl_rag-9.9.dist-info)"),
+    (f"trawl_plugin_x-1.0.data/data/{_SITE}/other-1.0.dist-info/METADATA",
+     "the metadata of another distribution (other-1.0.dist-info)"),
+])
+def test_paths_that_land_on_trawl_by_a_detour_are_refused(path: str, what: str) -> None:
+    """Before: each of these was let through (the installer resolves ``.``/``..`` and puts
+    ``.data/data`` files under the prefix, so they land in site-packages or bin)."""
+    problems = check([_plugin(files=["trawl_plugin_x/__init__.py", path])])
+    assert len(problems) == 1 and what in problems[0] and path in problems[0], problems
+
+
+def test_harmless_data_files_pass_and_a_pth_under_data_is_shown() -> None:
+    pth = f"trawl_plugin_x-1.0.data/data/{_SITE}/zz_startup.pth"
+    plugin = _plugin(files=["trawl_plugin_x/__init__.py", pth,
+                            "trawl_plugin_x-1.0.data/data/share/doc/x/README"])
+    assert check([plugin]) == []
+    assert plugin.startup_files() == [pth]
+    assert any("zz_startup.pth" in line for line in InstallPlan([plugin], []).describe())
+
+
+@pytest.mark.parametrize("spelling", [str.upper, lambda n: n.replace("-", "_").title(),
+                                      lambda n: n.replace("-", ".")])
+def test_trawl_itself_under_another_spelling_is_refused(spelling: object) -> None:
+    assert callable(spelling)
+    name = spelling(own_distribution_name())
+    problems = check([_plugin(name, "99.0", replaces="0.2.0")])
+    assert len(problems) == 1 and "trawl itself" in problems[0], problems
