@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from trawl.errors import MissingDependencyError
+from trawl.wire import MAX_BODY_BYTES
 
 
 def _require_stack() -> None:
@@ -42,6 +43,10 @@ def _require_stack() -> None:
               type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop a search, context or batch (HTTP or MCP) that runs longer and "
                    "answer 504.")
+@click.option("--max-body", default=MAX_BODY_BYTES / 2**20, show_default=True,
+              type=click.FloatRange(min=0.001), metavar="MIB",
+              help="Largest request body, in MiB; a larger one is answered 413 (JSON) "
+                   "without being read. Clients split large adds at half the default.")
 @click.option("--no-mcp", is_flag=True, help="Do not mount the MCP endpoint at /mcp.")
 @click.option("--mcp-write", is_flag=True,
               help="Offer the MCP tools `store` and `forget` (agents write to the index); "
@@ -54,7 +59,7 @@ def _require_stack() -> None:
 def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
                   watch: tuple[Path, ...], allow_path: tuple[Path, ...],
                   allow_host: tuple[str, ...], allow_origin: tuple[str, ...],
-                  request_timeout: float, no_mcp: bool, mcp_write: bool,
+                  request_timeout: float, max_body: float, no_mcp: bool, mcp_write: bool,
                   batch: bool | None, log_level: str) -> None:
     """Serve an index over HTTP and MCP, so every client can use it at once."""
     import os
@@ -69,7 +74,8 @@ def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
     serve(index, host=host, port=port, pipeline=pipeline, watch=list(watch),
           mcp=not no_mcp, batch=batch, log_level=log_level, allow_paths=list(allow_path),
           allow_hosts=list(allow_host), allow_origins=list(allow_origin),
-          request_timeout=request_timeout, mcp_write=mcp_write)
+          request_timeout=request_timeout, mcp_write=mcp_write,
+          max_body_bytes=int(max_body * 2**20))
 
 
 @click.command(name="mcp")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from trawl import ConfigError, IndexLockedError, Trawl, safe_text
 from trawl.config import TrawlSettings
 from trawl.lockfile import live_server
+from trawl.wire import MAX_BODY_BYTES
 
 from .security import check_exposure
 
@@ -104,7 +105,8 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
           batch: bool | None = None, log_level: str = "warning",
           allow_paths: list[Path] | None = None, allow_hosts: list[str] | None = None,
           allow_origins: list[str] | None = None,
-          request_timeout: float | None = 30.0, mcp_write: bool = False) -> None:
+          request_timeout: float | None = 30.0, mcp_write: bool = False,
+          max_body_bytes: int = MAX_BODY_BYTES) -> None:
     """``trawl serve``: blocks until SIGINT/SIGTERM, then withdraws and closes the index."""
     import uvicorn
 
@@ -128,7 +130,8 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
         app = create_app(trawl, api_key=api_key, watcher=watcher, mcp=mcp, host=host,
                          on_ready=ready, batch=batch, allow_paths=allow_paths or (),
                          allow_hosts=allow_hosts or (), allow_origins=allow_origins or (),
-                         request_timeout=request_timeout, mcp_write=mcp_write)
+                         request_timeout=request_timeout, mcp_write=mcp_write,
+                         max_body_bytes=max_body_bytes)
         config = uvicorn_config(app, log_level)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; our
         # handler turns that into a normal return, so the lock record is withdrawn below.

@@ -27,7 +27,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int,
     (allowed / "note.txt").write_text("a note about tokhostile")
     with Trawl.open(idx, pipeline="bm25", show_progress=False, attach=False) as t:
         t.add(bm25_docs(5))
-    with serving(idx, "--allow-path", str(allowed)) as server:
+    with serving(idx, "--allow-path", str(allowed), "--max-body", "1") as server:
         yield server.url, server.pid, allowed
 
 
@@ -116,3 +116,13 @@ def test_index_with_an_absurd_max_bytes_still_reads_the_file(
     assert time.monotonic() - started < 10
     hits = httpx.post(f"{url}/search", json={"query": "tokhostile"}).json()["hits"]
     assert hits and hits[0]["text"] == "a note about tokhostile"
+
+
+def test_max_body_sets_the_limit(served: tuple[str, int, Path]) -> None:
+    url, _, _ = served  # started with --max-body 1 (MiB)
+    ids = [f"{i:08d}" + "x" * 70 for i in range(10_000)]  # ~0.8 MiB of JSON
+    r = httpx.post(f"{url}/documents/get", json={"ids": ids}, timeout=30)
+    assert r.status_code != 413, r.text
+    r = httpx.post(f"{url}/documents/get", json={"ids": ids + ids[:4000]}, timeout=30)
+    assert r.status_code == 413, r.text
+    assert r.json()["error"]["field"] == "body" and "1,048,576" in r.json()["error"]["message"]
