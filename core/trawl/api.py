@@ -77,7 +77,7 @@ MANIFEST_FILE = "manifest.sqlite"
 #: them batch by batch. Encoders sort what they get by length and pad each run to its
 #: longest text, so encoding a window instead of one batch pads far less: SciFact
 #: abstracts as files pad 7.8 % of their tokens in 64-document batches and 2.1 % in
-#: 256-document windows (docs/notes/issue-15-speed.md, section 5). Commits stay per batch.
+#: 256-document windows (docs/design/speed.md, section 5). Commits stay per batch.
 ENCODE_WINDOW_DOCS = 256
 #: ... and at most this much text (characters) per window, so that long documents (books,
 #: manuals) do not multiply the memory of a window's tokenised chunks by 256: a window

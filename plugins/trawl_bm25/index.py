@@ -84,7 +84,7 @@ class BM25Config(ComponentConfig):
     field_weights: dict[str, int] = Field(default_factory=lambda: {"title": 2}, description=(
         "how many times each field's words count (a whole-number BM25F-style boost); fields "
         "not named count once. The title counts twice by default: measured on Cranfield "
-        "(+0.010 nDCG@10) and SciFact (benchmarks/quality.py, docs/notes/issue-15-speed.md)"))
+        "(+0.010 nDCG@10) and SciFact (benchmarks/quality.py, docs/design/speed.md)"))
     idf: Literal["okapi", "lucene"] = Field("okapi", description=(
         "'okapi': rank-bm25's log((N-df+0.5)/(df+0.5)) with the epsilon floor; 'lucene': "
         "log(1+(N-df+0.5)/(df+0.5)), never negative (Lucene, bm25s' default)"))
@@ -92,7 +92,7 @@ class BM25Config(ComponentConfig):
         "pseudo-relevance feedback (RM3, Lavrenko & Croft 2001; Abdul-Jaleel et al. 2004): "
         "expand each query with terms from its top N chunks, 0 = off. Helps long, "
         "descriptive queries (Cranfield hybrid nDCG@10 +0.01), hurts short precise ones "
-        "(SciFact bm25 -0.04): measured in docs/notes/issue-15-speed.md. Anserini uses 10"),
+        "(SciFact bm25 -0.04): measured in docs/design/speed.md. Anserini uses 10"),
         json_schema_extra=QUERY_TIME)
     feedback_terms: int = Field(10, ge=1, le=1000, description=(
         "RM3: how many expansion terms (the most likely under the feedback chunks)"),

@@ -46,7 +46,7 @@ class OnnxEncoderConfig(ComponentConfig):
         "onnxruntime-gpu and a CUDA GPU; a typed error says so when it is missing)"),
         json_schema_extra=QUERY_TIME)
     # 16, not 32: the same CPU time per passage on 2 cores, and onnxruntime's arena peaks
-    # at 477 instead of 705 MB for 256-token passages (issue 15, docs/notes/issue-15-speed.md)
+    # at 477 instead of 705 MB for 256-token passages (issue 15, docs/design/speed.md)
     batch_size: int = Field(16, ge=1, le=4096, description="texts per onnxruntime call")
     max_length: int | None = Field(
         None, ge=4, description="token window; default: the model's (256 for MiniLM)")

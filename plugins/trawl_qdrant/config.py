@@ -10,7 +10,7 @@ One switch, ``mode``, picks where the vectors live:
   environment). Sharding and replication are Qdrant's; trawl only talks to it.
 * ``auto`` (default): ``server`` when ``url`` is set, else whatever engine an existing
   index folder was built with, else ``edge`` when ``qdrant-edge-py`` is installed, else
-  ``local``. The reasons and numbers are in ``docs/notes/issue-4-qdrant.md``.
+  ``local``. The reasons and numbers are in ``docs/design/qdrant.md``.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
 
     ``batch``: share one ``search_batch`` among concurrent searches (``SearchBatcher``).
     Off by default: on this project's 2-core machine it did not pay (see
-    docs/notes/issue-13-serve.md); ``trawl serve --batch`` turns it on.
+    docs/design/serving-clients.md); ``trawl serve --batch`` turns it on.
     ``allow_hosts``/``allow_origins``: names and web origins trusted besides the server's
     own (``HostOriginGuard``). ``allow_paths``: the folders ``POST /index`` may read
     (with ``--watch`` roots, which count too); none: ``/index`` is off.
