@@ -46,6 +46,7 @@ from trawl import (
 from trawl.catalog import IndexInfo
 from trawl.config import FusionConfig, PipelineConfig
 from trawl.ingest import IngestReport, index_paths
+from trawl.ingest.walk import check_glob
 from trawl.pipeline import SearchTrace
 from trawl.wire import (
     MAX_BODY_BYTES,
@@ -374,7 +375,16 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
                                             "its operator did not name; start it with "
                                             "--allow-path DIR (or --watch DIR) to index "
                                             "files under DIR", "paths")
+        for option in ("include", "exclude"):  # a bad glob names its option, not null
+            for i, pattern in enumerate(getattr(req, option)):
+                try:
+                    check_glob(pattern)
+                except InputError as exc:
+                    return _error(422, "validation", f"{option}.{i}: {exc}", f"{option}.{i}")
         for i, path in enumerate(req.paths):
+            if "\x00" in path:  # os.path would raise ValueError: was a 500
+                return _error(422, "validation", f"paths.{i}: contains a NUL character",
+                              f"paths.{i}")
             if not os.path.isabs(path):
                 return _error(422, "validation", f"paths.{i}: {path!r} is not absolute",
                               f"paths.{i}")

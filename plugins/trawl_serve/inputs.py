@@ -70,6 +70,8 @@ def error_field(exc: TrawlError) -> str | None:
         return "filters"
     if isinstance(exc, UnknownDocumentError):
         return "ids"
+    if str(exc).startswith("unknown retriever"):
+        return "retrievers"
     match = _LEADING_NAME.match(str(exc))
     if match and match.group(1) in _REQUEST_FIELDS:
         return match.group(1) + (f".{match.group(2)[1:-1]}" if match.group(2) else "")

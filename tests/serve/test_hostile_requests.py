@@ -126,3 +126,16 @@ def test_max_body_sets_the_limit(served: tuple[str, int, Path]) -> None:
     r = httpx.post(f"{url}/documents/get", json={"ids": ids + ids[:4000]}, timeout=30)
     assert r.status_code == 413, r.text
     assert r.json()["error"]["field"] == "body" and "1,048,576" in r.json()["error"]["message"]
+
+
+def test_index_options_that_broke_the_door_are_named_422(
+        served: tuple[str, int, Path]) -> None:
+    url, _, allowed = served
+    for body, field in [({"paths": [f"{allowed}/\x00x"]}, "paths.0"),  # was a 500
+                        ({"paths": [str(allowed)], "exclude": ["*.md", "["]}, "exclude.1"),
+                        ({"paths": [str(allowed)], "include": [" "]}, "include.0")]:
+        r = httpx.post(f"{url}/index", json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["error"]["field"] == field, r.text
+    r = httpx.post(f"{url}/search", json={"query": "x", "retrievers": ["nosuch"]})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "retrievers", r.text
