@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from trawl import (
     Cancelled,
@@ -419,6 +420,16 @@ def create_app(trawl: Trawl, *, api_key: str | None = None,
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if api_key:
         app.add_middleware(BearerAuth, api_key=api_key)
+    if host_policy.any_origin or host_policy.origins:
+        # --allow-origin lets a web app's requests through the guard; without CORS answers
+        # its browser would still refuse the JSON POST's preflight and hide every answer.
+        # Outside BearerAuth: a preflight carries no key.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=["*"] if host_policy.any_origin else sorted(
+                host_policy.origins), allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["authorization", "content-type", "accept", "mcp-session-id",
+                           "mcp-protocol-version", "last-event-id"],
+            expose_headers=["mcp-session-id"])
     # outermost: a forged Host or foreign Origin is refused before anything else runs
     app.add_middleware(HostOriginGuard, policy=host_policy)
     return app

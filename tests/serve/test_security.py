@@ -236,3 +236,22 @@ def test_host_policy_refuses_two_host_or_origin_headers() -> None:
     assert refused is not None and refused[0] == 403 and refused[3] == "origin"
     assert policy.refusal({"headers": [own, origins[2]], "server": server,
                            "scheme": "http"}) is None
+
+
+def test_an_allowed_origin_gets_cors_answers_a_browser_accepts(
+        served: tuple[str, Path]) -> None:
+    """Before: no CORS headers at all, so --allow-origin could not serve a browser app (its
+    JSON POST's preflight was a 405 and answers were hidden from the page)."""
+    url, _ = served  # started with --allow-origin https://app.example
+    preflight = {"origin": "https://app.example", "access-control-request-method": "POST",
+                 "access-control-request-headers": "content-type,authorization"}
+    r = _HTTP.options(f"{url}/search", headers=preflight)
+    assert r.status_code == 200, r.text
+    assert r.headers["access-control-allow-origin"] == "https://app.example"
+    assert "POST" in r.headers["access-control-allow-methods"]
+    r = _HTTP.post(f"{url}/search", json={"query": "tokd1"},
+                   headers={"origin": "https://app.example"})
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "https://app.example"
+    r = _HTTP.options(f"{url}/search", headers={**preflight, "origin": "https://evil.example"})
+    assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
