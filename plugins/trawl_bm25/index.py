@@ -158,13 +158,18 @@ class _Base:
     sort) and builds a CSC matrix only for the rows appended since (the tail).
     """
 
-    def __init__(self, csc: sparse.csc_matrix, rows_end: int) -> None:
-        self.indptr = csc.indptr
-        self.rows = csc.indices
-        self.tf = csc.data  # int32: 4 bytes a posting (the weights are the float64 copy)
-        self.n_terms = csc.shape[1]
+    def __init__(self, indptr: Any, rows: Any, tf: Any, n_terms: int, rows_end: int) -> None:
+        # may be read-only memory maps of a snapshot: never written in place
+        self.indptr = indptr
+        self.rows = rows
+        self.tf = tf  # int32: 4 bytes a posting (the weights are the float64 copy)
+        self.n_terms = n_terms
         self.rows_end = rows_end
         self.nnz = len(self.rows)
+
+    @classmethod
+    def of(cls, csc: sparse.csc_matrix, rows_end: int) -> _Base:
+        return cls(csc.indptr, csc.indices, csc.data, csc.shape[1], rows_end)
 
     def cols(self, start: int, stop: int) -> Any:
         """The term id of postings ``[start, stop)`` (not kept: 4 bytes a posting)."""
@@ -452,7 +457,7 @@ class BM25Index(Index):
             csc = sparse.csr_matrix((tfs, tids, indptr), shape=(rows, n_terms)).tocsc()
             del tids, tfs, indptr
             csc.sort_indices()
-            base = self._base = _Base(csc, rows)
+            base = self._base = _Base.of(csc, rows)
             del csc
             # the rows stay only in the base's CSC (8 bytes a posting, not 16)
             self._parts = [None]
@@ -542,7 +547,14 @@ class BM25Index(Index):
                 self._terms = list(snap.vocab)
                 self._vocab = {t: i for i, t in enumerate(self._terms)}
                 self._chunks = list(chunks)
-                self._parts = [(snap.nnz, snap.terms, snap.tfs)]
+                if snap.csc is not None:  # mapped: the base segment as it is on disk
+                    self._base = _Base(*snap.csc, n_terms=len(self._terms),
+                                       rows_end=len(chunks))
+                    self._parts = [None]
+                else:
+                    assert snap.nnz is not None and snap.terms is not None
+                    assert snap.tfs is not None
+                    self._parts = [(snap.nnz, snap.terms, snap.tfs)]
                 self._doc_len = snap.doc_len
                 self._alive = np.ones(len(chunks), dtype=bool)
                 self._row = {c.id: i for i, c in enumerate(chunks)}

@@ -4,7 +4,9 @@
 
     bm25.json                 manifest: format, analyzer, base files + sha256, base_seq
     base-<seq>.json           vocabulary and chunks (text, metadata) of the snapshot
-    base-<seq>.npz            per-row doc length and term frequencies (CSR: nnz, terms, tfs)
+    base-<seq>.<name>.npy     version 2: doc_len and the postings in CSC form (indptr,
+                              indices = rows, data = tf), memory-mapped read-only on open
+    base-<seq>.npz            version 1 (still read): doc length and CSR (nnz, terms, tfs)
     delta-<seq>.json          one upsert (chunks) or delete (doc ids) after the snapshot
 
 Every file is written by ``trawl.storage.atomic_write_bytes`` (temp file, fsync, rename)
@@ -14,7 +16,11 @@ durable. On open the base is loaded and the deltas after ``base_seq`` are replay
 order. When the deltas hold as many chunks as ``compact_ratio`` × the base (or there are
 too many of them) a new snapshot is written and only then is the manifest switched to it:
 a crash at any point leaves the previous manifest, base and deltas readable. No pickle:
-JSON, and ``.npz`` read with ``allow_pickle=False``.
+JSON, and ``.npy``/``.npz`` read with ``allow_pickle=False``.
+
+Version 2 keeps the postings as separate uncompressed ``.npy`` files, already in the CSC
+order scoring uses, so a reopen maps them (page cache, not heap) instead of decoding a zip
+and re-sorting every posting before the first answer.
 """
 
 from __future__ import annotations
@@ -31,16 +37,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, TypeAdapter
+from scipy import sparse
 
 from trawl.errors import IndexCorruptError
 from trawl.models import Chunk
 from trawl.storage import atomic_write_bytes, atomic_writer, private_dir
 
 FORMAT = "trawl-bm25"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+_CSC_FILES = ("doc_len", "indptr", "indices", "tf")
 MANIFEST = "bm25.json"
 _DELTA = re.compile(r"^delta-(\d{9})\.json$")
-_BASE = re.compile(r"^base-(\d{9})\.(json|npz)$")
+_BASE = re.compile(r"^base-(\d{9})\.(json|npz|(doc_len|indptr|indices|tf)\.npy)$")
 IntArray = npt.NDArray[np.int32]
 
 
@@ -57,14 +66,18 @@ _BLOCK = 10_000  # chunks serialised at a time into a snapshot
 
 @dataclass
 class Snapshot:
-    """What a base file pair holds: rows in order, with their term frequencies."""
+    """What a base holds: rows in order, with their term frequencies.
+
+    Written from the CSR triple (nnz, terms, tfs). Read back, a version-2 base gives the
+    memory-mapped CSC (``csc``: indptr, row indices, tf; read-only) and no CSR triple."""
 
     vocab: list[str]
     chunks: list[Chunk]
     doc_len: IntArray
-    nnz: IntArray
-    terms: IntArray
-    tfs: IntArray
+    nnz: IntArray | None = None
+    terms: IntArray | None = None
+    tfs: IntArray | None = None
+    csc: tuple[Any, Any, Any] | None = None
 
 
 def _dumps(obj: Any) -> bytes:
@@ -92,10 +105,10 @@ class Store:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise IndexCorruptError(f"bm25 index manifest {path} is not a trawl BM25 manifest")
         version = manifest.get("version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise IndexCorruptError(
                 f"bm25 index manifest {path} has format version {version!r}; this trawl reads "
-                f"version {FORMAT_VERSION}. Re-index into a new folder.")
+                f"versions {READABLE_VERSIONS}. Re-index into a new folder.")
         return manifest
 
     def _checked_bytes(self, name: str, sha256: str | None) -> bytes:
@@ -115,7 +128,6 @@ class Store:
         if base is None:
             return None
         jpath = self.folder / base["json"]
-        npath = self.folder / base["npz"]
         raw = self._checked_bytes(base["json"], base.get("json_sha256"))
         try:  # parsed and validated in one pass by pydantic-core (about 2x json + validate)
             parsed = _BaseFile.model_validate_json(raw)
@@ -123,6 +135,9 @@ class Store:
         except ValueError as exc:
             raise IndexCorruptError(f"bm25 index file {jpath} is unreadable or holds an invalid "
                                     f"chunk ({exc})") from exc
+        if "npy" in base:
+            return self._read_csc(base, jpath, vocab, chunks)
+        npath = self.folder / base["npz"]
         raw = self._checked_bytes(base["npz"], base.get("npz_sha256"))
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
@@ -138,6 +153,41 @@ class Store:
             raise IndexCorruptError(f"bm25 index files {jpath} and {npath} disagree "
                                     "(row or term counts); delete the folder and re-index")
         return Snapshot(vocab=vocab, chunks=chunks, **arrays)
+
+    def _read_csc(self, base: dict[str, Any], jpath: Path, vocab: list[str],
+                  chunks: list[Chunk]) -> Snapshot:
+        """Map a version-2 base's arrays read-only (checked against their sha256 first)."""
+        arrays: dict[str, Any] = {}
+        for key in _CSC_FILES:
+            entry = base["npy"].get(key) if isinstance(base["npy"], dict) else None
+            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+                raise IndexCorruptError(f"bm25 index manifest {self.manifest_path} names no "
+                                        f"{key} file for its snapshot")
+            path = self.folder / entry["file"]
+            try:
+                if entry.get("sha256") is not None:
+                    with path.open("rb") as fh:  # read through the page cache, not the heap
+                        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+                    if digest != entry["sha256"]:
+                        raise IndexCorruptError(
+                            f"bm25 index file {path} is corrupt: its sha256 does not match the "
+                            f"one recorded in {self.manifest_path}")
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                raise IndexCorruptError(f"bm25 index file {path} is missing or unreadable "
+                                        f"({exc})") from exc
+            if arr.ndim != 1 or arr.dtype.kind not in "iu":
+                raise IndexCorruptError(f"bm25 index file {path} is not a 1-d integer array")
+            arrays[key] = arr
+        n, indptr, rows, tf = len(chunks), arrays["indptr"], arrays["indices"], arrays["tf"]
+        if (len(arrays["doc_len"]) != n or len(indptr) != len(vocab) + 1 or len(rows) != len(tf)
+                or int(indptr[0]) != 0 or int(indptr[-1]) != len(rows)
+                or (len(indptr) > 1 and bool(np.any(np.diff(indptr) < 0)))
+                or (len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= n))):
+            raise IndexCorruptError(f"bm25 index files of snapshot {jpath} disagree (row or "
+                                    "term counts); delete the folder and re-index")
+        return Snapshot(vocab=vocab, chunks=chunks, doc_len=arrays["doc_len"],
+                        csc=(indptr, rows, tf))
 
     def deltas(self, after: int) -> list[tuple[int, Path]]:
         found = []
@@ -180,7 +230,7 @@ class Store:
         The chunk JSON is streamed in blocks (and hashed as it goes): a 1M-chunk snapshot
         never exists as one bytes object in memory."""
         private_dir(self.folder)
-        jname, nname = f"base-{seq:09d}.json", f"base-{seq:09d}.npz"
+        jname = f"base-{seq:09d}.json"
         jhash = hashlib.sha256()
         with atomic_writer(self.folder / jname) as fh:
             def put(data: bytes) -> None:
@@ -192,14 +242,18 @@ class Store:
                 block = _CHUNKS_JSON.dump_json(snap.chunks[i:i + _BLOCK])[1:-1]
                 put((b"," if i else b"") + block)
             put(b"]}")
-        with atomic_writer(self.folder / nname) as fh:  # straight to the file: no copies
-            np.savez(fh, doc_len=snap.doc_len, nnz=snap.nnz, terms=snap.terms, tfs=snap.tfs)
-        with (self.folder / nname).open("rb") as fh:  # hashed from the page cache
-            nhash = hashlib.file_digest(fh, "sha256")
+        npy = {}
+        for key, arr in zip(_CSC_FILES, (snap.doc_len, *_csc_of(snap)), strict=True):
+            name = f"base-{seq:09d}.{key}.npy"
+            with atomic_writer(self.folder / name) as fh:  # straight to the file: no copies
+                np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
+            with (self.folder / name).open("rb") as fh:  # hashed from the page cache
+                npy[key] = {"file": name,
+                            "sha256": hashlib.file_digest(fh, "sha256").hexdigest()}
         self.write_manifest(seq, analyzer, {
-            "json": jname, "npz": nname, "rows": len(snap.chunks),
-            "json_sha256": jhash.hexdigest(), "npz_sha256": nhash.hexdigest()})
-        self.cleanup(seq, keep={jname, nname})
+            "json": jname, "npy": npy, "rows": len(snap.chunks),
+            "json_sha256": jhash.hexdigest()})
+        self.cleanup(seq, keep={jname, *(e["file"] for e in npy.values())})
 
     def write_manifest(self, seq: int, analyzer: dict[str, Any],
                        base: dict[str, Any] | None) -> None:
@@ -217,3 +271,16 @@ class Store:
                 name.startswith((".delta-", ".base-", f".{MANIFEST}.")) and name.endswith(".tmp"))
             if stale:
                 p.unlink(missing_ok=True)
+
+
+def _csc_of(snap: Snapshot) -> tuple[Any, Any, Any]:
+    """The snapshot's rows as CSC (indptr, row indices, tf): the layout scoring reads."""
+    if snap.csc is not None:
+        return snap.csc
+    assert snap.nnz is not None and snap.terms is not None and snap.tfs is not None
+    indptr = np.zeros(len(snap.nnz) + 1, dtype=np.int64)
+    np.cumsum(snap.nnz, out=indptr[1:])
+    csc = sparse.csr_matrix((snap.tfs, snap.terms, indptr),
+                            shape=(len(snap.nnz), len(snap.vocab))).tocsc()
+    csc.sort_indices()
+    return csc.indptr, csc.indices, csc.data.astype(np.int32, copy=False)

@@ -419,8 +419,8 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-@pytest.mark.parametrize("target", ["manifest", "version", "base_json", "base_npz", "delta",
-                                    "delta_gap"])
+@pytest.mark.parametrize("target", ["manifest", "version", "base_json", "base_npy",
+                                    "base_npy_bit", "base_npy_missing", "delta", "delta_gap"])
 def test_corrupt_files_raise_and_nothing_is_overwritten(tmp_path: Path, target: str) -> None:
     folder = tmp_path / "bm25"
     index = make(folder, compact_min_chunks=0, compact_ratio=100.0, max_delta_files=10_000)
@@ -431,7 +431,7 @@ def test_corrupt_files_raise_and_nothing_is_overwritten(tmp_path: Path, target: 
     index.upsert(chunks[25:])
     names = {p.name for p in folder.iterdir()}
     base_json = next(n for n in names if n.startswith("base-") and n.endswith(".json"))
-    base_npz = next(n for n in names if n.endswith(".npz"))
+    base_tf = next(n for n in names if n.endswith(".tf.npy"))
     deltas = sorted(n for n in names if n.startswith("delta-"))
     if target == "manifest":
         victim = folder / "bm25.json"
@@ -446,9 +446,17 @@ def test_corrupt_files_raise_and_nothing_is_overwritten(tmp_path: Path, target: 
         data = bytearray(victim.read_bytes())
         data[len(data) // 2] ^= 0x20  # a flipped bit that still parses is caught by sha256
         victim.write_bytes(bytes(data))
-    elif target == "base_npz":
-        victim = folder / base_npz
+    elif target == "base_npy":
+        victim = folder / base_tf
         victim.write_bytes(victim.read_bytes()[:-50])
+    elif target == "base_npy_bit":  # still a valid array: caught by its sha256
+        victim = folder / base_tf
+        data = bytearray(victim.read_bytes())
+        data[-3] ^= 0x01
+        victim.write_bytes(bytes(data))
+    elif target == "base_npy_missing":
+        victim = folder / base_tf
+        victim.unlink()
     elif target == "delta":
         victim = folder / deltas[-1]
         victim.write_bytes(b'{"seq": ')
@@ -461,6 +469,69 @@ def test_corrupt_files_raise_and_nothing_is_overwritten(tmp_path: Path, target: 
                        if target != "delta_gap" else "missing"):
         make(folder)
     assert _files(folder) == before  # nothing rewritten or cleaned up
+
+
+def _to_version_1(folder: Path) -> None:
+    """Rewrite a snapshot in the version-1 layout (one .npz of the rows' CSR), as older
+    trawl wrote it, so the test opens a real old-format folder."""
+    import hashlib
+
+    from scipy import sparse
+
+    manifest = json.loads((folder / "bm25.json").read_text())
+    files = {k: folder / e["file"] for k, e in manifest["base"]["npy"].items()}
+    arr = {k: np.load(p) for k, p in files.items()}
+    rows = len(arr["doc_len"])
+    csr = sparse.csc_matrix((arr["tf"], arr["indices"], arr["indptr"]),
+                            shape=(rows, len(arr["indptr"]) - 1)).tocsr()
+    csr.sort_indices()
+    npz = folder / manifest["base"]["json"].replace(".json", ".npz")
+    np.savez(npz, doc_len=arr["doc_len"], nnz=np.diff(csr.indptr).astype(np.int32),
+             terms=csr.indices.astype(np.int32), tfs=csr.data.astype(np.int32))
+    for p in files.values():
+        p.unlink()
+    base = {k: v for k, v in manifest["base"].items() if k != "npy"}
+    base.update(npz=npz.name, npz_sha256=hashlib.sha256(npz.read_bytes()).hexdigest())
+    manifest.update(version=1, base=base)
+    (folder / "bm25.json").write_text(json.dumps(manifest))
+
+
+def test_reopen_maps_the_snapshot_and_old_snapshots_still_open(tmp_path: Path) -> None:
+    folder = tmp_path / "bm25"
+    chunks = filter_chunks()
+    index = make(folder, compact_min_chunks=0)
+    index.upsert(chunks[:80])
+    index.flush()
+    index.upsert(chunks[80:])  # a delta after the snapshot: the tail segment on reopen
+    index.delete(["d3"])
+    queries = ["alpha beta", "gamma", "alpha delta epsilon"]
+
+    def hits(ix: BM25Index) -> list[list[tuple[str, float]]]:
+        return [[(h.chunk_id, h.score) for h in ix.search(q(t), 10)] for t in queries]
+
+    expected = hits(index)
+    again = make(folder, compact_min_chunks=0)
+    assert again._base is not None and isinstance(again._base.tf, np.memmap)
+    assert not again._base.rows.flags.writeable  # read-only: page cache, not heap
+    assert hits(again) == expected
+    again.upsert(chunks[:5])  # writes after a mapped reopen copy, never touch the map
+    again.delete(["d5"])
+    after_writes = hits(again)
+    again.flush()
+    assert hits(make(folder)) == after_writes
+
+    old = tmp_path / "old"
+    make(old, compact_min_chunks=0).upsert(chunks)
+    current = make(old)
+    want = hits(current)
+    _to_version_1(old)
+    assert not any(p.name.endswith(".npy") for p in old.iterdir())
+    reopened = make(old)
+    assert reopened._base is None and hits(reopened) == want
+    reopened.upsert(chunks[:3])
+    reopened.flush()  # the next snapshot is written in the mapped layout
+    assert json.loads((old / "bm25.json").read_text())["version"] == 2
+    assert hits(make(old)) == hits(reopened)
 
 
 def test_crash_mid_write_keeps_previous_state(tmp_path: Path,
