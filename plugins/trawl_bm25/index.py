@@ -58,7 +58,6 @@ from .store import Snapshot, Store
 IntArray = npt.NDArray[np.int32]
 _WORD_CACHE = 500_000  # distinct words remembered by ``_frequencies`` (bounded)
 _ANALYZE_BLOCK = 1000  # chunks whose words exist at once while counting (bounded heap)
-_WEIGHT_BLOCK = 1 << 20  # postings weighted at a time (bounds the rebuild's temporaries)
 
 
 class BM25Config(ComponentConfig):
@@ -180,6 +179,27 @@ class _Base:
 
 
 Segment = tuple[Any, Any, Any, int]  # CSC indptr, row indices, weights, number of terms
+
+
+class _ColumnWeights:
+    """The base segment's weights, computed for the postings a query slices out.
+
+    The same elementwise formula as a full rebuild, so scores are bit-identical; a query
+    pays a few vector operations over its own columns instead of every open paying the
+    whole index and keeping 8 bytes a posting in the heap."""
+
+    def __init__(self, base: _Base, weights: Any, alive: Any) -> None:
+        self._base = base
+        self._weights = weights
+        self._alive = alive  # per posting, None when no row is deleted
+
+    def __getitem__(self, span: slice) -> Any:
+        start, stop = int(span.start), int(span.stop)
+        base = self._base
+        w = self._weights(base.cols(start, stop), base.rows[start:stop], base.tf[start:stop])
+        if self._alive is not None:
+            w[~self._alive[start:stop]] = 0.0  # deleted rows stay in the layout, weight 0
+        return w
 
 
 class _Weights:
@@ -510,17 +530,9 @@ class BM25Index(Index):
             w *= idf[cols]
             return w
 
-        w_base = np.empty(base.nnz, dtype=np.float64)
-        for start in range(0, base.nnz, _WEIGHT_BLOCK):  # bounded temporaries
-            stop = min(start + _WEIGHT_BLOCK, base.nnz)
-            part = w_base[start:stop]
-            if norm is None:
-                part[:] = 0.0
-            else:
-                weights(base.cols(start, stop), base.rows[start:stop], base.tf[start:stop],
-                        out=part)
-        if base_alive is not None:
-            w_base[~base_alive] = 0.0  # deleted rows stay in the layout with weight 0
+        # the base's weights are computed per column when a query reads it (no float64
+        # copy of every posting in the heap; the postings may be a memory-mapped snapshot)
+        w_base = _ColumnWeights(base, weights, base_alive)
         segments: list[Segment] = [(base.indptr, base.rows, w_base, base.n_terms)]
         if tail is not None and len(tail[0]):
             csc = sparse.csc_matrix((weights(tail[1], tail[0], tail[2]), (tail[0], tail[1])),

@@ -125,12 +125,9 @@ def test_scores_equal_rank_bm25_on_scifact() -> None:
         np.testing.assert_allclose([h.score for h in hits], want[order], atol=1e-6)
 
 
-def test_weights_built_in_small_blocks_equal_rank_bm25(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The weight rebuild works through the postings in blocks (bounded memory): blocks
-    that start and end inside columns give the same scores, with deletions too."""
-    import trawl_bm25.index as bm25_index
-
-    monkeypatch.setattr(bm25_index, "_WEIGHT_BLOCK", 97)
+def test_weights_computed_per_queried_column_equal_rank_bm25() -> None:
+    """The base segment's weights are computed per column at query time (no weight array
+    in the heap): the same scores as rank-bm25, with deleted rows (weight 0) too."""
     chunks = scifact_chunks(300)
     index = make()
     index.upsert(chunks)
