@@ -178,27 +178,40 @@ class _Base:
         return np.repeat(np.arange(first, first + len(span), dtype=np.int32), span)
 
 
+_CACHED_POSTINGS = 1 << 22  # base weights kept between queries (32 MB of float64)
 Segment = tuple[Any, Any, Any, int]  # CSC indptr, row indices, weights, number of terms
 
 
 class _ColumnWeights:
-    """The base segment's weights, computed for the postings a query slices out.
+    """The base segment's weights, computed for the column a query slices out.
 
     The same elementwise formula as a full rebuild, so scores are bit-identical; a query
     pays a few vector operations over its own columns instead of every open paying the
-    whole index and keeping 8 bytes a posting in the heap."""
+    whole index and keeping 8 bytes a posting in the heap. Computed columns are kept (up
+    to ``_CACHED_POSTINGS`` postings, then the cache starts over): frequent query terms
+    cost what they did with a full weight array."""
 
     def __init__(self, base: _Base, weights: Any, alive: Any) -> None:
         self._base = base
         self._weights = weights
         self._alive = alive  # per posting, None when no row is deleted
+        self._cache: dict[int, Any] = {}
+        self._cached = 0
 
     def __getitem__(self, span: slice) -> Any:
         start, stop = int(span.start), int(span.stop)
+        w = self._cache.get(start)
+        if w is not None and len(w) == stop - start:
+            return w
         base = self._base
         w = self._weights(base.cols(start, stop), base.rows[start:stop], base.tf[start:stop])
         if self._alive is not None:
             w[~self._alive[start:stop]] = 0.0  # deleted rows stay in the layout, weight 0
+        if self._cached + len(w) > _CACHED_POSTINGS:
+            self._cache, self._cached = {}, 0
+        w.flags.writeable = False  # shared between queries
+        self._cache[start] = w
+        self._cached += len(w)
         return w
 
 

@@ -125,16 +125,22 @@ def test_scores_equal_rank_bm25_on_scifact() -> None:
         np.testing.assert_allclose([h.score for h in hits], want[order], atol=1e-6)
 
 
-def test_weights_computed_per_queried_column_equal_rank_bm25() -> None:
+@pytest.mark.parametrize("cached_postings", [50, 1 << 22])
+def test_weights_computed_per_queried_column_equal_rank_bm25(
+        monkeypatch: pytest.MonkeyPatch, cached_postings: int) -> None:
     """The base segment's weights are computed per column at query time (no weight array
-    in the heap): the same scores as rank-bm25, with deleted rows (weight 0) too."""
+    in the heap) and kept in a bounded cache: the same scores as rank-bm25, asked twice
+    (from the cache, or after it started over), with deleted rows (weight 0) too."""
+    import trawl_bm25.index as bm25_index
+
+    monkeypatch.setattr(bm25_index, "_CACHED_POSTINGS", cached_postings)
     chunks = scifact_chunks(300)
     index = make()
     index.upsert(chunks)
     index.delete([c.doc_id for c in chunks[:3]])  # deleted rows stay, weighted 0
     live = chunks[3:]
     ref = reference(index, live)
-    for query in QUERIES[5:]:
+    for query in QUERIES[5:] * 2:
         want = ref.get_scores(index.query_terms(query))
         np.testing.assert_allclose(index.scores(query)[3:], want, rtol=0, atol=1e-6)
 
