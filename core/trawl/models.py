@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,7 +21,7 @@ _new = object.__new__
 _object_setattr = object.__setattr__
 
 
-def _bare(cls: type[_Model], values: dict[str, Any], fields: frozenset[str]) -> _Model:
+def _bare(cls: type[_Model], values: dict[str, Any], fields: Iterable[str]) -> _Model:
     obj = _new(cls)
     _object_setattr(obj, "__dict__", values)
     _SET_FIELDS_SET(obj, set(fields))
@@ -34,12 +35,7 @@ def trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
     without validation: every field given, no extra ones. Validation belongs at the doors
     (user input, plugin output, files); a search builds ~100 hits per retriever and
     validating what was just made cost ~70 % of a BM25 query."""
-    obj = _new(cls)
-    _object_setattr(obj, "__dict__", values)
-    _SET_FIELDS_SET(obj, set(values))
-    _SET_EXTRA(obj, None)
-    _SET_PRIVATE(obj, None)
-    return obj
+    return _bare(cls, values, values)
 
 
 def content_id(text: str, metadata: Metadata | None = None) -> str:
