@@ -1,0 +1,479 @@
+"""A columnar, memory-mapped table of chunks: what an index reopens without decoding.
+
+An index that keeps every chunk as a pydantic object pays for it twice on reopen: parsing
+and validating every chunk (~0.8 s per 100k) and holding them in the heap (~2 KB each).
+A ``ChunkTable`` stores the same chunks as columns in files the index maps read-only:
+
+=====================  =========================================================
+``<prefix>.ids``       chunk ids: UTF-8 blob ``.bin`` + ``.offsets.npy`` (int64, n + 1)
+``<prefix>.texts``     texts, the same way
+``<prefix>.metadata``  each chunk's metadata as JSON (empty metadata: zero bytes)
+``<prefix>.docs``      the distinct doc ids, in first-seen order
+``doc_index.npy``      per row, the number of its doc id in ``docs`` (int32)
+``positions.npy``      per row, ``index``, ``start``, ``end`` (int64, n × 3)
+``*.digests.npy``      per blob, the sha256 of every 64 KiB block (uint8, blocks × 32)
+=====================  =========================================================
+
+Reading ``table[row]`` decodes that row only (a ``Chunk`` built by
+``trawl.models.trusted``: the files are trawl's own and were checked on open). Lookups by
+chunk id and by doc id are built on first use, not at open.
+
+**Integrity, and why it is split.** Opening checks the structure of every file (array
+shapes and dtypes, offsets monotone and ending exactly at the blob's size, doc numbers in
+range) and the sha256 of every ``.npy`` file (~50 bytes a row, about 0.05 s per million
+rows here). The blobs (the texts alone are ~600 MB at 1M chunks, and hashing them cost
+~0.4 s, most of the < 1 s budget for reopen-to-first-answer) are checked lazily, per
+64 KiB block against ``digests``, the first time a row in that block is read; ``verify()``
+checks every block and every whole-file sha256 on demand. So a corrupt or hostile file is
+an ``IndexCorruptError`` naming the file, never an out-of-bounds read, a crash or silently
+wrong text, and an open does not read what no query touches.
+
+Files are written through ``trawl.storage.atomic_writer`` (temp file, fsync, rename), the
+chunks streamed in blocks so memory stays bounded by a block plus ~40 bytes a row of
+integer columns. A table is committed only by the caller's manifest, which stores the
+entry ``write`` returns; files a crash left behind without it are the caller's to remove.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import mmap
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+from pydantic_core import to_jsonable_python
+
+from .errors import IndexCorruptError
+from .models import Chunk, trusted
+from .storage import atomic_writer
+
+__all__ = ["ChunkTable", "TableFiles"]
+
+TableFiles = dict[str, dict[str, str]]  # name -> {"file": ..., "sha256": ...}
+BLOCK_BYTES = 1 << 16  # a blob's unit of lazy verification
+_ROWS_PER_WRITE = 10_000  # chunks encoded at a time while writing
+_BLOBS = ("ids", "texts", "metadata", "docs")
+_UTF8 = "utf-8"
+_SURROGATES = "surrogatepass"  # a Python str may hold lone surrogates: keep them exact
+Int64Array = npt.NDArray[np.int64]
+
+
+def _file_names(prefix: str) -> dict[str, str]:
+    names = {"doc_index": f"{prefix}.doc_index.npy", "positions": f"{prefix}.positions.npy"}
+    for blob in _BLOBS:
+        names[blob] = f"{prefix}.{blob}.bin"
+        names[f"{blob}.offsets"] = f"{prefix}.{blob}.offsets.npy"
+        names[f"{blob}.digests"] = f"{prefix}.{blob}.digests.npy"
+    return names
+
+
+def _metadata_json(metadata: Mapping[str, Any]) -> bytes:
+    if not metadata:
+        return b""
+    return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"),
+                      default=to_jsonable_python).encode(_UTF8, _SURROGATES)
+
+
+class _Hashing:
+    """A write-only file that hashes what passes through (``np.save`` target)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.sha = hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        self.sha.update(data)
+        return self.fh.write(data)
+
+
+class _BlobWriter:
+    """One blob being written: its row offsets, block digests and whole-file sha256."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.size = 0
+        self.ends: list[Int64Array] = []
+        self.sha = hashlib.sha256()
+        self.pending = bytearray()  # the bytes of the block not yet digested
+        self.digests: list[bytes] = []
+
+    def add(self, pieces: list[bytes]) -> None:
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        self.ends.append(self.size + np.cumsum(lengths))
+        data = b"".join(pieces)
+        self.size += len(data)
+        self.fh.write(data)
+        self.sha.update(data)
+        self.pending += data
+        done = len(self.pending) - len(self.pending) % BLOCK_BYTES
+        view = memoryview(self.pending)
+        self.digests.extend(hashlib.sha256(view[i:i + BLOCK_BYTES]).digest()
+                            for i in range(0, done, BLOCK_BYTES))
+        view.release()
+        del self.pending[:done]
+
+    def finish(self) -> tuple[Int64Array, npt.NDArray[np.uint8]]:
+        if self.pending:
+            self.digests.append(hashlib.sha256(self.pending).digest())
+            self.pending = bytearray()
+        offsets = np.concatenate([np.zeros(1, dtype=np.int64), *self.ends])
+        digests = np.frombuffer(b"".join(self.digests), dtype=np.uint8).reshape(-1, 32)
+        return offsets, digests
+
+
+class _Blob:
+    """A mapped blob with its offsets; each 64 KiB block is checked on first read."""
+
+    def __init__(self, path: Path, offsets: Any, digests: Any) -> None:
+        self.path = path
+        self.offsets = offsets
+        self.digests = digests
+        self.checked = np.zeros(len(digests), dtype=bool)
+        self.size = int(offsets[-1])
+        self.data: mmap.mmap | bytes = b""
+        if self.size:
+            with path.open("rb") as fh:
+                self.data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def _check_blocks(self, first: int, last: int) -> None:
+        for block in range(first, last + 1):
+            if self.checked[block]:
+                continue
+            start = block * BLOCK_BYTES
+            if hashlib.sha256(self.data[start:start + BLOCK_BYTES]).digest() != \
+                    self.digests[block].tobytes():
+                raise IndexCorruptError(
+                    f"chunk table file {self.path} is corrupt: bytes {start}.."
+                    f"{start + BLOCK_BYTES} do not match their recorded sha256")
+            self.checked[block] = True
+
+    def raw(self, row: int) -> bytes:
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        if end > start:
+            self._check_blocks(start // BLOCK_BYTES, (end - 1) // BLOCK_BYTES)
+        return self.data[start:end]
+
+    def text(self, row: int) -> str:
+        try:
+            return self.raw(row).decode(_UTF8, _SURROGATES)
+        except UnicodeDecodeError as exc:
+            raise IndexCorruptError(f"chunk table file {self.path}: row {row} is not UTF-8 "
+                                    f"({exc})") from exc
+
+    def all_texts(self) -> list[str]:
+        """Every row's string (for the lookups built on first use)."""
+        if self.size:
+            self._check_blocks(0, len(self.digests) - 1)
+        data = self.data[:self.size]
+        bounds = self.offsets.tolist()
+        try:
+            if data.isascii():  # byte offsets are character offsets: decode once
+                whole = data.decode("ascii")
+                return [whole[s:e] for s, e in itertools.pairwise(bounds)]
+            return [data[s:e].decode(_UTF8, _SURROGATES)
+                    for s, e in itertools.pairwise(bounds)]
+        except UnicodeDecodeError as exc:
+            raise IndexCorruptError(f"chunk table file {self.path} is not UTF-8 ({exc})"
+                                    ) from exc
+
+    def verify(self, sha256: str) -> None:
+        self.checked[:] = False
+        if self.size:
+            self._check_blocks(0, len(self.digests) - 1)
+        if hashlib.sha256(self.data[:self.size]).hexdigest() != sha256:
+            raise IndexCorruptError(f"chunk table file {self.path} is corrupt: its sha256 does "
+                                    "not match the recorded one")
+
+    def close(self) -> None:
+        if isinstance(self.data, mmap.mmap):
+            self.data.close()
+
+
+class _HashIndex:
+    """Strings → row, in 16 bytes a row instead of a dict of strings (~110 bytes a row):
+    sorted hashes; a hit is confirmed against the table's own string."""
+
+    def __init__(self, strings: list[str]) -> None:
+        hashes = np.fromiter(map(hash, strings), dtype=np.int64, count=len(strings))
+        self.order = np.argsort(hashes, kind="stable")
+        self.hashes = hashes[self.order]
+
+    def candidates(self, key: str) -> Int64Array:
+        h = hash(key)
+        lo = int(np.searchsorted(self.hashes, h, side="left"))
+        hi = int(np.searchsorted(self.hashes, h, side="right"))
+        out: Int64Array = self.order[lo:hi]
+        return out
+
+
+class ChunkTable:
+    """Read-only chunks in mapped columns (see the module docstring). Open with ``open``,
+    write with ``write``."""
+
+    def __init__(self, folder: Path, files: TableFiles, blobs: dict[str, _Blob],
+                 doc_index: Any, positions: Any) -> None:
+        self.folder = folder
+        self.files = files
+        self._blobs = blobs
+        self._ids, self._texts = blobs["ids"], blobs["texts"]
+        self._metadata, self._docs = blobs["metadata"], blobs["docs"]
+        self._doc_index = doc_index
+        self._positions = positions
+        self._n = len(positions)
+        self._id_index: _HashIndex | None = None
+        self._doc_names: _HashIndex | None = None
+        self._doc_rows: tuple[Int64Array, Int64Array] | None = None  # rows by doc, bounds
+
+    # -- writing ----------------------------------------------------------------------
+    @staticmethod
+    def write(folder: Path, prefix: str, chunks: Iterable[Chunk]) -> TableFiles:
+        """Stream ``chunks`` into the table files ``<prefix>.*`` in ``folder`` and return
+        the manifest entry (name → file and sha256) that ``open`` takes."""
+        names = _file_names(prefix)
+        doc_numbers: dict[str, int] = {}
+        doc_index: list[npt.NDArray[np.int32]] = []
+        positions: list[Int64Array] = []
+        sha: dict[str, str] = {}
+        with ExitStack() as stack:
+            writers = {b: _BlobWriter(stack.enter_context(atomic_writer(folder / names[b])))
+                       for b in _BLOBS}
+            block: list[Chunk] = []
+
+            def flush() -> None:
+                new_docs: list[bytes] = []
+                numbers = []
+                for c in block:
+                    number = doc_numbers.get(c.doc_id)
+                    if number is None:
+                        number = doc_numbers[c.doc_id] = len(doc_numbers)
+                        new_docs.append(c.doc_id.encode(_UTF8, _SURROGATES))
+                    numbers.append(number)
+                doc_index.append(np.asarray(numbers, dtype=np.int32))
+                positions.append(np.asarray([(c.index, c.start, c.end) for c in block],
+                                            dtype=np.int64).reshape(-1, 3))
+                writers["ids"].add([c.id.encode(_UTF8, _SURROGATES) for c in block])
+                writers["texts"].add([c.text.encode(_UTF8, _SURROGATES) for c in block])
+                writers["metadata"].add([_metadata_json(c.metadata) for c in block])
+                writers["docs"].add(new_docs)
+                block.clear()
+
+            for chunk in chunks:
+                block.append(chunk)
+                if len(block) >= _ROWS_PER_WRITE:
+                    flush()
+            flush()
+            arrays: dict[str, Any] = {
+                "doc_index": np.concatenate(doc_index),
+                "positions": np.concatenate(positions)}
+            for b, writer in writers.items():
+                arrays[f"{b}.offsets"], arrays[f"{b}.digests"] = writer.finish()
+                sha[b] = writer.sha.hexdigest()
+        for name, arr in arrays.items():
+            with atomic_writer(folder / names[name]) as fh:
+                out = _Hashing(fh)
+                np.save(out, np.ascontiguousarray(arr), allow_pickle=False)
+            sha[name] = out.sha.hexdigest()
+        return {name: {"file": names[name], "sha256": sha[name]} for name in names}
+
+    # -- opening ----------------------------------------------------------------------
+    @classmethod
+    def open(cls, folder: Path, files: Any, *, check_arrays: bool = True) -> ChunkTable:
+        """Map a table written by ``write`` (``files`` is its manifest entry, untrusted).
+
+        Structure is always checked; ``check_arrays=False`` skips the sha256 of the
+        ``.npy`` files (for a table this process has just written)."""
+        entries = cls._entries(folder, files)
+        arrays: dict[str, Any] = {}
+        for name, (path, sha256) in entries.items():
+            if name in _BLOBS:
+                continue
+            arrays[name] = _load_array(path, sha256 if check_arrays else None)
+        doc_index, positions = arrays["doc_index"], arrays["positions"]
+        n = len(positions) if positions.ndim == 2 else -1
+        _expect(positions.ndim == 2 and positions.shape[1] == 3
+                and positions.dtype == np.int64, entries["positions"][0],
+                "is not an n × 3 int64 array")
+        _expect(doc_index.shape == (n,) and doc_index.dtype == np.int32,
+                entries["doc_index"][0], f"does not hold one int32 per row ({n} rows)")
+        blobs: dict[str, _Blob] = {}
+        try:
+            for blob in _BLOBS:
+                path = entries[blob][0]
+                offsets, digests = arrays[f"{blob}.offsets"], arrays[f"{blob}.digests"]
+                opath = entries[f"{blob}.offsets"][0]
+                rows = len(offsets) - 1
+                _expect(offsets.ndim == 1 and offsets.dtype == np.int64 and rows >= 0
+                        and (blob == "docs" or rows == n), opath,
+                        f"is not int64 offsets for {n} rows")
+                try:
+                    size = path.stat().st_size
+                except OSError as exc:
+                    raise IndexCorruptError(f"chunk table file {path} is missing or unreadable "
+                                            f"({exc})") from exc
+                _expect(int(offsets[0]) == 0 and int(offsets[-1]) == size
+                        and not bool(np.any(offsets[1:] < offsets[:-1])), opath,
+                        f"has offsets that are not increasing from 0 to the size of {path}")
+                _expect(digests.ndim == 2 and digests.dtype == np.uint8
+                        and digests.shape == (-(-size // BLOCK_BYTES), 32),
+                        entries[f"{blob}.digests"][0],
+                        f"does not hold one sha256 per {BLOCK_BYTES}-byte block of {path}")
+                try:
+                    blobs[blob] = _Blob(path, offsets, digests)
+                except (OSError, ValueError) as exc:
+                    raise IndexCorruptError(f"chunk table file {path} cannot be mapped "
+                                            f"({exc})") from exc
+            n_docs = len(blobs["docs"].offsets) - 1
+            _expect(n == 0 or (int(doc_index.min()) >= 0 and int(doc_index.max()) < n_docs),
+                    entries["doc_index"][0], f"names doc numbers outside 0..{n_docs - 1}")
+        except BaseException:
+            for b in blobs.values():
+                b.close()
+            raise
+        return cls(folder, {k: dict(v) for k, v in files.items()}, blobs, doc_index, positions)
+
+    @staticmethod
+    def _entries(folder: Path, files: Any) -> dict[str, tuple[Path, str]]:
+        names = _file_names("x")
+        if not isinstance(files, Mapping) or set(files) != set(names):
+            raise IndexCorruptError(f"chunk table in {folder}: the manifest entry does not name "
+                                    f"exactly the files {sorted(names)}")
+        out = {}
+        for name, entry in files.items():
+            file = entry.get("file") if isinstance(entry, Mapping) else None
+            sha256 = entry.get("sha256") if isinstance(entry, Mapping) else None
+            if (not isinstance(file, str) or not isinstance(sha256, str) or not file
+                    or os.path.basename(file) != file or file in (".", "..")):
+                raise IndexCorruptError(f"chunk table in {folder}: the manifest entry for "
+                                        f"{name!r} is not a plain file name with a sha256")
+            out[name] = (folder / file, sha256)
+        return out
+
+    def verify(self) -> None:
+        """Check every byte against its recorded sha256 (the blobs are otherwise checked
+        block by block as rows are read): for ``trawl doctor``-style checks and tests."""
+        entries = self._entries(self.folder, self.files)
+        for name, (path, sha256) in entries.items():
+            if name in _BLOBS:
+                self._blobs[name].verify(sha256)
+            else:
+                _load_array(path, sha256)
+
+    def close(self) -> None:
+        """Unmap the blobs (the table is unusable afterwards)."""
+        for b in self._blobs.values():
+            b.close()
+
+    # -- reading ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._n
+
+    def _row(self, row: int) -> int:
+        row = int(row)
+        if not 0 <= row < self._n:
+            raise IndexError(f"row {row} is outside the table's {self._n} rows")
+        return row
+
+    def __getitem__(self, row: int) -> Chunk:
+        row = self._row(row)
+        index, start, end = self._positions[row].tolist()
+        return trusted(Chunk, {
+            "id": self._ids.text(row), "doc_id": self._docs.text(int(self._doc_index[row])),
+            "text": self._texts.text(row), "index": index, "start": start, "end": end,
+            "metadata": self.metadata(row)})
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for row in range(self._n):
+            yield self[row]
+
+    def chunk_id(self, row: int) -> str:
+        return self._ids.text(self._row(row))
+
+    def doc_id(self, row: int) -> str:
+        return self._docs.text(int(self._doc_index[self._row(row)]))
+
+    def text(self, row: int) -> str:
+        return self._texts.text(self._row(row))
+
+    def metadata(self, row: int) -> dict[str, Any]:
+        """The row's metadata (a new dict each call)."""
+        row = self._row(row)
+        raw = self._metadata.raw(row)
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw.decode(_UTF8, _SURROGATES))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexCorruptError(f"chunk table file {self._metadata.path}: row {row} is not "
+                                    f"JSON ({exc})") from exc
+        if not isinstance(value, dict):
+            raise IndexCorruptError(f"chunk table file {self._metadata.path}: row {row} is not "
+                                    "a JSON object")
+        return value
+
+    @property
+    def doc_numbers(self) -> npt.NDArray[np.int32]:
+        """Per row, the number of its doc id (``doc_name`` turns it back)."""
+        out: npt.NDArray[np.int32] = self._doc_index
+        return out
+
+    def doc_name(self, number: int) -> str:
+        return self._docs.text(int(number))
+
+    def row_of(self, chunk_id: str) -> int | None:
+        """The row holding ``chunk_id`` (the first, if a hostile file repeats it)."""
+        if self._id_index is None:
+            self._id_index = _HashIndex(self._ids.all_texts())
+        for row in sorted(self._id_index.candidates(chunk_id).tolist()):
+            if self._ids.text(row) == chunk_id:
+                return int(row)
+        return None
+
+    def doc_number(self, doc_id: str) -> int | None:
+        if self._doc_names is None:
+            self._doc_names = _HashIndex(self._docs.all_texts())
+        for number in self._doc_names.candidates(doc_id).tolist():
+            if self._docs.text(number) == doc_id:
+                return int(number)
+        return None
+
+    def rows_of_doc(self, doc_id: str) -> Int64Array:
+        """The rows of one doc id, in row order (empty when absent)."""
+        number = self.doc_number(doc_id)
+        if number is None:
+            return np.zeros(0, dtype=np.int64)
+        if self._doc_rows is None:  # rows grouped by doc number: numpy, not a dict of lists
+            order = np.argsort(self._doc_index, kind="stable").astype(np.int64)
+            bounds = np.zeros(len(self._docs.offsets), dtype=np.int64)
+            np.cumsum(np.bincount(self._doc_index, minlength=len(bounds) - 1), out=bounds[1:])
+            self._doc_rows = (order, bounds)
+        order, bounds = self._doc_rows
+        out: Int64Array = order[bounds[number]:bounds[number + 1]]
+        return out
+
+
+def _expect(ok: bool, path: Path, problem: str) -> None:
+    if not ok:
+        raise IndexCorruptError(f"chunk table file {path} {problem}; delete the index folder "
+                                "and re-index")
+
+
+def _load_array(path: Path, sha256: str | None) -> Any:
+    """A ``.npy`` file mapped read-only, after its sha256 (read via the page cache)."""
+    try:
+        if sha256 is not None:
+            with path.open("rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            if digest != sha256:
+                raise IndexCorruptError(f"chunk table file {path} is corrupt: its sha256 does "
+                                        "not match the recorded one")
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise IndexCorruptError(f"chunk table file {path} is missing or unreadable ({exc})"
+                                ) from exc
