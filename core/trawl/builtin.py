@@ -6,23 +6,20 @@ against, and a fine choice for a few thousand chunks.
 
 from __future__ import annotations
 
-import io
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
 from .components import ComponentConfig, ComponentContext, FloatArray, Index, IndexQuery
-from .errors import DimensionMismatchError, IndexCorruptError, InputError
+from .errors import DimensionMismatchError, InputError
+from .exact_store import ExactStore
 from .filters import Filter, compile_filter
 from .hookspecs import hookimpl
 from .models import Chunk, Hit
-from .storage import FORMAT_VERSION, atomic_write_bytes
 
 
 class ExactIndexConfig(ComponentConfig):
@@ -30,7 +27,11 @@ class ExactIndexConfig(ComponentConfig):
 
 
 class ExactIndex(Index):
-    """Exact top-k by cosine or dot product over all stored vectors, filters pre-applied."""
+    """Exact top-k by cosine or dot product over all stored vectors, filters pre-applied.
+
+    A reopened index maps its vectors read-only (page cache, not heap: see
+    ``trawl.exact_store``); the first write copies them into a heap buffer that grows
+    geometrically, so a bulk load of single-row upserts is linear, not quadratic."""
 
     input = "dense"
     Config = ExactIndexConfig
@@ -40,47 +41,55 @@ class ExactIndex(Index):
         super().__init__(config, context)
         self._lock = threading.RLock()
         self._chunks: list[Chunk] = []
-        self._row: dict[str, int] = {}
+        self._row_of: dict[str, int] | None = None  # built on first need (writes, lookups)
         self._dim = self.context.dim
-        self._vectors: FloatArray = np.zeros((0, self._dim or 0), dtype=np.float32)
-        self._batch_depth = 0  # inside write_batch blocks: the file is written at the end
+        self._n = 0  # rows in use
+        # rows [0, _n) are the vectors; the rest is room to grow (heap) or nothing (mapped)
+        self._buffer: FloatArray = np.zeros((0, self._dim or 0), dtype=np.float32)
+        self._mapped = False
+        self._seq = 0
+        self._batch_depth = 0  # inside write_batch blocks: the files are written at the end
         self._dirty = False
+        d = self.context.storage_dir
+        self._store = None if d is None else ExactStore(d)
         self._load()
 
-    # persistence: one exact.npz (vectors + chunk JSON as bytes), replaced atomically, so a
-    # crash can never leave vectors and chunks from different writes
-    def _file(self) -> Path | None:
-        d = self.context.storage_dir
-        return None if d is None else d / "exact.npz"
-
     def _load(self) -> None:
-        path = self._file()
-        if path is None or not path.exists():
+        stored = None if self._store is None else self._store.read()
+        if stored is None:
             return
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode("utf-8"))
-                vectors = data["vectors"].astype(np.float32)
-        except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
-            raise IndexCorruptError(f"exact index {path} unreadable: {exc}") from exc
-        if meta.get("format") != FORMAT_VERSION:
-            raise IndexCorruptError(f"exact index {path}: format {meta.get('format')!r}, "
-                                    f"this trawl reads {FORMAT_VERSION}")
-        chunks = [Chunk.model_validate(c) for c in meta["chunks"]]
-        if len(chunks) != len(vectors):
-            raise IndexCorruptError(f"exact index {path}: {len(chunks)} chunks but "
-                                    f"{len(vectors)} vectors")
+        vectors = stored.vectors
         if self._dim is not None and len(vectors) and vectors.shape[1] != self._dim:
             raise DimensionMismatchError(
-                f"exact index {path} holds {vectors.shape[1]}-d vectors, "
-                f"the encoder gives {self._dim}-d")
-        self._chunks, self._vectors = chunks, vectors
+                f"exact index {self.context.storage_dir} holds {vectors.shape[1]}-d "
+                f"vectors, the encoder gives {self._dim}-d")
+        self._chunks, self._buffer, self._n = stored.chunks, vectors, len(vectors)
+        self._mapped, self._seq = not vectors.flags.writeable, stored.seq  # read-only map
         self._dim = int(vectors.shape[1]) if len(vectors) else self._dim
-        self._row = {c.id: i for i, c in enumerate(chunks)}
+
+    @property
+    def _vectors(self) -> FloatArray:
+        return self._buffer[:self._n]
+
+    def _rows(self) -> dict[str, int]:
+        if self._row_of is None:
+            self._row_of = {c.id: i for i, c in enumerate(self._chunks)}
+        return self._row_of
+
+    def _room_for(self, extra: int) -> None:
+        """A writable heap buffer with room for ``extra`` more rows: mapped vectors are
+        copied on the first write; a full buffer grows by half (amortised O(1) a row)."""
+        need = self._n + extra
+        if not self._mapped and need <= len(self._buffer):
+            return
+        capacity = need if self._mapped else max(need, len(self._buffer) * 3 // 2, 64)
+        grown = np.empty((capacity, self._dim or 0), dtype=np.float32)
+        grown[:self._n] = self._buffer[:self._n]
+        self._buffer, self._mapped = grown, False
 
     @contextmanager
     def write_batch(self) -> Iterator[None]:
-        """The file is rewritten once when the block ends, not after every upsert: core
+        """The files are rewritten once when the block ends, not after every upsert: core
         writes a large document in 256-chunk slices, and rewriting all vectors per slice
         made that quadratic. Rows are searchable at once; core's repair removes an
         uncommitted batch after a crash, so the deferred write loses nothing committed."""
@@ -95,19 +104,14 @@ class ExactIndex(Index):
                     self._save()
 
     def _save(self) -> None:
-        path = self._file()
-        if path is None:
+        if self._store is None:
             return
         if self._batch_depth:
             self._dirty = True
             return
         self._dirty = False
-        meta = json.dumps({"format": FORMAT_VERSION, "metric": self.context.metric,
-                           "chunks": [c.model_dump() for c in self._chunks]},
-                          ensure_ascii=False).encode("utf-8")
-        buf = io.BytesIO()
-        np.savez(buf, vectors=self._vectors, meta=np.frombuffer(meta, dtype=np.uint8))
-        atomic_write_bytes(path, buf.getvalue())
+        self._store.write(self._seq + 1, self._vectors, self._chunks, self.context.metric)
+        self._seq += 1
 
     def upsert(self, chunks: Sequence[Chunk], vectors: FloatArray | None = None) -> int:
         if not chunks:
@@ -119,27 +123,26 @@ class ExactIndex(Index):
             raise InputError(f"index {self.name!r}: expected ({len(chunks)}, dim) vectors, "
                              f"got shape {vectors.shape}")
         with self._lock:
-            if self._dim is None or (len(self._chunks) == 0 and self._vectors.shape[1] == 0):
+            if self._dim is None or (self._n == 0 and self._buffer.shape[1] == 0):
                 self._dim = int(vectors.shape[1])
-                self._vectors = np.zeros((0, self._dim), dtype=np.float32)
+                self._buffer, self._mapped = np.zeros((0, self._dim), dtype=np.float32), False
             if vectors.shape[1] != self._dim:
                 raise DimensionMismatchError(
                     f"index {self.name!r} holds {self._dim}-d vectors, got {vectors.shape[1]}-d")
             if self.context.metric == "cosine":
                 norms = np.linalg.norm(vectors, axis=1, keepdims=True)
                 vectors = vectors / np.maximum(norms, 1e-12)
-            new_rows: list[tuple[Chunk, FloatArray]] = []
+            row_of = self._rows()
+            self._room_for(len(chunks))
             for chunk, vec in zip(chunks, vectors, strict=True):
-                row = self._row.get(chunk.id)
+                row = row_of.get(chunk.id)
                 if row is None:
-                    self._row[chunk.id] = len(self._chunks) + len(new_rows)
-                    new_rows.append((chunk, vec))
+                    row = row_of[chunk.id] = self._n
+                    self._chunks.append(chunk)
+                    self._n += 1
                 else:
                     self._chunks[row] = chunk
-                    self._vectors[row] = vec
-            if new_rows:
-                self._chunks.extend(c for c, _ in new_rows)
-                self._vectors = np.vstack([self._vectors, np.stack([v for _, v in new_rows])])
+                self._buffer[row] = vec
             self._save()
         return len(chunks)
 
@@ -150,8 +153,8 @@ class ExactIndex(Index):
             removed = len(self._chunks) - len(keep)
             if removed:
                 self._chunks = [self._chunks[i] for i in keep]
-                self._vectors = self._vectors[keep]
-                self._row = {c.id: i for i, c in enumerate(self._chunks)}
+                self._buffer, self._mapped = self._vectors[keep], False  # a heap copy
+                self._n, self._row_of = len(keep), None
                 self._save()
         return removed
 
@@ -169,7 +172,7 @@ class ExactIndex(Index):
                     f"index {self.name!r} holds {self._dim}-d vectors, query is {q.shape[0]}-d")
             if self.context.metric == "cosine":
                 q = q / max(float(np.linalg.norm(q)), 1e-12)
-            rows = np.arange(len(self._chunks))
+            rows = np.arange(self._n)
             if filters is None:
                 scores = self._vectors @ q  # no fancy-index copy of the whole matrix
             else:
@@ -191,7 +194,7 @@ class ExactIndex(Index):
 
     def count(self) -> int:
         with self._lock:
-            return len(self._chunks)
+            return self._n
 
     def doc_ids(self) -> set[str]:
         with self._lock:
@@ -199,12 +202,14 @@ class ExactIndex(Index):
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
         with self._lock:
-            return [self._chunks[self._row[c]] if c in self._row else None for c in chunk_ids]
+            row_of = self._rows()
+            return [self._chunks[row_of[c]] if c in row_of else None for c in chunk_ids]
 
     def update_metadata(self, chunks: Sequence[Chunk]) -> None:
         with self._lock:
+            row_of = self._rows()
             for chunk in chunks:
-                row = self._row.get(chunk.id)
+                row = row_of.get(chunk.id)
                 if row is not None:
                     self._chunks[row] = chunk
             self._save()

@@ -173,21 +173,21 @@ def test_cancel_between_slices_rolls_the_document_back() -> None:
 
 def test_exact_writes_its_file_once_per_sliced_batch(tmp_path: Path,
                                                      monkeypatch: Any) -> None:
-    import trawl.builtin as builtin
+    import trawl.exact_store as exact_store
 
     writes: list[str] = []
-    real = builtin.atomic_write_bytes
+    real = exact_store.atomic_write_bytes
 
-    def counted(path: Path, data: bytes) -> None:
+    def counted(path: Path, data: bytes) -> None:  # the manifest, switched once per save
         writes.append(path.name)
         real(path, data)
 
-    monkeypatch.setattr(builtin, "atomic_write_bytes", counted)
+    monkeypatch.setattr(exact_store, "atomic_write_bytes", counted)
     folder = tmp_path / "idx"
     with Trawl.open(folder, pipeline=PIPELINE, host=_host(), attach=False) as t:
         t.add([{"id": "big", "text": _big_text(64 * 4 * WRITE_SLICE_CHUNKS)}])
         chunks = t.stats()["chunks"]["dense"]
         assert chunks > 3 * WRITE_SLICE_CHUNKS
-        assert writes.count("exact.npz") == 1
+        assert writes.count("exact.json") == 1
     with Trawl.open(folder, host=_host(), attach=False) as t:
         assert t.stats()["chunks"]["dense"] == chunks

@@ -1,0 +1,232 @@
+"""On-disk layout of the ``exact`` index: a manifest switched last over seq-named files.
+
+::
+
+    exact.json                manifest: format, version, seq, rows, dim, metric, and each
+                              file of the current write with its sha256
+    vectors-<seq>.npy         the (rows, dim) float32 matrix, memory-mapped read-only on open
+    chunks-<seq>.json         the chunks in row order
+    exact.npz                 version 1 (still read): vectors + chunk JSON in one zip; the
+                              next save writes the layout above and removes it
+
+A save writes every file of a new ``seq`` through ``trawl.storage.atomic_writer`` (temp
+file, fsync, rename), then replaces the manifest, then removes the older files. A crash at
+any point leaves the previous manifest and the files it names, so vectors and chunks of
+different writes are never read together. No pickle: ``.npy`` read with
+``allow_pickle=False``, JSON validated by pydantic.
+
+On open every file is checked against its recorded size and shape; files up to
+``FULL_CHECK_BYTES`` are checked against their full sha256. A larger vector file (1M x
+384-d is 1.5 GB) gets a spot check (the sha256 of its size and 64 evenly spread 64 KiB
+blocks) instead: hashing all of it would cost more than the 2 s a reopen may take, while a
+crash cannot tear it (it is fsynced before the manifest names it). What the spot check can
+miss is a flipped bit inside the matrix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from pydantic import TypeAdapter, ValidationError
+
+from .components import FloatArray
+from .errors import IndexCorruptError
+from .models import Chunk
+from .storage import FORMAT_VERSION, atomic_write_bytes, atomic_writer, private_dir
+
+FORMAT = "trawl-exact"
+VERSION = 2
+MANIFEST = "exact.json"
+LEGACY = "exact.npz"
+FULL_CHECK_BYTES = 256 * 1024 * 1024
+_SPOT_BLOCKS, _SPOT_BYTES = 64, 64 * 1024
+_OWN = re.compile(r"^(vectors|chunks)-\d{9}[.-]")
+_CHUNKS_JSON = TypeAdapter(list[Chunk])
+_BLOCK = 10_000  # chunks serialised at a time
+
+
+@dataclass
+class Stored:
+    """What one committed write holds; ``vectors`` is read-only when mapped."""
+
+    seq: int
+    vectors: FloatArray
+    chunks: list[Chunk]
+
+
+class _HashingWriter:
+    """A file object that hashes what passes through it (one pass over a large matrix)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh, self.sha = fh, hashlib.sha256()
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.sha.update(data)
+        return self.fh.write(data)
+
+
+def _spot_digest(path: Path) -> str:
+    with path.open("rb") as fh:
+        size = fh.seek(0, io.SEEK_END)
+        sha = hashlib.sha256(str(size).encode())
+        last = max(size - _SPOT_BYTES, 0)
+        for i in range(_SPOT_BLOCKS):
+            fh.seek(last * i // (_SPOT_BLOCKS - 1))
+            sha.update(fh.read(_SPOT_BYTES))
+    return sha.hexdigest()
+
+
+def _full_digest(path: Path) -> str:
+    with path.open("rb") as fh:  # through the page cache, not the heap
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+class ExactStore:
+    """Reads and writes one exact index folder; knows nothing about search."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.manifest_path = folder / MANIFEST
+
+    def _corrupt(self, path: Path, problem: str) -> IndexCorruptError:
+        return IndexCorruptError(f"exact index file {path} {problem}; restore it or delete "
+                                 "the index folder and re-index")
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self) -> Stored | None:
+        """The last committed write, or ``None`` for a folder that holds none."""
+        if self.manifest_path.exists():
+            return self._read_v2()
+        if (self.folder / LEGACY).exists():
+            return self._read_legacy(self.folder / LEGACY)
+        return None
+
+    def _read_v2(self) -> Stored:
+        path = self.manifest_path
+        try:
+            manifest = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise self._corrupt(path, f"is unreadable ({exc})") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise self._corrupt(path, "is not a trawl exact-index manifest")
+        if manifest.get("version") != VERSION:
+            raise IndexCorruptError(f"exact index manifest {path} has version "
+                                    f"{manifest.get('version')!r}; this trawl reads {VERSION}. "
+                                    "Re-index into a new folder.")
+        try:
+            seq, rows, dim = (int(manifest[k]) for k in ("seq", "rows", "dim"))
+            vfile, cfile = manifest["vectors"], manifest["chunks"]
+            vname, cname = str(vfile["file"]), str(cfile["file"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._corrupt(path, f"lacks a field ({exc})") from exc
+        vectors = self._read_vectors(self.folder / vname, vfile, rows, dim)
+        chunks = self._read_chunks(self.folder / cname, cfile, rows)
+        return Stored(seq=seq, vectors=vectors, chunks=chunks)
+
+    def _check_digest(self, path: Path, entry: dict[str, Any]) -> None:
+        try:
+            size = path.stat().st_size
+            if entry.get("bytes") is not None and size != entry["bytes"]:
+                raise self._corrupt(path, f"holds {size} bytes, {self.manifest_path} "
+                                          f"recorded {entry['bytes']} (truncated or replaced)")
+            if size <= FULL_CHECK_BYTES or entry.get("spot_sha256") is None:
+                ok = _full_digest(path) == entry.get("sha256")
+            else:
+                ok = _spot_digest(path) == entry["spot_sha256"]
+        except OSError as exc:
+            raise self._corrupt(path, f"is missing or unreadable ({exc})") from exc
+        if not ok:
+            raise self._corrupt(path, f"is corrupt: its sha256 does not match the one recorded "
+                                      f"in {self.manifest_path}")
+
+    def _read_vectors(self, path: Path, entry: dict[str, Any], rows: int,
+                      dim: int) -> FloatArray:
+        self._check_digest(path, entry)
+        try:  # a 0-row matrix has no data to map
+            arr = np.load(path, mmap_mode="r" if rows else None, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise self._corrupt(path, f"is unreadable ({exc})") from exc
+        if arr.dtype != np.float32 or arr.shape != (rows, dim):
+            raise self._corrupt(path, f"holds {arr.dtype} {arr.shape}, {self.manifest_path} "
+                                      f"says float32 ({rows}, {dim})")
+        plain: FloatArray = arr.view(np.ndarray)  # still backed by the map
+        return plain
+
+    def _read_chunks(self, path: Path, entry: dict[str, Any], rows: int) -> list[Chunk]:
+        self._check_digest(path, entry)
+        try:
+            chunks = _CHUNKS_JSON.validate_json(path.read_bytes())
+        except (OSError, ValidationError, ValueError) as exc:
+            raise self._corrupt(path, f"is unreadable or holds an invalid chunk ({exc})"
+                                ) from exc
+        if len(chunks) != rows:
+            raise self._corrupt(path, f"holds {len(chunks)} chunks, {self.manifest_path} "
+                                      f"says {rows}")
+        return chunks
+
+    def _read_legacy(self, path: Path) -> Stored:
+        """Version 1: one ``exact.npz``, loaded into the heap."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode("utf-8"))
+                vectors = np.asarray(data["vectors"], dtype=np.float32)
+        except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile,
+                EOFError) as exc:
+            raise self._corrupt(path, f"is unreadable ({exc})") from exc
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+            got = meta.get("format") if isinstance(meta, dict) else None
+            raise self._corrupt(path, f"has format {got!r}, this trawl reads {FORMAT_VERSION}")
+        try:
+            chunks = [Chunk.model_validate(c) for c in meta["chunks"]]
+        except (KeyError, TypeError, ValidationError) as exc:
+            raise self._corrupt(path, f"holds an invalid chunk ({exc})") from exc
+        if len(chunks) != len(vectors) or (len(vectors) and vectors.ndim != 2):
+            raise self._corrupt(path, f"holds {len(chunks)} chunks but vectors of shape "
+                                      f"{vectors.shape}")
+        return Stored(seq=0, vectors=vectors, chunks=chunks)
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, seq: int, vectors: FloatArray, chunks: list[Chunk], metric: str) -> None:
+        """Write ``seq``'s files, switch the manifest to them, then drop older files."""
+        private_dir(self.folder)
+        vname, cname = f"vectors-{seq:09d}.npy", f"chunks-{seq:09d}.json"
+        with atomic_writer(self.folder / vname) as fh:
+            hashing = _HashingWriter(fh)
+            np.save(hashing, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        vsha = hashing.sha.hexdigest()
+        with atomic_writer(self.folder / cname) as fh:
+            hashing = _HashingWriter(fh)
+            hashing.write(b"[")
+            for i in range(0, len(chunks), _BLOCK):
+                hashing.write((b"," if i else b"") + _CHUNKS_JSON.dump_json(
+                    chunks[i:i + _BLOCK])[1:-1])
+            hashing.write(b"]")
+        csha = hashing.sha.hexdigest()
+        entries: dict[str, dict[str, Any]] = {"vectors": {"file": vname, "sha256": vsha,
+                               "spot_sha256": _spot_digest(self.folder / vname)},
+                   "chunks": {"file": cname, "sha256": csha}}
+        for entry in entries.values():
+            entry["bytes"] = (self.folder / entry["file"]).stat().st_size
+        rows, dim = vectors.shape if vectors.ndim == 2 else (0, 0)
+        atomic_write_bytes(self.manifest_path, json.dumps({
+            "format": FORMAT, "version": VERSION, "seq": seq, "rows": int(rows),
+            "dim": int(dim), "metric": metric, **entries}, indent=1).encode("utf-8"))
+        self.cleanup(keep={vname, cname})
+
+    def cleanup(self, keep: set[str]) -> None:
+        """Remove files of older writes, the version-1 file and stray temp files."""
+        for p in self.folder.iterdir():
+            name = p.name
+            stale = (_OWN.match(name) is not None and name not in keep) or name == LEGACY or (
+                name.startswith((".vectors-", ".chunks-", f".{MANIFEST}.", f".{LEGACY}."))
+                and name.endswith(".tmp"))
+            if stale:
+                p.unlink(missing_ok=True)
