@@ -53,6 +53,7 @@ from trawl.storage import private_dir
 
 from .analysis import Analyzer
 from .filtering import FilterColumns
+from .rows import RowMetadata, Rows
 from .store import Snapshot, Store
 
 IntArray = npt.NDArray[np.int32]
@@ -230,22 +231,6 @@ class _Weights:
         self.build_ms = build_ms
 
 
-class _Metadata(Sequence[Mapping[str, Any] | None]):
-    """The rows' metadata (``None`` for deleted rows) without copying the list per query."""
-
-    def __init__(self, chunks: list[Chunk | None]) -> None:
-        self._chunks = chunks
-
-    def __len__(self) -> int:
-        return len(self._chunks)
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [c.metadata if c is not None else None for c in self._chunks[i]]
-        c = self._chunks[i]
-        return None if c is None else c.metadata
-
-
 class BM25Index(Index):
     """Lexical index with rank-bm25 (BM25Okapi) semantics; see the module docstring."""
 
@@ -288,15 +273,11 @@ class BM25Index(Index):
         self._vocab: dict[str, int] = {}
         self._word_ids: dict[str, int] = {}  # word -> term id, -1: dropped (stopword)
         self._terms: list[str] = []
-        self._chunks: list[Chunk | None] = []  # by row; None = deleted
-        self._row: dict[str, int] = {}  # chunk id -> row
-        self._doc_rows: dict[str, list[int]] = {}
+        self._rows = Rows()  # every row's chunk: the mapped snapshot's, then a list
         # term frequencies, appended per batch: [(nnz per row, term ids, tfs)]
         # ``None`` first: the base segment's rows, kept only in its CSC form (see _base_rows_csr)
         self._parts: list[tuple[IntArray, IntArray, IntArray] | None] = []
         self._doc_len = np.zeros(0, dtype=np.int32)
-        self._alive = np.zeros(0, dtype=bool)
-        self._dead = 0
         self._weights: _Weights | None = None
         self._base: _Base | None = None  # while set, _parts[0] holds exactly its rows
         self._columns = FilterColumns()
@@ -371,45 +352,36 @@ class BM25Index(Index):
                 counted: tuple[IntArray, IntArray, IntArray, IntArray]) -> None:
         """Add rows (replacing chunks with the same id) with their ``_count``; memory only."""
         for chunk in chunks:
-            old = self._row.get(chunk.id)
+            old = self._rows.row_of(chunk.id)
             if old is not None:
                 self._kill(old)
         nnz, tids, tfs, lengths = counted
-        start = len(self._chunks)
         self._parts.append((nnz, tids, tfs))
         self._doc_len = np.concatenate([self._doc_len, lengths])
-        self._alive = np.concatenate([self._alive, np.ones(len(chunks), dtype=bool)])
-        for i, chunk in enumerate(chunks):
-            row = start + i
-            self._chunks.append(chunk)
-            self._row[chunk.id] = row
-            self._doc_rows.setdefault(chunk.doc_id, []).append(row)
+        self._rows.append(chunks)
         self._weights = None
         self._maybe_compact_rows()  # replaced chunks left tombstones
 
     def _maybe_compact_rows(self) -> None:
-        if self._dead > 1000 and self._dead * 4 > len(self._chunks):
+        if self._dead > 1000 and self._dead * 4 > len(self._rows):
             self._compact_rows()
 
+    @property
+    def _alive(self) -> npt.NDArray[np.bool_]:
+        return self._rows.alive
+
+    @property
+    def _dead(self) -> int:
+        return self._rows.dead
+
     def _kill(self, row: int) -> None:
-        chunk = self._chunks[row]
-        if chunk is None:
-            return
-        self._chunks[row] = None
-        self._alive[row] = False
-        self._dead += 1
-        del self._row[chunk.id]
-        rows = self._doc_rows.get(chunk.doc_id)
-        if rows is not None:
-            rows.remove(row)
-            if not rows:
-                del self._doc_rows[chunk.doc_id]
-        self._weights = None
+        if self._rows.kill(row):
+            self._weights = None
 
     def _remove_docs(self, doc_ids: Sequence[str]) -> int:
         removed = 0
         for doc_id in doc_ids:
-            for row in list(self._doc_rows.get(doc_id, ())):
+            for row in self._rows.rows_of_doc(doc_id):
                 self._kill(row)
                 removed += 1
         self._maybe_compact_rows()
@@ -439,30 +411,33 @@ class BM25Index(Index):
 
     def _snapshot(self) -> Snapshot:
         """Live rows only, renumbered in order (the on-disk form)."""
+        base = self._base
+        if self._parts == [None] and base is not None and not self._dead:
+            # every row is in the base's CSC already: written as it is (no CSR round trip)
+            indptr = base.indptr
+            if len(indptr) < len(self._terms) + 1:  # terms counted after the last merge
+                indptr = np.concatenate([indptr, np.full(len(self._terms) + 1 - len(indptr),
+                                                         indptr[-1], dtype=indptr.dtype)])
+            return Snapshot(vocab=list(self._terms), chunks=self._rows.live_chunks(),
+                            rows=self._rows.live, doc_len=self._doc_len,
+                            csc=(indptr, base.rows, base.tf))
         nnz, tids, tfs = self._all_parts()
         alive = self._alive
         entry_alive = np.repeat(alive, nnz)
         return Snapshot(
-            vocab=list(self._terms),
-            chunks=[c for c in self._chunks if c is not None],
+            vocab=list(self._terms), chunks=self._rows.live_chunks(), rows=self._rows.live,
             doc_len=self._doc_len[alive], nnz=nnz[alive], terms=tids[entry_alive],
             tfs=tfs[entry_alive])
 
     def _compact_rows(self) -> None:
-        """Drop deleted rows from memory (renumbers rows)."""
+        """Drop deleted rows from memory (renumbers rows). The live chunks of a mapped
+        snapshot are decoded into the heap until the next snapshot maps them again."""
         nnz, tids, tfs = self._all_parts()
         alive = self._alive
         entry_alive = np.repeat(alive, nnz)
         self._parts = [(nnz[alive], tids[entry_alive], tfs[entry_alive])]
         self._doc_len = self._doc_len[alive]
-        live = [c for c in self._chunks if c is not None]
-        self._chunks = list(live)
-        self._alive = np.ones(len(live), dtype=bool)
-        self._dead = 0
-        self._row = {c.id: i for i, c in enumerate(live)}
-        self._doc_rows = {}
-        for i, c in enumerate(live):
-            self._doc_rows.setdefault(c.doc_id, []).append(i)
+        self._rows = Rows(chunks=list(self._rows.live_chunks()))
         self._columns.reset()
         self._weights = None
         self._base = None
@@ -474,7 +449,7 @@ class BM25Index(Index):
             return self._weights
         t0 = time.perf_counter()
         cfg = self.cfg
-        rows = len(self._chunks)
+        rows = len(self._rows)
         n_terms = len(self._terms)
         alive = self._alive
         base = self._base
@@ -566,29 +541,16 @@ class BM25Index(Index):
         manifest = store.read_manifest()
         snap = store.read_base(manifest)
         same_analyzer = manifest.get("analyzer") == self.fingerprint
-        if snap is not None and snap.chunks:
-            chunks: list[Chunk] = snap.chunks
+        if snap is not None and snap.rows:
             if same_analyzer:
                 self._terms = list(snap.vocab)
                 self._vocab = {t: i for i, t in enumerate(self._terms)}
-                self._chunks = list(chunks)
-                if snap.csc is not None:  # mapped: the base segment as it is on disk
-                    self._base = _Base(*snap.csc, n_terms=len(self._terms),
-                                       rows_end=len(chunks))
-                    self._parts = [None]
-                else:
-                    assert snap.nnz is not None and snap.terms is not None
-                    assert snap.tfs is not None
-                    self._parts = [(snap.nnz, snap.terms, snap.tfs)]
-                self._doc_len = snap.doc_len
-                self._alive = np.ones(len(chunks), dtype=bool)
-                self._row = {c.id: i for i, c in enumerate(chunks)}
-                for i, c in enumerate(chunks):
-                    self._doc_rows.setdefault(c.doc_id, []).append(i)
+                self._adopt(snap)
             else:  # tokenisation settings changed: re-analyse the stored texts
+                chunks = list(snap.table if snap.table is not None else snap.chunks)
                 self._append(chunks, self._count(chunks))
         self._base_seq = self._seq = int(manifest.get("base_seq", 0))
-        self._base_rows = len(self._chunks)
+        self._base_rows = len(self._rows)
         for seq, path in store.deltas(self._base_seq):
             delta = store.read_delta(seq, path)
             try:
@@ -603,8 +565,27 @@ class BM25Index(Index):
                                         ) from exc
             self._seq = seq
             self._delta_files += 1
-        if not same_analyzer and self._chunks:
+        if not same_analyzer and len(self._rows):
             self._compact()
+
+    def _adopt(self, snap: Snapshot) -> None:
+        """Make a snapshot (just read, or just written) the whole state: its vocabulary
+        is ``self._terms`` already. A version-3 snapshot stays mapped: chunks, postings
+        and doc lengths cost page cache, not heap."""
+        if snap.table is not None:
+            self._rows = Rows(snap.table)
+        else:
+            self._rows = Rows(chunks=list(snap.chunks))
+        if snap.csc is not None:  # mapped: the base segment as it is on disk
+            self._base = _Base(*snap.csc, n_terms=len(self._terms), rows_end=snap.rows)
+            self._parts = [None]
+        else:
+            assert snap.nnz is not None and snap.terms is not None and snap.tfs is not None
+            self._base = None
+            self._parts = [(snap.nnz, snap.terms, snap.tfs)]
+        self._doc_len = snap.doc_len
+        self._columns.reset()
+        self._weights = None
 
     def _persist(self, op: str, payload: dict[str, Any], n_chunks: int) -> None:
         if self._store is None:
@@ -675,10 +656,13 @@ class BM25Index(Index):
             return
         # never overwrite the snapshot the manifest points at
         seq = self._seq + 1 if self._seq == self._base_seq else self._seq
-        self._store.write_base(seq, self._snapshot(), self.fingerprint)
+        written = self._store.write_base(seq, self._snapshot(), self.fingerprint)
         self._buffered = []  # the snapshot holds them
         self._base_seq = self._seq = seq
-        self._base_rows = len(self._chunks) - self._dead
+        # from now on the index reads the files it wrote, as a reopen would: the rows
+        # renumbered without deleted ones, chunks and postings mapped, not in the heap
+        self._adopt(written)
+        self._base_rows = len(self._rows)
         self._delta_chunks = self._delta_files = 0
 
     def flush(self) -> None:
@@ -713,17 +697,17 @@ class BM25Index(Index):
         if isinstance(doc_ids, str):
             doc_ids = [doc_ids]
         with self._lock:
-            present = [d for d in dict.fromkeys(doc_ids) if d in self._doc_rows]
+            rows = {d: len(self._rows.rows_of_doc(d)) for d in dict.fromkeys(doc_ids)}
+            present = [d for d, n in rows.items() if n]
             if not present:
                 return 0
-            self._persist("delete", {"doc_ids": present},
-                          sum(len(self._doc_rows[d]) for d in present))
+            self._persist("delete", {"doc_ids": present}, sum(rows[d] for d in present))
             removed = self._remove_docs(present)
             self._maybe_compact()
         return removed
 
     def _filter_mask(self, filters: Filter, rows: int) -> npt.NDArray[np.bool_]:
-        mask = self._columns.mask(filters, _Metadata(self._chunks))
+        mask = self._columns.mask(filters, RowMetadata(self._rows))
         return mask[:rows]
 
     def query_terms(self, text: str) -> list[str]:
@@ -781,9 +765,9 @@ class BM25Index(Index):
         terms = self.analyzer(text)
         k = int(top_k)
         with self._lock:
-            if len(self._chunks) - self._dead == 0:
+            if self._rows.live == 0:
                 return []
-            mask = self._filter_mask(filters, len(self._chunks)) if filters is not None else None
+            mask = self._filter_mask(filters, len(self._rows)) if filters is not None else None
             if not terms:
                 return []
             w = self._ensure_weights()
@@ -801,8 +785,8 @@ class BM25Index(Index):
                     matched &= mask
                 cand = np.flatnonzero(matched)
                 top = self._top(cand, scores[cand], k)
-            chunks = self._chunks
-            hits = [(chunks[row], s) for row, s in zip(top, scores[top].tolist(), strict=True)]
+            chunk = self._rows.chunk
+            hits = [(chunk(row), s) for row, s in zip(top, scores[top].tolist(), strict=True)]
         name = self.name
         return [Hit.of_chunk(c, s, r, name) for r, (c, s) in enumerate(hits, start=1)
                 if c is not None]
@@ -827,7 +811,7 @@ class BM25Index(Index):
         top = self._top(cand, scores[cand], cfg.feedback_docs)
         model: dict[str, float] = {}
         for row in top:
-            chunk, weight = self._chunks[row], float(scores[row])
+            chunk, weight = self._rows.chunk(row), float(scores[row])
             if chunk is None or weight <= 0:
                 continue
             chunk_terms = self._analyze(chunk)
@@ -861,7 +845,7 @@ class BM25Index(Index):
 
     def _top(self, cand: Any, s: Any, k: int) -> list[int]:
         """Rows of the best ``k`` by score, ties broken by chunk id (as the exact index)."""
-        chunks = self._chunks
+        chunk_id = self._rows.chunk_id
         if k < len(cand):
             kth = s[np.argpartition(-s, k - 1)[k - 1]]
             above = s > kth
@@ -874,27 +858,29 @@ class BM25Index(Index):
         if len(ranked) > 1 and not (ranked[1:] != ranked[:-1]).all():
             # equal scores: order those by chunk id (rare, so done in Python only then)
             rows_l, values_l = rows.tolist(), values.tolist()
-            ids = [chunks[r].id for r in rows_l]  # type: ignore[union-attr]
+            ids = [chunk_id(r) for r in rows_l]
             best = [rows_l[i] for i in sorted(range(len(rows_l)),
                                               key=lambda i: (-values_l[i], ids[i]))]
         else:
             best = rows[order].tolist()
         need = k - len(best)
         if need > 0 and tied:
-            best.extend(heapq.nsmallest(need, tied, key=lambda r: chunks[r].id))  # type: ignore[union-attr]
+            best.extend(heapq.nsmallest(need, tied, key=chunk_id))
         return best[:k]
 
     def count(self) -> int:
         with self._lock:
-            return len(self._chunks) - self._dead
+            return self._rows.live
 
     def doc_ids(self) -> set[str]:
         with self._lock:
-            return set(self._doc_rows)
+            return self._rows.doc_ids()
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
         with self._lock:
-            return [self._chunks[self._row[c]] if c in self._row else None for c in chunk_ids]
+            rows = self._rows
+            return [None if (row := rows.row_of(c)) is None else rows.chunk(row)
+                    for c in chunk_ids]
 
     def close(self) -> None:
         """Every write is already durable; when this session wrote deltas that hold at
@@ -915,7 +901,7 @@ class BM25Index(Index):
             nnz = sum(len(p[1]) for p in self._parts if p is not None)
             if self._parts and self._parts[0] is None and self._base is not None:
                 nnz += self._base.nnz
-            return {"chunks": self.count(), "rows": len(self._chunks), "terms": len(self._terms),
+            return {"chunks": self.count(), "rows": len(self._rows), "terms": len(self._terms),
                     "postings": nnz, "delta_files": self._delta_files,
                     "last_rebuild_ms": round(self.last_rebuild_ms, 2)}
 

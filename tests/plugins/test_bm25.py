@@ -7,7 +7,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -371,14 +371,14 @@ def test_in_memory_row_compaction_keeps_scores() -> None:
     index = make()
     index.upsert(chunks)
     index.delete([f"d{i}" for i in range(0, 3000, 2)])  # > 25% dead: rows get renumbered
-    assert index._dead == 0 and len(index._chunks) == 1500
+    assert index._dead == 0 and len(index._rows) == 1500
     full = make()
     full.upsert(chunks[1::2])
     assert score_map(index, "word3 common") == pytest.approx(score_map(full, "word3 common"))
     index.upsert(chunks[1:1500:2])  # replacing by id leaves tombstones too
-    assert len(index._chunks) == 1500 + 750 and index._dead == 750
+    assert len(index._rows) == 1500 + 750 and index._dead == 750
     index.upsert(chunks[1501::2])
-    assert index._dead == 0 and len(index._chunks) == 1500
+    assert index._dead == 0 and len(index._rows) == 1500
     assert score_map(index, "word3 common") == pytest.approx(score_map(full, "word3 common"))
     f = parse_filter({"field": "i", "op": "<", "value": 100})
     assert {h.chunk_id for h in index.search(q("common"), 3000, f)} == {
@@ -474,9 +474,28 @@ def test_corrupt_files_raise_and_nothing_is_overwritten(tmp_path: Path, target: 
     assert _files(folder) == before  # nothing rewritten or cleaned up
 
 
+def _to_version_2(folder: Path) -> None:
+    """Rewrite a version-3 snapshot in the version-2 layout (the chunks in the base JSON,
+    the postings still .npy), as older trawl wrote it, so the test opens a real old folder."""
+    import hashlib
+
+    from trawl.chunktable import ChunkTable
+
+    manifest = json.loads((folder / "bm25.json").read_text())
+    base = manifest["base"]
+    table = ChunkTable.open(folder, base["chunks"])
+    vocab = json.loads((folder / base["json"]).read_text())["vocab"]
+    raw = json.dumps({"vocab": vocab, "chunks": [c.model_dump() for c in table]}).encode()
+    (folder / base["json"]).write_bytes(raw)
+    for entry in base.pop("chunks").values():
+        (folder / entry["file"]).unlink()
+    base["json_sha256"] = hashlib.sha256(raw).hexdigest()
+    manifest.update(version=2, base=base)
+    (folder / "bm25.json").write_text(json.dumps(manifest))
+
+
 def _to_version_1(folder: Path) -> None:
-    """Rewrite a snapshot in the version-1 layout (one .npz of the rows' CSR), as older
-    trawl wrote it, so the test opens a real old-format folder."""
+    """Rewrite a version-2 snapshot in the version-1 layout (one .npz of the rows' CSR)."""
     import hashlib
 
     from scipy import sparse
@@ -499,6 +518,12 @@ def _to_version_1(folder: Path) -> None:
     (folder / "bm25.json").write_text(json.dumps(manifest))
 
 
+def _hit_lists(ix: BM25Index, queries: Sequence[str], filters: Any = None,
+               k: int = 10) -> list[list[tuple[str, float, int]]]:
+    return [[(h.chunk_id, h.score, h.rank) for h in ix.search(q(t), k, filters)]
+            for t in queries]
+
+
 def test_reopen_maps_the_snapshot_and_old_snapshots_still_open(tmp_path: Path) -> None:
     folder = tmp_path / "bm25"
     chunks = filter_chunks()
@@ -509,13 +534,14 @@ def test_reopen_maps_the_snapshot_and_old_snapshots_still_open(tmp_path: Path) -
     index.delete(["d3"])
     queries = ["alpha beta", "gamma", "alpha delta epsilon"]
 
-    def hits(ix: BM25Index) -> list[list[tuple[str, float]]]:
-        return [[(h.chunk_id, h.score) for h in ix.search(q(t), 10)] for t in queries]
+    def hits(ix: BM25Index) -> list[list[tuple[str, float, int]]]:
+        return _hit_lists(ix, queries)
 
     expected = hits(index)
     again = make(folder, compact_min_chunks=0)
     assert again._base is not None and isinstance(again._base.tf, np.memmap)
     assert not again._base.rows.flags.writeable  # read-only: page cache, not heap
+    assert again._rows.table is not None and again._rows.base_n > 0  # chunks mapped too
     assert hits(again) == expected
     again.upsert(chunks[:5])  # writes after a mapped reopen copy, never touch the map
     again.delete(["d5"])
@@ -523,18 +549,24 @@ def test_reopen_maps_the_snapshot_and_old_snapshots_still_open(tmp_path: Path) -
     again.flush()
     assert hits(make(folder)) == after_writes
 
-    old = tmp_path / "old"
-    make(old, compact_min_chunks=0).upsert(chunks)
-    current = make(old)
-    want = hits(current)
-    _to_version_1(old)
-    assert not any(p.name.endswith(".npy") for p in old.iterdir())
-    reopened = make(old)
-    assert reopened._base is None and hits(reopened) == want
-    reopened.upsert(chunks[:3])
-    reopened.flush()  # the next snapshot is written in the mapped layout
-    assert json.loads((old / "bm25.json").read_text())["version"] == 2
-    assert hits(make(old)) == hits(reopened)
+    for version in (2, 1):  # version-2 and version-1 folders open, and move to version 3
+        old = tmp_path / f"v{version}"
+        make(old, compact_min_chunks=0).upsert(chunks)
+        current = make(old)
+        want = hits(current)
+        _to_version_2(old)
+        if version == 1:
+            _to_version_1(old)
+            assert not any(p.name.endswith(".npy") for p in old.iterdir())
+        assert not any(".chunks." in p.name for p in old.iterdir())
+        reopened = make(old)
+        assert (reopened._base is None) == (version == 1)  # version 2: postings mapped
+        assert reopened._rows.table is None and hits(reopened) == want
+        reopened.upsert(chunks[:3])
+        reopened.flush()  # the next snapshot is written in the mapped layout
+        assert json.loads((old / "bm25.json").read_text())["version"] == 3
+        assert any(".chunks." in p.name for p in old.iterdir())
+        assert hits(make(old)) == hits(reopened)
 
 
 def test_crash_mid_write_keeps_previous_state(tmp_path: Path,

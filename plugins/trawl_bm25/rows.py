@@ -1,0 +1,147 @@
+"""Every row's chunk, whether it lives in the mapped snapshot or in the heap.
+
+Rows ``[0, base_n)`` are the snapshot's, read from its ``trawl.chunktable.ChunkTable``
+one row at a time (a reopen decodes nothing); rows appended since (replayed deltas, this
+session's writes) are a list. Deleted rows keep their number (``alive`` is False) until
+the index renumbers them. The chunk id → row and doc → rows lookups of the base are the
+table's, built on first use; only the tail keeps dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from trawl.chunktable import ChunkTable
+from trawl.models import Chunk
+
+
+class Rows:
+    """The row accessor of a ``BM25Index`` (see the module docstring)."""
+
+    def __init__(self, table: ChunkTable | None = None, chunks: Sequence[Chunk] = ()) -> None:
+        self.table = table
+        self.base_n = len(table) if table is not None else 0
+        self.tail: list[Chunk | None] = []
+        self.alive: npt.NDArray[np.bool_] = np.ones(self.base_n, dtype=bool)
+        self.dead = 0
+        self._tail_row: dict[str, int] = {}  # chunk id -> row, live tail rows
+        self._tail_docs: dict[str, list[int]] = {}  # doc id -> live tail rows
+        if chunks:
+            self.append(chunks)
+
+    def __len__(self) -> int:
+        return self.base_n + len(self.tail)
+
+    @property
+    def live(self) -> int:
+        return len(self) - self.dead
+
+    def chunk(self, row: int) -> Chunk | None:
+        """The row's chunk, ``None`` when deleted."""
+        if not self.alive[row]:
+            return None
+        if row < self.base_n:
+            assert self.table is not None
+            return self.table[row]
+        return self.tail[row - self.base_n]
+
+    def chunk_id(self, row: int) -> str:
+        """The id of a live row (ties in ranking are broken by it)."""
+        if row < self.base_n:
+            assert self.table is not None
+            return self.table.chunk_id(row)
+        chunk = self.tail[row - self.base_n]
+        return chunk.id if chunk is not None else ""
+
+    def metadata(self, row: int) -> Mapping[str, Any] | None:
+        """The row's metadata, ``None`` when deleted (what filter columns read)."""
+        if not self.alive[row]:
+            return None
+        if row < self.base_n:
+            assert self.table is not None
+            return self.table.metadata(row)
+        chunk = self.tail[row - self.base_n]
+        return None if chunk is None else chunk.metadata
+
+    def row_of(self, chunk_id: str) -> int | None:
+        """The live row holding ``chunk_id``."""
+        row = self._tail_row.get(chunk_id)
+        if row is not None:
+            return row
+        if self.table is not None:
+            base = self.table.row_of(chunk_id)
+            if base is not None and self.alive[base]:
+                return base
+        return None
+
+    def rows_of_doc(self, doc_id: str) -> list[int]:
+        """The live rows of a doc id, in row order."""
+        rows: list[int] = []
+        if self.table is not None:
+            base = self.table.rows_of_doc(doc_id)
+            if len(base):
+                rows = base[self.alive[base]].tolist()
+        rows.extend(self._tail_docs.get(doc_id, ()))
+        return rows
+
+    def doc_ids(self) -> set[str]:
+        """The doc ids with at least one live row."""
+        out = set(self._tail_docs)
+        if self.table is not None and self.base_n:
+            used = np.unique(self.table.doc_numbers[self.alive[:self.base_n]])
+            out.update(self.table.doc_name(n) for n in used.tolist())
+        return out
+
+    def live_chunks(self) -> Iterator[Chunk]:
+        """The live chunks in row order, decoded one at a time."""
+        for row in np.flatnonzero(self.alive).tolist():
+            chunk = self.chunk(row)
+            assert chunk is not None
+            yield chunk
+
+    def append(self, chunks: Sequence[Chunk]) -> None:
+        """New rows at the end (the caller has killed the rows they replace)."""
+        start = len(self)
+        self.tail.extend(chunks)
+        self.alive = np.concatenate([self.alive, np.ones(len(chunks), dtype=bool)])
+        docs = self._tail_docs
+        for row, chunk in enumerate(chunks, start=start):
+            self._tail_row[chunk.id] = row
+            docs.setdefault(chunk.doc_id, []).append(row)
+
+    def kill(self, row: int) -> bool:
+        """Mark a row deleted; ``False`` when it already was."""
+        if not self.alive[row]:
+            return False
+        self.alive[row] = False
+        self.dead += 1
+        if row >= self.base_n:
+            chunk = self.tail[row - self.base_n]
+            assert chunk is not None
+            self.tail[row - self.base_n] = None
+            del self._tail_row[chunk.id]
+            rows = self._tail_docs[chunk.doc_id]
+            rows.remove(row)
+            if not rows:
+                del self._tail_docs[chunk.doc_id]
+        return True
+
+
+class RowMetadata(Sequence[Mapping[str, Any] | None]):
+    """The rows' metadata as a sequence (``None`` for deleted rows), for filter columns;
+    base rows are decoded as a column reads them."""
+
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._rows.metadata(r) for r in range(*i.indices(len(self._rows)))]
+        return self._rows.metadata(i)
