@@ -7,13 +7,14 @@ against, and a fine choice for a few thousand chunks.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
+from .chunktable import ChunkTable
 from .components import ComponentConfig, ComponentContext, FloatArray, Index, IndexQuery
 from .errors import DimensionMismatchError, InputError
 from .exact_store import ExactStore
@@ -29,9 +30,10 @@ class ExactIndexConfig(ComponentConfig):
 class ExactIndex(Index):
     """Exact top-k by cosine or dot product over all stored vectors, filters pre-applied.
 
-    A reopened index maps its vectors read-only (page cache, not heap: see
-    ``trawl.exact_store``); the first write copies them into a heap buffer that grows
-    geometrically, so a bulk load of single-row upserts is linear, not quadratic."""
+    A reopened index maps its vectors and its chunk table read-only (page cache, not heap:
+    see ``trawl.exact_store``) and decodes only the rows a query returns. The first write
+    copies both into the heap (the exact index is the reference, not the scale index); the
+    vectors go into a buffer that grows by half, so a bulk load is linear, not quadratic."""
 
     input = "dense"
     Config = ExactIndexConfig
@@ -40,7 +42,9 @@ class ExactIndex(Index):
                  context: ComponentContext | None = None) -> None:
         super().__init__(config, context)
         self._lock = threading.RLock()
-        self._chunks: list[Chunk] = []
+        self._chunks: list[Chunk] = []  # the rows, in the heap, unless _table holds them
+        self._table: ChunkTable | None = None  # mapped rows of a reopened index, read-only
+        self._table_metadata: list[dict[str, Any]] | None = None  # decoded for filters
         self._row_of: dict[str, int] | None = None  # built on first need (writes, lookups)
         self._dim = self.context.dim
         self._n = 0  # rows in use
@@ -63,7 +67,11 @@ class ExactIndex(Index):
             raise DimensionMismatchError(
                 f"exact index {self.context.storage_dir} holds {vectors.shape[1]}-d "
                 f"vectors, the encoder gives {self._dim}-d")
-        self._chunks, self._buffer, self._n = stored.chunks, vectors, len(vectors)
+        if isinstance(stored.chunks, ChunkTable):
+            self._table = stored.chunks
+        else:
+            self._chunks = stored.chunks
+        self._buffer, self._n = vectors, len(vectors)
         self._mapped, self._seq = not vectors.flags.writeable, stored.seq  # read-only map
         self._dim = int(vectors.shape[1]) if len(vectors) else self._dim
 
@@ -73,8 +81,27 @@ class ExactIndex(Index):
 
     def _rows(self) -> dict[str, int]:
         if self._row_of is None:
-            self._row_of = {c.id: i for i, c in enumerate(self._chunks)}
+            self._row_of = {c.id: i for i, c in enumerate(self._heap_chunks())}
         return self._row_of
+
+    def _heap_chunks(self) -> list[Chunk]:
+        """The rows as a heap list, for writes: a mapped table is decoded once, here."""
+        if self._table is not None:
+            self._chunks, self._table, self._table_metadata = list(self._table), None, None
+        return self._chunks
+
+    def _chunk(self, row: int) -> Chunk:
+        return self._chunks[row] if self._table is None else self._table[row]
+
+    def _chunk_id(self, row: int) -> str:
+        return self._chunks[row].id if self._table is None else self._table.chunk_id(row)
+
+    def _metadata(self) -> Iterable[Mapping[str, Any]]:
+        if self._table is None:
+            return (c.metadata for c in self._chunks)
+        if self._table_metadata is None:  # decoded at the first filtered search only
+            self._table_metadata = [self._table.metadata(i) for i in range(self._n)]
+        return self._table_metadata
 
     def _room_for(self, extra: int) -> None:
         """A writable heap buffer with room for ``extra`` more rows: mapped vectors are
@@ -110,7 +137,8 @@ class ExactIndex(Index):
             self._dirty = True
             return
         self._dirty = False
-        self._store.write(self._seq + 1, self._vectors, self._chunks, self.context.metric)
+        self._store.write(self._seq + 1, self._vectors, self._heap_chunks(),
+                          self.context.metric)
         self._seq += 1
 
     def upsert(self, chunks: Sequence[Chunk], vectors: FloatArray | None = None) -> int:
@@ -132,16 +160,16 @@ class ExactIndex(Index):
             if self.context.metric == "cosine":
                 norms = np.linalg.norm(vectors, axis=1, keepdims=True)
                 vectors = vectors / np.maximum(norms, 1e-12)
-            row_of = self._rows()
+            row_of, rows = self._rows(), self._heap_chunks()
             self._room_for(len(chunks))
             for chunk, vec in zip(chunks, vectors, strict=True):
                 row = row_of.get(chunk.id)
                 if row is None:
                     row = row_of[chunk.id] = self._n
-                    self._chunks.append(chunk)
+                    rows.append(chunk)
                     self._n += 1
                 else:
-                    self._chunks[row] = chunk
+                    rows[row] = chunk
                 self._buffer[row] = vec
             self._save()
         return len(chunks)
@@ -149,10 +177,16 @@ class ExactIndex(Index):
     def delete(self, doc_ids: Sequence[str]) -> int:
         gone = set(doc_ids)
         with self._lock:
-            keep = [i for i, c in enumerate(self._chunks) if c.doc_id not in gone]
-            removed = len(self._chunks) - len(keep)
+            if self._table is not None:  # nothing to delete: stay mapped
+                numbers = [self._table.doc_number(d) for d in gone]
+                if not np.isin(self._table.doc_numbers, [n for n in numbers if n is not None]
+                               ).any():
+                    return 0
+            rows = self._heap_chunks()
+            keep = [i for i, c in enumerate(rows) if c.doc_id not in gone]
+            removed = len(rows) - len(keep)
             if removed:
-                self._chunks = [self._chunks[i] for i in keep]
+                self._chunks = [rows[i] for i in keep]
                 self._buffer, self._mapped = self._vectors[keep], False  # a heap copy
                 self._n, self._row_of = len(keep), None
                 self._save()
@@ -165,7 +199,7 @@ class ExactIndex(Index):
             raise InputError(f"index {self.name!r} needs a query vector")
         q = np.asarray(query.vector, dtype=np.float32).reshape(-1)
         with self._lock:
-            if not self._chunks:
+            if not self._n:
                 return []
             if q.shape[0] != self._dim:
                 raise DimensionMismatchError(
@@ -177,15 +211,15 @@ class ExactIndex(Index):
                 scores = self._vectors @ q  # no fancy-index copy of the whole matrix
             else:
                 passes = compile_filter(filters)  # ``in`` lists as hashed sets
-                rows = np.fromiter((i for i, c in enumerate(self._chunks)
-                                    if passes(c.metadata)), dtype=np.int64)
+                rows = np.fromiter((i for i, m in enumerate(self._metadata()) if passes(m)),
+                                   dtype=np.int64)
                 if len(rows) == 0:
                     return []
                 scores = self._vectors[rows] @ q
             k = min(top_k, len(rows))
             top = np.argpartition(-scores, k - 1)[:k]
-            order = sorted(top, key=lambda i: (-scores[i], self._chunks[rows[i]].id))
-            chunks = [self._chunks[rows[i]] for i in order]
+            order = sorted(top, key=lambda i: (-scores[i], self._chunk_id(int(rows[i]))))
+            chunks = [self._chunk(int(rows[i])) for i in order]
             values = [float(scores[i]) for i in order]
         from .components import make_hit
 
@@ -198,20 +232,26 @@ class ExactIndex(Index):
 
     def doc_ids(self) -> set[str]:
         with self._lock:
+            if self._table is not None:
+                table = self._table
+                return {table.doc_name(k) for k in np.unique(table.doc_numbers).tolist()}
             return {c.doc_id for c in self._chunks}
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
         with self._lock:
+            if self._table is not None:
+                found = [self._table.row_of(c) for c in chunk_ids]
+                return [None if row is None else self._table[row] for row in found]
             row_of = self._rows()
             return [self._chunks[row_of[c]] if c in row_of else None for c in chunk_ids]
 
     def update_metadata(self, chunks: Sequence[Chunk]) -> None:
         with self._lock:
-            row_of = self._rows()
+            row_of, rows = self._rows(), self._heap_chunks()
             for chunk in chunks:
                 row = row_of.get(chunk.id)
                 if row is not None:
-                    self._chunks[row] = chunk
+                    rows[row] = chunk
             self._save()
 
 

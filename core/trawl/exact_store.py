@@ -5,7 +5,8 @@
     exact.json                manifest: format, version, seq, rows, dim, metric, and each
                               file of the current write with its sha256
     vectors-<seq>.npy         the (rows, dim) float32 matrix, memory-mapped read-only on open
-    chunks-<seq>.json         the chunks in row order
+    chunks-<seq>.*            the chunks in row order: a ``trawl.chunktable.ChunkTable``
+                              (columns mapped read-only, rows decoded on demand)
     exact.npz                 version 1 (still read): vectors + chunk JSON in one zip; the
                               next save writes the layout above and removes it
 
@@ -15,9 +16,9 @@ any point leaves the previous manifest and the files it names, so vectors and ch
 different writes are never read together. No pickle: ``.npy`` read with
 ``allow_pickle=False``, JSON validated by pydantic.
 
-On open every file is checked against its recorded size and shape; files up to
-``FULL_CHECK_BYTES`` are checked against their full sha256. A larger vector file (1M x
-384-d is 1.5 GB) gets a spot check (the sha256 of its size and 64 evenly spread 64 KiB
+On open the vector file is checked against its recorded size and shape; up to
+``FULL_CHECK_BYTES`` also against its full sha256 (the chunk table checks its own files).
+A larger vector file (1M x 384-d is 1.5 GB) gets a spot check (the sha256 of its size and 64 evenly spread 64 KiB
 blocks) instead: hashing all of it would cost more than the 2 s a reopen may take, while a
 crash cannot tear it (it is fsynced before the manifest names it). What the spot check can
 miss is a flipped bit inside the matrix.
@@ -32,11 +33,12 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from .chunktable import ChunkTable, _Hashing
 from .components import FloatArray
 from .errors import IndexCorruptError
 from .models import Chunk
@@ -49,8 +51,6 @@ LEGACY = "exact.npz"
 FULL_CHECK_BYTES = 256 * 1024 * 1024
 _SPOT_BLOCKS, _SPOT_BYTES = 64, 64 * 1024
 _OWN = re.compile(r"^(vectors|chunks)-\d{9}[.-]")
-_CHUNKS_JSON = TypeAdapter(list[Chunk])
-_BLOCK = 10_000  # chunks serialised at a time
 
 
 @dataclass
@@ -59,18 +59,7 @@ class Stored:
 
     seq: int
     vectors: FloatArray
-    chunks: list[Chunk]
-
-
-class _HashingWriter:
-    """A file object that hashes what passes through it (one pass over a large matrix)."""
-
-    def __init__(self, fh: BinaryIO) -> None:
-        self.fh, self.sha = fh, hashlib.sha256()
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.sha.update(data)
-        return self.fh.write(data)
+    chunks: ChunkTable | list[Chunk]  # a mapped table, or (version 1) chunks in the heap
 
 
 def _spot_digest(path: Path) -> str:
@@ -123,13 +112,15 @@ class ExactStore:
                                     "Re-index into a new folder.")
         try:
             seq, rows, dim = (int(manifest[k]) for k in ("seq", "rows", "dim"))
-            vfile, cfile = manifest["vectors"], manifest["chunks"]
-            vname, cname = str(vfile["file"]), str(cfile["file"])
+            vfile = manifest["vectors"]
+            vname = str(vfile["file"])
         except (KeyError, TypeError, ValueError) as exc:
             raise self._corrupt(path, f"lacks a field ({exc})") from exc
         vectors = self._read_vectors(self.folder / vname, vfile, rows, dim)
-        chunks = self._read_chunks(self.folder / cname, cfile, rows)
-        return Stored(seq=seq, vectors=vectors, chunks=chunks)
+        table = ChunkTable.open(self.folder, manifest.get("chunks"))
+        if len(table) != rows:
+            raise self._corrupt(path, f"says {rows} rows, its chunk table holds {len(table)}")
+        return Stored(seq=seq, vectors=vectors, chunks=table)
 
     def _check_digest(self, path: Path, entry: dict[str, Any]) -> None:
         try:
@@ -160,18 +151,6 @@ class ExactStore:
         plain: FloatArray = arr.view(np.ndarray)  # still backed by the map
         return plain
 
-    def _read_chunks(self, path: Path, entry: dict[str, Any], rows: int) -> list[Chunk]:
-        self._check_digest(path, entry)
-        try:
-            chunks = _CHUNKS_JSON.validate_json(path.read_bytes())
-        except (OSError, ValidationError, ValueError) as exc:
-            raise self._corrupt(path, f"is unreadable or holds an invalid chunk ({exc})"
-                                ) from exc
-        if len(chunks) != rows:
-            raise self._corrupt(path, f"holds {len(chunks)} chunks, {self.manifest_path} "
-                                      f"says {rows}")
-        return chunks
-
     def _read_legacy(self, path: Path) -> Stored:
         """Version 1: one ``exact.npz``, loaded into the heap."""
         try:
@@ -197,29 +176,20 @@ class ExactStore:
     def write(self, seq: int, vectors: FloatArray, chunks: list[Chunk], metric: str) -> None:
         """Write ``seq``'s files, switch the manifest to them, then drop older files."""
         private_dir(self.folder)
-        vname, cname = f"vectors-{seq:09d}.npy", f"chunks-{seq:09d}.json"
+        vname = f"vectors-{seq:09d}.npy"
         with atomic_writer(self.folder / vname) as fh:
-            hashing = _HashingWriter(fh)
+            hashing = _Hashing(fh)  # hashed as written: one pass over a large matrix
             np.save(hashing, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-        vsha = hashing.sha.hexdigest()
-        with atomic_writer(self.folder / cname) as fh:
-            hashing = _HashingWriter(fh)
-            hashing.write(b"[")
-            for i in range(0, len(chunks), _BLOCK):
-                hashing.write((b"," if i else b"") + _CHUNKS_JSON.dump_json(
-                    chunks[i:i + _BLOCK])[1:-1])
-            hashing.write(b"]")
-        csha = hashing.sha.hexdigest()
-        entries: dict[str, dict[str, Any]] = {"vectors": {"file": vname, "sha256": vsha,
-                               "spot_sha256": _spot_digest(self.folder / vname)},
-                   "chunks": {"file": cname, "sha256": csha}}
-        for entry in entries.values():
-            entry["bytes"] = (self.folder / entry["file"]).stat().st_size
+        vpath = self.folder / vname
+        vfile = {"file": vname, "sha256": hashing.sha.hexdigest(),
+                 "spot_sha256": _spot_digest(vpath), "bytes": vpath.stat().st_size}
+        table = ChunkTable.write(self.folder, f"chunks-{seq:09d}", chunks)
         rows, dim = vectors.shape if vectors.ndim == 2 else (0, 0)
         atomic_write_bytes(self.manifest_path, json.dumps({
             "format": FORMAT, "version": VERSION, "seq": seq, "rows": int(rows),
-            "dim": int(dim), "metric": metric, **entries}, indent=1).encode("utf-8"))
-        self.cleanup(keep={vname, cname})
+            "dim": int(dim), "metric": metric, "vectors": vfile, "chunks": table},
+            indent=1).encode("utf-8"))
+        self.cleanup(keep={vname, *(entry["file"] for entry in table.values())})
 
     def cleanup(self, keep: set[str]) -> None:
         """Remove files of older writes, the version-1 file and stray temp files."""

@@ -34,15 +34,22 @@ def _chunks(n: int, start: int = 0) -> list[Chunk]:
             for i in range(start, start + n)]
 
 
-def _answers(index: ExactIndex, dim: int = 8) -> list[list[tuple[str, float, int]]]:
+def _answers(index: ExactIndex, dim: int = 8) -> list[list[dict[str, Any]]]:
+    """Every hit in full (id, score, rank, text, metadata, ...) for a few queries x filters."""
     rng = np.random.default_rng(11)
     out = []
     for _ in range(4):
         q = IndexQuery(text="", vector=rng.normal(size=dim).astype(np.float32))
         for f in FILTERS:
             hits = index.search(q, 7, None if f is None else parse_filter(f))
-            out.append([(h.chunk_id, h.score, h.rank) for h in hits])
+            out.append([h.model_dump() for h in hits])
     return out
+
+
+def _files(folder: Path) -> list[str]:
+    """The folder's files, each chunk-table file (``chunks-<seq>.*``) as ``chunks-<seq>``."""
+    return sorted({p.name[:16] if p.name.startswith("chunks-") else p.name
+                   for p in folder.iterdir()})
 
 
 def _mapped_files(folder: Path) -> set[str]:
@@ -63,11 +70,11 @@ def test_reopen_maps_the_vectors_and_answers_identically(tmp_path: Path) -> None
         i.delete(["d3", "d17"])
     want = _answers(ref)
     assert _answers(index) == want
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "chunks-000000004.json", "exact.json", "vectors-000000004.npy"]
+    assert _files(folder) == ["chunks-000000004", "exact.json", "vectors-000000004.npy"]
 
     again = _index(folder)
-    assert "vectors-000000004.npy" in _mapped_files(folder)  # mapped, not read into the heap
+    # mapped, not read into the heap
+    assert {"vectors-000000004.npy", "chunks-000000004.texts.bin"} <= _mapped_files(folder)
     assert _answers(again) == want
     assert again.count() == ref.count() and again.doc_ids() == ref.doc_ids()
     assert again.get_chunks(["d5#1", "d3#0"]) == ref.get_chunks(["d5#1", "d3#0"])
@@ -101,8 +108,7 @@ def test_a_version_1_folder_opens_and_is_rewritten_on_its_next_save(tmp_path: Pa
     extra = rng.normal(size=(3, 8)).astype(np.float32)
     for i in (ref, old):
         i.upsert(_chunks(3, 90), extra)
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "chunks-000000001.json", "exact.json", "vectors-000000001.npy"]
+    assert _files(folder) == ["chunks-000000001", "exact.json", "vectors-000000001.npy"]
     assert _answers(_index(folder)) == _answers(ref)
 
 
@@ -119,12 +125,13 @@ def _flip_last_byte(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncated vectors", "flipped vectors", "missing vectors",
-                                    "flipped chunks", "wrong shape", "garbage manifest"])
+                                    "flipped chunk positions", "missing chunk ids",
+                                    "wrong shape", "garbage manifest"])
 def test_damaged_files_raise_naming_the_file_and_nothing_is_overwritten(
         tmp_path: Path, damage: str) -> None:
     folder = tmp_path / "idx"
     _filled(folder)
-    vectors, chunks = folder / "vectors-000000001.npy", folder / "chunks-000000001.json"
+    vectors = folder / "vectors-000000001.npy"
     named = vectors
     if damage == "truncated vectors":
         vectors.write_bytes(vectors.read_bytes()[:-64])
@@ -132,9 +139,12 @@ def test_damaged_files_raise_naming_the_file_and_nothing_is_overwritten(
         _flip_last_byte(vectors)
     elif damage == "missing vectors":
         vectors.unlink()
-    elif damage == "flipped chunks":
-        _flip_last_byte(chunks)
-        named = chunks
+    elif damage == "flipped chunk positions":
+        named = folder / "chunks-000000001.positions.npy"
+        _flip_last_byte(named)
+    elif damage == "missing chunk ids":
+        named = folder / "chunks-000000001.ids.bin"
+        named.unlink()
     elif damage == "wrong shape":  # a valid .npy of another shape, its manifest entry updated
         np.save(vectors, np.zeros((29, 8), np.float32))
         manifest = json.loads((folder / "exact.json").read_text())
@@ -149,6 +159,18 @@ def test_damaged_files_raise_naming_the_file_and_nothing_is_overwritten(
     with pytest.raises(IndexCorruptError, match=str(named)):
         _index(folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_damaged_chunk_text_is_a_typed_error_when_its_row_is_read(tmp_path: Path) -> None:
+    """Chunk texts are checked per block when first read (the chunk table's contract), so
+    the open succeeds and the search that would return the damaged text raises."""
+    folder = tmp_path / "idx"
+    _filled(folder)
+    texts = folder / "chunks-000000001.texts.bin"
+    _flip_last_byte(texts)
+    index = _index(folder)
+    with pytest.raises(IndexCorruptError, match=str(texts)):
+        index.search(IndexQuery(text="", vector=np.ones(8, np.float32)), 30)
 
 
 def test_large_vector_files_get_a_spot_check(tmp_path: Path, monkeypatch: Any) -> None:
@@ -176,12 +198,11 @@ def test_an_unfinished_write_is_ignored_and_cleaned_by_the_next(tmp_path: Path) 
     index = _filled(folder)
     want = _answers(index)
     np.save(folder / "vectors-000000002.npy", np.ones((31, 8), np.float32))
-    (folder / ".chunks-000000002.json.abc.tmp").write_bytes(b"[")
+    (folder / ".chunks-000000002.texts.bin.abc.tmp").write_bytes(b"[")
     again = _index(folder)
     assert again.count() == 30 and _answers(again) == want
     again.delete(["d0"])
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "chunks-000000002.json", "exact.json", "vectors-000000002.npy"]
+    assert _files(folder) == ["chunks-000000002", "exact.json", "vectors-000000002.npy"]
     assert _index(folder).count() == 27
 
 
