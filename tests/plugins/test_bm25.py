@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -423,7 +424,9 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("target", ["manifest", "version", "base_json", "base_npy",
-                                    "base_npy_bit", "base_npy_missing", "delta", "delta_gap"])
+                                    "base_npy_bit", "base_npy_missing", "table_blob",
+                                    "table_offsets_bit", "table_missing", "table_entry",
+                                    "delta", "delta_gap"])
 def test_corrupt_files_raise_and_nothing_is_overwritten(tmp_path: Path, target: str) -> None:
     folder = tmp_path / "bm25"
     index = make(folder, compact_min_chunks=0, compact_ratio=100.0, max_delta_files=10_000)
@@ -460,6 +463,22 @@ def test_corrupt_files_raise_and_nothing_is_overwritten(tmp_path: Path, target: 
     elif target == "base_npy_missing":
         victim = folder / base_tf
         victim.unlink()
+    elif target == "table_blob":  # truncated: its offsets no longer end at its size
+        victim = folder / next(n for n in names if n.endswith(".chunks.texts.bin"))
+        victim.write_bytes(victim.read_bytes()[:-7])
+    elif target == "table_offsets_bit":  # still monotone offsets: caught by sha256
+        victim = folder / next(n for n in names if n.endswith(".chunks.ids.offsets.npy"))
+        data = bytearray(victim.read_bytes())
+        data[-9] ^= 0x01
+        victim.write_bytes(bytes(data))
+    elif target == "table_missing":
+        victim = folder / next(n for n in names if n.endswith(".chunks.docs.bin"))
+        victim.unlink()
+    elif target == "table_entry":  # a hostile manifest: a path outside the folder
+        victim = folder / "bm25.json"
+        m = json.loads(victim.read_text())
+        m["base"]["chunks"]["texts"]["file"] = "/etc/passwd"
+        victim.write_text(json.dumps(m))
     elif target == "delta":
         victim = folder / deltas[-1]
         victim.write_bytes(b'{"seq": ')
@@ -467,7 +486,7 @@ def test_corrupt_files_raise_and_nothing_is_overwritten(tmp_path: Path, target: 
         victim = folder / deltas[0]
         victim.unlink()
     before = _files(folder)
-    expected = victim.name if target != "version" else "version 999"
+    expected = {"version": "version 999", "table_entry": "texts"}.get(target, victim.name)
     with pytest.raises(IndexCorruptError, match=expected.replace(".", r"\.")
                        if target != "delta_gap" else "missing"):
         make(folder)
@@ -567,6 +586,60 @@ def test_reopen_maps_the_snapshot_and_old_snapshots_still_open(tmp_path: Path) -
         assert json.loads((old / "bm25.json").read_text())["version"] == 3
         assert any(".chunks." in p.name for p in old.iterdir())
         assert hits(make(old)) == hits(reopened)
+
+
+def test_reopened_version_3_equals_a_fresh_index_with_filters_and_base_deletes(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "bm25"
+    # deltas are pydantic JSON, which writes NaN as null (the chunk table keeps NaN)
+    chunks = [c.model_copy(update={"metadata": {k: v for k, v in c.metadata.items()
+                                                if not (isinstance(v, float) and math.isnan(v))}})
+              for c in filter_chunks()]
+    odd = [Chunk(id="ü-1", doc_id="dü", text="alpha naïve 日本 café", index=2, start=3, end=9,
+                 metadata={"title": "Ünïcode", "when": "2024-01-02", "x": [1, {"y": None}],
+                           "f": 0.1, "big": 2**70}),
+           Chunk(id="ü-2", doc_id="dü", text="beta", metadata={})]
+    index = make(folder, compact_min_chunks=0)
+    index.upsert(chunks[:90] + odd)
+    index.flush()  # chunks 0..89 and the odd ones are the mapped base
+    index.delete(["d4", "d7"])  # base rows: persisted as a delta, replayed on reopen
+    index.upsert(chunks[90:])  # the delta tail
+    index.upsert([chunks[5].model_copy(update={"text": "gamma replaced"})])  # replaces a base row
+    live = [c for c in index._rows.live_chunks()]
+    fresh = make(None)
+    fresh.upsert(live)
+    queries = ["alpha beta", "gamma", "alpha naïve", "beta w95"]
+    reopened = make(folder, compact_min_chunks=0)
+    assert reopened._rows.table is not None and reopened._rows.dead > 0
+    for ix in (index, reopened):
+        assert ix.count() == fresh.count() and ix.doc_ids() == fresh.doc_ids()
+        assert _hit_lists(ix, queries, k=200) == _hit_lists(fresh, queries, k=200)
+        for raw in FILTERS[:12] + FILTERS[17:]:
+            f = expand_dates(parse_filter(raw))
+            assert _hit_lists(ix, queries, f, 50) == _hit_lists(fresh, queries, f, 50), raw
+    ids = ["ü-1", "ü-2", chunks[5].id, chunks[12].id, chunks[100].id, "nope"]
+    want = [c.model_dump() if c else None for c in fresh.get_chunks(ids)]
+    assert [c.model_dump() if c else None for c in reopened.get_chunks(ids)] == want
+    assert want[0] == odd[0].model_dump() and want[3] is None  # d4 was deleted
+    reopened.delete(["dü"])  # a base doc deleted after the reopen, then folded away
+    reopened.flush()
+    again = make(folder)
+    assert again._rows.dead == 0 and again.get_chunks(["ü-1", "ü-2"]) == [None, None]
+    assert _hit_lists(again, queries) == _hit_lists(reopened, queries)
+
+
+def test_a_corrupt_chunk_text_is_an_error_naming_the_file_when_read(tmp_path: Path) -> None:
+    folder = tmp_path / "bm25"
+    index = make(folder, compact_min_chunks=0)
+    index.upsert(sample_chunks(40))
+    index.flush()
+    texts = next(p for p in folder.iterdir() if p.name.endswith(".chunks.texts.bin"))
+    data = bytearray(texts.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size, still UTF-8: only its block sha256 tells
+    texts.write_bytes(bytes(data))
+    reopened = make(folder)  # blobs are checked when a row is read, not at open
+    with pytest.raises(IndexCorruptError, match=re.escape(texts.name)):
+        reopened.search(q("alpha beta gamma delta"), 40)
 
 
 def test_crash_mid_write_keeps_previous_state(tmp_path: Path,
