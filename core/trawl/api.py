@@ -56,7 +56,7 @@ from .lockfile import LOCK_FILE, LockInfo, live_server, read_lock
 from .models import Chunk, Document, Hit, text_hash
 from .pipeline import Pipeline, Retriever, SearchTrace
 from .plugins import PluginHost
-from .secrets import without_query_time, without_secrets
+from .secrets import with_component_settings, without_query_time, without_secrets
 from .storage import (
     FORMAT_VERSION,
     PRIVATE_FILE,
@@ -281,7 +281,11 @@ class Trawl:
 
     def __init__(self, path: Path | None, pipeline: PipelineConfig, *,
                  host: PluginHost | None = None, settings: TrawlSettings | None = None,
-                 show_progress: bool | None = None) -> None:
+                 show_progress: bool | None = None,
+                 component_settings: Mapping[str, Any] | None = None) -> None:
+        """``component_settings`` (e.g. ``{"device": "cuda"}``) go to every component whose
+        config has that query-time field, for this process only: ``pipeline.json`` keeps
+        the pipeline as given (``trawl.secrets.with_component_settings``)."""
         self.settings = settings or TrawlSettings()
         self.host = host or PluginHost()
         self.path = path
@@ -316,7 +320,9 @@ class Trawl:
                 raise IndexReadOnlyError(f"no trawl index at {path} (no {PIPELINE_FILE}), and "
                                          "the folder is read-only so none can be created")
         try:
-            self.pipeline = Pipeline(pipeline, self.host.registry, path, state)
+            built = pipeline if not component_settings else with_component_settings(
+                pipeline, component_settings, self.host.registry)
+            self.pipeline = Pipeline(built, self.host.registry, path, state)
             self.manifest = Manifest(path / MANIFEST_FILE if path else Path(":memory:"),
                                      read_only=self.read_only)
             if path is not None and not self.read_only:
@@ -339,7 +345,8 @@ class Trawl:
              pipeline: str | Path | dict[str, Any] | PipelineConfig | None = None,
              host: PluginHost | None = None, settings: TrawlSettings | None = None,
              show_progress: bool | None = None, create: bool = True,
-             attach: Literal[False]) -> Trawl: ...
+             attach: Literal[False],
+             component_settings: Mapping[str, Any] | None = None) -> Trawl: ...
 
     @overload
     @classmethod
@@ -347,14 +354,16 @@ class Trawl:
              pipeline: str | Path | dict[str, Any] | PipelineConfig | None = None,
              host: PluginHost | None = None, settings: TrawlSettings | None = None,
              show_progress: bool | None = None, create: bool = True,
-             attach: bool = True) -> Trawl | RemoteTrawl: ...
+             attach: bool = True,
+             component_settings: Mapping[str, Any] | None = None) -> Trawl | RemoteTrawl: ...
 
     @classmethod
     def open(cls, path_or_config: str | Path | None = None, *,
              pipeline: str | Path | dict[str, Any] | PipelineConfig | None = None,
              host: PluginHost | None = None, settings: TrawlSettings | None = None,
              show_progress: bool | None = None, create: bool = True,
-             attach: bool = True) -> Trawl | RemoteTrawl:
+             attach: bool = True,
+             component_settings: Mapping[str, Any] | None = None) -> Trawl | RemoteTrawl:
         """Open (or, with ``create``, create) an index folder.
 
         ``path_or_config`` is an index folder, a bare index name (under
@@ -369,6 +378,10 @@ class Trawl:
         ``pipeline`` or ``manifest``. Pass ``attach=False`` to always get a ``Trawl``.
         Query-time fusion/reranker overrides in ``pipeline`` are not sent to a server:
         pass them per call.
+
+        ``component_settings`` (e.g. ``{"device": "cuda"}``, the CLI's ``--device``) set
+        a query-time field on every component that has it, for this process; a served
+        folder's components run in its server, so there they are a ``ConfigError``.
         """
         settings = settings or TrawlSettings()
         if path_or_config is not None and str(path_or_config).endswith(".toml"):
@@ -408,11 +421,17 @@ class Trawl:
         else:
             config = load_pipeline(pipeline or settings.default_pipeline)
         try:
-            return cls(path, config, host=host, settings=settings, show_progress=show_progress)
+            return cls(path, config, host=host, settings=settings, show_progress=show_progress,
+                       component_settings=component_settings)
         except IndexLockedError:
             server = live_server(path) if attach else None
             if server is None or server.url is None:
                 raise
+            if component_settings:
+                raise ConfigError(
+                    f"index {path} is served at {server.url}: its components run in that "
+                    f"server, so {', '.join(component_settings)} cannot be set here; give "
+                    "them to `trawl serve`") from None
             from .client import RemoteTrawl
 
             return RemoteTrawl(server.url, index_path=path)

@@ -129,10 +129,25 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 
 
 def _open(index: str | None, pipeline: str | None, host: PluginHost, progress: bool = True,
-          create: bool = True) -> Any:
+          create: bool = True, device: str | None = None) -> Any:
     from .api import Trawl
 
-    return Trawl.open(index, pipeline=pipeline, host=host, show_progress=progress, create=create)
+    return Trawl.open(index, pipeline=pipeline, host=host, show_progress=progress, create=create,
+                      component_settings=device_settings(device))
+
+
+def device_settings(device: str | None) -> dict[str, Any] | None:
+    """``--device`` as the component settings it stands for (none when not given)."""
+    return None if device is None else {"device": device}
+
+
+#: ``--device``: a query-time setting given to every component that has a ``device`` field
+#: (core names no backend; the onnx encoders and cross-encoder have one)
+device_option = click.option(
+    "--device", type=click.Choice(["cpu", "cuda"]), default=None,
+    help="Run the pipeline's models here (components with a `device` setting, such as the "
+         "onnx encoders and cross-encoder; cuda needs onnxruntime-gpu). Default: the "
+         "pipeline's (cpu). Not saved with the index.")
 
 
 @click.group(cls=TrawlGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -314,17 +329,18 @@ def _check_finite(ctx: click.Context, param: click.Parameter,
               help="Encoding to try for files that are not UTF-8 (repeatable, in order).")
 @click.option("--hidden", is_flag=True, help="Also index hidden files and folders.")
 @click.option("--no-ignore-files", is_flag=True, help="Do not read .gitignore/.trawlignore.")
+@device_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def index(paths: tuple[Path, ...], index: str | None, pipeline: str | None,
           include: tuple[str, ...], exclude: tuple[str, ...], prune: bool,
           follow_symlinks: bool, max_bytes: int | None, encodings: tuple[str, ...],
-          hidden: bool, no_ignore_files: bool, as_json: bool) -> None:
+          hidden: bool, no_ignore_files: bool, device: str | None, as_json: bool) -> None:
     """Index files and folders (txt, md, html, pdf, jsonl, BEIR corpus.jsonl)."""
     try:
         from .ingest import index_paths
     except ImportError as exc:  # pragma: no cover - only before ingestion lands
         raise MissingDependencyError("trawl.ingest", "ingest", purpose="indexing") from exc
-    with _open(index, pipeline, default_host(), progress=not as_json) as t:
+    with _open(index, pipeline, default_host(), progress=not as_json, device=device) as t:
         extra: dict[str, Any] = {} if max_bytes is None else {"max_bytes": max_bytes}
         # a served folder is indexed by its server (RemoteTrawl.index_paths), same options
         run = t.index_paths if hasattr(t, "index_paths") else partial(index_paths, t)
@@ -354,10 +370,11 @@ def index(paths: tuple[Path, ...], index: str | None, pipeline: str | None,
               help="Use only these retrievers (repeatable).")
 @click.option("--fusion", type=click.Choice(["rrf", "weighted", "dbsf"]), default=None)
 @click.option("--rerank/--no-rerank", default=None, help="Toggle the pipeline's reranker.")
+@device_option
 @click.option("--json", "as_json", is_flag=True)
 def search(query: str, index: str | None, top_k: int, where: tuple[str, ...],
            filter_json: str | None, retrievers: tuple[str, ...], fusion: str | None,
-           rerank: bool | None, as_json: bool) -> None:
+           rerank: bool | None, device: str | None, as_json: bool) -> None:
     """Search an index and print the hits."""
     from .filters import parse_filter, parse_where, to_json
 
@@ -374,7 +391,7 @@ def search(query: str, index: str | None, top_k: int, where: tuple[str, ...],
 
     trace = SearchTrace()
     # a folder that `trawl serve` owns is searched through that server (same answers)
-    with _open(index, None, default_host(), progress=False, create=False) as t:
+    with _open(index, None, default_host(), progress=False, create=False, device=device) as t:
         fusion_cfg = None
         if fusion:
             fusion_cfg = t.config.fusion.model_copy(update={"method": fusion})
@@ -435,10 +452,11 @@ def _filter_object(text: str) -> Any:
 @click.option("--rrf-k", type=click.FloatRange(min=0), default=None, callback=_check_finite)
 @click.option("--max-queries", type=click.IntRange(min=1), default=None,
               help="Evaluate only the first N queries.")
+@device_option
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(dataset_dir: Path, pipeline: str, index: str | None, run_file: Path | None,
              fusion: str | None, rrf_k: float | None, max_queries: int | None,
-             as_json: bool) -> None:
+             device: str | None, as_json: bool) -> None:
     """Index a BEIR-layout dataset with a pipeline and report nDCG@10, Recall, MRR, latency."""
     from .api import Trawl
     from .config import load_pipeline
@@ -450,7 +468,7 @@ def eval_cmd(dataset_dir: Path, pipeline: str, index: str | None, run_file: Path
     folder = Path(index) if index else eval_index_folder(settings.cache_dir, dataset.name, config)
     progress = not as_json
     with Trawl(folder, config, host=default_host(), settings=settings,
-               show_progress=progress) as t:
+               show_progress=progress, component_settings=device_settings(device)) as t:
         if not as_json:
             click.echo(safe_text(f"indexing {dataset.path} into {folder} (unchanged documents "
                                  "are skipped)"), err=True)

@@ -8,7 +8,9 @@ read it from the environment (the plugin's config names the variable, e.g. the q
 index's ``api_key_env``).
 
 The same walk over component configs finds the fields marked query-time
-(``trawl.components.QUERY_TIME``), which an existing index may open with new values.
+(``trawl.components.QUERY_TIME``), which an existing index may open with new values, and
+applies a setting to every component that declares it (``with_component_settings``: the
+CLI's ``--device``), still without naming any backend.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from __future__ import annotations
 import types
 import typing
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from .components import query_time_fields
 from .config import PipelineConfig
-from .errors import TrawlError
+from .errors import ConfigError, TrawlError
 from .plugins import ComponentKind, ComponentRegistry
 
 # (component kind, key naming it, key holding its config) in a retriever entry
@@ -101,3 +104,35 @@ def without_secrets(config: PipelineConfig, registry: ComponentRegistry, *,
             "Later opens read it from the environment (see the component's *_env option)",
             stacklevel=3)
     return data
+
+
+def with_component_settings(config: PipelineConfig, settings: Mapping[str, Any],
+                            registry: ComponentRegistry) -> PipelineConfig:
+    """``config`` with each setting given to every component (index, encoder, transform,
+    reranker) whose config has that field marked query-time: e.g. ``{"device": "cuda"}``
+    reaches the onnx encoders and cross-encoder, whatever the pipeline names them. Only
+    query-time fields, so an existing index still opens with its saved pipeline.
+    ``ConfigError`` when no component of the pipeline takes a setting."""
+    data = config.model_dump(mode="json")
+    parts: list[tuple[ComponentKind, str, dict[str, Any]]] = []
+    for r in data["retrievers"]:
+        for kind, name_key, cfg_key in _RETRIEVER_PARTS:
+            if r.get(name_key):
+                parts.append((kind, r[name_key], r.setdefault(cfg_key, {})))
+    if data.get("reranker"):
+        parts.append(("reranker", data["reranker"]["name"], data["reranker"]["config"]))
+    for field, value in settings.items():
+        took = False
+        for kind, name, cfg in parts:
+            if field in _query_time(registry, kind, name):
+                cfg[field], took = value, True
+        if not took:
+            named = ", ".join(sorted({name for _, name, _ in parts}))
+            raise ConfigError(f"no component of pipeline {config.name!r} ({named}) takes the "
+                              f"setting {field!r}")
+    return PipelineConfig.model_validate(data)
+
+
+def _query_time(registry: ComponentRegistry, kind: ComponentKind, name: str) -> set[str]:
+    config = _config_class(registry, kind, name)
+    return query_time_fields(config) if config is not None else set()

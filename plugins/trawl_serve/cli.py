@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from trawl.cli import device_option, device_settings
 from trawl.errors import MissingDependencyError
 from trawl.wire import MAX_BODY_BYTES
 
@@ -56,11 +57,12 @@ def _require_stack() -> None:
                    "not pay on a 2-core machine).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@device_option
 def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
                   watch: tuple[Path, ...], allow_path: tuple[Path, ...],
                   allow_host: tuple[str, ...], allow_origin: tuple[str, ...],
                   request_timeout: float, max_body: float, no_mcp: bool, mcp_write: bool,
-                  batch: bool | None, log_level: str) -> None:
+                  batch: bool | None, log_level: str, device: str | None) -> None:
     """Serve an index over HTTP and MCP, so every client can use it at once."""
     import os
 
@@ -75,7 +77,7 @@ def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
           mcp=not no_mcp, batch=batch, log_level=log_level, allow_paths=list(allow_path),
           allow_hosts=list(allow_host), allow_origins=list(allow_origin),
           request_timeout=request_timeout, mcp_write=mcp_write,
-          max_body_bytes=int(max_body * 2**20))
+          max_body_bytes=int(max_body * 2**20), component_settings=device_settings(device))
 
 
 @click.command(name="mcp")
@@ -87,11 +89,13 @@ def serve_command(index: str | None, host: str, port: int, pipeline: str | None,
 @click.option("--request-timeout", default=30.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop a search or context call that runs longer.")
+@device_option
 def mcp_command(index: str | None, pipeline: str | None, mcp_write: bool,
-                request_timeout: float) -> None:
+                request_timeout: float, device: str | None) -> None:
     """Speak MCP over stdin/stdout (for agents that spawn their tools). Attaches to a
     running `trawl serve` of the same index, or opens the index itself."""
     _require_stack()
     from .runner import run_mcp_stdio
 
-    run_mcp_stdio(index, pipeline=pipeline, write=mcp_write, request_timeout=request_timeout)
+    run_mcp_stdio(index, pipeline=pipeline, write=mcp_write, request_timeout=request_timeout,
+                  component_settings=device_settings(device))

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,11 +79,13 @@ def freeze_long_lived() -> None:
     gc.freeze()
 
 
-def open_owned(index: str | None, pipeline: str | None) -> Trawl:
+def open_owned(index: str | None, pipeline: str | None,
+               component_settings: Mapping[str, Any] | None = None) -> Trawl:
     """Open the index as its owner; a folder another server already serves is an error
     that names that server."""
     try:
-        return Trawl.open(index, pipeline=pipeline, show_progress=False, attach=False)
+        return Trawl.open(index, pipeline=pipeline, show_progress=False, attach=False,
+                          component_settings=component_settings)
     except IndexLockedError as exc:
         path = None if index and index.endswith(".toml") else TrawlSettings().index_path(index)
         server = live_server(path) if path is not None else None
@@ -106,7 +109,8 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
           allow_paths: list[Path] | None = None, allow_hosts: list[str] | None = None,
           allow_origins: list[str] | None = None,
           request_timeout: float | None = 30.0, mcp_write: bool = False,
-          max_body_bytes: int = MAX_BODY_BYTES) -> None:
+          max_body_bytes: int = MAX_BODY_BYTES,
+          component_settings: Mapping[str, Any] | None = None) -> None:
     """``trawl serve``: blocks until SIGINT/SIGTERM, then withdraws and closes the index."""
     import uvicorn
 
@@ -115,7 +119,7 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
 
     api_key = os.environ.get("TRAWL_API_KEY") or None
     check_exposure(host, api_key)
-    trawl = open_owned(index, pipeline)
+    trawl = open_owned(index, pipeline, component_settings)
     freeze_long_lived()
     try:
         watcher = FolderWatcher(trawl, list(watch)) if watch else None
@@ -152,7 +156,8 @@ def serve(index: str | None, *, host: str = "127.0.0.1", port: int = 8765,
 
 
 def run_mcp_stdio(index: str | None, *, pipeline: str | None = None, write: bool = False,
-                  request_timeout: float | None = 30.0) -> None:
+                  request_timeout: float | None = 30.0,
+                  component_settings: Mapping[str, Any] | None = None) -> None:
     """``trawl mcp``: MCP over stdin/stdout, attached to a running server if there is one."""
     import anyio
 
@@ -161,7 +166,7 @@ def run_mcp_stdio(index: str | None, *, pipeline: str | None = None, write: bool
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     # an agent naming a missing index gets an error, not a silently created empty one
     client = Trawl.open(index, pipeline=pipeline, show_progress=False,
-                        create=pipeline is not None)
+                        create=pipeline is not None, component_settings=component_settings)
     freeze_long_lived()
     try:
         anyio.run(build_mcp(client, write=write,
