@@ -12,21 +12,26 @@ A ``ChunkTable`` stores the same chunks as columns in files the index maps read-
 ``doc_index.npy``      per row, the number of its doc id in ``docs`` (int32)
 ``positions.npy``      per row, ``index``, ``start``, ``end`` (int64, n × 3)
 ``*.digests.npy``      per blob, the sha256 of every 64 KiB block (uint8, blocks × 32)
+``{ids,docs}.keys``    a stable 64-bit hash (blake2b) of each id, sorted, and the
+                       row (``.order.npy``) of each: a lookup is a binary search
+``doc_rows.npy``       rows grouped by doc number, ``doc_bounds.npy`` each group's start
 =====================  =========================================================
 
 Reading ``table[row]`` decodes that row only (a ``Chunk`` built by
 ``trawl.models.trusted``: the files are trawl's own and were checked on open). Lookups by
-chunk id and by doc id are built on first use, not at open.
+chunk id and by doc id are binary searches in mapped arrays written with the table, so
+neither an open nor the first write after it decodes every id (building a dict of 1M ids
+cost ~0.7 s and ~110 MB). A hit of a hash is confirmed against the stored id.
 
 **Integrity, and why it is split.** Opening checks the structure of every file (array
 shapes and dtypes, offsets monotone and ending exactly at the blob's size, doc numbers in
-range) and the sha256 of every ``.npy`` file (~50 bytes a row, about 0.05 s per million
+range) and the sha256 of every ``.npy`` file (~90 bytes a row, about 0.05 s per million
 rows here). The blobs (the texts alone are ~600 MB at 1M chunks, and hashing them cost
 ~0.4 s, most of the < 1 s budget for reopen-to-first-answer) are checked lazily, per
 64 KiB block against ``digests``, the first time a row in that block is read; ``verify()``
 checks every block and every whole-file sha256 on demand. So a corrupt or hostile file is
 an ``IndexCorruptError`` naming the file, never an out-of-bounds read, a crash or silently
-wrong text, and an open does not read what no query touches.
+wrong text (a hostile file with forged digests can at worst make a lookup miss), and an open does not read what no query touches.
 
 Files are written through ``trawl.storage.atomic_writer`` (temp file, fsync, rename), the
 chunks streamed in blocks so memory stays bounded by a block plus ~40 bytes a row of
@@ -65,13 +70,29 @@ _SURROGATES = "surrogatepass"  # a Python str may hold lone surrogates: keep the
 Int64Array = npt.NDArray[np.int64]
 
 
+_KEYED = ("ids", "docs")  # blobs with a lookup (sorted hashes + rows)
+_ARRAYS = ("doc_index", "positions", "doc_rows", "doc_bounds")
+
+
 def _file_names(prefix: str) -> dict[str, str]:
-    names = {"doc_index": f"{prefix}.doc_index.npy", "positions": f"{prefix}.positions.npy"}
+    names = {a: f"{prefix}.{a}.npy" for a in _ARRAYS}
     for blob in _BLOBS:
         names[blob] = f"{prefix}.{blob}.bin"
         names[f"{blob}.offsets"] = f"{prefix}.{blob}.offsets.npy"
         names[f"{blob}.digests"] = f"{prefix}.{blob}.digests.npy"
+    for blob in _KEYED:
+        names[f"{blob}.keys"] = f"{prefix}.{blob}.keys.npy"
+        names[f"{blob}.order"] = f"{prefix}.{blob}.order.npy"
     return names
+
+
+def _key(encoded: bytes) -> bytes:
+    """A stable 64-bit hash of an encoded id (the same in every process, unlike hash())."""
+    return hashlib.blake2b(encoded, digest_size=8).digest()
+
+
+def _key_of(text: str) -> int:
+    return int.from_bytes(_key(text.encode(_UTF8, _SURROGATES)), "little", signed=True)
 
 
 def _metadata_json(metadata: Mapping[str, Any]) -> bytes:
@@ -96,8 +117,9 @@ class _Hashing:
 class _BlobWriter:
     """One blob being written: its row offsets, block digests and whole-file sha256."""
 
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, fh: BinaryIO, keyed: bool) -> None:
         self.fh = fh
+        self.keys: list[bytes] | None = [] if keyed else None
         self.size = 0
         self.ends: list[Int64Array] = []
         self.sha = hashlib.sha256()
@@ -107,6 +129,8 @@ class _BlobWriter:
     def add(self, pieces: list[bytes]) -> None:
         lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
         self.ends.append(self.size + np.cumsum(lengths))
+        if self.keys is not None:
+            self.keys.extend(map(_key, pieces))
         data = b"".join(pieces)
         self.size += len(data)
         self.fh.write(data)
@@ -126,6 +150,13 @@ class _BlobWriter:
         offsets = np.concatenate([np.zeros(1, dtype=np.int64), *self.ends])
         digests = np.frombuffer(b"".join(self.digests), dtype=np.uint8).reshape(-1, 32)
         return offsets, digests
+
+    def lookup(self) -> tuple[Int64Array, Int64Array]:
+        """The sorted keys and, for each, its row."""
+        assert self.keys is not None
+        keys = np.frombuffer(b"".join(self.keys), dtype="<i8").astype(np.int64)
+        order = np.argsort(keys, kind="stable").astype(np.int64)
+        return keys[order], order
 
 
 class _Blob:
@@ -196,40 +227,21 @@ class _Blob:
             self.data.close()
 
 
-class _HashIndex:
-    """Strings → row, in 16 bytes a row instead of a dict of strings (~110 bytes a row):
-    sorted hashes; a hit is confirmed against the table's own string."""
-
-    def __init__(self, strings: list[str]) -> None:
-        hashes = np.fromiter(map(hash, strings), dtype=np.int64, count=len(strings))
-        self.order = np.argsort(hashes, kind="stable")
-        self.hashes = hashes[self.order]
-
-    def candidates(self, key: str) -> Int64Array:
-        h = hash(key)
-        lo = int(np.searchsorted(self.hashes, h, side="left"))
-        hi = int(np.searchsorted(self.hashes, h, side="right"))
-        out: Int64Array = self.order[lo:hi]
-        return out
-
-
 class ChunkTable:
     """Read-only chunks in mapped columns (see the module docstring). Open with ``open``,
     write with ``write``."""
 
     def __init__(self, folder: Path, files: TableFiles, blobs: dict[str, _Blob],
-                 doc_index: Any, positions: Any) -> None:
+                 arrays: dict[str, Any]) -> None:
         self.folder = folder
         self.files = files
         self._blobs = blobs
         self._ids, self._texts = blobs["ids"], blobs["texts"]
         self._metadata, self._docs = blobs["metadata"], blobs["docs"]
-        self._doc_index = doc_index
-        self._positions = positions
-        self._n = len(positions)
-        self._id_index: _HashIndex | None = None
-        self._doc_names: _HashIndex | None = None
-        self._doc_rows: tuple[Int64Array, Int64Array] | None = None  # rows by doc, bounds
+        self._doc_index = arrays["doc_index"]
+        self._positions = arrays["positions"]
+        self._arrays = arrays
+        self._n = len(self._positions)
 
     # -- writing ----------------------------------------------------------------------
     @staticmethod
@@ -242,8 +254,8 @@ class ChunkTable:
         positions: list[Int64Array] = []
         sha: dict[str, str] = {}
         with ExitStack() as stack:
-            writers = {b: _BlobWriter(stack.enter_context(atomic_writer(folder / names[b])))
-                       for b in _BLOBS}
+            writers = {b: _BlobWriter(stack.enter_context(atomic_writer(folder / names[b])),
+                                      keyed=b in _KEYED) for b in _BLOBS}
             block: list[Chunk] = []
 
             def flush() -> None:
@@ -274,7 +286,14 @@ class ChunkTable:
                 "positions": np.concatenate(positions)}
             for b, writer in writers.items():
                 arrays[f"{b}.offsets"], arrays[f"{b}.digests"] = writer.finish()
+                if b in _KEYED:
+                    arrays[f"{b}.keys"], arrays[f"{b}.order"] = writer.lookup()
                 sha[b] = writer.sha.hexdigest()
+            by_row = arrays["doc_index"]
+            arrays["doc_rows"] = np.argsort(by_row, kind="stable").astype(np.int64)
+            bounds = np.zeros(len(doc_numbers) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(by_row, minlength=len(doc_numbers)), out=bounds[1:])
+            arrays["doc_bounds"] = bounds
         for name, arr in arrays.items():
             with atomic_writer(folder / names[name]) as fh:
                 out = _Hashing(fh)
@@ -304,6 +323,23 @@ class ChunkTable:
                 entries["doc_index"][0], f"does not hold one int32 per row ({n} rows)")
         blobs: dict[str, _Blob] = {}
         try:
+            n_docs = len(arrays["docs.offsets"]) - 1
+            for name, rows in (("ids", n), ("docs", n_docs), ("doc_rows", n)):
+                path = entries[f"{name}.order" if name != "doc_rows" else name][0]
+                order = arrays[f"{name}.order" if name != "doc_rows" else name]
+                _expect(order.shape == (rows,) and order.dtype == np.int64
+                        and (rows == 0 or (int(order.min()) >= 0 and int(order.max()) < rows)),
+                        path, f"does not hold {rows} row numbers")
+                if name != "doc_rows":
+                    keys = entries[f"{name}.keys"][0]
+                    _expect(arrays[f"{name}.keys"].shape == (rows,)
+                            and arrays[f"{name}.keys"].dtype == np.int64, keys,
+                            f"does not hold {rows} int64 keys")
+            bounds = arrays["doc_bounds"]
+            _expect(bounds.shape == (n_docs + 1,) and bounds.dtype == np.int64
+                    and int(bounds[0]) == 0 and int(bounds[-1]) == n
+                    and not bool(np.any(bounds[1:] < bounds[:-1])), entries["doc_bounds"][0],
+                    f"is not increasing bounds from 0 to {n}")
             for blob in _BLOBS:
                 path = entries[blob][0]
                 offsets, digests = arrays[f"{blob}.offsets"], arrays[f"{blob}.digests"]
@@ -329,14 +365,13 @@ class ChunkTable:
                 except (OSError, ValueError) as exc:
                     raise IndexCorruptError(f"chunk table file {path} cannot be mapped "
                                             f"({exc})") from exc
-            n_docs = len(blobs["docs"].offsets) - 1
             _expect(n == 0 or (int(doc_index.min()) >= 0 and int(doc_index.max()) < n_docs),
                     entries["doc_index"][0], f"names doc numbers outside 0..{n_docs - 1}")
         except BaseException:
             for b in blobs.values():
                 b.close()
             raise
-        return cls(folder, {k: dict(v) for k, v in files.items()}, blobs, doc_index, positions)
+        return cls(folder, {k: dict(v) for k, v in files.items()}, blobs, arrays)
 
     @staticmethod
     def _entries(folder: Path, files: Any) -> dict[str, tuple[Path, str]]:
@@ -426,36 +461,43 @@ class ChunkTable:
     def doc_name(self, number: int) -> str:
         return self._docs.text(int(number))
 
+    def doc_names(self) -> list[str]:
+        """Every distinct doc id, by number (decoded in one pass: a reopen's consistency
+        check asks for all of them)."""
+        return self._docs.all_texts()
+
     def row_of(self, chunk_id: str) -> int | None:
         """The row holding ``chunk_id`` (the first, if a hostile file repeats it)."""
-        if self._id_index is None:
-            self._id_index = _HashIndex(self._ids.all_texts())
-        for row in sorted(self._id_index.candidates(chunk_id).tolist()):
+        for row in sorted(self._candidates("ids", chunk_id)):
             if self._ids.text(row) == chunk_id:
-                return int(row)
+                return row
         return None
 
     def doc_number(self, doc_id: str) -> int | None:
-        if self._doc_names is None:
-            self._doc_names = _HashIndex(self._docs.all_texts())
-        for number in self._doc_names.candidates(doc_id).tolist():
+        for number in self._candidates("docs", doc_id):
             if self._docs.text(number) == doc_id:
-                return int(number)
+                return number
         return None
+
+    def _candidates(self, blob: str, text: str) -> list[int]:
+        keys = self._arrays[f"{blob}.keys"]
+        key = _key_of(text)
+        lo = int(np.searchsorted(keys, key, side="left"))
+        hi = int(np.searchsorted(keys, key, side="right"))
+        out: list[int] = self._arrays[f"{blob}.order"][lo:hi].tolist()
+        return out
 
     def rows_of_doc(self, doc_id: str) -> Int64Array:
         """The rows of one doc id, in row order (empty when absent)."""
         number = self.doc_number(doc_id)
         if number is None:
             return np.zeros(0, dtype=np.int64)
-        if self._doc_rows is None:  # rows grouped by doc number: numpy, not a dict of lists
-            order = np.argsort(self._doc_index, kind="stable").astype(np.int64)
-            bounds = np.zeros(len(self._docs.offsets), dtype=np.int64)
-            np.cumsum(np.bincount(self._doc_index, minlength=len(bounds) - 1), out=bounds[1:])
-            self._doc_rows = (order, bounds)
-        order, bounds = self._doc_rows
-        out: Int64Array = order[bounds[number]:bounds[number + 1]]
-        return out
+        bounds = self._arrays["doc_bounds"]
+        rows: Int64Array = np.asarray(
+            self._arrays["doc_rows"][int(bounds[number]):int(bounds[number + 1])])
+        # a hostile file could group rows wrongly: keep only the doc's own
+        keep: Int64Array = rows[self._doc_index[rows] == number]
+        return keep
 
 
 def _expect(ok: bool, path: Path, problem: str) -> None:

@@ -9,6 +9,7 @@ table's, built on first use; only the tail keeps dicts.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -92,8 +93,12 @@ class Rows:
         """The doc ids with at least one live row."""
         out = set(self._tail_docs)
         if self.table is not None and self.base_n:
-            used = np.unique(self.table.doc_numbers[self.alive[:self.base_n]])
-            out.update(self.table.doc_name(n) for n in used.tolist())
+            names = self.table.doc_names()
+            numbers = self.table.doc_numbers
+            if self.dead:
+                numbers = numbers[self.alive[:self.base_n]]
+            used = np.bincount(numbers, minlength=len(names)) > 0
+            out.update(names if used.all() else itertools.compress(names, used.tolist()))
         return out
 
     def live_chunks(self) -> Iterator[Chunk]:

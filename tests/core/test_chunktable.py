@@ -30,7 +30,7 @@ _chunks = st.lists(st.builds(
     metadata=st.dictionaries(_text, _json, max_size=5)), max_size=25)
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chunks=_chunks)
 def test_round_trip_is_exact(tmp_path: Path, chunks: list[Chunk]) -> None:
@@ -95,7 +95,7 @@ def _save(path: Path, arr: Any) -> None:
 @pytest.mark.parametrize("case", [
     "truncated blob", "missing blob", "offsets past the blob", "decreasing offsets",
     "doc number out of range", "wrong row count", "pickled object array", "bit flip in npy",
-    "path in manifest", "entry missing"])
+    "path in manifest", "entry missing", "lookup row out of range", "doc bounds"])
 def test_hostile_files_raise_naming_the_file(tmp_path: Path, case: str) -> None:
     files = _write(tmp_path, rows=50)
     entry = json.loads(json.dumps(files))
@@ -142,6 +142,16 @@ def test_hostile_files_raise_naming_the_file(tmp_path: Path, case: str) -> None:
         data[-3] ^= 4
         path["positions"].write_bytes(bytes(data))
         expect = "positions"
+    elif case == "lookup row out of range":
+        order = np.load(path["ids.order"]).copy()
+        order[0] = 10**9
+        forged("ids.order", order)
+        expect = "ids.order"
+    elif case == "doc bounds":
+        bounds = np.load(path["doc_bounds"]).copy()
+        bounds[1] = bounds[-1] + 1
+        forged("doc_bounds", bounds)
+        expect = "doc_bounds"
     elif case == "path in manifest":
         entry["texts"]["file"] = "../elsewhere.bin"
         expect = "texts"
