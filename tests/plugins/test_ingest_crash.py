@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.plugins.ingest_support import REPO, host, make_corpus, pipeline
+from tests.plugins.ingest_support import REPO, host, make_corpus, pipeline, python_child
 from trawl import Trawl
 from trawl.ingest import index_paths
 
@@ -44,11 +42,9 @@ CHILD = textwrap.dedent("""
 def _kill_after(index: Path, corpus: Path, batches: int, jitter_s: float) -> int:
     """Run ingestion in a child; SIGKILL it ``jitter_s`` after its ``batches``-th batch."""
     code = CHILD.format(repo=str(REPO), index=str(index), corpus=str(corpus))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ})
     seen = 0
-    assert proc.stdout is not None
-    try:
+    with python_child(code, env={**os.environ}) as proc:
+        assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("batch"):
                 seen += 1
@@ -59,10 +55,6 @@ def _kill_after(index: Path, corpus: Path, batches: int, jitter_s: float) -> int
             elif line.startswith("done"):
                 break
         proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     if seen < batches:
         err = proc.stderr.read() if proc.stderr else ""
         pytest.fail(f"child finished/died after {seen} batches (rc={proc.returncode}): {err}")

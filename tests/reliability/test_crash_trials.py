@@ -15,15 +15,13 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.plugins.ingest_support import REPO, host, make_corpus
+from tests.plugins.ingest_support import REPO, host, make_corpus, python_child
 from trawl import Trawl
 from trawl.ingest import index_paths
 
@@ -54,12 +52,10 @@ CHILD = textwrap.dedent("""
 
 def _trial(index: Path, corpus: Path, batches: int, delay_s: float) -> tuple[set[str], bool]:
     code = CHILD.format(repo=str(REPO), index=str(index), corpus=str(corpus))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
     reported: set[str] = set()
     seen, finished = 0, False
-    assert proc.stdout is not None
-    try:
+    with python_child(code) as proc:
+        assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("batch "):
                 reported.update(json.loads(line[6:]))
@@ -72,10 +68,6 @@ def _trial(index: Path, corpus: Path, batches: int, delay_s: float) -> tuple[set
                 finished = True
                 break
         proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     if not finished and proc.returncode != -signal.SIGKILL:
         err = proc.stderr.read() if proc.stderr else ""
         pytest.fail(f"ingestion child died by itself (rc={proc.returncode}): {err[-2000:]}")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.plugins.ingest_support import REPO
+from tests.plugins.ingest_support import REPO, python_child
 from trawl import ComponentContext
 from trawl.builtin import ExactIndex
 from trawl.components import IndexQuery
@@ -76,11 +74,9 @@ def _kill_during_steps(folder: Path, steps: int, delay_s: float) -> int:
     """Run the child until it reported ``steps`` steps, wait ``delay_s``, SIGKILL it;
     returns the last step it reported."""
     code = CHILD.format(repo=str(REPO), folder=str(folder))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
     reported = 0
-    assert proc.stdout is not None
-    try:
+    with python_child(code) as proc:
+        assert proc.stdout is not None
         for line in proc.stdout:
             reported = int(line.split()[1])
             if reported >= steps:
@@ -88,10 +84,6 @@ def _kill_during_steps(folder: Path, steps: int, delay_s: float) -> int:
                 proc.send_signal(signal.SIGKILL)
                 break
         proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     err = proc.stderr.read() if proc.stderr else ""
     assert proc.returncode == -signal.SIGKILL, f"child died by itself: {err[-2000:]}"
     return reported
