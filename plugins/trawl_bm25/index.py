@@ -54,7 +54,7 @@ from trawl.storage import private_dir
 from .analysis import Analyzer
 from .filtering import FilterColumns
 from .rows import RowMetadata, Rows
-from .store import Snapshot, Store
+from .store import PostingsCheck, Snapshot, Store
 
 IntArray = npt.NDArray[np.int32]
 _WORD_CACHE = 500_000  # distinct words remembered by ``_frequencies`` (bounded)
@@ -158,8 +158,10 @@ class _Base:
     sort) and builds a CSC matrix only for the rows appended since (the tail).
     """
 
-    def __init__(self, indptr: Any, rows: Any, tf: Any, n_terms: int, rows_end: int) -> None:
+    def __init__(self, indptr: Any, rows: Any, tf: Any, n_terms: int, rows_end: int,
+                 check: PostingsCheck | None = None) -> None:
         # may be read-only memory maps of a snapshot: never written in place
+        self.check = check  # a mapped snapshot's postings are checked as they are read
         self.indptr = indptr
         self.rows = rows
         self.tf = tf  # int32: 4 bytes a posting (the weights are the float64 copy)
@@ -170,6 +172,14 @@ class _Base:
     @classmethod
     def of(cls, csc: sparse.csc_matrix, rows_end: int) -> _Base:
         return cls(csc.indptr, csc.indices, csc.data, csc.shape[1], rows_end)
+
+    def checked(self, start: int | None = None, stop: int | None = None) -> None:
+        """Check postings ``[start, stop)`` (all when not given) before reading them."""
+        if self.check is not None:
+            if start is None or stop is None:
+                self.check.all()
+            else:
+                self.check(start, stop)
 
     def cols(self, start: int, stop: int) -> Any:
         """The term id of postings ``[start, stop)`` (not kept: 4 bytes a posting)."""
@@ -205,6 +215,7 @@ class _ColumnWeights:
         if w is not None and len(w) == stop - start:
             return w
         base = self._base
+        base.checked(start, stop)
         w = self._weights(base.cols(start, stop), base.rows[start:stop], base.tf[start:stop])
         if self._alive is not None:
             w[~self._alive[start:stop]] = 0.0  # deleted rows stay in the layout, weight 0
@@ -393,6 +404,7 @@ class BM25Index(Index):
             return part
         base = self._base  # the rows the base segment holds, back in CSR form
         assert base is not None and i == 0
+        base.checked()
         csr = sparse.csc_matrix((base.tf, base.rows, base.indptr),
                                 shape=(base.rows_end, base.n_terms)).tocsr()
         return (np.diff(csr.indptr).astype(np.int32), csr.indices.astype(np.int32, copy=False),
@@ -414,6 +426,7 @@ class BM25Index(Index):
         base = self._base
         if self._parts == [None] and base is not None and not self._dead:
             # every row is in the base's CSC already: written as it is (no CSR round trip)
+            base.checked()  # never carry a corrupt posting into a new snapshot
             indptr = base.indptr
             if len(indptr) < len(self._terms) + 1:  # terms counted after the last merge
                 indptr = np.concatenate([indptr, np.full(len(self._terms) + 1 - len(indptr),
@@ -482,6 +495,8 @@ class BM25Index(Index):
                 row_t, tids_t, tfs_t = row_t[keep], tids_t[keep], tfs_t[keep]
             tail = (row_t, tids_t, tfs_t)
         live_n = rows - self._dead
+        if self._dead:
+            base.checked()
         base_alive = alive[base.rows] if self._dead else None
         if base_alive is None:
             df = np.diff(base.indptr).astype(np.int64)
@@ -577,7 +592,8 @@ class BM25Index(Index):
         else:
             self._rows = Rows(chunks=list(snap.chunks))
         if snap.csc is not None:  # mapped: the base segment as it is on disk
-            self._base = _Base(*snap.csc, n_terms=len(self._terms), rows_end=snap.rows)
+            self._base = _Base(*snap.csc, n_terms=len(self._terms), rows_end=snap.rows,
+                               check=snap.check)
             self._parts = [None]
         else:
             assert snap.nnz is not None and snap.terms is not None and snap.tfs is not None

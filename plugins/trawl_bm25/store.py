@@ -55,7 +55,10 @@ READABLE_VERSIONS = (1, 2, 3)
 _CSC_FILES = ("doc_len", "indptr", "indices", "tf")
 MANIFEST = "bm25.json"
 _DELTA = re.compile(r"^delta-(\d{9})\.json$")
-_BASE = re.compile(r"^base-(\d{9})\.(json|npz|(doc_len|indptr|indices|tf)\.npy|chunks\..+)$")
+_BASE = re.compile(
+    r"^base-(\d{9})\.(json|npz|(doc_len|indptr|indices|tf)(\.digests)?\.npy|chunks\..+)$")
+_LAZY = ("indices", "tf")  # version 3: checked block by block as queries first read them
+POSTINGS_BLOCK = 1 << 14  # postings per sha256 block (64 KiB of int32)
 IntArray = npt.NDArray[np.int32]
 
 
@@ -87,6 +90,51 @@ class Snapshot:
     tfs: IntArray | None = None
     csc: tuple[Any, Any, Any] | None = None
     table: ChunkTable | None = None
+    check: PostingsCheck | None = None  # the mapped postings' lazy check (version 3)
+
+
+def block_digests(arr: Any) -> npt.NDArray[np.uint8]:
+    """sha256 of every ``POSTINGS_BLOCK`` elements of a 1-d array."""
+    arr = np.ascontiguousarray(arr)
+    return np.frombuffer(b"".join(hashlib.sha256(arr[i:i + POSTINGS_BLOCK]).digest()
+                                  for i in range(0, len(arr), POSTINGS_BLOCK)),
+                         dtype=np.uint8).reshape(-1, 32)
+
+
+class PostingsCheck:
+    """Checks the mapped row indices and tfs of a base, a block at a time, the first time
+    a query reads it: its sha256 and, for row indices, that each names a row.
+
+    Hashing every posting at open cost ~0.4 s per 700 MB (1M chunks), most of the < 1 s
+    budget for a reopen's first answer, for columns most queries never read. Anything
+    that reads every posting (a merge, a snapshot, deleted rows) calls ``all()`` first."""
+
+    def __init__(self, arrays: list[tuple[Path, Any, Any, int | None]]) -> None:
+        self._arrays = arrays  # (path, mapped array, block digests, rows or None)
+        self._checked = np.zeros(len(arrays[0][2]), dtype=bool)
+
+    def __call__(self, start: int, stop: int) -> None:
+        if stop <= start:
+            return
+        first, last = start // POSTINGS_BLOCK, (stop - 1) // POSTINGS_BLOCK
+        if self._checked[first:last + 1].all():
+            return
+        for block in range(first, last + 1):
+            if self._checked[block]:
+                continue
+            lo = block * POSTINGS_BLOCK
+            for path, arr, digests, rows in self._arrays:
+                part = arr[lo:lo + POSTINGS_BLOCK]
+                if (hashlib.sha256(part).digest() != digests[block].tobytes()
+                        or (rows is not None and len(part)
+                            and (int(part.min()) < 0 or int(part.max()) >= rows))):
+                    raise IndexCorruptError(
+                        f"bm25 index file {path} is corrupt: postings {lo}.."
+                        f"{lo + POSTINGS_BLOCK} do not match their recorded sha256")
+            self._checked[block] = True
+
+    def all(self) -> None:
+        self(0, len(self._arrays[0][1]))
 
 
 def _dumps(obj: Any) -> bytes:
@@ -150,9 +198,9 @@ class Store:
             raise IndexCorruptError(f"bm25 index file {jpath} is unreadable or holds an invalid "
                                     f"chunk ({exc})") from exc
         if "npy" in base:
-            doc_len, csc = self._read_csc(base, jpath, len(vocab), len(chunks))
+            doc_len, csc, lazy = self._read_csc(base, jpath, len(vocab), len(chunks))
             return Snapshot(vocab=vocab, chunks=chunks, rows=len(chunks), doc_len=doc_len,
-                            csc=csc)
+                            csc=csc, check=lazy)
         npath = self.folder / base["npz"]
         raw = self._checked_bytes(base["npz"], base.get("npz_sha256"))
         try:
@@ -181,22 +229,27 @@ class Store:
         if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
             raise IndexCorruptError(f"bm25 index file {jpath} holds no list of terms")
         table = ChunkTable.open(self.folder, base["chunks"], check_arrays=check)
-        doc_len, csc = self._read_csc(base, jpath, len(vocab), len(table), check=check)
+        doc_len, csc, lazy = self._read_csc(base, jpath, len(vocab), len(table), check=check)
         return Snapshot(vocab=vocab, chunks=(), rows=len(table), doc_len=doc_len, csc=csc,
-                        table=table)
+                        table=table, check=lazy)
 
     def _read_csc(self, base: dict[str, Any], jpath: Path, n_terms: int, n: int, *,
-                  check: bool = True) -> tuple[Any, tuple[Any, Any, Any]]:
-        """Map a version-2/3 base's arrays read-only (checked against their sha256 first)."""
+                  check: bool = True) -> tuple[Any, tuple[Any, Any, Any], PostingsCheck | None]:
+        """Map a version-2/3 base's arrays read-only, checked against their sha256 first;
+        version 3's postings have block digests instead, checked as they are read."""
         arrays: dict[str, Any] = {}
-        for key in _CSC_FILES:
-            entry = base["npy"].get(key) if isinstance(base["npy"], dict) else None
+        npy = base["npy"] if isinstance(base["npy"], dict) else {}
+        lazy = all(f"{k}.digests" in npy for k in _LAZY)
+        keys = _CSC_FILES + tuple(f"{k}.digests" for k in _LAZY) if lazy else _CSC_FILES
+        for key in keys:
+            entry = npy.get(key)
             if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
                 raise IndexCorruptError(f"bm25 index manifest {self.manifest_path} names no "
                                         f"{key} file for its snapshot")
             path = self.folder / entry["file"]
             try:
-                if check and entry.get("sha256") is not None:
+                if (check and entry.get("sha256") is not None
+                        and not (lazy and key in _LAZY)):
                     with path.open("rb") as fh:  # read through the page cache, not the heap
                         digest = hashlib.file_digest(fh, "sha256").hexdigest()
                     if digest != entry["sha256"]:
@@ -207,17 +260,27 @@ class Store:
             except (OSError, ValueError, EOFError) as exc:
                 raise IndexCorruptError(f"bm25 index file {path} is missing or unreadable "
                                         f"({exc})") from exc
-            if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            if key.endswith(".digests"):
+                want = (-(-len(arrays[key.split(".")[0]]) // POSTINGS_BLOCK), 32)
+                if arr.shape != want or arr.dtype != np.uint8:
+                    raise IndexCorruptError(f"bm25 index file {path} does not hold one sha256 "
+                                            f"per {POSTINGS_BLOCK} postings")
+            elif arr.ndim != 1 or arr.dtype.kind not in "iu":
                 raise IndexCorruptError(f"bm25 index file {path} is not a 1-d integer array")
             arrays[key] = arr
         indptr, rows, tf = arrays["indptr"], arrays["indices"], arrays["tf"]
         if (len(arrays["doc_len"]) != n or len(indptr) != n_terms + 1 or len(rows) != len(tf)
                 or int(indptr[0]) != 0 or int(indptr[-1]) != len(rows)
                 or (len(indptr) > 1 and bool(np.any(np.diff(indptr) < 0)))
-                or (len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= n))):
+                or (not lazy and len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= n))):
             raise IndexCorruptError(f"bm25 index files of snapshot {jpath} disagree (row or "
                                     "term counts); delete the folder and re-index")
-        return arrays["doc_len"], (indptr, rows, tf)
+        postings = None
+        if lazy:
+            postings = PostingsCheck([
+                (self.folder / npy["indices"]["file"], rows, arrays["indices.digests"], n),
+                (self.folder / npy["tf"]["file"], tf, arrays["tf.digests"], None)])
+        return arrays["doc_len"], (indptr, rows, tf), postings
 
     def deltas(self, after: int) -> list[tuple[int, Path]]:
         found = []
@@ -266,23 +329,30 @@ class Store:
         atomic_write_bytes(self.folder / jname, vocab_json)
         table = ChunkTable.write(self.folder, f"base-{seq:09d}.chunks", snap.chunks)
         npy = {}
-        for key, arr in zip(_CSC_FILES, (snap.doc_len, *_csc_of(snap)), strict=True):
+        written: dict[str, Any] = dict(zip(_CSC_FILES, (snap.doc_len, *_csc_of(snap)),
+                                           strict=True))
+        for key in _LAZY:
+            written[f"{key}.digests"] = block_digests(written[key])
+        for key, arr in written.items():
             name = f"base-{seq:09d}.{key}.npy"
             with atomic_writer(self.folder / name) as fh:  # straight to the file: no copies
                 np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
             with (self.folder / name).open("rb") as fh:  # hashed from the page cache
                 npy[key] = {"file": name,
                             "sha256": hashlib.file_digest(fh, "sha256").hexdigest()}
+        del written
         base = {"json": jname, "json_sha256": hashlib.sha256(vocab_json).hexdigest(),
                 "npy": npy, "chunks": table, "rows": snap.rows}
-        written = self._read_table(base, self.folder / jname, vocab_json, check=False)
-        if written.rows != snap.rows:
+        back = self._read_table(base, self.folder / jname, vocab_json, check=False)
+        if back.rows != snap.rows:
             raise IndexCorruptError(f"bm25 index {self.folder}: snapshot {jname} holds "
-                                    f"{written.rows} chunks, {snap.rows} were expected")
+                                    f"{back.rows} chunks, {snap.rows} were expected")
+        if back.check is not None:
+            back.check.all()  # the postings just written: hashed while in the page cache
         self.write_manifest(seq, analyzer, base)
         self.cleanup(seq, keep={jname, *(e["file"] for e in npy.values()),
                                 *(e["file"] for e in table.values())})
-        return written
+        return back
 
     def write_manifest(self, seq: int, analyzer: dict[str, Any],
                        base: dict[str, Any] | None) -> None:

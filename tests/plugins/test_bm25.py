@@ -487,9 +487,12 @@ def test_corrupt_files_raise_and_nothing_is_overwritten(tmp_path: Path, target: 
         victim.unlink()
     before = _files(folder)
     expected = {"version": "version 999", "table_entry": "texts"}.get(target, victim.name)
+    every_term = " ".join(f"{c.metadata.get('title', '')} {c.text}" for c in chunks)
     with pytest.raises(IndexCorruptError, match=expected.replace(".", r"\.")
                        if target != "delta_gap" else "missing"):
-        make(folder)
+        # postings are checked block by block as a query first reads them (version 3):
+        # at the latest, the first search that reads the flipped one fails
+        make(folder).search(q(every_term), 100)
     assert _files(folder) == before  # nothing rewritten or cleaned up
 
 
@@ -508,6 +511,8 @@ def _to_version_2(folder: Path) -> None:
     (folder / base["json"]).write_bytes(raw)
     for entry in base.pop("chunks").values():
         (folder / entry["file"]).unlink()
+    for key in ("indices.digests", "tf.digests"):  # version 2 hashed whole files only
+        (folder / base["npy"].pop(key)["file"]).unlink()
     base["json_sha256"] = hashlib.sha256(raw).hexdigest()
     manifest.update(version=2, base=base)
     (folder / "bm25.json").write_text(json.dumps(manifest))
@@ -640,6 +645,31 @@ def test_a_corrupt_chunk_text_is_an_error_naming_the_file_when_read(tmp_path: Pa
     reopened = make(folder)  # blobs are checked when a row is read, not at open
     with pytest.raises(IndexCorruptError, match=re.escape(texts.name)):
         reopened.search(q("alpha beta gamma delta"), 40)
+
+
+def test_hostile_postings_with_forged_digests_are_caught_when_read(tmp_path: Path) -> None:
+    import hashlib
+
+    from trawl_bm25.store import block_digests
+
+    folder = tmp_path / "bm25"
+    index = make(folder, compact_min_chunks=0)
+    chunks = sample_chunks(40)
+    index.upsert(chunks)
+    index.flush()
+    manifest = json.loads((folder / "bm25.json").read_text())
+    npy = manifest["base"]["npy"]
+    rows = np.load(folder / npy["indices"]["file"]).copy()
+    rows[-1] = 10**6  # names no row; digests and sha256 forged to match
+    for key, arr in (("indices", rows), ("indices.digests", block_digests(rows))):
+        path = folder / npy[key]["file"]
+        np.save(path, arr)
+        npy[key]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "bm25.json").write_text(json.dumps(manifest))
+    reopened = make(folder)  # not read yet: the open does not touch every posting
+    every_term = " ".join(f"{c.metadata.get('title', '')} {c.text}" for c in chunks)
+    with pytest.raises(IndexCorruptError, match=re.escape(npy["indices"]["file"])):
+        reopened.search(q(every_term), 10)
 
 
 def test_crash_mid_write_keeps_previous_state(tmp_path: Path,
