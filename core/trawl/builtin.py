@@ -232,9 +232,8 @@ class ExactIndex(Index):
 
     def doc_ids(self) -> set[str]:
         with self._lock:
-            if self._table is not None:
-                table = self._table
-                return {table.doc_name(k) for k in np.unique(table.doc_numbers).tolist()}
+            if self._table is not None:  # every doc the table names has a row
+                return set(self._table.doc_names())
             return {c.doc_id for c in self._chunks}
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
