@@ -1,5 +1,8 @@
 """The exact index's files: a reopen maps the vectors and answers identically, old
-``exact.npz`` folders still open, damaged files raise a typed error and overwrite nothing."""
+``exact.npz`` folders still open, damaged files raise a typed error and overwrite nothing.
+
+Tests marked with the ``layout`` fixture run twice: chunks in one JSON file (small indexes)
+and in a mapped chunk table (from ``TABLE_MIN_ROWS`` rows, lowered to 0 here)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,14 @@ from trawl.models import Chunk
 V1_FOLDER = Path(__file__).parent / "data" / "exact-v1"  # written by the version-1 code
 FILTERS: list[Any] = [None, {"field": "year", "op": ">=", "value": 2003},
                       {"field": "tag", "op": "in", "value": ["a"]}]
+
+
+@pytest.fixture(params=["json", "table"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    import trawl.exact_store as store
+
+    monkeypatch.setattr(store, "TABLE_MIN_ROWS", 0 if request.param == "table" else 10**9)
+    return str(request.param)
 
 
 def _index(folder: Path | None, dim: int = 8) -> ExactIndex:
@@ -58,7 +69,7 @@ def _mapped_files(folder: Path) -> set[str]:
             for line in text.splitlines() if str(folder) in line}
 
 
-def test_reopen_maps_the_vectors_and_answers_identically(tmp_path: Path) -> None:
+def test_reopen_maps_the_vectors_and_answers_identically(tmp_path: Path, layout: str) -> None:
     folder = tmp_path / "idx"
     ref, index = _index(None), _index(folder)
     rng = np.random.default_rng(5)
@@ -74,7 +85,9 @@ def test_reopen_maps_the_vectors_and_answers_identically(tmp_path: Path) -> None
 
     again = _index(folder)
     # mapped, not read into the heap
-    assert {"vectors-000000004.npy", "chunks-000000004.texts.bin"} <= _mapped_files(folder)
+    mapped = {"vectors-000000004.npy"} | ({"chunks-000000004.texts.bin"} if layout == "table"
+                                          else set())
+    assert mapped <= _mapped_files(folder)
     assert _answers(again) == want
     assert again.count() == ref.count() and again.doc_ids() == ref.doc_ids()
     assert again.get_chunks(["d5#1", "d3#0"]) == ref.get_chunks(["d5#1", "d3#0"])
@@ -95,7 +108,8 @@ def test_reopen_maps_the_vectors_and_answers_identically(tmp_path: Path) -> None
     assert third.get_chunks(ids) == ref.get_chunks(ids)
 
 
-def test_a_version_1_folder_opens_and_is_rewritten_on_its_next_save(tmp_path: Path) -> None:
+def test_a_version_1_folder_opens_and_is_rewritten_on_its_next_save(tmp_path: Path,
+                                                                     layout: str) -> None:
     folder = tmp_path / "idx"
     shutil.copytree(V1_FOLDER, folder)
     ref = _index(None)
@@ -125,10 +139,10 @@ def _flip_last_byte(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncated vectors", "flipped vectors", "missing vectors",
-                                    "flipped chunk positions", "missing chunk ids",
-                                    "wrong shape", "garbage manifest"])
+                                    "flipped chunks", "missing chunks", "wrong shape",
+                                    "garbage manifest"])
 def test_damaged_files_raise_naming_the_file_and_nothing_is_overwritten(
-        tmp_path: Path, damage: str) -> None:
+        tmp_path: Path, damage: str, layout: str) -> None:
     folder = tmp_path / "idx"
     _filled(folder)
     vectors = folder / "vectors-000000001.npy"
@@ -139,11 +153,13 @@ def test_damaged_files_raise_naming_the_file_and_nothing_is_overwritten(
         _flip_last_byte(vectors)
     elif damage == "missing vectors":
         vectors.unlink()
-    elif damage == "flipped chunk positions":
-        named = folder / "chunks-000000001.positions.npy"
+    elif damage == "flipped chunks":
+        named = folder / ("chunks-000000001.positions.npy" if layout == "table"
+                          else "chunks-000000001.json")
         _flip_last_byte(named)
-    elif damage == "missing chunk ids":
-        named = folder / "chunks-000000001.ids.bin"
+    elif damage == "missing chunks":
+        named = folder / ("chunks-000000001.ids.bin" if layout == "table"
+                          else "chunks-000000001.json")
         named.unlink()
     elif damage == "wrong shape":  # a valid .npy of another shape, its manifest entry updated
         np.save(vectors, np.zeros((29, 8), np.float32))
@@ -161,9 +177,13 @@ def test_damaged_files_raise_naming_the_file_and_nothing_is_overwritten(
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
-def test_a_damaged_chunk_text_is_a_typed_error_when_its_row_is_read(tmp_path: Path) -> None:
+def test_a_damaged_chunk_text_is_a_typed_error_when_its_row_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunk texts are checked per block when first read (the chunk table's contract), so
     the open succeeds and the search that would return the damaged text raises."""
+    import trawl.exact_store as store
+
+    monkeypatch.setattr(store, "TABLE_MIN_ROWS", 0)
     folder = tmp_path / "idx"
     _filled(folder)
     texts = folder / "chunks-000000001.texts.bin"
@@ -191,7 +211,8 @@ def test_large_vector_files_get_a_spot_check(tmp_path: Path, monkeypatch: Any) -
     assert _index(folder).count() == 30
 
 
-def test_an_unfinished_write_is_ignored_and_cleaned_by_the_next(tmp_path: Path) -> None:
+def test_an_unfinished_write_is_ignored_and_cleaned_by_the_next(tmp_path: Path,
+                                                                layout: str) -> None:
     """A crash after the new files were written but before the manifest switched: the
     folder opens at the last committed write; the next save removes the orphans."""
     folder = tmp_path / "idx"

@@ -5,6 +5,8 @@ folder and reports each step once ``upsert``/``delete`` returned; it is killed a
 random number of steps plus a random delay, so kills land inside saves. The folder must
 then open at the last reported step or the one in flight (never a mix of two writes),
 with hits identical to an in-memory index given the same steps, and take new writes.
+The chunk layout switches from one JSON file to a chunk table at ``TABLE_ROWS`` rows
+(from step 3), so kills land in both kinds of save and in the switch.
 Set TRAWL_EXACT_CRASH_TRIALS for more trials.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tests.plugins.ingest_support import REPO, python_child
 from trawl import ComponentContext
@@ -29,13 +32,16 @@ from trawl.models import Chunk
 
 TRIALS = int(os.environ.get("TRAWL_EXACT_CRASH_TRIALS", "5"))
 ROWS, DIM = 1000, 64  # a step's rows (a save takes ~0.1 s here: kills land inside it)
+TABLE_ROWS = 2500  # trawl.exact_store.TABLE_MIN_ROWS in the child and the test
 
 CHILD = textwrap.dedent("""
     import sys
     sys.path.insert(0, {repo!r})
     from pathlib import Path
-    from tests.reliability.test_exact_crash import open_index, step
+    import trawl.exact_store
+    from tests.reliability.test_exact_crash import TABLE_ROWS, open_index, step
 
+    trawl.exact_store.TABLE_MIN_ROWS = TABLE_ROWS
     index = open_index(Path({folder!r}))
     for k in range(1, 1000):
         step(index, k)
@@ -90,7 +96,10 @@ def _kill_during_steps(folder: Path, steps: int, delay_s: float) -> int:
 
 
 def test_sigkill_during_saves_leaves_the_last_write_or_the_one_in_flight(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trawl.exact_store
+
+    monkeypatch.setattr(trawl.exact_store, "TABLE_MIN_ROWS", TABLE_ROWS)
     rng = random.Random(20261208)
     reference = open_index(None)
     done = 0
