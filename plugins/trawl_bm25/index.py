@@ -431,16 +431,24 @@ class BM25Index(Index):
             if len(indptr) < len(self._terms) + 1:  # terms counted after the last merge
                 indptr = np.concatenate([indptr, np.full(len(self._terms) + 1 - len(indptr),
                                                          indptr[-1], dtype=indptr.dtype)])
-            return Snapshot(vocab=list(self._terms), chunks=self._rows.live_chunks(),
-                            rows=self._rows.live, doc_len=self._doc_len,
-                            csc=(indptr, base.rows, base.tf))
+            return Snapshot(vocab=list(self._terms), rows=self._rows.live,
+                            doc_len=self._doc_len, csc=(indptr, base.rows, base.tf),
+                            **self._snapshot_chunks())
         nnz, tids, tfs = self._all_parts()
         alive = self._alive
         entry_alive = np.repeat(alive, nnz)
         return Snapshot(
-            vocab=list(self._terms), chunks=self._rows.live_chunks(), rows=self._rows.live,
+            vocab=list(self._terms), rows=self._rows.live, **self._snapshot_chunks(),
             doc_len=self._doc_len[alive], nnz=nnz[alive], terms=tids[entry_alive],
             tfs=tfs[entry_alive])
+
+    def _snapshot_chunks(self) -> dict[str, Any]:
+        """A snapshot's chunks: the live rows of the mapped base table (copied as bytes),
+        then the live tail."""
+        rows = self._rows
+        if rows.table is None:
+            return {"chunks": rows.tail_live()}
+        return {"chunks": rows.tail_live(), "table": rows.table, "table_rows": rows.base_live()}
 
     def _compact_rows(self) -> None:
         """Drop deleted rows from memory (renumbers rows). The live chunks of a mapped

@@ -102,11 +102,22 @@ class Rows:
         return out
 
     def live_chunks(self) -> Iterator[Chunk]:
-        """The live chunks in row order, decoded one at a time."""
-        for row in np.flatnonzero(self.alive).tolist():
-            chunk = self.chunk(row)
-            assert chunk is not None
-            yield chunk
+        """The live chunks in row order (the base's decoded a block at a time)."""
+        if self.table is not None:
+            yield from self.table.chunks(np.flatnonzero(self.alive[:self.base_n]).tolist())
+        for chunk in self.tail:
+            if chunk is not None:
+                yield chunk
+
+    def base_live(self) -> npt.NDArray[np.int64]:
+        """The live rows of the base table."""
+        return np.flatnonzero(self.alive[:self.base_n]).astype(np.int64)
+
+    def tail_live(self) -> Iterator[Chunk]:
+        """The live chunks after the base, in row order."""
+        for chunk in self.tail:
+            if chunk is not None:
+                yield chunk
 
     def append(self, chunks: Sequence[Chunk]) -> None:
         """New rows at the end (the caller has killed the rows they replace)."""

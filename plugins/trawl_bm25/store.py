@@ -76,10 +76,11 @@ _CHUNKS_JSON = TypeAdapter(list[Chunk])
 class Snapshot:
     """What a base holds: rows in order, with their term frequencies.
 
-    Written from the CSR triple (nnz, terms, tfs) or the CSC (``csc``) and the chunks
-    (any iterable, streamed). Read back, a version-2/3 base gives the memory-mapped CSC
-    (``csc``: indptr, row indices, tf; read-only) and no CSR triple; version 3 gives the
-    mapped ``table`` instead of a list of chunks."""
+    Written from the CSR triple (nnz, terms, tfs) or the CSC (``csc``) and the chunks:
+    ``table_rows`` of ``table`` (copied as bytes), then ``chunks`` (streamed). Read back,
+    a version-2/3 base gives the memory-mapped CSC (``csc``: indptr, row indices, tf;
+    read-only) and no CSR triple; version 3 gives the mapped ``table`` instead of a list
+    of chunks."""
 
     vocab: list[str]
     chunks: Iterable[Chunk]
@@ -89,7 +90,8 @@ class Snapshot:
     terms: IntArray | None = None
     tfs: IntArray | None = None
     csc: tuple[Any, Any, Any] | None = None
-    table: ChunkTable | None = None
+    table: ChunkTable | None = None  # read: the mapped chunks; written: copied first
+    table_rows: Any = None  # written: the rows of ``table`` to copy (None: all)
     check: PostingsCheck | None = None  # the mapped postings' lazy check (version 3)
 
 
@@ -327,7 +329,8 @@ class Store:
         jname = f"base-{seq:09d}.json"
         vocab_json = b'{"vocab":' + _dumps(snap.vocab) + b"}"
         atomic_write_bytes(self.folder / jname, vocab_json)
-        table = ChunkTable.write(self.folder, f"base-{seq:09d}.chunks", snap.chunks)
+        table = ChunkTable.write(self.folder, f"base-{seq:09d}.chunks", snap.chunks,
+                                 base=snap.table, base_rows=snap.table_rows)
         npy = {}
         written: dict[str, Any] = dict(zip(_CSC_FILES, (snap.doc_len, *_csc_of(snap)),
                                            strict=True))

@@ -160,3 +160,24 @@ def test_hostile_files_raise_naming_the_file(tmp_path: Path, case: str) -> None:
         expect = "metadata.digests"
     with pytest.raises(IndexCorruptError, match=expect):
         ChunkTable.open(tmp_path, entry)
+
+
+def test_rows_copied_from_a_base_table_equal_written_ones(tmp_path: Path) -> None:
+    first = [Chunk(id=f"c{i}", doc_id=f"d{i // 3}", text=f"tëxt {i} " * (i % 40), index=i,
+                   metadata={"i": i} if i % 2 else {}) for i in range(25_000)]
+    base = ChunkTable.open(tmp_path, ChunkTable.write(tmp_path, "a", first))
+    keep = [r for r in range(len(first)) if r % 7 and r // 3 != 5]  # doc d5 fully dropped
+    more = [Chunk(id="n1", doc_id="d4", text="joins a kept doc"),
+            Chunk(id="n2", doc_id="d5", text="a dropped doc again"),
+            Chunk(id="n3", doc_id="new", text="a new doc", metadata={"x": [1]})]
+    copied = ChunkTable.open(tmp_path, ChunkTable.write(tmp_path, "b", iter(more), base=base,
+                                                        base_rows=keep))
+    want = [first[r] for r in keep] + more
+    assert [c.model_dump() for c in copied] == [c.model_dump() for c in want]
+    for c in (want[0], want[777], *more):
+        assert copied.row_of(c.id) == want.index(c)
+    assert copied.rows_of_doc("d4").tolist() == [i for i, c in enumerate(want) if c.doc_id == "d4"]
+    assert copied.rows_of_doc("d5").tolist() == [len(want) - 2]
+    assert copied.row_of("c35") is None  # 35 % 7 == 0: not kept
+    assert sorted(copied.doc_names()) == sorted({c.doc_id for c in want})
+    copied.verify()
