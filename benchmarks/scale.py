@@ -41,6 +41,7 @@ print as a table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -79,15 +80,67 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # dense binary codes in one qdrant-edge collection
     "qdrant-hybrid": {"quantization": "binary", "quantization_oversampling": 4.0,
                       "on_disk": True},
+    # core's brute-force index (``exact``): every vector scanned, no engine
+    "exact": {},
 }
 DIMS = {"mrl256": 256, "mrl128": 128}
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (``RssAnon``: heap only, without mapped files)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def reopen(spec: dict[str, Any], query: str, qvec: np.ndarray) -> dict[str, float]:
+    """Open a built, closed index folder in a fresh process and answer one query
+    (``--reopen-worker``): the time from the index's constructor to its first answer and
+    the process's RSS and heap (RssAnon) growth over its state before opening."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="trawl-scale-reopen-") as tmp:
+        spec_file = Path(tmp) / "spec.json"
+        spec_file.write_text(json.dumps({**spec, "query": query, "vector": qvec.tolist()}))
+        out = subprocess.run([sys.executable, __file__, "--reopen-worker", str(spec_file)],
+                             capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"reopen worker failed for {spec['setting']}:\n{out.stderr[-3000:]}")
+    row: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"  reopen {spec['setting']}: {row}", file=sys.stderr, flush=True)
+    return row
+
+
+def reopen_worker(spec_file: Path) -> dict[str, float]:
+    """The fresh process of ``reopen``: imports first (not timed), then open + one query."""
+    from trawl import SparseVector, VectorField
+    from trawl_bm25.sparse import BM25SparseEncoder
+
+    spec = json.loads(spec_file.read_text())
+    host = PluginHost()
+    host.registry.get("index", spec["index"]).load()  # the plugin's modules, not timed
+    fields = tuple(VectorField(**f) for f in spec.get("fields", ()))
+    ctx = ComponentContext(name=spec["name"], storage_dir=Path(spec["storage_dir"]),
+                           dim=spec.get("dim"), fields=fields)
+    vector = np.asarray(spec["vector"], dtype=np.float32)
+    sparse: SparseVector = BM25SparseEncoder().encode_queries([spec["query"]])[0]
+    gc.collect()
+    r0, a0 = rss_mb(), rss_mb("RssAnon")
+    t0 = time.perf_counter()
+    index = host.registry.build("index", spec["index"], spec["config"], ctx)
+    if fields:  # qdrant-hybrid: sparse and dense from one request, as the preset searches
+        hits = index.search_fields(  # type: ignore[attr-defined]
+            {"bm25": IndexQuery(text=spec["query"], sparse=sparse),
+             "dense": IndexQuery(text=spec["query"], vector=vector)}, 10)
+        found = sum(len(h) for h in hits.values())
+    else:
+        found = len(index.search(IndexQuery(text=spec["query"], vector=vector), 10))
+    first = time.perf_counter() - t0
+    row = {"reopen_s": first, "reopen_rss_mb": rss_mb() - r0,
+           "reopen_anon_mb": rss_mb("RssAnon") - a0, "reopen_hits": found}
+    index.close()
+    return row
 
 
 def du_bytes(path: Path) -> int:
@@ -234,22 +287,29 @@ def run_size(n: int, settings: list[str], gen: Generator, pool: list[str], qs: l
             placeholder = retriever.index
             for name in settings:
                 if name == "qdrant-hybrid":
-                    rows.append(run_qdrant_hybrid(n, gen, pool, folder, qs, exact, host,
+                    rows.append(run_qdrant_hybrid(n, gen, pool, folder, qs, qvecs, exact, host,
                                                   bm25 if with_bm25 else None))
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
                     continue
-                rows.append(run_setting(n, name, gen, t, retriever, folder, qs, exact, host,
-                                        with_bm25))
+                rows.append(run_setting(n, name, gen, t, retriever, folder, qs, qvecs, exact,
+                                        host, with_bm25))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             retriever.index = placeholder
+            del bm25
+        if with_bm25:  # closed with the Trawl: its snapshot holds every chunk now
+            bm25_row = next(r for r in rows if r["setting"] == "bm25")
+            bm25_row.update(reopen({"setting": "bm25", "index": "bm25",
+                                    "config": config.retrievers[0].index_config,
+                                    "name": "bm25", "storage_dir": str(folder / "trawl" / "bm25")},
+                                   qs[0], qvecs[0]))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 
 def run_qdrant_hybrid(n: int, gen: Generator, pool: list[str], folder: Path, qs: list[str],
-                      exact: list[list[int]], host: PluginHost, bm25: Index | None
-                      ) -> dict[str, Any]:
+                      qvecs: np.ndarray, exact: list[list[int]], host: PluginHost,
+                      bm25: Index | None) -> dict[str, Any]:
     """The ``qdrant-hybrid`` preset: sparse BM25 + dense binary codes in one edge collection,
     written through the pipeline's own write path (dense vectors from the generator)."""
     where = folder / "qdrant-hybrid"
@@ -289,6 +349,12 @@ def run_qdrant_hybrid(n: int, gen: Generator, pool: list[str], folder: Path, qs:
                 okapi = {h.doc_id for h in bm25.search(IndexQuery(text=q), 10)}
                 overlap.append(len(lexical & okapi) / max(1, min(10, len(okapi))))
         ram = rss_mb() - r0
+        store = t.pipeline._stores["qdrant"]
+        spec = {"setting": "qdrant-hybrid", "index": "qdrant",
+                "config": store.config.model_dump(mode="json"), "name": "qdrant",
+                "storage_dir": str(store.context.storage_dir),
+                "fields": [dataclasses.asdict(f) for f in store.context.fields]}
+    opened = reopen(spec, qs[0], qvecs[0])
     recall = statistics.mean(len(set(a) & set(b)) / 10 for a, b in zip(exact, found,
                                                                         strict=True))
     disk = du_bytes(where)
@@ -297,18 +363,21 @@ def run_qdrant_hybrid(n: int, gen: Generator, pool: list[str], folder: Path, qs:
             "rss_mb": ram, "disk_b": disk, "p50": pct(lat, 50), "p95": pct(lat, 95),
             "dense_p50": pct(dense_lat, 50), "recall": recall,
             "lexical_overlap": statistics.mean(overlap) if overlap else float("nan"),
-            "load": os.getloadavg()[0]}
+            **opened, "load": os.getloadavg()[0]}
 
 
 def run_setting(n: int, name: str, gen: Generator, t: Trawl, retriever: Any, folder: Path,
-                qs: list[str], exact: list[list[int]], host: PluginHost,
+                qs: list[str], qvecs: np.ndarray, exact: list[list[int]], host: PluginHost,
                 with_bm25: bool = True) -> dict[str, Any]:
     dim = DIMS.get(name, 384)
     cfg = {"mode": "edge", "optimize_after": 0, **SETTINGS[name]}
     where = folder / name
     gc.collect()
     r0 = rss_mb()
-    index: Index = host.registry.build("index", "qdrant", cfg, ComponentContext(
+    kind = "exact" if name == "exact" else "qdrant"
+    if kind == "exact":
+        cfg = {}
+    index: Index = host.registry.build("index", kind, cfg, ComponentContext(
         name="dense", storage_dir=where, dim=dim))  # type: ignore[assignment]
     if dim != 384:
         index = Truncated(index, dim)
@@ -319,7 +388,8 @@ def run_setting(n: int, name: str, gen: Generator, t: Trawl, retriever: Any, fol
         index.upsert(chunks, gen.block(s, stop))
     write_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    index.optimize()  # type: ignore[attr-defined]
+    if hasattr(index, "optimize"):
+        index.optimize()
     optimize_s = time.perf_counter() - t0
     retriever.index = index
     t.search("warm up", 10)
@@ -340,9 +410,15 @@ def run_setting(n: int, name: str, gen: Generator, t: Trawl, retriever: Any, fol
     ram = rss_mb() - r0
     disk = du_bytes(where)
     index.close()
+    retriever.index = None
+    del index
+    gc.collect()
+    opened = {} if name in DIMS else reopen(
+        {"setting": name, "index": kind, "config": cfg, "name": "dense",
+         "storage_dir": str(where), "dim": dim}, qs[0], qvecs[0])
     shutil.rmtree(where, ignore_errors=True)
     return {"n": n, "setting": name, "write_s": write_s, "optimize_s": optimize_s,
-            "rss_mb": ram, "disk_b": disk,
+            "rss_mb": ram, "disk_b": disk, **opened,
             "p50": pct(lat, 50) if lat else float("nan"),
             "p95": pct(lat, 95) if lat else float("nan"), "dense_p50": pct(dense_lat, 50),
             "recall": recall, "load": os.getloadavg()[0]}
@@ -358,7 +434,11 @@ def main(argv: list[str] | None = None) -> int:
                     "hybrid latency): for sizes whose BM25 build does not fit the time")
     ap.add_argument("--quick", action="store_true", help="20k chunks, fp32 and binary, 20 "
                     "queries")
+    ap.add_argument("--reopen-worker", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.reopen_worker:
+        print(json.dumps(reopen_worker(args.reopen_worker)))
+        return 0
     host = PluginHost()
     sizes = [20_000] if args.quick else [int(x) for x in args.sizes.split(",")]
     settings = ["fp32", "binary"] if args.quick else args.settings.split(",")
@@ -383,8 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     lines = ["| chunks | setting | write s | optimise s | RSS MB | RAM B/chunk | disk B/chunk | "
              "hybrid p50 ms | p95 ms | dense p50 ms | dense recall@10 | lexical top-10 "
-             "overlap with bm25 | load |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "overlap with bm25 | reopen → first answer s | reopened RSS MB | reopened heap "
+             "(RssAnon) MB | load |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in sizes:
         for r in run_size(n, settings, gen, pool, qs, qvecs, host, not args.no_bm25):
             r["command"] = f"python benchmarks/scale.py {' '.join(argv or sys.argv[1:])}"
@@ -396,7 +477,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['rss_mb'] * 2**20 / n:.0f} | {r['disk_b'] / n:.0f} | {r['p50']:.1f} | "
                 f"{r['p95']:.1f} | {r.get('dense_p50', float('nan')):.1f} | "
                 f"{r.get('recall', float('nan')):.3f} | "
-                f"{r.get('lexical_overlap', float('nan')):.3f} | {r['load']:.1f} |")
+                f"{r.get('lexical_overlap', float('nan')):.3f} | "
+                f"{r.get('reopen_s', float('nan')):.2f} | "
+                f"{r.get('reopen_rss_mb', float('nan')):.0f} | "
+                f"{r.get('reopen_anon_mb', float('nan')):.0f} | {r['load']:.1f} |")
             print(lines[-1], flush=True)
     table = "\n".join(lines) + (
         f"\n\n{len(qs)} queries, top 10; chunk vectors: real MiniLM sentence vectors "

@@ -37,6 +37,10 @@ from .analysis import Analyzer
 from .index import BM25Config, chunk_words
 
 ID_SPACE = 2**32
+#: texts counted together by ``encode_documents`` (bounds its temporary arrays)
+DOCUMENT_BLOCK = 4096
+#: words whose term id the block encoder remembers
+WORD_CACHE = 1_000_000
 #: the analyzer and saturation settings, shared with the ``bm25`` index so both agree
 SHARED_FIELDS = ("k1", "b", "stemmer", "stopwords", "lowercase", "min_token_length", "fields",
                  "field_weights")
@@ -78,6 +82,8 @@ class BM25SparseEncoder(Encoder):
         self.fields = list(cfg.fields)
         self.field_weights = dict(cfg.field_weights)
         self._ids: dict[str, int] = {}
+        #: word -> term id (-1: dropped), the block encoder's cache
+        self._word_id: dict[str, int] = {}
 
     def document_text(self, chunk: Chunk) -> str:
         """The chunk's words as the ``bm25`` index counts them (title fields repeated by
@@ -105,18 +111,62 @@ class BM25SparseEncoder(Encoder):
             counts[i] += 1
         return counts, len(terms)
 
+    def _word_ids(self, words: set[str]) -> None:
+        """Learn the term id of every word of a block not seen yet (``-1``: the analyzer
+        drops it), so a block costs one dict lookup per word and no per-term object. The
+        cache is bounded like the ``bm25`` index's; after a reset the whole block is learnt
+        again, so every word of the block has its id."""
+        cache = self._word_id
+        missing = words.difference(cache)
+        if len(cache) + len(missing) > WORD_CACHE:
+            cache.clear()
+            missing = words
+        ids, term_of = self._ids, self.analyzer.term
+        if len(ids) > 1_000_000:
+            ids.clear()
+        for w in missing:
+            t = term_of(w)
+            if t is None:
+                cache[w] = -1
+                continue
+            i = ids.get(t)
+            if i is None:
+                i = ids[t] = term_id(t)
+            cache[w] = i
+
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False
                          ) -> list[SparseVector]:
-        out = []
-        k1, b = self.k1, self.b
-        for text in texts:
-            counts, length = self._counts(text)
-            ids = np.fromiter(sorted(counts), dtype=np.uint32, count=len(counts))
-            tf = np.fromiter((counts[int(i)] for i in ids), dtype=np.float32, count=len(ids))
-            norm = k1 * (1.0 - b + b * length / self.avgdl)
-            out.append(SparseVector(indices=ids,
-                                    values=(tf * (k1 + 1.0) / (tf + norm)).astype(np.float32)))
+        """Documents are encoded in blocks: every block's term ids go into one flat array,
+        counted per document by one sort (``np.unique`` over document·2³² + id), and
+        weighted in numpy. The weights are the same float32 arithmetic as one text at a
+        time (``_counts``), so they are equal bit for bit."""
+        out: list[SparseVector] = []
+        for start in range(0, len(texts), DOCUMENT_BLOCK):
+            out.extend(self._encode_block(texts[start:start + DOCUMENT_BLOCK]))
         return out
+
+    def _encode_block(self, texts: Sequence[str]) -> list[SparseVector]:
+        words_of = [self.analyzer.words(text) for text in texts]
+        self._word_ids(set().union(*words_of))
+        lookup = self._word_id.__getitem__
+        flat = np.fromiter((i for ws in words_of for i in map(lookup, ws)), dtype=np.int64,
+                           count=sum(map(len, words_of)))
+        doc = np.repeat(np.arange(len(texts), dtype=np.int64), [len(ws) for ws in words_of])
+        kept = flat >= 0
+        flat, doc = flat[kept], doc[kept]
+        length = np.bincount(doc, minlength=len(texts))
+        keys, tf_counts = np.unique((doc << 32) | flat, return_counts=True)
+        ids = (keys & 0xFFFFFFFF).astype(np.uint32)
+        bounds = np.searchsorted(keys >> 32, np.arange(len(texts) + 1))
+        k1, b = self.k1, self.b
+        # the norm of each document in float64, then float32 as one text at a time gets it
+        norm = (k1 * (1.0 - b + b * length.astype(np.float64) / self.avgdl)
+                ).astype(np.float32)
+        tf = tf_counts.astype(np.float32)
+        values = (tf * np.float32(k1 + 1.0) / (tf + np.repeat(norm, np.diff(bounds)))
+                  ).astype(np.float32)
+        return [SparseVector(indices=ids[lo:hi], values=values[lo:hi])
+                for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
         out = []

@@ -508,7 +508,10 @@ def _sparse_plain(index: str, field: str, sv: Any) -> tuple[list[int], list[floa
     if indices.shape != values.shape or indices.ndim != 1:
         raise InputError(f"qdrant index {index!r}: sparse vector has {indices.shape} "
                          f"indices and {values.shape} values")
-    if indices.min() < 0 or indices.max() >= 2**32 or len(np.unique(indices)) != len(indices):
+    # strictly increasing (what bm25-sparse gives) is unique without np.unique's sort
+    increasing = len(indices) < 2 or bool((indices[1:] > indices[:-1]).all())
+    if (indices.min() < 0 or indices.max() >= 2**32
+            or (not increasing and len(np.unique(indices)) != len(indices))):
         raise InputError(f"qdrant index {index!r}: sparse indices must be unique and in "
                          "[0, 2**32)")
     if not np.isfinite(values).all():

@@ -106,6 +106,53 @@ def test_sparse_encoder_weights_are_okapi_tf_with_the_bm25_analyzer() -> None:
     assert len(enc.encode_queries(["the and of"])[0]) == 0  # only stopwords: no terms
 
 
+def test_block_encoding_equals_one_text_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``encode_documents`` counts a block of texts together in numpy; every weight must be
+    the float32 that Okapi's formula gives one text at a time, bit for bit, across block
+    boundaries and word-cache resets, with empty texts, stopword-only texts, repeats and
+    non-ASCII words."""
+    from collections import Counter
+
+    import trawl_bm25.sparse as sparse
+
+    monkeypatch.setattr(sparse, "DOCUMENT_BLOCK", 7)
+    monkeypatch.setattr(sparse, "WORD_CACHE", 9)  # reset often: a block re-learns its words
+    rng = np.random.default_rng(3)
+    vocab = ["the", "of", "Cats", "cat", "purring", "wing", "wings", "stall", "Café", "naïve",
+             "x", "42", "aerofoil", "angles", "high", "low", "Über", "données"]
+    texts = ["", "the of and", "cats " * 40] + [
+        " ".join(rng.choice(vocab, size=int(rng.integers(1, 300)))) for _ in range(40)]
+    enc = BM25SparseEncoder(BM25SparseEncoder.Config.model_validate({"avgdl": 37.0}))
+    k1, b = 1.5, 0.75
+    for text, got in zip(texts, enc.encode_documents(texts), strict=True):
+        terms = Analyzer()(text)
+        counts = Counter(term_id(t) for t in terms)
+        ids = np.array(sorted(counts), dtype=np.uint32)
+        tf = np.array([counts[int(i)] for i in ids], dtype=np.float32)
+        norm = k1 * (1.0 - b + b * len(terms) / 37.0)
+        expected = (tf * (k1 + 1.0) / (tf + norm)).astype(np.float32)
+        assert got.indices.dtype == np.uint32 and got.values.dtype == np.float32
+        np.testing.assert_array_equal(got.indices, ids)
+        np.testing.assert_array_equal(got.values, expected)
+    assert len(enc.encode_documents(["", "the"])[1]) == 0
+    assert enc.encode_documents([]) == []
+
+
+def test_sparse_indices_must_be_unique() -> None:
+    """The duplicate check keeps working for unsorted and sorted input (the sorted,
+    strictly increasing case skips the sort)."""
+    from trawl import SparseVector
+    from trawl_qdrant.index import _sparse_plain
+
+    ok = _sparse_plain("i", "bm25", SparseVector(indices=np.array([9, 2, 5]),
+                                                 values=np.ones(3, dtype=np.float32)))
+    assert ok == ([9, 2, 5], [1.0, 1.0, 1.0])
+    for dup in ([2, 2, 5], [5, 2, 5], [1, 3, 3]):
+        with pytest.raises(InputError, match="unique"):
+            _sparse_plain("i", "bm25", SparseVector(indices=np.array(dup),
+                                                    values=np.ones(3, dtype=np.float32)))
+
+
 def test_sparse_encoder_indexes_the_terms_the_bm25_index_does() -> None:
     """Same analyzer, same fields: a title in the metadata counts as the bm25 index counts it
     (twice by default), and not again when the text already starts with it."""
