@@ -597,7 +597,8 @@ def test_edge_adds_newly_configured_payload_indexes_on_reopen(
     index.close()
     again = make_qdrant("edge", dim=4, payload_indexes={"lang": "keyword"})
     schema = again.engine.shard.info().payload_schema  # type: ignore[attr-defined]
-    assert {"doc_id", "chunk_id", "metadata.lang"} <= set(schema)
+    assert {"doc_id", "metadata.lang"} <= set(schema)
+    assert "chunk_id" not in schema  # chunks are found by point id; nothing filters on it
     hits = again.search(IndexQuery(text="", vector=np.ones(4)), 3, parse_filter({"lang": "en"}))
     assert [h.chunk_id for h in hits] == ["a"]
 
