@@ -80,6 +80,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # dense binary codes in one qdrant-edge collection
     "qdrant-hybrid": {"quantization": "binary", "quantization_oversampling": 4.0,
                       "on_disk": True},
+    # the same with the sparse and payload indexes memory-mapped (``indexes_on_disk``)
+    "qdrant-hybrid-mapped": {"quantization": "binary", "quantization_oversampling": 4.0,
+                             "on_disk": True, "indexes_on_disk": True},
     # core's brute-force index (``exact``): every vector scanned, no engine
     "exact": {},
 }
@@ -286,9 +289,9 @@ def run_size(n: int, settings: list[str], gen: Generator, pool: list[str], qs: l
             retriever = t.pipeline.retrievers["dense"]
             placeholder = retriever.index
             for name in settings:
-                if name == "qdrant-hybrid":
-                    rows.append(run_qdrant_hybrid(n, gen, pool, folder, qs, qvecs, exact, host,
-                                                  bm25 if with_bm25 else None))
+                if name.startswith("qdrant-hybrid"):
+                    rows.append(run_qdrant_hybrid(n, name, gen, pool, folder, qs, qvecs, exact,
+                                                  host, bm25 if with_bm25 else None))
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
                     continue
                 rows.append(run_setting(n, name, gen, t, retriever, folder, qs, qvecs, exact,
@@ -307,16 +310,15 @@ def run_size(n: int, settings: list[str], gen: Generator, pool: list[str], qs: l
     return rows
 
 
-def run_qdrant_hybrid(n: int, gen: Generator, pool: list[str], folder: Path, qs: list[str],
-                      qvecs: np.ndarray, exact: list[list[int]], host: PluginHost,
-                      bm25: Index | None) -> dict[str, Any]:
+def run_qdrant_hybrid(n: int, name: str, gen: Generator, pool: list[str], folder: Path,
+                      qs: list[str], qvecs: np.ndarray, exact: list[list[int]],
+                      host: PluginHost, bm25: Index | None) -> dict[str, Any]:
     """The ``qdrant-hybrid`` preset: sparse BM25 + dense binary codes in one edge collection,
     written through the pipeline's own write path (dense vectors from the generator)."""
-    where = folder / "qdrant-hybrid"
+    where = folder / name
     config = load_pipeline("qdrant-hybrid")
     for r in config.retrievers:
-        r.index_config.update({"mode": "edge", "optimize_after": 0,
-                               **SETTINGS["qdrant-hybrid"]})
+        r.index_config.update({"mode": "edge", "optimize_after": 0, **SETTINGS[name]})
     picks = picks_for(n, len(pool))
     gc.collect()
     r0 = rss_mb()
@@ -350,7 +352,7 @@ def run_qdrant_hybrid(n: int, gen: Generator, pool: list[str], folder: Path, qs:
                 overlap.append(len(lexical & okapi) / max(1, min(10, len(okapi))))
         ram = rss_mb() - r0
         store = t.pipeline._stores["qdrant"]
-        spec = {"setting": "qdrant-hybrid", "index": "qdrant",
+        spec = {"setting": name, "index": "qdrant",
                 "config": store.config.model_dump(mode="json"), "name": "qdrant",
                 "storage_dir": str(store.context.storage_dir),
                 "fields": [dataclasses.asdict(f) for f in store.context.fields]}
@@ -359,7 +361,7 @@ def run_qdrant_hybrid(n: int, gen: Generator, pool: list[str], folder: Path, qs:
                                                                         strict=True))
     disk = du_bytes(where)
     shutil.rmtree(where, ignore_errors=True)
-    return {"n": n, "setting": "qdrant-hybrid", "write_s": write_s, "optimize_s": optimize_s,
+    return {"n": n, "setting": name, "write_s": write_s, "optimize_s": optimize_s,
             "rss_mb": ram, "disk_b": disk, "p50": pct(lat, 50), "p95": pct(lat, 95),
             "dense_p50": pct(dense_lat, 50), "recall": recall,
             "lexical_overlap": statistics.mean(overlap) if overlap else float("nan"),

@@ -76,6 +76,11 @@ class QdrantConfig(ComponentConfig):
         "when several trawl indexes share one server.")
     on_disk: bool = Field(False, description="keep original vectors on disk (mmap) instead "
                           "of RAM (edge/server)")
+    indexes_on_disk: bool = Field(
+        False, description="keep the sparse (BM25) inverted index and the payload indexes of "
+        "optimized segments memory-mapped instead of loading them into the heap when the "
+        "folder opens (edge/server): a 1M-chunk qdrant-hybrid folder opens in seconds less "
+        "and costs page cache instead of heap; the first searches read from disk")
     vector_datatype: Literal["float32", "float16"] = Field(
         "float32", description="how dense vectors are stored (edge/server; local mode keeps "
         "float32): float16 halves their memory and the time of an exact scan (a 10240-d "

@@ -526,7 +526,8 @@ class EdgeEngine(Engine):
             if f.kind == "multivector" else None)
             for f in fields if f.kind != "sparse"}
         sparse = {f.name: e.EdgeSparseVectorParams(
-            modifier=None if f.metric == "dot" else e.Modifier.Idf)
+            modifier=None if f.metric == "dot" else e.Modifier.Idf,
+            on_disk=cfg.indexes_on_disk or None)
             for f in fields if f.kind == "sparse"}
         config = e.EdgeConfig(
             vectors=dense, sparse_vectors=sparse or None,
@@ -542,14 +543,24 @@ class EdgeEngine(Engine):
     def ensure_indexes(self, existing: set[str]) -> None:
         """Create the payload indexes the config lists that the shard lacks."""
         e = self.e
-        kinds = {"keyword": e.PayloadSchemaType.Keyword, "integer": e.PayloadSchemaType.Integer,
-                 "float": e.PayloadSchemaType.Float, "bool": e.PayloadSchemaType.Bool,
-                 "datetime": e.PayloadSchemaType.Datetime}
         missing = [(k, t) for k, t in self._index_fields() if k not in existing]
         for key, kind in missing:
-            self.shard.update(e.UpdateOperation.create_field_index(key, kinds[kind]))
+            self.shard.update(e.UpdateOperation.create_field_index(key, self._schema(kind)))
         if missing:
             self.shard.flush()
+
+    def _schema(self, kind: str) -> Any:
+        """A payload index's schema: the plain type, or its params with ``on_disk``."""
+        e = self.e
+        if not self.cfg.indexes_on_disk:
+            return {"keyword": e.PayloadSchemaType.Keyword,
+                    "integer": e.PayloadSchemaType.Integer, "float": e.PayloadSchemaType.Float,
+                    "bool": e.PayloadSchemaType.Bool,
+                    "datetime": e.PayloadSchemaType.Datetime}[kind]
+        params = {"keyword": e.KeywordIndexParams, "integer": e.IntegerIndexParams,
+                  "float": e.FloatIndexParams, "bool": e.BoolIndexParams,
+                  "datetime": e.DatetimeIndexParams}[kind]
+        return params(on_disk=True)
 
     def _vector(self, name: str, value: Any) -> Any:
         if self._kind(name) == "sparse":
