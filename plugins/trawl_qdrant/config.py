@@ -79,8 +79,9 @@ class QdrantConfig(ComponentConfig):
     indexes_on_disk: bool = Field(
         False, description="keep the sparse (BM25) inverted index and the payload indexes of "
         "optimized segments memory-mapped instead of loading them into the heap when the "
-        "folder opens (edge/server): a 1M-chunk qdrant-hybrid folder opens in seconds less "
-        "and costs page cache instead of heap; the first searches read from disk")
+        "folder opens (edge; a server keeps its own collection settings). At 100k "
+        "qdrant-hybrid chunks: reopen to first answer 1.1 -> 0.1 s, heap 60 -> 9 MB; the "
+        "first searches read their pages from disk")
     vector_datatype: Literal["float32", "float16"] = Field(
         "float32", description="how dense vectors are stored (edge/server; local mode keeps "
         "float32): float16 halves their memory and the time of an exact scan (a 10240-d "

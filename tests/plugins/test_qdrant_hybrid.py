@@ -404,3 +404,45 @@ def test_refused_api_key_is_one_line_naming_the_url(monkeypatch: pytest.MonkeyPa
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+def test_indexes_on_disk_answers_the_same_after_reopen(tmp_path: Path) -> None:
+    """``indexes_on_disk`` maps the sparse index and the payload indexes of optimized
+    segments instead of loading them: the engine gets the setting, and a reopened folder
+    answers exactly like one with the indexes in RAM (sparse, dense, fused, filtered)."""
+    import json
+
+    from trawl.filters import parse_filter
+
+    docs = [Document(id=f"{d}{i}", text=f"{t} {i}", metadata={"lang": lang, "n": i})
+            for i in range(20) for d, t, lang in DOCS]
+    answers = {}
+    for mapped in (False, True):
+        pipeline = _pipeline("edge", "c")
+        for r in pipeline["retrievers"]:
+            r["index_config"] = {"mode": "edge", "indexes_on_disk": mapped,
+                                 "payload_indexes": {"lang": "keyword", "n": "integer"},
+                                 "hnsw": {"indexing_threshold_kb": 1}}
+        folder = tmp_path / str(mapped)
+        with Trawl.open(folder, pipeline=pipeline, host=_host(), show_progress=False) as t:
+            t.add(docs)
+            t.pipeline.retrievers["bm25"].index.optimize()  # type: ignore[attr-defined]
+        segments = [json.loads(p.read_text()) for p in folder.rglob("segment.json")]
+        sparse = {s["config"]["sparse_vector_data"]["bm25"]["index"]["index_type"]
+                  for s in segments}
+        assert ("Mmap" in sparse) is mapped, sparse
+        for p in folder.rglob("payload_index/config.json"):
+            fields = json.loads(p.read_text())["indexed_fields"]
+            assert {k: isinstance(v, dict) and v.get("on_disk") is True
+                    for k, v in fields.items()} == dict.fromkeys(
+                        ("doc_id", "metadata.lang", "metadata.n"), mapped)
+        with Trawl.open(folder, host=_host(), show_progress=False) as t:
+            answers[mapped] = [
+                [(h.chunk_id, round(h.score, 5)) for h in t.search(q, 7, retrievers=r,
+                                                                    filters=f)]
+                for q in ("cats purr", "fish tank", "schlafen")
+                for r in (["bm25"], ["dense"], None)
+                for f in (None, parse_filter({"lang": "en"}),
+                          parse_filter({"field": "n", "op": "<", "value": 3}))]
+    assert answers[True] == answers[False]
+    assert sum(map(bool, answers[True])) == 26  # all but schlafen in English
