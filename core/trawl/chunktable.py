@@ -518,6 +518,22 @@ class ChunkTable:
                     "start": begin, "end": end,
                     "metadata": self._decode_metadata(row, meta) if meta else {}})
 
+    def chunk_ids(self, rows: Iterable[int]) -> list[str]:
+        """The ids of many rows at once (ranking ties are broken by id)."""
+        return self._ids.texts(self._rows_list(rows))
+
+    def metadatas(self, rows: Iterable[int]) -> list[dict[str, Any]]:
+        """The metadata of many rows at once (filter columns read a field of every row)."""
+        block = self._rows_list(rows)
+        return [self._decode_metadata(row, raw) if raw else {}
+                for row, raw in zip(block, self._metadata.raws(block), strict=True)]
+
+    def _rows_list(self, rows: Iterable[int]) -> list[int]:
+        block = rows.tolist() if isinstance(rows, np.ndarray) else [int(r) for r in rows]
+        if block and (min(block) < 0 or max(block) >= self._n):
+            raise IndexError(f"rows outside the table's {self._n} rows")
+        return block
+
     def chunk_id(self, row: int) -> str:
         return self._ids.text(self._row(row))
 

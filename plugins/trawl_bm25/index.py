@@ -809,8 +809,7 @@ class BM25Index(Index):
                     matched &= mask
                 cand = np.flatnonzero(matched)
                 top = self._top(cand, scores[cand], k)
-            chunk = self._rows.chunk
-            hits = [(chunk(row), s) for row, s in zip(top, scores[top].tolist(), strict=True)]
+            hits = list(zip(self._rows.chunks(top), scores[top].tolist(), strict=True))
         name = self.name
         return [Hit.of_chunk(c, s, r, name) for r, (c, s) in enumerate(hits, start=1)
                 if c is not None]
@@ -869,7 +868,7 @@ class BM25Index(Index):
 
     def _top(self, cand: Any, s: Any, k: int) -> list[int]:
         """Rows of the best ``k`` by score, ties broken by chunk id (as the exact index)."""
-        chunk_id = self._rows.chunk_id
+        chunk_ids = self._rows.chunk_ids
         if k < len(cand):
             kth = s[np.argpartition(-s, k - 1)[k - 1]]
             above = s > kth
@@ -882,14 +881,16 @@ class BM25Index(Index):
         if len(ranked) > 1 and not (ranked[1:] != ranked[:-1]).all():
             # equal scores: order those by chunk id (rare, so done in Python only then)
             rows_l, values_l = rows.tolist(), values.tolist()
-            ids = [chunk_id(r) for r in rows_l]
+            ids = chunk_ids(rows_l)
             best = [rows_l[i] for i in sorted(range(len(rows_l)),
                                               key=lambda i: (-values_l[i], ids[i]))]
         else:
             best = rows[order].tolist()
         need = k - len(best)
         if need > 0 and tied:
-            best.extend(heapq.nsmallest(need, tied, key=chunk_id))
+            tied_ids = chunk_ids(tied)  # decoded in one pass: ties can be thousands of rows
+            best.extend(tied[i] for i in heapq.nsmallest(need, range(len(tied)),
+                                                         key=tied_ids.__getitem__))
         return best[:k]
 
     def count(self) -> int:

@@ -58,6 +58,27 @@ class Rows:
         chunk = self.tail[row - self.base_n]
         return chunk.id if chunk is not None else ""
 
+    def chunks(self, rows: Sequence[int]) -> list[Chunk | None]:
+        """``chunk`` of many rows, the base's decoded in one pass (a query's hits)."""
+        out: list[Chunk | None] = [None] * len(rows)
+        base = [(i, r) for i, r in enumerate(rows) if r < self.base_n and self.alive[r]]
+        if base:
+            assert self.table is not None
+            for (i, _), chunk in zip(base, self.table.chunks(r for _, r in base), strict=True):
+                out[i] = chunk
+        for i, r in enumerate(rows):
+            if r >= self.base_n:
+                out[i] = self.tail[r - self.base_n]
+        return out
+
+    def chunk_ids(self, rows: Sequence[int]) -> list[str]:
+        """``chunk_id`` of many rows, the base's decoded in one pass (ranking ties)."""
+        if self.table is None or not any(r < self.base_n for r in rows):
+            return [self.chunk_id(r) for r in rows]
+        base = [r for r in rows if r < self.base_n]
+        ids = iter(self.table.chunk_ids(base))
+        return [next(ids) if r < self.base_n else self.chunk_id(r) for r in rows]
+
     def metadata(self, row: int) -> Mapping[str, Any] | None:
         """The row's metadata, ``None`` when deleted (what filter columns read)."""
         if not self.alive[row]:
@@ -158,6 +179,17 @@ class RowMetadata(Sequence[Mapping[str, Any] | None]):
         return len(self._rows)
 
     def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self._rows.metadata(r) for r in range(*i.indices(len(self._rows)))]
-        return self._rows.metadata(i)
+        if not isinstance(i, slice):
+            return self._rows.metadata(i)
+        rows = self._rows
+        wanted = range(*i.indices(len(rows)))
+        table, base_n = rows.table, rows.base_n
+        if table is None or wanted.step != 1 or wanted.start >= base_n:
+            return [rows.metadata(r) for r in wanted]
+        base = range(wanted.start, min(wanted.stop, base_n))  # decoded in one pass
+        out: list[Mapping[str, Any] | None] = list(table.metadatas(base))
+        for at, r in enumerate(base):
+            if not rows.alive[r]:
+                out[at] = None
+        out.extend(rows.metadata(r) for r in range(base.stop, wanted.stop))
+        return out
