@@ -292,22 +292,27 @@ class ChunkTable:
             if base is not None:
                 copied_docs = base._copy_into(writers, doc_index, positions, base_rows)
 
-            def number_of(doc_id: str) -> int | None:
-                if base is None or not len(copied_docs):
-                    return None
-                old = base.doc_number(doc_id)
-                if old is None:
-                    return None
-                at = int(np.searchsorted(copied_docs, old))
-                return at if at < len(copied_docs) and copied_docs[at] == old else None
+            def numbers_in_base(doc_ids: list[str]) -> dict[str, int]:
+                """New numbers of the doc ids that are kept base docs."""
+                if base is None or not len(copied_docs) or not doc_ids:
+                    return {}
+                out = {}
+                for doc_id, old in zip(doc_ids, base.doc_numbers_of(doc_ids), strict=True):
+                    if old is not None:
+                        at = int(np.searchsorted(copied_docs, old))
+                        if at < len(copied_docs) and copied_docs[at] == old:
+                            out[doc_id] = at
+                return out
 
             def flush() -> None:
                 new_docs: list[bytes] = []
                 numbers = []
+                known = numbers_in_base(list({c.doc_id for c in block
+                                              if c.doc_id not in doc_numbers}))
                 for c in block:
                     number = doc_numbers.get(c.doc_id)
                     if number is None:
-                        number = number_of(c.doc_id)
+                        number = known.get(c.doc_id)
                     if number is None:
                         number = doc_numbers[c.doc_id] = len(copied_docs) + len(doc_numbers)
                         new_docs.append(c.doc_id.encode(_UTF8, _SURROGATES))
@@ -580,6 +585,32 @@ class ChunkTable:
             if self._ids.text(row) == chunk_id:
                 return row
         return None
+
+    def rows_of(self, chunk_ids: Iterable[str]) -> list[int | None]:
+        """``row_of`` for many ids in one vectorised search (a batch of upserts checks
+        each id for a row it replaces)."""
+        return self._find("ids", list(chunk_ids))
+
+    def doc_numbers_of(self, doc_ids: Iterable[str]) -> list[int | None]:
+        """``doc_number`` for many doc ids in one vectorised search."""
+        return self._find("docs", list(doc_ids))
+
+    def _find(self, blob: str, texts: list[str]) -> list[int | None]:
+        out: list[int | None] = [None] * len(texts)
+        keys = self._arrays[f"{blob}.keys"]
+        if not texts or not len(keys):
+            return out
+        wanted = np.frombuffer(b"".join(_key(t.encode(_UTF8, _SURROGATES)) for t in texts),
+                               dtype="<i8").astype(np.int64)
+        lo = np.searchsorted(keys, wanted, side="left")
+        hi = np.searchsorted(keys, wanted, side="right")
+        order, stored = self._arrays[f"{blob}.order"], self._blobs[blob]
+        for i in np.flatnonzero(hi > lo).tolist():
+            for row in sorted(order[lo[i]:hi[i]].tolist()):
+                if stored.text(row) == texts[i]:
+                    out[i] = row
+                    break
+        return out
 
     def doc_number(self, doc_id: str) -> int | None:
         for number in self._candidates("docs", doc_id):

@@ -362,8 +362,7 @@ class BM25Index(Index):
     def _append(self, chunks: Sequence[Chunk],
                 counted: tuple[IntArray, IntArray, IntArray, IntArray]) -> None:
         """Add rows (replacing chunks with the same id) with their ``_count``; memory only."""
-        for chunk in chunks:
-            old = self._rows.row_of(chunk.id)
+        for old in self._rows.rows_of([chunk.id for chunk in chunks]):
             if old is not None:
                 self._kill(old)
         nnz, tids, tfs, lengths = counted

@@ -44,6 +44,10 @@ def test_round_trip_is_exact(tmp_path: Path, chunks: list[Chunk]) -> None:
         assert table.row_of(c.id) == next(i for i, d in enumerate(chunks) if d.id == c.id)
         assert row in table.rows_of_doc(c.doc_id).tolist()
     assert table.row_of("not-" + "x" * 50) is None
+    ids = [c.id for c in chunks]
+    assert table.rows_of([*ids, "not-" + "x" * 50]) == [table.row_of(i) for i in ids] + [None]
+    docs = [c.doc_id for c in chunks]
+    assert table.doc_numbers_of(docs) == [table.doc_number(d) for d in docs]
     table.verify()
 
 
