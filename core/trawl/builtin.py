@@ -7,16 +7,18 @@ against, and a fine choice for a few thousand chunks.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
+from . import exact_store
 from .chunktable import ChunkTable
 from .components import ComponentConfig, ComponentContext, FloatArray, Index, IndexQuery
 from .errors import DimensionMismatchError, InputError
+from .exact_rows import ChunkRows
 from .exact_store import ExactStore
 from .filters import Filter, compile_filter
 from .hookspecs import hookimpl
@@ -30,10 +32,12 @@ class ExactIndexConfig(ComponentConfig):
 class ExactIndex(Index):
     """Exact top-k by cosine or dot product over all stored vectors, filters pre-applied.
 
-    A reopened index maps its vectors and its chunk table read-only (page cache, not heap:
-    see ``trawl.exact_store``) and decodes only the rows a query returns. The first write
-    copies both into the heap (the exact index is the reference, not the scale index); the
-    vectors go into a buffer that grows by half, so a bulk load is linear, not quadratic."""
+    A reopened index maps its vectors and (from 20k rows) its chunk table read-only (page
+    cache, not heap: see ``trawl.exact_store``) and decodes only the rows a query returns.
+    Writes never decode the table (``trawl.exact_rows``): new and replaced rows live in the
+    heap until the next save copies the kept rows as bytes and adopts the table it wrote.
+    The first write copies the vectors into a heap buffer that grows by half, so a bulk
+    load is linear, not quadratic."""
 
     input = "dense"
     Config = ExactIndexConfig
@@ -42,10 +46,7 @@ class ExactIndex(Index):
                  context: ComponentContext | None = None) -> None:
         super().__init__(config, context)
         self._lock = threading.RLock()
-        self._chunks: list[Chunk] = []  # the rows, in the heap, unless _table holds them
-        self._table: ChunkTable | None = None  # mapped rows of a reopened index, read-only
-        self._table_metadata: list[dict[str, Any]] | None = None  # decoded for filters
-        self._row_of: dict[str, int] | None = None  # built on first need (writes, lookups)
+        self._rows = ChunkRows()
         self._dim = self.context.dim
         self._n = 0  # rows in use
         # rows [0, _n) are the vectors; the rest is room to grow (heap) or nothing (mapped)
@@ -68,9 +69,9 @@ class ExactIndex(Index):
                 f"exact index {self.context.storage_dir} holds {vectors.shape[1]}-d "
                 f"vectors, the encoder gives {self._dim}-d")
         if isinstance(stored.chunks, ChunkTable):
-            self._table = stored.chunks
+            self._rows.adopt(stored.chunks)
         else:
-            self._chunks = stored.chunks
+            self._rows.adopt(None, stored.chunks)
         self._buffer, self._n = vectors, len(vectors)
         self._mapped, self._seq = not vectors.flags.writeable, stored.seq  # read-only map
         self._dim = int(vectors.shape[1]) if len(vectors) else self._dim
@@ -79,37 +80,15 @@ class ExactIndex(Index):
     def _vectors(self) -> FloatArray:
         return self._buffer[:self._n]
 
-    def _rows(self) -> dict[str, int]:
-        if self._row_of is None:
-            self._row_of = {c.id: i for i, c in enumerate(self._heap_chunks())}
-        return self._row_of
-
-    def _heap_chunks(self) -> list[Chunk]:
-        """The rows as a heap list, for writes: a mapped table is decoded once, here."""
-        if self._table is not None:
-            self._chunks, self._table, self._table_metadata = list(self._table), None, None
-        return self._chunks
-
-    def _chunk(self, row: int) -> Chunk:
-        return self._chunks[row] if self._table is None else self._table[row]
-
-    def _chunk_id(self, row: int) -> str:
-        return self._chunks[row].id if self._table is None else self._table.chunk_id(row)
-
-    def _metadata(self) -> Iterable[Mapping[str, Any]]:
-        if self._table is None:
-            return (c.metadata for c in self._chunks)
-        if self._table_metadata is None:  # decoded at the first filtered search only
-            self._table_metadata = [self._table.metadata(i) for i in range(self._n)]
-        return self._table_metadata
-
     def _room_for(self, extra: int) -> None:
         """A writable heap buffer with room for ``extra`` more rows: mapped vectors are
-        copied on the first write; a full buffer grows by half (amortised O(1) a row)."""
+        copied on the first write (with an eighth to spare, so the next write does not
+        copy them again); a full buffer grows by half (amortised O(1) a row)."""
         need = self._n + extra
         if not self._mapped and need <= len(self._buffer):
             return
-        capacity = need if self._mapped else max(need, len(self._buffer) * 3 // 2, 64)
+        capacity = max(need, self._n + self._n // 8 if self._mapped else
+                       len(self._buffer) * 3 // 2, 64)
         grown = np.empty((capacity, self._dim or 0), dtype=np.float32)
         grown[:self._n] = self._buffer[:self._n]
         self._buffer, self._mapped = grown, False
@@ -137,8 +116,19 @@ class ExactIndex(Index):
             self._dirty = True
             return
         self._dirty = False
-        self._store.write(self._seq + 1, self._vectors, self._heap_chunks(),
-                          self.context.metric)
+        rows, metric = self._rows, self.context.metric
+        if self._n < exact_store.TABLE_MIN_ROWS:  # one JSON file: every chunk, in the heap
+            heap = rows.every_chunk()
+            self._store.write(self._seq + 1, self._vectors, metric, heap)
+            rows.adopt(None, heap)
+        else:  # the kept table rows copied as bytes, then the new and replaced ones
+            copied, fresh, order = rows.save_plan()
+            vectors = self._vectors if order is None else self._vectors[order]
+            table = self._store.write(self._seq + 1, vectors, metric, fresh,
+                                      base=rows.table, base_rows=copied)
+            if order is not None:  # the written row order (replaced rows moved last)
+                self._buffer, self._mapped = vectors, False
+            rows.adopt(table)
         self._seq += 1
 
     def upsert(self, chunks: Sequence[Chunk], vectors: FloatArray | None = None) -> int:
@@ -160,36 +150,26 @@ class ExactIndex(Index):
             if self.context.metric == "cosine":
                 norms = np.linalg.norm(vectors, axis=1, keepdims=True)
                 vectors = vectors / np.maximum(norms, 1e-12)
-            row_of, rows = self._rows(), self._heap_chunks()
             self._room_for(len(chunks))
             for chunk, vec in zip(chunks, vectors, strict=True):
-                row = row_of.get(chunk.id)
+                row = self._rows.find(chunk.id)
                 if row is None:
-                    row = row_of[chunk.id] = self._n
-                    rows.append(chunk)
+                    row = self._rows.append(chunk)
                     self._n += 1
                 else:
-                    rows[row] = chunk
+                    self._rows.replace(row, chunk)
                 self._buffer[row] = vec
             self._save()
         return len(chunks)
 
     def delete(self, doc_ids: Sequence[str]) -> int:
-        gone = set(doc_ids)
         with self._lock:
-            if self._table is not None:  # nothing to delete: stay mapped
-                numbers = [self._table.doc_number(d) for d in gone]
-                if not np.isin(self._table.doc_numbers, [n for n in numbers if n is not None]
-                               ).any():
-                    return 0
-            rows = self._heap_chunks()
-            keep = [i for i, c in enumerate(rows) if c.doc_id not in gone]
-            removed = len(rows) - len(keep)
-            if removed:
-                self._chunks = [rows[i] for i in keep]
-                self._buffer, self._mapped = self._vectors[keep], False  # a heap copy
-                self._n, self._row_of = len(keep), None
-                self._save()
+            kept = self._rows.remove_docs(set(doc_ids))
+            if kept is None:
+                return 0
+            self._buffer, self._mapped = self._vectors[kept], False  # a heap copy
+            removed, self._n = self._n - len(self._buffer), len(self._buffer)
+            self._save()
         return removed
 
     def search(self, query: IndexQuery, top_k: int, filters: Filter | None = None) -> list[Hit]:
@@ -211,15 +191,15 @@ class ExactIndex(Index):
                 scores = self._vectors @ q  # no fancy-index copy of the whole matrix
             else:
                 passes = compile_filter(filters)  # ``in`` lists as hashed sets
-                rows = np.fromiter((i for i, m in enumerate(self._metadata()) if passes(m)),
-                                   dtype=np.int64)
+                rows = np.fromiter((i for i, m in enumerate(self._rows.metadata())
+                                    if passes(m)), dtype=np.int64)
                 if len(rows) == 0:
                     return []
                 scores = self._vectors[rows] @ q
             k = min(top_k, len(rows))
             top = np.argpartition(-scores, k - 1)[:k]
-            order = sorted(top, key=lambda i: (-scores[i], self._chunk_id(int(rows[i]))))
-            chunks = [self._chunk(int(rows[i])) for i in order]
+            order = sorted(top, key=lambda i: (-scores[i], self._rows.chunk_id(int(rows[i]))))
+            chunks = [self._rows.chunk(int(rows[i])) for i in order]
             values = [float(scores[i]) for i in order]
         from .components import make_hit
 
@@ -232,25 +212,19 @@ class ExactIndex(Index):
 
     def doc_ids(self) -> set[str]:
         with self._lock:
-            if self._table is not None:  # every doc the table names has a row
-                return set(self._table.doc_names())
-            return {c.doc_id for c in self._chunks}
+            return self._rows.doc_ids()
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
         with self._lock:
-            if self._table is not None:
-                found = [self._table.row_of(c) for c in chunk_ids]
-                return [None if row is None else self._table[row] for row in found]
-            row_of = self._rows()
-            return [self._chunks[row_of[c]] if c in row_of else None for c in chunk_ids]
+            found = [self._rows.find(c) for c in chunk_ids]
+            return [None if row is None else self._rows.chunk(row) for row in found]
 
     def update_metadata(self, chunks: Sequence[Chunk]) -> None:
         with self._lock:
-            row_of, rows = self._rows(), self._heap_chunks()
             for chunk in chunks:
-                row = row_of.get(chunk.id)
+                row = self._rows.find(chunk.id)
                 if row is not None:
-                    rows[row] = chunk
+                    self._rows.replace(row, chunk)
             self._save()
 
 

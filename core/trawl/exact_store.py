@@ -200,8 +200,14 @@ class ExactStore:
         return Stored(seq=0, vectors=vectors, chunks=chunks)
 
     # -- writing ---------------------------------------------------------------------------
-    def write(self, seq: int, vectors: FloatArray, chunks: list[Chunk], metric: str) -> None:
-        """Write ``seq``'s files, switch the manifest to them, then drop older files."""
+    def write(self, seq: int, vectors: FloatArray, metric: str, chunks: list[Chunk], *,
+              base: ChunkTable | None = None, base_rows: Any = None) -> ChunkTable | None:
+        """Write ``seq``'s files, switch the manifest to them, then drop older files.
+
+        The rows are ``base_rows`` of ``base`` (copied as bytes) followed by ``chunks``.
+        From ``TABLE_MIN_ROWS`` rows they go into a chunk table, which is returned (mapped)
+        for the index to adopt; below it into one JSON file (``base`` must be ``None``:
+        the caller passes every chunk) and ``None`` is returned."""
         private_dir(self.folder)
         vname = f"vectors-{seq:09d}.npy"
         with atomic_writer(self.folder / vname) as fh:
@@ -211,18 +217,24 @@ class ExactStore:
         vfile = {"file": vname, "sha256": hashing.sha.hexdigest(),
                  "spot_sha256": _spot_digest(vpath), "bytes": vpath.stat().st_size}
         entry: dict[str, Any]
-        if len(chunks) >= TABLE_MIN_ROWS:
-            table = ChunkTable.write(self.folder, f"chunks-{seq:09d}", chunks)
-            entry, keep = {"table": table}, {e["file"] for e in table.values()}
+        rows = len(vectors)
+        table = None
+        if rows >= TABLE_MIN_ROWS:
+            files = ChunkTable.write(self.folder, f"chunks-{seq:09d}", chunks, base=base,
+                                     base_rows=base_rows)
+            entry, keep = {"table": files}, {e["file"] for e in files.values()}
+            table = ChunkTable.open(self.folder, files, check_arrays=False)
         else:
+            assert base is None, "the one-file layout takes every chunk"
             entry = {"json": self._write_json_chunks(f"chunks-{seq:09d}.json", chunks)}
             keep = {entry["json"]["file"]}
-        rows, dim = vectors.shape if vectors.ndim == 2 else (0, 0)
+        dim = vectors.shape[1] if vectors.ndim == 2 else 0
         atomic_write_bytes(self.manifest_path, json.dumps({
             "format": FORMAT, "version": VERSION, "seq": seq, "rows": int(rows),
             "dim": int(dim), "metric": metric, "vectors": vfile, "chunks": entry},
             indent=1).encode("utf-8"))
         self.cleanup(keep={vname, *keep})
+        return table
 
     def _write_json_chunks(self, name: str, chunks: list[Chunk]) -> dict[str, Any]:
         with atomic_writer(self.folder / name) as fh:

@@ -123,7 +123,7 @@ class StrictFields(ExactIndex):
     """Rejects filters on fields no chunk has (what the bm25 index used to do)."""
 
     def search(self, query: Any, top_k: int, filters: Filter | None = None) -> list[Hit]:
-        known = {k for c in self._chunks for k in c.metadata}
+        known = {k for m in self._rows.metadata() for k in m}
         unknown = filter_fields(filters) - known
         if unknown:
             raise FilterError(f"unknown filter field(s) {sorted(unknown)}")

@@ -240,3 +240,41 @@ def test_single_row_upserts_grow_the_buffer_geometrically() -> None:
         held = index._buffer
     assert index.count() == 3000
     assert copies <= 20, f"the matrix was copied {copies} times for 3000 upserts"
+
+
+def test_writes_after_a_reopen_decode_no_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    """Upserts (new and replacing), metadata updates and deletes after a table-backed reopen
+    change only the row bookkeeping, and the save copies the kept rows as bytes: no chunk is
+    decoded (a 1M-row index decoded every row at its first write, ~16-30 s)."""
+    import trawl.exact_store as store
+    from trawl.chunktable import ChunkTable
+
+    monkeypatch.setattr(store, "TABLE_MIN_ROWS", 0)
+    folder = tmp_path / "idx"
+    ref, first = _index(None), _index(folder)
+    rng = np.random.default_rng(8)
+    vecs = rng.normal(size=(60, 8)).astype(np.float32)
+    for i in (ref, first):
+        i.upsert(_chunks(60), vecs)
+    index = _index(folder)
+
+    def no_decoding(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a write decoded chunk rows")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ChunkTable, "chunks", no_decoding)
+        patched.setattr(ChunkTable, "__getitem__", no_decoding)
+        more = rng.normal(size=(4, 8)).astype(np.float32)
+        changed = [c.model_copy(update={"metadata": {"year": 1990}}) for c in _chunks(2, 20)]
+        for i in (ref, index):
+            i.upsert([*_chunks(2, 5), *_chunks(2, 300)], more)
+            i.update_metadata(changed)
+            i.delete(["d2", "d101"])
+            with i.write_batch():
+                i.upsert(_chunks(1, 7), more[:1])
+                i.delete(["d11"])
+    assert _answers(index) == _answers(ref)
+    assert _answers(_index(folder)) == _answers(ref)
+    ids = [c.id for c in _chunks(310)]
+    assert _index(folder).get_chunks(ids) == ref.get_chunks(ids)

@@ -1,12 +1,13 @@
 """SIGKILL during the exact index's multi-file save (vectors .npy, chunk table, manifest).
 
-A child process writes steps (an upsert, and every third step a delete) to a real index
-folder and reports each step once ``upsert``/``delete`` returned; it is killed after a
-random number of steps plus a random delay, so kills land inside saves. The folder must
-then open at the last reported step or the one in flight (never a mix of two writes),
-with hits identical to an in-memory index given the same steps, and take new writes.
-The chunk layout switches from one JSON file to a chunk table at ``TABLE_ROWS`` rows
-(from step 3), so kills land in both kinds of save and in the switch.
+A child process writes steps (each one write: an upsert of new rows and of rows that
+replace the previous step's, or every third step a delete) to a real index folder and
+reports each step once it returned; it is killed after a random number of steps plus a
+random delay, so kills land inside saves. The folder must then open at the last reported
+step or the one in flight (never a mix of two writes), with hits identical to an in-memory
+index given the same steps, and take new writes. The chunk layout switches from one JSON
+file to a chunk table at ``TABLE_ROWS`` rows (at step 4), so kills land in both kinds of
+save, in the switch, and in saves that copy kept table rows and move replaced ones.
 Set TRAWL_EXACT_CRASH_TRIALS for more trials.
 """
 
@@ -55,14 +56,17 @@ def open_index(folder: Path | None) -> ExactIndex:
 
 
 def step(index: ExactIndex, k: int) -> None:
-    """Step ``k``: upsert its rows; every third step also deletes some of an older step's
-    documents (so a save also compacts)."""
-    rng = np.random.default_rng(k)
-    chunks = [Chunk(id=f"s{k}-{j}#0", doc_id=f"s{k}-{j}", text=f"step {k} row {j}",
-                    metadata={"k": k, "even": j % 2 == 0}) for j in range(ROWS)]
-    index.upsert(chunks, rng.normal(size=(ROWS, DIM)).astype(np.float32))
+    """Step ``k``, one write: every third step deletes some documents of step ``k - 2``
+    (a compacting save); the others upsert ``ROWS`` rows, the first 100 replacing rows of
+    step ``k - 1`` (same ids, new text, metadata and vector)."""
     if k % 3 == 0:
         index.delete([f"s{k - 2}-{j}" for j in range(0, ROWS, 7)])
+        return
+    rng = np.random.default_rng(k)
+    doc = [f"s{k - 1}-{j}" if j < 100 and k > 1 else f"s{k}-{j}" for j in range(ROWS)]
+    chunks = [Chunk(id=f"{d}#0", doc_id=d, text=f"step {k} row {j}",
+                    metadata={"k": k, "even": j % 2 == 0}) for j, d in enumerate(doc)]
+    index.upsert(chunks, rng.normal(size=(ROWS, DIM)).astype(np.float32))
 
 
 def _answers(index: ExactIndex) -> list[Any]:
@@ -78,7 +82,7 @@ def _answers(index: ExactIndex) -> list[Any]:
 
 def _kill_during_steps(folder: Path, steps: int, delay_s: float) -> int:
     """Run the child until it reported ``steps`` steps, wait ``delay_s``, SIGKILL it;
-    returns the last step it reported."""
+    returns the last step it reported before it died (it goes on during the wait)."""
     code = CHILD.format(repo=str(REPO), folder=str(folder))
     reported = 0
     with python_child(code) as proc:
@@ -90,6 +94,8 @@ def _kill_during_steps(folder: Path, steps: int, delay_s: float) -> int:
                 proc.send_signal(signal.SIGKILL)
                 break
         proc.wait(timeout=60)
+        for line in proc.stdout:  # what it printed while we waited
+            reported = int(line.split()[1])
     err = proc.stderr.read() if proc.stderr else ""
     assert proc.returncode == -signal.SIGKILL, f"child died by itself: {err[-2000:]}"
     return reported
@@ -107,7 +113,7 @@ def test_sigkill_during_saves_leaves_the_last_write_or_the_one_in_flight(
     landed, inside = set(), 0
     for trial in range(TRIALS):
         folder = tmp_path / f"t{trial}"
-        reported = _kill_during_steps(folder, rng.randint(1, 4), rng.uniform(0.0, 0.1))
+        reported = _kill_during_steps(folder, rng.randint(1, 6), rng.uniform(0.0, 0.1))
         inside += len({p.name.split(".")[0] for p in folder.iterdir()}) > 3  # a save's leftovers
         while done < reported + 1:  # the states the folder may hold: reported, or one more
             done += 1
