@@ -248,11 +248,16 @@ class ExactStore:
                 "bytes": (self.folder / name).stat().st_size}
 
     def cleanup(self, keep: set[str]) -> None:
-        """Remove files of older writes, the version-1 file and stray temp files."""
+        """Remove files of older writes, the version-1 file and stray temp files. The
+        write is committed already: a file that cannot go now (still mapped, on Windows) is
+        left for the next save rather than failing this one."""
         for p in self.folder.iterdir():
             name = p.name
             stale = (_OWN.match(name) is not None and name not in keep) or name == LEGACY or (
                 name.startswith((".vectors-", ".chunks-", f".{MANIFEST}.", f".{LEGACY}."))
                 and name.endswith(".tmp"))
             if stale:
-                p.unlink(missing_ok=True)
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError:
+                    pass
