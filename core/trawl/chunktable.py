@@ -204,16 +204,21 @@ class _Blob:
                                     f"({exc})") from exc
 
     def raws(self, rows: list[int]) -> list[bytes]:
-        """The bytes of many rows, their whole span checked once (a bulk read)."""
-        offsets = self.offsets
-        starts = offsets[rows].tolist()
-        ends = offsets[np.asarray(rows, dtype=np.int64) + 1].tolist()
-        if rows:
-            lo, hi = min(starts), max(ends)
-            if hi > lo:
-                self._check_blocks(lo // BLOCK_BYTES, (hi - 1) // BLOCK_BYTES)
+        """The bytes of many rows; the blocks they lie in are checked once each (only
+        those: a query's 100 hits are scattered over the whole blob)."""
+        at = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.offsets[at], self.offsets[at + 1]
+        filled = ends > starts
+        if filled.any():
+            first, last = starts[filled] // BLOCK_BYTES, (ends[filled] - 1) // BLOCK_BYTES
+            blocks = np.unique(np.concatenate([first, last]))
+            for lo, hi in zip(first[last - first > 1].tolist(),
+                              last[last - first > 1].tolist(), strict=True):
+                blocks = np.union1d(blocks, np.arange(lo, hi + 1))  # rows over 2 blocks
+            for block in blocks[~self.checked[blocks]].tolist():
+                self._check_blocks(block, block)
         data = self.data
-        return [data[a:b] for a, b in zip(starts, ends, strict=True)]
+        return [data[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
     def texts(self, rows: list[int]) -> list[str]:
         try:

@@ -84,6 +84,9 @@ def test_a_flipped_text_byte_is_caught_when_its_row_is_read(tmp_path: Path) -> N
     path.write_bytes(bytes(data))
     table = ChunkTable.open(tmp_path, files)  # blobs are checked lazily
     assert table[0].text.startswith("text number 0")  # rows in intact blocks still read
+    first_last = list(table.chunks([0, len(table) - 1]))  # a bulk read of scattered rows
+    assert first_last[1].id == f"c{len(table) - 1}"
+    assert int(table._texts.checked.sum()) == 2  # checks their blocks only, not the span
     bad = int(np.searchsorted(table._texts.offsets, BLOCK_BYTES + 10, side="right")) - 1
     with pytest.raises(IndexCorruptError, match=r"texts\.bin"):
         table.text(bad)
