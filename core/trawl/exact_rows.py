@@ -77,13 +77,16 @@ class ChunkRows:
         """Every row's metadata in row order (the table's decoded once, at the first call:
         the first filtered search)."""
         if self.table is not None and len(self.keep):
-            if self._table_metadata is None:
-                table = self.table
-                self._table_metadata = [table.metadata(i) for i in range(len(table))]
+            if self._table_metadata is None:  # in bulk
+                self._table_metadata = self.table.metadatas(range(len(self.table)))
             decoded = self._table_metadata
-            for table_row in self.keep.tolist():
-                got = self.replaced.get(table_row)
-                yield got.metadata if got is not None else decoded[table_row]
+            if self.whole and not self.replaced:
+                yield from decoded
+            else:
+                replaced = self.replaced
+                for table_row in self.keep.tolist():
+                    got = replaced.get(table_row)
+                    yield got.metadata if got is not None else decoded[table_row]
         for chunk in self.tail:
             yield chunk.metadata
 
