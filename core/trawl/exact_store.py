@@ -18,15 +18,16 @@ different writes are never read together. No pickle: ``.npy`` read with
 ``allow_pickle=False``, JSON validated by pydantic.
 
 A small index keeps its chunks in one JSON file because every save rewrites them: the
-table's 20 files cost ~250 ms of fsyncs and unlinks per save here against ~20 ms, while
+table's 20 files cost ~250 ms of fsyncs and unlinks per save here against ~35 ms, while
 validating 20k chunks on open costs ~0.2 s.
 
 On open the vector file is checked against its recorded size and shape; up to
 ``FULL_CHECK_BYTES`` also against its full sha256 (the chunk table checks its own files).
-A larger vector file (1M x 384-d is 1.5 GB) gets a spot check (the sha256 of its size and 64 evenly spread 64 KiB
-blocks) instead: hashing all of it would cost more than the 2 s a reopen may take, while a
-crash cannot tear it (it is fsynced before the manifest names it). What the spot check can
-miss is a flipped bit inside the matrix.
+A larger vector file (1M x 384-d is 1.5 GB) gets a spot check (the sha256 of its size and
+64 evenly spread 64 KiB blocks) instead: hashing all of it would cost more than the 2 s a
+reopen may take, while a crash cannot tear it (it is fsynced before the manifest names
+it). What the spot check can miss is a flipped bit inside the matrix. File names in the
+manifest must be this layout's own plain names (no path can point elsewhere).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Stored:
 
     seq: int
     vectors: FloatArray
-    chunks: ChunkTable | list[Chunk]  # a mapped table, or (version 1) chunks in the heap
+    chunks: ChunkTable | list[Chunk]  # a mapped table, or (one JSON file, v1) heap chunks
 
 
 def _spot_digest(path: Path) -> str:
@@ -124,6 +125,8 @@ class ExactStore:
             vname = str(vfile["file"])
         except (KeyError, TypeError, ValueError) as exc:
             raise self._corrupt(path, f"lacks a field ({exc})") from exc
+        if not _OWN.match(vname) or "/" in vname or "\\" in vname:
+            raise self._corrupt(path, f"names {vname!r}, not a vector file of this layout")
         vectors = self._read_vectors(self.folder / vname, vfile, rows, dim)
         entry = manifest.get("chunks")
         chunks: ChunkTable | list[Chunk]
@@ -139,7 +142,7 @@ class ExactStore:
 
     def _read_json_chunks(self, entry: dict[str, Any]) -> list[Chunk]:
         name = entry.get("file")
-        if not isinstance(name, str) or not _OWN.match(name) or "/" in name:
+        if not isinstance(name, str) or not _OWN.match(name) or "/" in name or "\\" in name:
             raise self._corrupt(self.manifest_path, "names no valid chunk file")
         path = self.folder / name
         self._check_digest(path, entry)

@@ -140,7 +140,7 @@ def _flip_last_byte(path: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["truncated vectors", "flipped vectors", "missing vectors",
                                     "flipped chunks", "missing chunks", "wrong shape",
-                                    "garbage manifest"])
+                                    "path outside the folder", "garbage manifest"])
 def test_damaged_files_raise_naming_the_file_and_nothing_is_overwritten(
         tmp_path: Path, damage: str, layout: str) -> None:
     folder = tmp_path / "idx"
@@ -168,6 +168,12 @@ def test_damaged_files_raise_naming_the_file_and_nothing_is_overwritten(
             vectors.read_bytes()).hexdigest()
         manifest["vectors"]["bytes"] = vectors.stat().st_size
         (folder / "exact.json").write_text(json.dumps(manifest))
+    elif damage == "path outside the folder":
+        manifest = json.loads((folder / "exact.json").read_text())
+        manifest["vectors"]["file"] = "../vectors-000000001.npy"
+        shutil.copy(vectors, tmp_path / "vectors-000000001.npy")
+        (folder / "exact.json").write_text(json.dumps(manifest))
+        named = folder / "exact.json"
     else:
         (folder / "exact.json").write_text("{not json")
         named = folder / "exact.json"
