@@ -18,7 +18,7 @@ from . import exact_store
 from .chunktable import ChunkTable
 from .components import ComponentConfig, ComponentContext, FloatArray, Index, IndexQuery
 from .errors import DimensionMismatchError, InputError
-from .exact_rows import ChunkRows
+from .exact_rows import ChunkRows, IntArray
 from .exact_store import ExactStore
 from .filters import Filter, compile_filter
 from .hookspecs import hookimpl
@@ -36,8 +36,9 @@ class ExactIndex(Index):
     cache, not heap: see ``trawl.exact_store``) and decodes only the rows a query returns.
     Writes never decode the table (``trawl.exact_rows``): new and replaced rows live in the
     heap until the next save copies the kept rows as bytes and adopts the table it wrote.
-    The first write copies the vectors into a heap buffer that grows by half, so a bulk
-    load is linear, not quadratic."""
+    Vectors are a mapped base (what the last save wrote) plus a heap tail of appended rows
+    that grows by half, so a bulk load is linear, not quadratic; only a write that changes
+    or deletes base rows copies the base into the heap, until the next save maps it again."""
 
     input = "dense"
     Config = ExactIndexConfig
@@ -49,9 +50,10 @@ class ExactIndex(Index):
         self._rows = ChunkRows()
         self._dim = self.context.dim
         self._n = 0  # rows in use
-        # rows [0, _n) are the vectors; the rest is room to grow (heap) or nothing (mapped)
+        # rows [0, len(_base)) are in _base (read-only, mapped), the rest in the heap _buffer
+        # (with room to grow)
+        self._base: FloatArray = np.zeros((0, self._dim or 0), dtype=np.float32)
         self._buffer: FloatArray = np.zeros((0, self._dim or 0), dtype=np.float32)
-        self._mapped = False
         self._seq = 0
         self._batch_depth = 0  # inside write_batch blocks: the files are written at the end
         self._dirty = False
@@ -72,26 +74,50 @@ class ExactIndex(Index):
             self._rows.adopt(stored.chunks)
         else:
             self._rows.adopt(None, stored.chunks)
-        self._buffer, self._n = vectors, len(vectors)
-        self._mapped, self._seq = not vectors.flags.writeable, stored.seq  # read-only map
         self._dim = int(vectors.shape[1]) if len(vectors) else self._dim
+        self._adopt_vectors(vectors)
+        self._seq = stored.seq
+
+    def _adopt_vectors(self, vectors: FloatArray) -> None:
+        """All rows in ``vectors`` (mapped by a save or an open), none in the heap."""
+        self._n = len(vectors)
+        self._base = vectors if len(vectors) else np.zeros((0, self._dim or 0), np.float32)
+        self._buffer = np.zeros((0, self._dim or 0), dtype=np.float32)
 
     @property
-    def _vectors(self) -> FloatArray:
-        return self._buffer[:self._n]
+    def _parts(self) -> list[FloatArray]:
+        """The vectors of every row, in order: the mapped base, then the heap tail."""
+        return [self._base, self._buffer[:self._n - len(self._base)]]
+
+    def _scores(self, q: FloatArray, rows: IntArray | None = None) -> FloatArray:
+        """``vectors @ q`` over every row, or over ``rows`` (ascending), part by part: no
+        copy of the whole matrix."""
+        base, tail = self._parts
+        nb = len(base)
+        if rows is None:
+            return np.concatenate([base @ q, tail @ q]) if len(tail) else base @ q
+        split = int(np.searchsorted(rows, nb))
+        return np.concatenate([base[rows[:split]] @ q, tail[rows[split:] - nb] @ q])
+
+    def _all_in_heap(self) -> None:
+        """Copy the mapped base into the heap (a write changes or deletes base rows)."""
+        if len(self._base):
+            base, tail = self._parts
+            grown = np.empty((self._n + self._n // 8, self._dim or 0), dtype=np.float32)
+            grown[:len(base)], grown[len(base):self._n] = base, tail
+            self._buffer = grown
+            self._base = np.zeros((0, self._dim or 0), dtype=np.float32)
 
     def _room_for(self, extra: int) -> None:
-        """A writable heap buffer with room for ``extra`` more rows: mapped vectors are
-        copied on the first write (with an eighth to spare, so the next write does not
-        copy them again); a full buffer grows by half (amortised O(1) a row)."""
-        need = self._n + extra
-        if not self._mapped and need <= len(self._buffer):
+        """Room in the heap tail for ``extra`` more rows: it grows by half when full
+        (amortised O(1) a row)."""
+        used = self._n - len(self._base)
+        if used + extra <= len(self._buffer):
             return
-        capacity = max(need, self._n + self._n // 8 if self._mapped else
-                       len(self._buffer) * 3 // 2, 64)
-        grown = np.empty((capacity, self._dim or 0), dtype=np.float32)
-        grown[:self._n] = self._buffer[:self._n]
-        self._buffer, self._mapped = grown, False
+        grown = np.empty((max(used + extra, len(self._buffer) * 3 // 2, 64), self._dim or 0),
+                         dtype=np.float32)
+        grown[:used] = self._buffer[:used]
+        self._buffer = grown
 
     @contextmanager
     def write_batch(self) -> Iterator[None]:
@@ -119,16 +145,17 @@ class ExactIndex(Index):
         rows, metric = self._rows, self.context.metric
         if self._n < exact_store.TABLE_MIN_ROWS:  # one JSON file: every chunk, in the heap
             heap = rows.every_chunk()
-            self._store.write(self._seq + 1, self._vectors, metric, heap)
+            _, vectors = self._store.write(self._seq + 1, self._parts, metric, heap)
             rows.adopt(None, heap)
         else:  # the kept table rows copied as bytes, then the new and replaced ones
             copied, fresh, order = rows.save_plan()
-            vectors = self._vectors if order is None else self._vectors[order]
-            table = self._store.write(self._seq + 1, vectors, metric, fresh,
-                                      base=rows.table, base_rows=copied)
-            if order is not None:  # the written row order (replaced rows moved last)
-                self._buffer, self._mapped = vectors, False
+            if order is not None:  # replaced rows move last (all rows are in the heap then)
+                self._all_in_heap()
+            parts = self._parts if order is None else [self._buffer[:self._n][order]]
+            table, vectors = self._store.write(self._seq + 1, parts, metric, fresh,
+                                               base=rows.table, base_rows=copied)
             rows.adopt(table)
+        self._adopt_vectors(vectors)
         self._seq += 1
 
     def upsert(self, chunks: Sequence[Chunk], vectors: FloatArray | None = None) -> int:
@@ -143,22 +170,27 @@ class ExactIndex(Index):
         with self._lock:
             if self._dim is None or (self._n == 0 and self._buffer.shape[1] == 0):
                 self._dim = int(vectors.shape[1])
-                self._buffer, self._mapped = np.zeros((0, self._dim), dtype=np.float32), False
+                self._adopt_vectors(np.zeros((0, self._dim), dtype=np.float32))
             if vectors.shape[1] != self._dim:
                 raise DimensionMismatchError(
                     f"index {self.name!r} holds {self._dim}-d vectors, got {vectors.shape[1]}-d")
             if self.context.metric == "cosine":
                 norms = np.linalg.norm(vectors, axis=1, keepdims=True)
                 vectors = vectors / np.maximum(norms, 1e-12)
+            found = [self._rows.find(c.id) for c in chunks]
+            if any(row is not None and row < len(self._base) for row in found):
+                self._all_in_heap()  # base rows change
             self._room_for(len(chunks))
-            for chunk, vec in zip(chunks, vectors, strict=True):
-                row = self._rows.find(chunk.id)
+            nb = len(self._base)
+            for chunk, vec, row in zip(chunks, vectors, found, strict=True):
+                if row is None:
+                    row = self._rows.find(chunk.id)  # an id given twice in this call
                 if row is None:
                     row = self._rows.append(chunk)
                     self._n += 1
                 else:
                     self._rows.replace(row, chunk)
-                self._buffer[row] = vec
+                self._buffer[row - nb] = vec
             self._save()
         return len(chunks)
 
@@ -167,7 +199,8 @@ class ExactIndex(Index):
             kept = self._rows.remove_docs(set(doc_ids))
             if kept is None:
                 return 0
-            self._buffer, self._mapped = self._vectors[kept], False  # a heap copy
+            self._all_in_heap()
+            self._buffer = self._buffer[:self._n][kept]  # a heap copy
             removed, self._n = self._n - len(self._buffer), len(self._buffer)
             self._save()
         return removed
@@ -188,14 +221,14 @@ class ExactIndex(Index):
                 q = q / max(float(np.linalg.norm(q)), 1e-12)
             rows = np.arange(self._n)
             if filters is None:
-                scores = self._vectors @ q  # no fancy-index copy of the whole matrix
+                scores = self._scores(q)
             else:
                 passes = compile_filter(filters)  # ``in`` lists as hashed sets
                 rows = np.fromiter((i for i, m in enumerate(self._rows.metadata())
                                     if passes(m)), dtype=np.int64)
                 if len(rows) == 0:
                     return []
-                scores = self._vectors[rows] @ q
+                scores = self._scores(q, rows)
             k = min(top_k, len(rows))
             top = np.argpartition(-scores, k - 1)[:k]
             order = sorted(top, key=lambda i: (-scores[i], self._rows.chunk_id(int(rows[i]))))

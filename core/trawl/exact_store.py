@@ -37,6 +37,7 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ TABLE_MIN_ROWS = 20_000
 _OWN = re.compile(r"^(vectors|chunks)-\d{9}[.-]")
 _CHUNKS_JSON = TypeAdapter(list[Chunk])
 _JSON_BLOCK = 10_000  # chunks serialised at a time
+_VECTOR_BLOCK = 65_536  # rows written at a time (96 MB at 384-d)
 
 
 @dataclass
@@ -203,24 +205,33 @@ class ExactStore:
         return Stored(seq=0, vectors=vectors, chunks=chunks)
 
     # -- writing ---------------------------------------------------------------------------
-    def write(self, seq: int, vectors: FloatArray, metric: str, chunks: list[Chunk], *,
-              base: ChunkTable | None = None, base_rows: Any = None) -> ChunkTable | None:
+    def write(self, seq: int, vectors: Sequence[FloatArray], metric: str, chunks: list[Chunk],
+              *, base: ChunkTable | None = None, base_rows: Any = None
+              ) -> tuple[ChunkTable | None, FloatArray]:
         """Write ``seq``'s files, switch the manifest to them, then drop older files.
 
-        The rows are ``base_rows`` of ``base`` (copied as bytes) followed by ``chunks``.
-        From ``TABLE_MIN_ROWS`` rows they go into a chunk table, which is returned (mapped)
-        for the index to adopt; below it into one JSON file (``base`` must be ``None``:
-        the caller passes every chunk) and ``None`` is returned."""
+        ``vectors`` are the matrix's parts in row order (a mapped base and a heap tail are
+        streamed into the file, never joined in memory). The rows are ``base_rows`` of
+        ``base`` (copied as bytes) followed by ``chunks``. From ``TABLE_MIN_ROWS`` rows they
+        go into a chunk table, returned mapped for the index to adopt; below it into one
+        JSON file (``base`` must be ``None``: the caller passes every chunk) and ``None``
+        is returned. The written vectors come back mapped read-only too."""
         private_dir(self.folder)
         vname = f"vectors-{seq:09d}.npy"
+        rows = sum(len(part) for part in vectors)
+        dim = int(vectors[0].shape[1]) if vectors else 0
         with atomic_writer(self.folder / vname) as fh:
             hashing = _Hashing(fh)  # hashed as written: one pass over a large matrix
-            np.save(hashing, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+            np.lib.format.write_array_header_2_0(hashing, {
+                "descr": "<f4", "fortran_order": False, "shape": (rows, dim)})
+            for part in vectors:
+                for start in range(0, len(part), _VECTOR_BLOCK):
+                    hashing.write(np.ascontiguousarray(
+                        part[start:start + _VECTOR_BLOCK], dtype="<f4").tobytes())
         vpath = self.folder / vname
         vfile = {"file": vname, "sha256": hashing.sha.hexdigest(),
                  "spot_sha256": _spot_digest(vpath), "bytes": vpath.stat().st_size}
         entry: dict[str, Any]
-        rows = len(vectors)
         table = None
         if rows >= TABLE_MIN_ROWS:
             files = ChunkTable.write(self.folder, f"chunks-{seq:09d}", chunks, base=base,
@@ -231,13 +242,18 @@ class ExactStore:
             assert base is None, "the one-file layout takes every chunk"
             entry = {"json": self._write_json_chunks(f"chunks-{seq:09d}.json", chunks)}
             keep = {entry["json"]["file"]}
-        dim = vectors.shape[1] if vectors.ndim == 2 else 0
         atomic_write_bytes(self.manifest_path, json.dumps({
-            "format": FORMAT, "version": VERSION, "seq": seq, "rows": int(rows),
-            "dim": int(dim), "metric": metric, "vectors": vfile, "chunks": entry},
+            "format": FORMAT, "version": VERSION, "seq": seq, "rows": rows,
+            "dim": dim, "metric": metric, "vectors": vfile, "chunks": entry},
             indent=1).encode("utf-8"))
         self.cleanup(keep={vname, *keep})
-        return table
+        return table, self._map_vectors(vpath, rows, dim)
+
+    @staticmethod
+    def _map_vectors(path: Path, rows: int, dim: int) -> FloatArray:
+        arr = np.load(path, mmap_mode="r" if rows else None, allow_pickle=False)
+        plain: FloatArray = arr.view(np.ndarray)  # still backed by the map
+        return plain
 
     def _write_json_chunks(self, name: str, chunks: list[Chunk]) -> dict[str, Any]:
         with atomic_writer(self.folder / name) as fh:
