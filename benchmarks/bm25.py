@@ -34,7 +34,8 @@ and English stopwords, then ``index``; ``save`` timed separately). Peak RSS grow
 ``/proc/self/clear_refs`` once the documents are in memory); then each side answers the
 queries at top 100 one at a time (p50), and trawl's folder is reopened in a third process:
 time to the first answer and its RSS, then the whole process's RSS and heap (RssAnon)
-once it has answered every query (what serving the index costs).
+once it has answered every query, and their growth over the open (what serving costs;
+the absolute numbers include the benchmark's own corpus generation).
 
 Writes the markdown table to benchmarks/out/bm25.md. Speed claims are ratios measured
 side by side in this run; the machine is shared, so absolute numbers move between runs.
@@ -335,6 +336,8 @@ def build_worker(side: str, n: int, folder: Path, n_queries: int) -> dict[str, A
                 t.search(q, 100)
             row["served_rss_mb"] = _status_mb("VmRSS")
             row["served_anon_mb"] = _status_mb("RssAnon")
+            row["served_rss_growth_mb"] = row["served_rss_mb"] - r0
+            row["served_anon_growth_mb"] = row["served_anon_mb"] - a0
         return row
     if side == "trawl":
         from trawl import Document, Trawl, load_pipeline
@@ -398,7 +401,7 @@ def build_side_by_side(sizes: list[int], n_queries: int) -> str:
              "| docs | side | build (s) | CPU (s) | peak RSS growth (MB) | RSS after (MB) "
              "| p50 top-100 (ms) | bm25s save (s) | reopen to first answer (s) "
              "| reopened RSS (MB) | reopened heap, RssAnon (MB) "
-             "| process RSS / heap after the queries (MB) | load |",
+             "| process RSS / heap after the queries, growth (MB) | load |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in sizes:
         tmp = Path(tempfile.mkdtemp(prefix="trawl-bm25-build-"))
@@ -424,7 +427,8 @@ def build_side_by_side(sizes: list[int], n_queries: int) -> str:
                     f"{fmt(r.get('save_s', float('nan')), 1)} | "
                     + (f"{reopen['first_query_s']:.2f} | {reopen['rss_mb']:.0f} | "
                        f"{reopen['anon_mb']:.0f} | {reopen['served_rss_mb']:.0f} / "
-                       f"{reopen['served_anon_mb']:.0f}"
+                       f"{reopen['served_anon_mb']:.0f}, +{reopen['served_rss_growth_mb']:.0f}"
+                       f" / +{reopen['served_anon_growth_mb']:.0f}"
                        if side == "trawl" else "– | – | – | –") + f" | {load:.1f} |")
             b, t = rows["bm25s"], rows["trawl"]
             lines.append(f"| {n:,} | trawl / bm25s | {t['build_s'] / b['build_s']:.2f}× | "
