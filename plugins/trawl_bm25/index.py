@@ -183,10 +183,67 @@ class _Base:
 
     def cols(self, start: int, stop: int) -> Any:
         """The term id of postings ``[start, stop)`` (not kept: 4 bytes a posting)."""
-        first = int(np.searchsorted(self.indptr, start, side="right")) - 1
-        last = int(np.searchsorted(self.indptr, stop, side="left"))
-        span = np.diff(np.clip(self.indptr[first:last + 1], start, stop))
-        return np.repeat(np.arange(first, first + len(span), dtype=np.int32), span)
+        return _cols(self.indptr, start, stop)
+
+
+def _cols(indptr: Any, start: int, stop: int) -> Any:
+    """The column of each of postings ``[start, stop)`` of a CSC layout."""
+    first = int(np.searchsorted(indptr, start, side="right")) - 1
+    last = int(np.searchsorted(indptr, stop, side="left"))
+    span = np.diff(np.clip(indptr[first:last + 1], start, stop))
+    return np.repeat(np.arange(first, first + len(span), dtype=np.int32), span)
+
+
+_MERGE_BLOCK = 1 << 20  # postings moved at a time while merging base and tail
+
+
+def _merge_csc(segments: list[tuple[Any, Any, Any, int]], n_terms: int, alive: Any,
+               drop_dead: bool) -> tuple[Any, Any, Any]:
+    """One CSC (indptr, row indices, tf) from CSC segments of consecutive rows (each
+    ``(indptr, rows, tf, first row)``): per column, each segment's postings in order.
+
+    Postings are moved a block at a time into the two output arrays, so the peak is the
+    output (8 bytes a posting) plus a block; going through CSR and back with scipy (as
+    before) held about four copies at once (+32 bytes a posting). ``drop_dead`` leaves
+    out deleted rows and renumbers the rest (a snapshot)."""
+    new_row = np.cumsum(alive, dtype=np.int64) - 1 if drop_dead else None
+
+    def kept(indptr: Any, rows: Any, first: int) -> Any:
+        """Per column, how many of the segment's postings are written."""
+        counts = np.zeros(n_terms, dtype=np.int64)
+        if new_row is None:
+            d = np.diff(indptr)
+            counts[:len(d)] = d
+            return counts
+        for s in range(0, len(rows), _MERGE_BLOCK):
+            e = min(s + _MERGE_BLOCK, len(rows))
+            keep = alive[np.asarray(rows[s:e], dtype=np.int64) + first]
+            counts += np.bincount(_cols(indptr, s, e)[keep], minlength=n_terms)
+        return counts
+
+    counts = [kept(indptr, rows, first) for indptr, rows, _, first in segments]
+    out_indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(np.sum(counts, axis=0), out=out_indptr[1:])
+    out_rows = np.empty(int(out_indptr[-1]), dtype=np.int32)
+    out_tf = np.empty(int(out_indptr[-1]), dtype=np.int32)
+    before = np.zeros(n_terms, dtype=np.int64)  # postings of earlier segments, per column
+    for (indptr, rows, tf, first), count in zip(segments, counts, strict=True):
+        filled = np.zeros(n_terms, dtype=np.int64)
+        for s in range(0, len(rows), _MERGE_BLOCK):
+            e = min(s + _MERGE_BLOCK, len(rows))
+            cols = _cols(indptr, s, e)
+            block_rows = np.asarray(rows[s:e], dtype=np.int64) + first
+            block_tf = tf[s:e]
+            if new_row is not None:
+                keep = alive[block_rows]
+                cols, block_rows, block_tf = cols[keep], new_row[block_rows[keep]], block_tf[keep]
+            rank = np.arange(len(cols)) - np.searchsorted(cols, cols, side="left")
+            dest = out_indptr[cols] + before[cols] + filled[cols] + rank
+            out_rows[dest] = block_rows
+            out_tf[dest] = block_tf
+            filled += np.bincount(cols, minlength=n_terms)
+        before += count
+    return out_indptr, out_rows, out_tf
 
 
 _CACHED_POSTINGS = 1 << 22  # base weights kept between queries (32 MB of float64)
@@ -433,6 +490,11 @@ class BM25Index(Index):
             return Snapshot(vocab=list(self._terms), rows=self._rows.live,
                             doc_len=self._doc_len, csc=(indptr, base.rows, base.tf),
                             **self._snapshot_chunks())
+        if self._parts and self._parts[0] is None and base is not None:
+            return Snapshot(vocab=list(self._terms), rows=self._rows.live,
+                            doc_len=self._doc_len[self._alive],
+                            csc=self._base_and_tail(drop_dead=True),
+                            **self._snapshot_chunks())
         nnz, tids, tfs = self._all_parts()
         alive = self._alive
         entry_alive = np.repeat(alive, nnz)
@@ -440,6 +502,26 @@ class BM25Index(Index):
             vocab=list(self._terms), rows=self._rows.live, **self._snapshot_chunks(),
             doc_len=self._doc_len[alive], nnz=nnz[alive], terms=tids[entry_alive],
             tfs=tfs[entry_alive])
+
+    def _base_and_tail(self, drop_dead: bool) -> tuple[Any, Any, Any]:
+        """The base's CSC and the tail's rows as one CSC, without a CSR round trip."""
+        base = self._base
+        assert base is not None and self._parts and self._parts[0] is None
+        base.checked()  # never carry a corrupt posting into a new layout or snapshot
+        n_terms = len(self._terms)
+        segments = [(base.indptr, base.rows, base.tf, 0)]
+        if len(self._parts) > 1:
+            nnz_t, tids_t, tfs_t = (np.concatenate([self._part(j)[i]
+                                                    for j in range(1, len(self._parts))])
+                                    for i in range(3))
+            indptr_t = np.zeros(len(nnz_t) + 1, dtype=np.int64)
+            np.cumsum(nnz_t, out=indptr_t[1:])
+            tail = sparse.csr_matrix((tfs_t, tids_t, indptr_t),
+                                     shape=(len(nnz_t), n_terms)).tocsc()
+            del nnz_t, tids_t, tfs_t, indptr_t
+            tail.sort_indices()
+            segments.append((tail.indptr, tail.indices, tail.data, base.rows_end))
+        return _merge_csc(segments, n_terms, self._alive, drop_dead)
 
     def _snapshot_chunks(self) -> dict[str, Any]:
         """A snapshot's chunks: the live rows of the mapped base table (copied as bytes),
@@ -474,7 +556,14 @@ class BM25Index(Index):
         alive = self._alive
         base = self._base
         tail_nnz = sum(len(p[1]) for p in self._parts[1:] if p is not None)
-        if base is None or tail_nnz > 0.25 * max(base.nnz, 1):
+        if base is not None and self._parts[0] is None and tail_nnz > 0.25 * max(base.nnz, 1):
+            # the tail joins the base's CSC directly (no CSR round trip of the base)
+            indptr_m, rows_m, tf_m = self._base_and_tail(drop_dead=False)
+            base = self._base = _Base(indptr_m, rows_m, tf_m, n_terms, rows)
+            del indptr_m, rows_m, tf_m
+            self._parts = [None]
+            tail = None
+        elif base is None or tail_nnz > 0.25 * max(base.nnz, 1):
             # merge everything into one base segment: the rows' CSR turned into CSC by
             # scipy in O(postings), without a per-posting row array or a float copy
             nnz, tids, tfs = self._all_parts()

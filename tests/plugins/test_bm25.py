@@ -672,6 +672,32 @@ def test_hostile_postings_with_forged_digests_are_caught_when_read(tmp_path: Pat
         reopened.search(q(every_term), 10)
 
 
+def test_base_and_tail_merge_equals_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scipy import sparse
+
+    import trawl_bm25.index as bm25_index
+
+    monkeypatch.setattr(bm25_index, "_MERGE_BLOCK", 7)  # many blocks, columns split across
+    rng = np.random.default_rng(5)
+    n_terms, rows_a, rows_b = 13, 40, 25
+    a = sparse.random(rows_a, n_terms, density=0.3, random_state=1, format="csc")
+    b = sparse.random(rows_b, n_terms, density=0.3, random_state=2, format="csc")
+    a.data = rng.integers(1, 9, a.nnz).astype(np.int32)
+    b.data = rng.integers(1, 9, b.nnz).astype(np.int32)
+    alive = rng.random(rows_a + rows_b) > 0.3
+    for drop in (False, True):
+        indptr, rows, tf = bm25_index._merge_csc(
+            [(a.indptr, a.indices, a.data, 0), (b.indptr, b.indices, b.data, rows_a)],
+            n_terms, alive, drop)
+        want = sparse.vstack([a, b]).tocsr()
+        if drop:
+            want = want[np.flatnonzero(alive)]
+        want = want.tocsc()
+        want.sort_indices()
+        assert np.array_equal(indptr, want.indptr) and np.array_equal(rows, want.indices)
+        assert np.array_equal(tf, want.data)
+
+
 def test_crash_mid_write_keeps_previous_state(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "bm25"
