@@ -11,7 +11,7 @@ A ``ChunkTable`` stores the same chunks as columns in files the index maps read-
 ``<prefix>.docs``      the distinct doc ids, in first-seen order
 ``doc_index.npy``      per row, the number of its doc id in ``docs`` (int32)
 ``positions.npy``      per row, ``index``, ``start``, ``end`` (int64, n × 3)
-``*.digests.npy``      per blob, the sha256 of every 64 KiB block (uint8, blocks × 32)
+``*.digests.npy``      per blob, the sha256 of every 4 KiB block (uint8, blocks × 32)
 ``{ids,docs}.keys``    a stable 64-bit hash (blake2b) of each id, sorted, and the
                        row (``.order.npy``) of each: a lookup is a binary search
 ``doc_rows.npy``       rows grouped by doc number, ``doc_bounds.npy`` each group's start
@@ -29,7 +29,7 @@ shapes and dtypes, offsets monotone and ending exactly at the blob's size, doc n
 lookup rows in range) and the sha256 of every ``.npy`` file (~90 bytes a row: ~0.06 s per
 million rows at the 1.6 GB/s sha256 measured here). The blobs (the texts alone are
 ~600 MB at 1M chunks, ~0.4 s to hash, most of the < 1 s budget for a reopen's first
-answer) are checked lazily, per 64 KiB block against ``digests``, the first time a row in
+answer) are checked lazily, per 4 KiB block against ``digests``, the first time a row in
 that block is read; ``verify()`` checks every block and every whole-file sha256 on demand.
 So a corrupt or hostile file is an ``IndexCorruptError`` naming the file, never an
 out-of-bounds read, a crash or silently wrong text (a hostile file with forged digests
@@ -64,7 +64,11 @@ from .storage import atomic_writer
 __all__ = ["ChunkTable", "TableFiles"]
 
 TableFiles = dict[str, dict[str, str]]  # name -> {"file": ..., "sha256": ...}
-BLOCK_BYTES = 1 << 16  # a blob's unit of lazy verification
+# a blob's unit of lazy verification: a page, so checking a hit's text reads (and maps)
+# ~one page; with 64 KiB blocks, serving 200 queries x 100 hits at 1M chunks mapped
+# +1.6 GB of text pages
+BLOCK_BYTES = 1 << 12
+_OLD_BLOCK_BYTES = 1 << 16  # tables written before (read, never written)
 _ROWS_PER_WRITE = 10_000  # chunks encoded at a time while writing
 _BLOBS = ("ids", "texts", "metadata", "docs")
 _UTF8 = "utf-8"
@@ -165,10 +169,11 @@ class _BlobWriter:
 
 
 class _Blob:
-    """A mapped blob with its offsets; each 64 KiB block is checked on first read."""
+    """A mapped blob with its offsets; each 4 KiB block is checked on first read."""
 
-    def __init__(self, path: Path, offsets: Any, digests: Any) -> None:
+    def __init__(self, path: Path, offsets: Any, digests: Any, block: int) -> None:
         self.path = path
+        self.block = block
         self.offsets = offsets
         self.digests = digests
         self.checked = np.zeros(len(digests), dtype=bool)
@@ -182,18 +187,18 @@ class _Blob:
         for block in range(first, last + 1):
             if self.checked[block]:
                 continue
-            start = block * BLOCK_BYTES
-            if hashlib.sha256(self.data[start:start + BLOCK_BYTES]).digest() != \
+            start = block * self.block
+            if hashlib.sha256(self.data[start:start + self.block]).digest() != \
                     self.digests[block].tobytes():
                 raise IndexCorruptError(
                     f"chunk table file {self.path} is corrupt: bytes {start}.."
-                    f"{start + BLOCK_BYTES} do not match their recorded sha256")
+                    f"{start + self.block} do not match their recorded sha256")
             self.checked[block] = True
 
     def raw(self, row: int) -> bytes:
         start, end = int(self.offsets[row]), int(self.offsets[row + 1])
         if end > start:
-            self._check_blocks(start // BLOCK_BYTES, (end - 1) // BLOCK_BYTES)
+            self._check_blocks(start // self.block, (end - 1) // self.block)
         return self.data[start:end]
 
     def text(self, row: int) -> str:
@@ -210,7 +215,7 @@ class _Blob:
         starts, ends = self.offsets[at], self.offsets[at + 1]
         filled = ends > starts
         if filled.any():
-            first, last = starts[filled] // BLOCK_BYTES, (ends[filled] - 1) // BLOCK_BYTES
+            first, last = starts[filled] // self.block, (ends[filled] - 1) // self.block
             blocks = np.unique(np.concatenate([first, last]))
             for lo, hi in zip(first[last - first > 1].tolist(),
                               last[last - first > 1].tolist(), strict=True):
@@ -438,12 +443,14 @@ class ChunkTable:
                 _expect(int(offsets[0]) == 0 and int(offsets[-1]) == size
                         and not bool(np.any(offsets[1:] < offsets[:-1])), opath,
                         f"has offsets that are not increasing from 0 to the size of {path}")
+                block = next((b for b in (BLOCK_BYTES, _OLD_BLOCK_BYTES)
+                              if digests.shape == (-(-size // b), 32)), BLOCK_BYTES)
                 _expect(digests.ndim == 2 and digests.dtype == np.uint8
-                        and digests.shape == (-(-size // BLOCK_BYTES), 32),
+                        and digests.shape == (-(-size // block), 32),
                         entries[f"{blob}.digests"][0],
                         f"does not hold one sha256 per {BLOCK_BYTES}-byte block of {path}")
                 try:
-                    blobs[blob] = _Blob(path, offsets, digests)
+                    blobs[blob] = _Blob(path, offsets, digests, block)
                 except (OSError, ValueError) as exc:
                     raise IndexCorruptError(f"chunk table file {path} cannot be mapped "
                                             f"({exc})") from exc

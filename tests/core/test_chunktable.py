@@ -188,3 +188,16 @@ def test_rows_copied_from_a_base_table_equal_written_ones(tmp_path: Path) -> Non
     assert copied.row_of("c35") is None  # 35 % 7 == 0: not kept
     assert sorted(copied.doc_names()) == sorted({c.doc_id for c in want})
     copied.verify()
+
+
+def test_tables_with_the_earlier_64k_blocks_still_open(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import trawl.chunktable as chunktable
+
+    chunks = [Chunk(id=f"c{i}", doc_id="d", text=f"text {i} " * 50) for i in range(500)]
+    monkeypatch.setattr(chunktable, "BLOCK_BYTES", 1 << 16)
+    files = ChunkTable.write(tmp_path, "old", chunks)
+    monkeypatch.undo()
+    table = ChunkTable.open(tmp_path, files)
+    assert [c.model_dump() for c in table] == [c.model_dump() for c in chunks]
+    table.verify()

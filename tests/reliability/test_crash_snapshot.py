@@ -64,7 +64,7 @@ CHILD = textwrap.dedent("""
 
 def batch(trial: int) -> list[Chunk]:
     """The chunks trial ``trial`` adds (unicode, metadata, texts long enough to span many
-    of the table's 64 KiB blocks)."""
+    of the table's 4 KiB blocks)."""
     return [Chunk(id=f"t{trial}-{i}", doc_id=f"doc{trial}-{i // 4}",
                   text=f"alpha beta w{i % 50} word{i % 13} " * (1 + i % 5) + "ünï gamma" * (i % 2),
                   index=i % 4, start=i, end=i + 9,
