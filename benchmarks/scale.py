@@ -28,6 +28,13 @@ modifier + the dense retriever in one qdrant-edge collection, fused by trawl) wi
 ``binary`` setting's dense codes; its write time includes sparse-encoding the chunk texts.
 Its row adds the lexical agreement: the mean top-10 overlap of its ``bm25`` retriever (sparse,
 Qdrant IDF, fixed avgdl) with the ``bm25`` index (Okapi) on the same texts and queries.
+``qdrant-hybrid-mapped``: the same with ``indexes_on_disk`` (the sparse and payload indexes
+memory-mapped). ``exact``: core's brute-force index.
+
+Reopen columns: after the build the index is closed and its folder opened in a fresh process
+(``--reopen-worker``; imports are not timed): the time from the index's constructor to its
+first top-10 answer, and that process's RSS and heap (RssAnon) growth. RSS counts the mapped
+file pages a query touched; the heap does not.
 
 Per size x setting: write time (points into the engine, no encoding), optimise time (HNSW
 and quantized storage, blocking), RSS growth while building and querying (the process's
