@@ -361,6 +361,18 @@ class Manifest:
                 "SELECT COUNT(*) FROM docs WHERE state='committed'").fetchone()
         return int(row[0])
 
+    def chunk_total(self) -> int | None:
+        """Chunks of the committed documents, or ``None`` where this SQLite has no JSON
+        functions (then nothing may rely on the number)."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    "SELECT COALESCE(SUM(json_array_length(chunk_ids)), 0) FROM docs "
+                    "WHERE state='committed'").fetchone()
+            except sqlite3.OperationalError:
+                return None
+        return int(row[0])
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
