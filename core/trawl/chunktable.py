@@ -1,8 +1,10 @@
-"""A columnar, memory-mapped table of chunks: what an index reopens without decoding.
+"""A columnar table of chunks on disk: what an index reopens without decoding.
 
 An index that keeps every chunk as a pydantic object pays for it twice on reopen: parsing
 and validating every chunk (~0.8 s per 100k) and holding them in the heap (~2 KB each).
-A ``ChunkTable`` stores the same chunks as columns in files the index maps read-only:
+A ``ChunkTable`` stores the same chunks as columns in files: integer arrays are mapped
+read-only (``np.load(mmap_mode="r")``), the UTF-8 blobs are read a row at a time with
+``os.pread`` (page cache, never the heap; see ``_Blob`` for why not mapped):
 
 =====================  =========================================================
 ``<prefix>.ids``       chunk ids: UTF-8 blob ``.bin`` + ``.offsets.npy`` (int64, n + 1)
@@ -63,9 +65,7 @@ from .storage import atomic_writer
 __all__ = ["ChunkTable", "TableFiles"]
 
 TableFiles = dict[str, dict[str, str]]  # name -> {"file": ..., "sha256": ...}
-# a blob's unit of lazy verification: a page, so checking a hit's text reads (and maps)
-# ~one page; with 64 KiB blocks, serving 200 queries x 100 hits at 1M chunks mapped
-# +1.6 GB of text pages
+# a blob's unit of lazy verification: a page, so checking a hit's text reads ~one page
 BLOCK_BYTES = 1 << 12
 _OLD_BLOCK_BYTES = 1 << 16  # tables written before (read, never written)
 _ROWS_PER_WRITE = 10_000  # chunks encoded at a time while writing
@@ -284,7 +284,7 @@ class _Blob:
 
 
 class ChunkTable:
-    """Read-only chunks in mapped columns (see the module docstring). Open with ``open``,
+    """Read-only chunks in columns on disk (see the module docstring). Open with ``open``,
     write with ``write``."""
 
     def __init__(self, folder: Path, files: TableFiles, blobs: dict[str, _Blob],
@@ -474,7 +474,7 @@ class ChunkTable:
                 try:
                     blobs[blob] = _Blob(path, offsets, digests, block)
                 except (OSError, ValueError) as exc:
-                    raise IndexCorruptError(f"chunk table file {path} cannot be mapped "
+                    raise IndexCorruptError(f"chunk table file {path} cannot be opened "
                                             f"({exc})") from exc
             _expect(n == 0 or (int(doc_index.min()) >= 0 and int(doc_index.max()) < n_docs),
                     entries["doc_index"][0], f"names doc numbers outside 0..{n_docs - 1}")
