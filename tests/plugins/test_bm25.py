@@ -763,6 +763,37 @@ def test_close_folds_a_bulk_load_into_the_snapshot_and_reopens_identically(
     assert make(tmp_path / "i").count() == 299
 
 
+def test_close_folds_deltas_past_the_cap_even_under_a_tenth_of_a_large_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large index's close folds deltas once they pass the cap, though they are under
+    a tenth of it (each open would re-analyse them); fewer stay in delta files."""
+    import trawl_bm25.index as bm25_index
+
+    monkeypatch.setattr(bm25_index, "_CLOSE_FOLD_CHUNKS", 10)  # stands for 5000 at 1M
+    chunks = scifact_chunks(400)
+
+    def deltas() -> int:
+        return sum(p.name.startswith("delta-") for p in (tmp_path / "i").iterdir())
+
+    index = make(tmp_path / "i", compact_min_chunks=0, compact_ratio=10.0)
+    index.upsert(chunks[:300])
+    index.close()  # a first bulk load: the base
+    index = make(tmp_path / "i", compact_min_chunks=0, compact_ratio=10.0)
+    index.upsert(chunks[300:305])  # 5 < the cap of 10
+    index.close()
+    assert deltas() == 1
+    index = make(tmp_path / "i", compact_min_chunks=0, compact_ratio=10.0)
+    index.upsert(chunks[305:315])  # 15 in deltas: past the cap, under a tenth (30)
+    before = {query: index.search(q(query), 20) for query in QUERIES}
+    index.close()
+    assert deltas() == 0
+    reopened = make(tmp_path / "i")
+    assert reopened.count() == 315
+    for query, hits in before.items():
+        assert [h.model_dump() for h in reopened.search(q(query), 20)] == [
+            h.model_dump() for h in hits]
+
+
 def test_upsert_is_durable_when_it_returns(tmp_path: Path) -> None:
     """A second process sees every acknowledged write (no close, no flush)."""
     folder = tmp_path / "bm25"
