@@ -201,3 +201,37 @@ def test_tables_with_the_earlier_64k_blocks_still_open(tmp_path: Path,
     table = ChunkTable.open(tmp_path, files)
     assert [c.model_dump() for c in table] == [c.model_dump() for c in chunks]
     table.verify()
+
+
+def test_recent_chunks_cache_returns_what_the_files_hold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hits come from a bounded cache of recently returned chunks; whatever it holds or
+    drops, concurrent callers get exactly the chunks of the rows they asked for."""
+    import random
+    import threading
+
+    import trawl.chunktable as chunktable
+
+    monkeypatch.setattr(chunktable, "_CACHED_CHUNKS", 16)  # started over often
+    chunks = [Chunk(id=f"c{i}", doc_id=f"d{i // 4}", text=f"text {i} " * (i % 5 + 1),
+                    index=i % 4, metadata={"i": i} if i % 3 else {}) for i in range(300)]
+    table = ChunkTable.open(tmp_path, ChunkTable.write(tmp_path, "c", iter(chunks)))
+    wrong: list[tuple[list[int], list[str]]] = []
+
+    def ask(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(200):
+            rows = [rng.randrange(300) for _ in range(rng.randrange(1, 12))]  # repeats too
+            got = [c.id for c in table.chunks(rows)]
+            if got != [f"c{r}" for r in rows]:
+                wrong.append((rows, got))
+
+    threads = [threading.Thread(target=ask, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
+    assert len(table._recent) <= 16
+    assert [c.model_dump() for c in table.chunks(range(300))] == [
+        c.model_dump() for c in chunks]  # a large request bypasses the cache
