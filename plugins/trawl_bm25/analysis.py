@@ -8,7 +8,7 @@ for the analyzer that produced them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from trawl.errors import ConfigError, MissingDependencyError
@@ -24,6 +24,22 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset((
 BUILTIN_STOPWORDS: dict[str, frozenset[str]] = {"english": ENGLISH_STOPWORDS}
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def learn_word_ids(cache: dict[str, int], words: set[str], term: Callable[[str], str | None],
+                   id_of_term: Callable[[str], int], limit: int) -> None:
+    """Give every word of ``words`` its term id in ``cache`` (``-1``: ``term`` drops it), so
+    a block of text costs one dict lookup per word and no per-term object. Bounded: when the
+    new words would pass ``limit`` the cache starts over and learns all of ``words``, so every
+    word asked for has its id. Words are learnt in sorted order, so ids handed out in order
+    are the same in every run."""
+    missing = words.difference(cache)
+    if len(cache) + len(missing) > limit:
+        cache.clear()
+        missing = words
+    for w in sorted(missing):
+        t = term(w)
+        cache[w] = -1 if t is None else id_of_term(t)
 
 
 class Analyzer:

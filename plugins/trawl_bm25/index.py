@@ -51,7 +51,7 @@ from trawl.filters import Filter
 from trawl.models import Chunk, Hit
 from trawl.storage import private_dir
 
-from .analysis import Analyzer
+from .analysis import Analyzer, learn_word_ids
 from .filtering import FilterColumns
 from .rows import RowMetadata, Rows
 from .store import PostingsCheck, Snapshot, Store
@@ -363,6 +363,14 @@ class BM25Index(Index):
         """The chunk's words before stopwords and stemming (``_frequencies`` maps them)."""
         return chunk_words(self.analyzer, chunk, self.cfg.fields, self.cfg.field_weights)
 
+    def _term_id(self, term: str) -> int:
+        """The vocabulary id of ``term``, added at the end when new."""
+        tid = self._vocab.get(term)
+        if tid is None:
+            tid = self._vocab[term] = len(self._terms)
+            self._terms.append(term)
+        return tid
+
     def _frequencies(self, word_lists: Sequence[list[str]]) -> tuple[IntArray, IntArray,
                                                                     IntArray, IntArray]:
         """Per-row (nnz, term ids, tfs) and lengths of rows given as words, growing the
@@ -372,22 +380,7 @@ class BM25Index(Index):
         n = len(word_lists)
         flat = [w for words in word_lists for w in words]
         cache = self._word_ids
-        missing = set(flat).difference(cache)
-        if missing:
-            if len(cache) + len(missing) > _WORD_CACHE:
-                cache.clear()
-                missing = set(flat)
-            vocab, terms, term_of = self._vocab, self._terms, self.analyzer.term
-            for w in sorted(missing):  # sorted: the same ids in every run
-                term = term_of(w)
-                if term is None:
-                    cache[w] = -1
-                    continue
-                tid = vocab.get(term)
-                if tid is None:
-                    tid = vocab[term] = len(terms)
-                    terms.append(term)
-                cache[w] = tid
+        learn_word_ids(cache, set(flat), self.analyzer.term, self._term_id, _WORD_CACHE)
         ids = np.fromiter(map(cache.__getitem__, flat), dtype=np.int32, count=len(flat))
         rows = np.repeat(np.arange(n, dtype=np.int32),
                          np.fromiter(map(len, word_lists), dtype=np.int64, count=n))

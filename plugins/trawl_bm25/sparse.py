@@ -33,7 +33,7 @@ from pydantic import Field, create_model
 from trawl.components import ComponentConfig, Encoder, SparseVector
 from trawl.models import Chunk
 
-from .analysis import Analyzer
+from .analysis import Analyzer, learn_word_ids
 from .index import BM25Config, chunk_words
 
 ID_SPACE = 2**32
@@ -111,28 +111,17 @@ class BM25SparseEncoder(Encoder):
             counts[i] += 1
         return counts, len(terms)
 
+    def _term_id(self, term: str) -> int:
+        i = self._ids.get(term)
+        if i is None:
+            i = self._ids[term] = term_id(term)
+        return i
+
     def _word_ids(self, words: set[str]) -> None:
-        """Learn the term id of every word of a block not seen yet (``-1``: the analyzer
-        drops it), so a block costs one dict lookup per word and no per-term object. The
-        cache is bounded like the ``bm25`` index's; after a reset the whole block is learnt
-        again, so every word of the block has its id."""
-        cache = self._word_id
-        missing = words.difference(cache)
-        if len(cache) + len(missing) > WORD_CACHE:
-            cache.clear()
-            missing = words
-        ids, term_of = self._ids, self.analyzer.term
-        if len(ids) > 1_000_000:
-            ids.clear()
-        for w in missing:
-            t = term_of(w)
-            if t is None:
-                cache[w] = -1
-                continue
-            i = ids.get(t)
-            if i is None:
-                i = ids[t] = term_id(t)
-            cache[w] = i
+        """Learn the term id of every word of a block not seen yet (``learn_word_ids``)."""
+        if len(self._ids) > 1_000_000:
+            self._ids.clear()
+        learn_word_ids(self._word_id, words, self.analyzer.term, self._term_id, WORD_CACHE)
 
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False
                          ) -> list[SparseVector]:
